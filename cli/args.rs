@@ -1,0 +1,185 @@
+//! Command-line syntax, with examples in every command's help.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "dvx",
+    version,
+    about = "Version large data like code, run pipelines incrementally, trace lineage.",
+    after_help = "Examples:\n  dvx init\n  dvx add data/raw.csv images/ -m \"raw data\"\n  dvx status\n  dvx log\n  dvx checkout HEAD~1\n\nEvery command works from any subfolder of the project; paths are relative to where you stand."
+)]
+pub struct Cli {
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more detail.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Run as if started in DIR.
+    #[arg(short = 'C', value_name = "DIR", global = true)]
+    pub directory: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a dvx project (.dvx/) in the current folder.
+    #[command(
+        after_help = "Examples:\n  git init && dvx init      # data versions beside code versions\n  dvx init                  # works outside git too"
+    )]
+    Init,
+
+    /// Track files or folders: hash, store, and commit them.
+    #[command(
+        after_help = "Examples:\n  dvx add data/raw.csv\n  dvx add images/ labels.csv -m \"first labelled batch\"\n  dvx add 'data/*.csv'\n\nIn a git repo the paths are added to .gitignore, and dvx.lock (commit it to git) pins their ids."
+    )]
+    Add {
+        /// Files, folders or glob patterns.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Commit message.
+        #[arg(short, long)]
+        message: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Show tracked paths that were modified, deleted or added since the last commit.
+    #[command(after_help = "Examples:\n  dvx status\n  dvx status --json | jq .modified")]
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Snapshot every tracked path as a new commit.
+    #[command(after_help = "Examples:\n  dvx commit -m \"cleaned outliers\"")]
+    Commit {
+        #[arg(short, long)]
+        message: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Stop tracking paths (their files stay on disk).
+    #[command(after_help = "Examples:\n  dvx rm data/scratch.csv")]
+    Rm {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        #[arg(short, long)]
+        message: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// List commits, newest first.
+    #[command(after_help = "Examples:\n  dvx log\n  dvx log -n 5 --json\n  dvx log experiment")]
+    Log {
+        /// Start from this revision (default HEAD).
+        rev: Option<String>,
+        /// Show at most N commits.
+        #[arg(short = 'n', long, value_name = "N")]
+        max_count: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Show added, removed and modified paths with sizes.
+    #[command(
+        after_help = "Examples:\n  dvx diff                 # last commit vs the workspace\n  dvx diff HEAD~1          # a commit vs the workspace\n  dvx diff v1 v2           # two commits"
+    )]
+    Diff {
+        #[arg(num_args = 0..=2, value_name = "REV")]
+        revs: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Restore the workspace (or some paths) exactly as a commit has it.
+    #[command(
+        after_help = "Examples:\n  dvx checkout HEAD~1              # the previous commit (detached)\n  dvx checkout main                # back to the branch\n  dvx checkout v1 data/raw.csv     # one path from a tag; HEAD stays\n  dvx checkout                     # the commit dvx.lock pins (after `git checkout`)\n\nRefuses to overwrite uncommitted changes unless --force."
+    )]
+    Checkout {
+        /// Revision: branch, tag, commit id (prefix), HEAD~N. Default: the commit in dvx.lock.
+        rev: Option<String>,
+        /// Restore only these paths.
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Discard uncommitted changes.
+        #[arg(short, long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// List, create or delete branches.
+    #[command(
+        after_help = "Examples:\n  dvx branch\n  dvx branch experiment         # at HEAD\n  dvx checkout experiment\n  dvx branch -d experiment"
+    )]
+    Branch {
+        name: Option<String>,
+        rev: Option<String>,
+        #[arg(short, long, value_name = "NAME", conflicts_with = "name")]
+        delete: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// List, create or delete tags.
+    #[command(
+        after_help = "Examples:\n  dvx tag\n  dvx tag v1.0\n  dvx tag baseline HEAD~3\n  dvx tag -d v1.0"
+    )]
+    Tag {
+        name: Option<String>,
+        rev: Option<String>,
+        #[arg(short, long, value_name = "NAME", conflicts_with = "name")]
+        delete: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// List what a commit holds.
+    #[command(
+        after_help = "Examples:\n  dvx ls                       # HEAD, here\n  dvx ls HEAD~1 data -r\n  dvx ls v1 --json"
+    )]
+    Ls {
+        /// [REV] [PATH]
+        #[arg(num_args = 0..=2, value_name = "REV|PATH")]
+        args: Vec<String>,
+        #[arg(short, long)]
+        recursive: bool,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Print a file as a commit has it.
+    #[command(
+        after_help = "Examples:\n  dvx cat HEAD:data/raw.csv | head\n  dvx cat v1:params.yaml > old-params.yaml"
+    )]
+    Cat {
+        /// REV:PATH
+        #[arg(value_name = "REV:PATH")]
+        spec: String,
+    },
+
+    /// Delete data no branch, tag, history, dvx.lock or run record needs.
+    #[command(after_help = "Examples:\n  dvx gc --dry-run\n  dvx gc")]
+    Gc {
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Re-hash every stored object and report damaged or missing ones.
+    #[command(
+        after_help = "Examples:\n  dvx fsck\n  dvx fsck --json\n\nExits 1 if anything is wrong."
+    )]
+    Fsck {
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,385 @@
+//! The dvx command line: parsing, output and progress. Every decision lives in the libraries.
+
+mod args;
+mod output;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use dvx_engine::store::{self, paths, Access, Repo, StoreError};
+
+use args::{Cli, Command};
+use output::{human_bytes, Bar, Out};
+
+fn main() -> ExitCode {
+    // A file-size limit (a full disk in tests, quotas) must surface as an error, not kill us.
+    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+    let cli = Cli::parse();
+    let out = Out::new(cli.quiet, cli.verbose);
+    match run(cli, &out) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("error: {e}");
+            if let Some(h) = e.hint() {
+                eprintln!("hint: {h}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Where the user stands (after -C).
+fn cwd(cli_dir: &Option<PathBuf>) -> store::Result<PathBuf> {
+    let here = std::env::current_dir().map_err(|e| StoreError::io(".", e))?;
+    Ok(match cli_dir {
+        Some(d) => paths::normalize(&here, d),
+        None => here,
+    })
+}
+
+/// Resolve user paths (and globs) to project-relative paths.
+fn rel_args(repo: &Repo, cwd: &Path, args: &[PathBuf], glob: bool) -> store::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for a in args {
+        let s = a.to_string_lossy();
+        let abs = paths::normalize(cwd, a);
+        if glob && !abs.exists() && s.contains(['*', '?', '[']) {
+            let pattern = abs.to_string_lossy().into_owned();
+            let matches: Vec<PathBuf> = glob::glob(&pattern)
+                .map_err(|e| StoreError::InvalidPath {
+                    path: s.to_string(),
+                    reason: format!("bad glob: {e}"),
+                })?
+                .filter_map(Result::ok)
+                .collect();
+            if matches.is_empty() {
+                return Err(StoreError::PathNotFound(a.clone()));
+            }
+            for m in matches {
+                out.push(paths::to_rel(&repo.root, cwd, &m)?);
+            }
+        } else {
+            out.push(paths::to_rel(&repo.root, cwd, a)?);
+        }
+    }
+    Ok(out)
+}
+
+fn run(cli: Cli, out: &Out) -> store::Result<ExitCode> {
+    let cwd = cwd(&cli.directory)?;
+    let bar = Bar::new(out.quiet || !std::io::stderr().is_terminal());
+    let show = |rel: &str, root: &Path| paths::display_rel(root, &cwd, rel);
+    match cli.command {
+        Command::Init => {
+            let r = Repo::init(&cwd)?;
+            out.say(&format!(
+                "initialised an empty dvx project in {}",
+                r.root.join(".dvx").display()
+            ));
+            if let Some(g) = r.git {
+                out.info(&format!(
+                    "inside the git work tree {}: dvx internals are git-ignored",
+                    g.display()
+                ));
+            }
+        }
+        Command::Add {
+            paths: p,
+            message,
+            json,
+        } => {
+            let repo = Repo::open(&cwd, Access::Write("dvx add"))?;
+            let rels = rel_args(&repo, &cwd, &p, true)?;
+            let rep = repo.add(&rels, message, &bar)?;
+            if json {
+                out.json(&rep);
+            } else {
+                let shown: Vec<String> = rep.paths.iter().map(|r| show(r, &repo.root)).collect();
+                out.say(&format!(
+                    "added {} ({} files, {}; read {} files, {})",
+                    shown.join(", "),
+                    rep.files,
+                    human_bytes(rep.bytes),
+                    rep.files_read,
+                    human_bytes(rep.bytes_read)
+                ));
+                match rep.commit {
+                    Some(id) => out.say(&format!(
+                        "commit {} on {}",
+                        id.short(),
+                        rep.branch.as_deref().unwrap_or("detached HEAD")
+                    )),
+                    None => out.say("nothing changed: no new commit"),
+                }
+            }
+        }
+        Command::Commit { message, json } => {
+            let repo = Repo::open(&cwd, Access::Write("dvx commit"))?;
+            let rep = repo.commit(message, &bar)?;
+            if json {
+                out.json(&rep);
+            } else {
+                match rep.commit {
+                    Some(id) => out.say(&format!(
+                        "commit {} on {} ({} files, {}; read {} changed files)",
+                        id.short(),
+                        rep.branch.as_deref().unwrap_or("detached HEAD"),
+                        rep.files,
+                        human_bytes(rep.bytes),
+                        rep.files_read
+                    )),
+                    None => out.say("nothing to commit: tracked data is unchanged"),
+                }
+            }
+        }
+        Command::Rm {
+            paths: p,
+            message,
+            json,
+        } => {
+            let repo = Repo::open(&cwd, Access::Write("dvx rm"))?;
+            let rels = rel_args(&repo, &cwd, &p, false)?;
+            let rep = repo.rm(&rels, message)?;
+            if json {
+                out.json(&rep);
+            } else if let Some(id) = rep.commit {
+                out.say(&format!(
+                    "stopped tracking {} (files stay on disk); commit {}",
+                    rels.join(", "),
+                    id.short()
+                ));
+            }
+        }
+        Command::Status { json } => {
+            let repo = Repo::open(&cwd, Access::ReadOrWrite("dvx status"))?;
+            let st = repo.status(&bar)?;
+            if json {
+                out.json(&st);
+            } else {
+                output::print_status(out, &st, |r| show(r, &repo.root));
+            }
+        }
+        Command::Log {
+            rev,
+            max_count,
+            json,
+        } => {
+            let repo = Repo::open(&cwd, Access::Read)?;
+            let entries = repo.log(rev.as_deref(), max_count)?;
+            if json {
+                out.json(&entries);
+            } else {
+                output::print_log(out, &entries);
+            }
+        }
+        Command::Diff { revs, json } => {
+            let repo = Repo::open(&cwd, Access::ReadOrWrite("dvx diff"))?;
+            let changes = repo.diff(
+                revs.first().map(String::as_str),
+                revs.get(1).map(String::as_str),
+                &bar,
+            )?;
+            if json {
+                out.json(&changes);
+            } else {
+                output::print_changes(out, &changes, |r| show(r, &repo.root));
+            }
+        }
+        Command::Checkout {
+            rev,
+            paths: p,
+            force,
+            json,
+        } => {
+            let repo = Repo::open(&cwd, Access::Write("dvx checkout"))?;
+            let rels = rel_args(&repo, &cwd, &p, false)?;
+            let rep = repo.checkout(rev.as_deref(), &rels, force, &bar)?;
+            if json {
+                out.json(&rep);
+            } else {
+                let at = match (&rep.branch, rels.is_empty()) {
+                    (Some(b), _) => format!("on branch {b} at {}", rep.commit.short()),
+                    (None, true) => format!("at {} (detached HEAD)", rep.commit.short()),
+                    (None, false) => format!("from {}", rep.commit.short()),
+                };
+                out.say(&format!(
+                    "checked out {at}: wrote {} files ({}), deleted {}, {} already matched",
+                    rep.written,
+                    human_bytes(rep.bytes_written),
+                    rep.deleted,
+                    rep.unchanged
+                ));
+            }
+        }
+        Command::Branch {
+            name,
+            rev,
+            delete,
+            json,
+        } => refs_cmd(&cwd, out, "branch", name, rev, delete, json)?,
+        Command::Tag {
+            name,
+            rev,
+            delete,
+            json,
+        } => refs_cmd(&cwd, out, "tag", name, rev, delete, json)?,
+        Command::Ls {
+            args,
+            recursive,
+            json,
+        } => {
+            let repo = Repo::open(&cwd, Access::Read)?;
+            let (rev, path) = match args.as_slice() {
+                [] => ("HEAD".to_string(), None),
+                [one] if repo.store.resolve(one).is_ok() => (one.clone(), None),
+                [one] => ("HEAD".to_string(), Some(one.clone())),
+                [r, p, ..] => (r.clone(), Some(p.clone())),
+            };
+            let rel = match path {
+                Some(p) => paths::to_rel(&repo.root, &cwd, Path::new(&p))?,
+                None => paths::to_rel(&repo.root, &cwd, Path::new("."))?,
+            };
+            let entries = repo.ls(&rev, &rel, recursive)?;
+            if json {
+                out.json(&entries);
+            } else {
+                for e in entries {
+                    let mark = if e.kind == store::object::EntryKind::Dir {
+                        "/"
+                    } else {
+                        ""
+                    };
+                    out.say(&format!(
+                        "{:<7} {:>10}  {}  {}{mark}",
+                        e.kind.as_str(),
+                        human_bytes(e.size),
+                        e.id.short(),
+                        show(&e.path, &repo.root)
+                    ));
+                }
+            }
+        }
+        Command::Cat { spec } => {
+            let repo = Repo::open(&cwd, Access::Read)?;
+            let (rev, path) = spec
+                .split_once(':')
+                .ok_or_else(|| StoreError::InvalidPath {
+                    path: spec.clone(),
+                    reason: "expected REV:PATH, such as HEAD:data/raw.csv".into(),
+                })?;
+            let rel = paths::to_rel(&repo.root, &cwd, Path::new(path))?;
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            repo.cat(if rev.is_empty() { "HEAD" } else { rev }, &rel, &mut lock)?;
+            lock.flush().map_err(|e| StoreError::io("<stdout>", e))?;
+        }
+        Command::Gc { dry_run, json } => {
+            let repo = Repo::open(&cwd, Access::Write("dvx gc"))?;
+            let rep = repo.gc(dry_run, &bar)?;
+            if json {
+                out.json(&rep);
+            } else {
+                out.say(&format!(
+                    "{}{} objects and {} chunks unreachable; {} {}; {} packs rewritten; {} commits kept",
+                    if dry_run { "dry run: " } else { "" },
+                    rep.objects_deleted,
+                    rep.chunks_deleted,
+                    human_bytes(rep.bytes_freed),
+                    if dry_run { "would be freed" } else { "freed" },
+                    rep.packs_rewritten,
+                    rep.commits_kept
+                ));
+            }
+        }
+        Command::Fsck { json } => {
+            let repo = Repo::open(&cwd, Access::Read)?;
+            let rep = repo.fsck(&bar)?;
+            let bad = !rep.problems.is_empty();
+            if json {
+                out.json(&rep);
+            } else {
+                for p in &rep.problems {
+                    println!("{} {}: {}", p.kind, p.id, p.problem);
+                }
+                out.say(&format!(
+                    "checked {} chunks, {} objects, {} refs: {}",
+                    rep.chunks,
+                    rep.objects,
+                    rep.refs,
+                    if bad {
+                        format!("{} problems", rep.problems.len())
+                    } else {
+                        "all good".into()
+                    }
+                ));
+            }
+            if bad {
+                eprintln!(
+                    "error: the store has {} damaged or missing objects",
+                    rep.problems.len()
+                );
+                eprintln!(
+                    "hint: fetch them again from a remote, or re-add the data; then run `dvx gc`"
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn refs_cmd(
+    cwd: &Path,
+    out: &Out,
+    kind: &str,
+    name: Option<String>,
+    rev: Option<String>,
+    delete: Option<String>,
+    json: bool,
+) -> store::Result<()> {
+    if let Some(d) = delete {
+        let repo = Repo::open(cwd, Access::Write("dvx branch/tag -d"))?;
+        let id = repo.delete_ref(kind, &d)?;
+        out.say(&format!("deleted {kind} {d} (was {})", id.short()));
+        return Ok(());
+    }
+    if let Some(n) = name {
+        let repo = Repo::open(cwd, Access::Write("dvx branch/tag"))?;
+        let id = repo.create_ref(kind, &n, rev.as_deref())?;
+        out.say(&format!("created {kind} {n} at {}", id.short()));
+        return Ok(());
+    }
+    let repo = Repo::open(cwd, Access::Read)?;
+    let prefix = if kind == "tag" {
+        store::refs::TAGS
+    } else {
+        store::refs::HEADS
+    };
+    let list = repo.store.list_refs(prefix)?;
+    let head = repo.store.head()?;
+    if json {
+        let v: Vec<serde_json::Value> = list
+            .iter()
+            .map(|(n, id)| {
+                serde_json::json!({"name": n, "commit": id, "current": head == store::refs::Head::Branch(n.clone()) && kind == "branch"})
+            })
+            .collect();
+        out.json(&v);
+    } else {
+        for (n, id) in list {
+            let cur = kind == "branch" && head == store::refs::Head::Branch(n.clone());
+            out.say(&format!(
+                "{} {n} {}",
+                if cur { "*" } else { " " },
+                id.short()
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! Printing: plain text for people, JSON for tools, progress bars only on a terminal.
+
+use std::time::Duration;
+
+use dvx_engine::store::ops::{Change, ChangeKind, LogEntry, Status};
+use dvx_engine::store::Progress;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+pub struct Out {
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+impl Out {
+    pub fn new(quiet: bool, verbose: bool) -> Out {
+        Out { quiet, verbose }
+    }
+    pub fn say(&self, s: &str) {
+        if !self.quiet {
+            println!("{s}");
+        }
+    }
+    pub fn info(&self, s: &str) {
+        if self.verbose {
+            eprintln!("{s}");
+        }
+    }
+    pub fn json<T: Serialize>(&self, v: &T) {
+        match serde_json::to_string_pretty(v) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("error: cannot write JSON: {e}"),
+        }
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// A progress bar on stderr; hidden when quiet or not a terminal.
+pub struct Bar {
+    hidden: bool,
+    bar: std::sync::Mutex<Option<ProgressBar>>,
+}
+
+impl Bar {
+    pub fn new(hidden: bool) -> Bar {
+        Bar {
+            hidden,
+            bar: std::sync::Mutex::new(None),
+        }
+    }
+    fn current(&self) -> Option<ProgressBar> {
+        self.bar.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, what: &str, total: u64) {
+        if self.hidden {
+            return;
+        }
+        let pb = ProgressBar::new(total);
+        if let Ok(style) =
+            ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+        {
+            pb.set_style(style.progress_chars("=> "));
+        }
+        pb.set_message(what.to_string());
+        pb.enable_steady_tick(Duration::from_millis(200));
+        if let Ok(mut g) = self.bar.lock() {
+            *g = Some(pb);
+        }
+    }
+    fn inc(&self, n: u64) {
+        if let Some(pb) = self.current() {
+            pb.inc(n);
+        }
+    }
+    fn finish(&self) {
+        if let Ok(mut g) = self.bar.lock() {
+            if let Some(pb) = g.take() {
+                pb.finish_and_clear();
+            }
+        }
+    }
+}
+
+pub fn print_status(out: &Out, st: &Status, show: impl Fn(&str) -> String) {
+    match (&st.branch, &st.head) {
+        (Some(b), Some(h)) => out.say(&format!("on branch {b} at {}", h.short())),
+        (Some(b), None) => out.say(&format!("on branch {b}, no commits yet")),
+        (None, Some(h)) => out.say(&format!("HEAD detached at {}", h.short())),
+        (None, None) => {}
+    }
+    if let Some(l) = &st.lock_commit {
+        out.say(&format!(
+            "dvx.lock pins commit {}, not HEAD: run `dvx checkout` to restore the data that goes with this code",
+            l.short()
+        ));
+    }
+    if st.tracked.is_empty() {
+        out.say("nothing tracked yet (track data with `dvx add PATH`)");
+        return;
+    }
+    for (label, list) in [
+        ("modified", &st.modified),
+        ("deleted", &st.deleted),
+        ("new", &st.new),
+    ] {
+        for p in list {
+            println!("  {label:<9} {}", show(p));
+        }
+    }
+    if st.clean {
+        out.say("tracked data is unchanged");
+    } else {
+        out.say("(`dvx commit` records these changes, `dvx checkout --force HEAD` discards them)");
+    }
+}
+
+pub fn print_log(out: &Out, entries: &[LogEntry]) {
+    for e in entries {
+        let refs = if e.refs.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", e.refs.join(", "))
+        };
+        let when = chrono::DateTime::from_timestamp(e.commit.time, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        println!("commit {}{refs}", e.id);
+        println!(
+            "Author: {} <{}>",
+            e.commit.author.name, e.commit.author.email
+        );
+        println!("Date:   {when}");
+        if let Some(g) = &e.commit.git {
+            println!(
+                "Code:   git {}{}",
+                &g.commit[..g.commit.len().min(12)],
+                if g.dirty { " (dirty)" } else { "" }
+            );
+        }
+        println!();
+        for l in e.commit.message.lines() {
+            println!("    {l}");
+        }
+        println!();
+    }
+    if entries.is_empty() {
+        out.say("no commits yet");
+    }
+}
+
+pub fn print_changes(out: &Out, changes: &[Change], show: impl Fn(&str) -> String) {
+    for c in changes {
+        let (label, sizes) = match c.change {
+            ChangeKind::Added => ("added", super::human_bytes(c.new_size.unwrap_or(0))),
+            ChangeKind::Removed => ("removed", super::human_bytes(c.old_size.unwrap_or(0))),
+            ChangeKind::Modified => (
+                "modified",
+                format!(
+                    "{} -> {}",
+                    super::human_bytes(c.old_size.unwrap_or(0)),
+                    super::human_bytes(c.new_size.unwrap_or(0))
+                ),
+            ),
+        };
+        println!("  {label:<9} {}  ({sizes})", show(&c.path));
+    }
+    if changes.is_empty() {
+        out.say("no differences");
+    }
+}

@@ -1,0 +1,407 @@
+//! Checkout: make the workspace match a commit exactly, writing only what differs.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::db::CF_STAT;
+use crate::error::{IoContext, Result, StoreError};
+use crate::id::Id;
+use crate::object::EntryKind;
+use crate::ops::normalize_roots;
+use crate::paths::{self, TEMP_PREFIX};
+use crate::refs::{Head, HEADS, TAGS};
+use crate::repo::Repo;
+use crate::statcache::{Stat, StatEntry};
+use crate::worktree::{self, Flat};
+use crate::Progress;
+
+#[derive(Debug, Serialize)]
+pub struct CheckoutReport {
+    pub commit: Id,
+    /// Branch now checked out, or None when HEAD is detached / only paths were restored.
+    pub branch: Option<String>,
+    pub written: u64,
+    pub deleted: u64,
+    pub bytes_written: u64,
+    pub unchanged: u64,
+}
+
+impl Repo {
+    /// Check out `rev` (default: the commit dvx.lock pins). With `only`, restore just those
+    /// paths and leave HEAD alone.
+    pub fn checkout(
+        &self,
+        rev: Option<&str>,
+        only: &[String],
+        force: bool,
+        progress: &dyn Progress,
+    ) -> Result<CheckoutReport> {
+        let (target_id, new_head) = match rev {
+            Some(r) => {
+                let id = self.store.resolve(r)?;
+                let is_branch = self.store.ref_target(&format!("{HEADS}{r}"))?.is_some();
+                let is_tag = self.store.ref_target(&format!("{TAGS}{r}"))?.is_some();
+                let current = self.store.head()?;
+                let head = if r == "HEAD" || r == "@" {
+                    current
+                } else if is_branch && !is_tag {
+                    Head::Branch(r.to_string())
+                } else {
+                    Head::Detached(id)
+                };
+                (id, head)
+            }
+            None => {
+                // dvx.lock is the source of truth after a git checkout; it must be sound.
+                let lock = self.checked_lock()?.ok_or_else(|| {
+                    StoreError::UnknownRevision("(none given, and there is no dvx.lock)".into())
+                })?;
+                match self.store.head()? {
+                    Head::Branch(b)
+                        if self.store.ref_target(&format!("{HEADS}{b}"))? == Some(lock.commit) =>
+                    {
+                        (lock.commit, Head::Branch(b))
+                    }
+                    _ => (lock.commit, Head::Detached(lock.commit)),
+                }
+            }
+        };
+        let target = self.store.get_commit(&target_id)?;
+        let (_, _, current) = self.head_state()?;
+
+        let scope: Vec<String> = if only.is_empty() {
+            normalize_roots(
+                target
+                    .roots
+                    .iter()
+                    .chain(current.iter().flat_map(|c| c.roots.iter()))
+                    .cloned(),
+            )
+        } else {
+            for p in only {
+                let tracked_somewhere = target.roots.iter().any(|r| paths::is_under(p, r))
+                    || current
+                        .iter()
+                        .any(|c| c.roots.iter().any(|r| paths::is_under(p, r)));
+                if !tracked_somewhere {
+                    return Err(StoreError::NotTracked(p.clone()));
+                }
+            }
+            normalize_roots(only.iter().cloned())
+        };
+        let want = self.commit_files(&target, &scope)?;
+        let have_committed = match &current {
+            Some(c) => self.commit_files(c, &scope)?,
+            None => BTreeMap::new(),
+        };
+        let work = self.workspace(&scope, progress)?;
+
+        if !force {
+            let mut conflicts = Vec::new();
+            for (p, w) in work.iter().filter(|(_, f)| f.kind != EntryKind::Dir) {
+                let committed = have_committed.get(p);
+                let dirty = !committed.is_some_and(|c| c.same(w));
+                let overwritten = !want.get(p).is_some_and(|t| t.same(w));
+                if dirty && overwritten {
+                    conflicts.push(p.clone());
+                }
+            }
+            if !conflicts.is_empty() {
+                let n = conflicts.len();
+                conflicts.truncate(5);
+                if n > 5 {
+                    conflicts.push(format!("and {} more", n - 5));
+                }
+                return Err(StoreError::UncommittedChanges(conflicts));
+            }
+        }
+
+        // Deletions: everything on disk in scope that the target lacks or has as another kind.
+        let mut deleted = 0u64;
+        let to_delete: Vec<&String> = work
+            .iter()
+            .filter(|(p, w)| match want.get(*p) {
+                None => true,
+                Some(t) => t.kind != w.kind,
+            })
+            .map(|(p, _)| p)
+            .collect();
+        // Deepest first so folders are empty when their turn comes.
+        for p in to_delete.iter().rev() {
+            let abs = paths::abs(&self.root, p)?;
+            let res = match work[*p].kind {
+                EntryKind::Dir => fs::remove_dir_all(&abs),
+                _ => fs::remove_file(&abs),
+            };
+            match res {
+                Ok(()) => deleted += u64::from(work[*p].kind != EntryKind::Dir),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(&abs, e)),
+            }
+        }
+
+        // Folders first (parents before children), then files and links in parallel.
+        let safe_dirs: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+        for (p, t) in want.iter().filter(|(_, f)| f.kind == EntryKind::Dir) {
+            self.ensure_dir(p, &safe_dirs)?;
+            let _ = t;
+        }
+        let writes: Vec<(&String, &Flat)> = want
+            .iter()
+            .filter(|(p, t)| t.kind != EntryKind::Dir && !work.get(*p).is_some_and(|w| w.same(t)))
+            .collect();
+        let unchanged =
+            want.values().filter(|f| f.kind != EntryKind::Dir).count() as u64 - writes.len() as u64;
+        progress.start("writing", writes.len() as u64);
+        let results: Vec<Option<(String, StatEntry, u64)>> = writes
+            .par_iter()
+            .map(|(p, t)| {
+                if let Some(parent) = p.rfind('/').map(|i| &p[..i]) {
+                    self.ensure_dir(parent, &safe_dirs)?;
+                }
+                let r = self.write_entry(p, t)?;
+                progress.inc(1);
+                Ok(r)
+            })
+            .collect::<Result<_>>()?;
+        progress.finish();
+
+        let txn = self.store.txn()?;
+        let mut written = 0;
+        let mut bytes_written = 0;
+        for (p, e, n) in results.into_iter().flatten() {
+            txn.put(CF_STAT, p.as_bytes(), &e.encode());
+            written += 1;
+            bytes_written += n;
+        }
+        let written = written.max(writes.len() as u64);
+        let branch = if only.is_empty() {
+            txn.set_head(&new_head);
+            match &new_head {
+                Head::Branch(b) => Some(b.clone()),
+                Head::Detached(_) => None,
+            }
+        } else {
+            None
+        };
+        txn.commit()?;
+        if only.is_empty() {
+            let untracked: Vec<String> = current
+                .map(|c| {
+                    c.roots
+                        .into_iter()
+                        .filter(|r| !target.roots.contains(r))
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.write_lock(&target_id, &target, &untracked)?;
+        }
+        Ok(CheckoutReport {
+            commit: target_id,
+            branch,
+            written,
+            deleted,
+            bytes_written,
+            unchanged,
+        })
+    }
+
+    /// Create a folder (and parents) inside the project, refusing to pass through a symlink:
+    /// writing through one could land outside the workspace.
+    fn ensure_dir(&self, rel: &str, safe: &Mutex<HashSet<String>>) -> Result<()> {
+        if rel.is_empty() || safe.lock().unwrap_or_else(|p| p.into_inner()).contains(rel) {
+            return Ok(());
+        }
+        let mut prefix = String::new();
+        for part in rel.split('/') {
+            prefix = paths::join(&prefix, part);
+            if safe
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&prefix)
+            {
+                continue;
+            }
+            let abs = paths::abs(&self.root, &prefix)?;
+            match fs::symlink_metadata(&abs) {
+                Ok(m) if m.is_dir() => {}
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(StoreError::UnsafePath {
+                        path: prefix,
+                        reason: "a folder on the way is a symlink; remove it first".into(),
+                    })
+                }
+                Ok(_) => {
+                    fs::remove_file(&abs).at(&abs)?;
+                    fs::create_dir(&abs).at(&abs)?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => match fs::create_dir(&abs) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(StoreError::io(&abs, e)),
+                },
+                Err(e) => return Err(StoreError::io(&abs, e)),
+            }
+            safe.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(prefix.clone());
+        }
+        Ok(())
+    }
+
+    /// Write one file or symlink atomically (temp file beside it, then rename).
+    fn write_entry(&self, rel: &str, t: &Flat) -> Result<Option<(String, StatEntry, u64)>> {
+        let abs = paths::abs(&self.root, rel)?;
+        let dir = abs.parent().unwrap_or(&self.root);
+        let name = abs
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!("{TEMP_PREFIX}{}-{name}", std::process::id()));
+        match t.kind {
+            EntryKind::Symlink => {
+                let target = String::from_utf8(self.store.read_file(&t.id)?)
+                    .map_err(|_| StoreError::corrupt("symlink", t.id, "target is not UTF-8"))?;
+                if !paths::symlink_stays_inside(rel, &target) {
+                    return Err(StoreError::UnsafePath {
+                        path: rel.into(),
+                        reason: format!("symlink target {target:?} leads outside the project"),
+                    });
+                }
+                let _ = fs::remove_file(&tmp);
+                std::os::unix::fs::symlink(&target, &tmp).at(&tmp)?;
+                rename(&tmp, &abs)?;
+                Ok(None)
+            }
+            EntryKind::File => {
+                let res = (|| -> Result<u64> {
+                    let mut f = fs::File::create(&tmp).at(&tmp)?;
+                    let n = {
+                        let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut f);
+                        let n = self
+                            .store
+                            .write_file_to(&t.id, &mut w)
+                            .map_err(|e| match e {
+                                StoreError::Io { source, .. } => StoreError::io(&abs, source),
+                                e => e,
+                            })?;
+                        w.flush().at(&tmp)?;
+                        n
+                    };
+                    worktree::set_mode(&tmp, t.mode)?;
+                    Ok(n)
+                })();
+                let n = match res {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = fs::remove_file(&tmp);
+                        return Err(e);
+                    }
+                };
+                rename(&tmp, &abs)?;
+                let meta = fs::symlink_metadata(&abs).at(&abs)?;
+                Ok(Some((
+                    rel.to_string(),
+                    StatEntry::new(Stat::of(&meta), t.id),
+                    n,
+                )))
+            }
+            EntryKind::Dir => Ok(None),
+        }
+    }
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    if let Ok(m) = fs::symlink_metadata(to) {
+        if m.is_dir() {
+            fs::remove_dir_all(to).at(to)?;
+        }
+    }
+    fs::rename(from, to).map_err(|e| {
+        let _ = fs::remove_file(from);
+        StoreError::io(to, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{ObjKind, CF_OBJECTS};
+    use crate::object::{Commit, Person, Tree, TreeEntry};
+    use crate::{Access, Quiet};
+
+    /// A commit whose tree was crafted by hand (as a tampered store or remote could hold).
+    fn plant(repo: &Repo, entries: Vec<TreeEntry>) -> Id {
+        let tree = Tree { entries };
+        let bytes = tree.encode();
+        let tid = Id::of(&bytes);
+        let txn = repo.store.txn().unwrap();
+        txn.put(CF_OBJECTS, &ObjKind::Tree.key(&tid), &bytes);
+        let c = Commit {
+            author: Person {
+                email: "e".into(),
+                name: "n".into(),
+            },
+            git: None,
+            message: "evil".into(),
+            parents: vec![],
+            roots: vec!["x".into()],
+            runs: vec![],
+            time: 0,
+            tree: tid,
+            version: 1,
+        };
+        let cid = txn.put_commit(&c);
+        txn.set_ref("refs/tags/evil", &cid);
+        txn.commit().unwrap();
+        cid
+    }
+
+    fn leaf(repo: &Repo, name: &str, kind: EntryKind, content: &[u8]) -> TreeEntry {
+        let txn = repo.store.txn().unwrap();
+        let id = txn.put_bytes(content).unwrap();
+        txn.commit().unwrap();
+        TreeEntry {
+            name: name.into(),
+            kind,
+            mode: 0o644,
+            size: content.len() as u64,
+            id,
+        }
+    }
+
+    #[test]
+    fn tampered_trees_never_write_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("proj");
+        std::fs::create_dir(&root).unwrap();
+        Repo::init(&root).unwrap();
+        let repo = Repo::open(&root, Access::Write("test")).unwrap();
+        for (name, kind, content) in [
+            ("..", EntryKind::File, &b"escape"[..]),
+            ("a/../../b", EntryKind::File, b"escape"),
+            ("/etc-passwd", EntryKind::File, b"escape"),
+            ("x", EntryKind::Symlink, b"/etc/passwd"),
+            ("x", EntryKind::Symlink, b"../../outside"),
+        ] {
+            let e = leaf(&repo, name, kind, content);
+            plant(&repo, vec![e]);
+            let err = repo.checkout(Some("evil"), &[], true, &Quiet).unwrap_err();
+            assert!(
+                matches!(err, StoreError::UnsafePath { .. }),
+                "{name:?} -> {err}"
+            );
+            assert!(!dir.path().join("b").exists() && !dir.path().join("escape").exists());
+            assert!(std::fs::symlink_metadata(root.join("x")).is_err());
+            let txn = repo.store.txn().unwrap();
+            txn.delete_ref("refs/tags/evil");
+            txn.commit().unwrap();
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The local database: RocksDB with one column family per kind of record.
+//!
+//! | column family | key | value |
+//! | --- | --- | --- |
+//! | `chunks` | chunk id | `ChunkLoc` (pack, offset, lengths, codec) |
+//! | `objects` | kind byte + id | canonical object bytes (`F` manifest, `T` tree, `C` commit, `R` run) |
+//! | `refs` | ref name (`HEAD`, `refs/heads/main`, ...) | `ref: NAME` or a commit id in hex |
+//! | `stat` | workspace path | stat-cache entry |
+//! | `meta` | setting name | value (format version, ...) |
+//! | `runs`, `lineage` | (pipelines) run cache and lineage indexes |
+//!
+//! Every change a command makes goes into one `WriteBatch` written with sync, so a killed dvx
+//! leaves either all of it or none.
+
+use std::path::Path;
+use std::thread;
+use std::time::Duration;
+
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, LogLevel,
+    Options, WriteBatch, WriteOptions, DB,
+};
+
+use crate::error::{Result, StoreError};
+
+pub const CF_CHUNKS: &str = "chunks";
+pub const CF_OBJECTS: &str = "objects";
+pub const CF_REFS: &str = "refs";
+pub const CF_STAT: &str = "stat";
+pub const CF_META: &str = "meta";
+pub const CF_RUNS: &str = "runs";
+pub const CF_LINEAGE: &str = "lineage";
+pub const ALL_CFS: [&str; 7] = [
+    CF_CHUNKS, CF_OBJECTS, CF_REFS, CF_STAT, CF_META, CF_RUNS, CF_LINEAGE,
+];
+
+/// Object kinds, the first byte of keys in the `objects` column family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjKind {
+    File = b'F' as isize,
+    Tree = b'T' as isize,
+    Commit = b'C' as isize,
+    Run = b'R' as isize,
+}
+
+impl ObjKind {
+    pub fn key(self, id: &crate::Id) -> [u8; 33] {
+        let mut k = [0u8; 33];
+        k[0] = self as u8;
+        k[1..].copy_from_slice(id.as_bytes());
+        k
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjKind::File => "file manifest",
+            ObjKind::Tree => "tree",
+            ObjKind::Commit => "commit",
+            ObjKind::Run => "run record",
+        }
+    }
+    pub fn from_byte(b: u8) -> Option<ObjKind> {
+        Some(match b {
+            b'F' => ObjKind::File,
+            b'T' => ObjKind::Tree,
+            b'C' => ObjKind::Commit,
+            b'R' => ObjKind::Run,
+            _ => return None,
+        })
+    }
+}
+
+/// A key and its value, as read from a scan.
+pub type KeyValue = (Box<[u8]>, Box<[u8]>);
+
+pub struct Db {
+    db: DB,
+    read_only: bool,
+}
+
+fn cf_options(name: &str) -> Options {
+    let mut o = Options::default();
+    // Trees and commits compress well; index entries and stat records are small and hot.
+    match name {
+        CF_OBJECTS | CF_RUNS => o.set_compression_type(DBCompressionType::Zstd),
+        _ => o.set_compression_type(DBCompressionType::Lz4),
+    }
+    o.set_write_buffer_size(16 << 20);
+    o
+}
+
+fn db_options() -> Options {
+    let mut o = Options::default();
+    o.create_if_missing(true);
+    o.create_missing_column_families(true);
+    o.set_max_open_files(256);
+    o.set_keep_log_file_num(2);
+    o.set_log_level(LogLevel::Warn);
+    o.set_max_total_wal_size(64 << 20);
+    o.increase_parallelism(2);
+    o
+}
+
+impl Db {
+    /// Open for writing. The caller must hold the project's writer lock.
+    pub fn open(path: &Path) -> Result<Db> {
+        let cfs = ALL_CFS
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n)));
+        let db = DB::open_cf_descriptors(&db_options(), path, cfs)?;
+        Ok(Db {
+            db,
+            read_only: false,
+        })
+    }
+
+    /// Open for reading while another process may be writing. Retries briefly, since a
+    /// concurrent writer can be switching files just as we open.
+    pub fn open_read_only(path: &Path) -> Result<Db> {
+        let mut last = None;
+        for attempt in 0..20 {
+            match DB::open_cf_for_read_only(&db_options(), path, ALL_CFS, false) {
+                Ok(db) => {
+                    return Ok(Db {
+                        db,
+                        read_only: true,
+                    })
+                }
+                Err(e) => {
+                    last = Some(e);
+                    thread::sleep(Duration::from_millis(20 * (attempt + 1)));
+                }
+            }
+        }
+        Err(last
+            .map(StoreError::from)
+            .unwrap_or_else(|| StoreError::Db("cannot open".into())))
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    pub fn cf(&self, name: &str) -> &ColumnFamily {
+        // Every name in ALL_CFS is created at open, so the handle always exists.
+        self.db
+            .cf_handle(name)
+            .unwrap_or_else(|| panic!("column family {name} missing after open"))
+    }
+
+    pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(cf), key)?)
+    }
+
+    pub fn contains(&self, cf: &str, key: &[u8]) -> Result<bool> {
+        let cf = self.cf(cf);
+        if !self.db.key_may_exist_cf(cf, key) {
+            return Ok(false);
+        }
+        Ok(self.db.get_pinned_cf(cf, key)?.is_some())
+    }
+
+    pub fn multi_get(&self, cf: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        let h = self.cf(cf);
+        self.db
+            .multi_get_cf(keys.iter().map(|k| (h, k.as_slice())))
+            .into_iter()
+            .map(|r| r.map_err(StoreError::from))
+            .collect()
+    }
+
+    /// All (key, value) pairs whose key starts with `prefix`.
+    pub fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<KeyValue>> {
+        let mut out = Vec::new();
+        self.for_each_prefix(cf, prefix, |k, v| {
+            out.push((k.into(), v.into()));
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Call `f` for each pair under `prefix` until it returns false.
+    pub fn for_each_prefix(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let it = self
+            .db
+            .iterator_cf(self.cf(cf), IteratorMode::From(prefix, Direction::Forward));
+        for item in it {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if !f(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn write(&self, batch: Batch) -> Result<()> {
+        if batch.inner.is_empty() {
+            return Ok(());
+        }
+        if self.read_only {
+            return Err(StoreError::Db("the database is open read-only".into()));
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch.inner, &wo)?;
+        Ok(())
+    }
+
+    pub fn batch(&self) -> Batch {
+        Batch {
+            inner: WriteBatch::default(),
+        }
+    }
+
+    pub fn put(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut b = self.batch();
+        b.put(self, cf, key, value);
+        self.write(b)
+    }
+
+    /// Compact everything (after gc deleted many keys).
+    pub fn compact(&self) {
+        for name in ALL_CFS {
+            self.db
+                .compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
+        }
+    }
+}
+
+/// Changes to apply atomically.
+pub struct Batch {
+    inner: WriteBatch,
+}
+
+impl Batch {
+    pub fn put(&mut self, db: &Db, cf: &str, key: &[u8], value: &[u8]) {
+        self.inner.put_cf(db.cf(cf), key, value);
+    }
+    pub fn delete(&mut self, db: &Db, cf: &str, key: &[u8]) {
+        self.inner.delete_cf(db.cf(cf), key);
+    }
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+}

@@ -1,0 +1,165 @@
+//! The one error type of dvx-store. Every variant carries the path or id it is about and
+//! knows a hint for the user.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::id::Id;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not a dvx project (or any parent up to /): {}", .0.display())]
+    NotAProject(PathBuf),
+    #[error("already a dvx project: {}", .0.display())]
+    AlreadyInitialized(PathBuf),
+    #[error("{}: no such file or folder", .0.display())]
+    PathNotFound(PathBuf),
+    #[error("{}: outside the project at {}", .path.display(), .root.display())]
+    OutsideWorkspace { path: PathBuf, root: PathBuf },
+    #[error("{path}: {reason}")]
+    InvalidPath { path: String, reason: String },
+    #[error("{path}: refusing to write it: {reason}")]
+    UnsafePath { path: String, reason: String },
+    #[error("{}: permission denied", .0.display())]
+    PermissionDenied(PathBuf),
+    #[error("disk full while writing {}", .0.display())]
+    DiskFull(PathBuf),
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("unknown revision {0:?}")]
+    UnknownRevision(String),
+    #[error("ambiguous revision {rev:?}: matches {count} commits")]
+    AmbiguousRevision { rev: String, count: usize },
+    #[error("{path}: not found in commit {commit}")]
+    NotInRevision { path: String, commit: String },
+    #[error("corrupt {kind} {id}: {detail}")]
+    CorruptObject {
+        kind: &'static str,
+        id: Id,
+        detail: String,
+    },
+    #[error("missing {kind} {id}")]
+    MissingObject { kind: &'static str, id: Id },
+    #[error("another dvx is writing to this project ({holder})")]
+    Locked { holder: String },
+    #[error("{}:{line}:{column}: {message}", .path.display())]
+    LockFileSyntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}: edited by hand: {detail}", .path.display())]
+    LockFileEdited { path: PathBuf, detail: String },
+    #[error("{}: {message}", .path.display())]
+    Config { path: PathBuf, message: String },
+    #[error("uncommitted changes would be overwritten: {}", .0.join(", "))]
+    UncommittedChanges(Vec<String>),
+    #[error("branch or tag {0:?} already exists")]
+    RefExists(String),
+    #[error("{name:?} is not a valid {what} name")]
+    InvalidRefName { name: String, what: &'static str },
+    #[error("cannot delete branch {0:?}: it is checked out")]
+    DeleteCurrentBranch(String),
+    #[error("nothing is tracked yet")]
+    NothingTracked,
+    #[error("{}: not tracked", .0)]
+    NotTracked(String),
+    #[error("the store database failed: {0}")]
+    Db(String),
+    #[error("git: {0}")]
+    Git(String),
+}
+
+impl StoreError {
+    /// One line telling the user what to do next.
+    pub fn hint(&self) -> Option<String> {
+        use StoreError::*;
+        Some(match self {
+            NotAProject(_) => "run `dvx init` in the project's top folder first".into(),
+            AlreadyInitialized(_) => "nothing to do; `dvx status` shows its state".into(),
+            PathNotFound(_) => "check the spelling; paths are relative to the current folder".into(),
+            OutsideWorkspace { .. } => "dvx only tracks paths inside the project folder".into(),
+            InvalidPath { .. } => "rename the file, or leave it out of the add".into(),
+            UnsafePath { .. } => {
+                "the stored data names a path outside the project; the store may be tampered with: run `dvx fsck`".into()
+            }
+            PermissionDenied(_) => "check the file's permissions (`ls -l`)".into(),
+            DiskFull(_) => "free some space (`dvx gc` removes unreachable data) and run the command again; nothing was changed".into(),
+            Io { .. } => return None,
+            UnknownRevision(_) => "list revisions with `dvx log`, `dvx branch` or `dvx tag`".into(),
+            AmbiguousRevision { .. } => "give more hex digits of the commit id".into(),
+            NotInRevision { .. } => "list what the commit holds with `dvx ls REV`".into(),
+            CorruptObject { .. } | MissingObject { .. } => {
+                "run `dvx fsck` to list every damaged object; fetch them again from a remote or re-add the data".into()
+            }
+            Locked { .. } => "wait for it to finish and run the command again".into(),
+            LockFileSyntax { .. } | LockFileEdited { .. } => {
+                "dvx.lock is written by dvx: restore it with `git checkout dvx.lock`, or rewrite it from a commit with `dvx checkout --force REV`".into()
+            }
+            Config { .. } => "fix the file by hand; the book's format page lists every setting".into(),
+            UncommittedChanges(_) => "commit them with `dvx commit`, or pass --force to discard them".into(),
+            RefExists(_) => "pick another name, or delete the old one with -d".into(),
+            InvalidRefName { .. } => "use letters, digits, '-', '_', '.' and '/' (no '..', no leading '-')".into(),
+            DeleteCurrentBranch(_) => "check out another branch first".into(),
+            NothingTracked => "track data with `dvx add PATH`".into(),
+            NotTracked(_) => "`dvx status` and `dvx ls` show what is tracked".into(),
+            Db(_) => "if another dvx was killed, run the command again; otherwise run `dvx fsck`".into(),
+            Git(_) => return None,
+        })
+    }
+
+    /// Attach a path to an I/O error, recognising the cases users can act on.
+    pub fn io(path: impl AsRef<Path>, source: io::Error) -> StoreError {
+        let path = path.as_ref().to_path_buf();
+        match source.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) => {
+                StoreError::DiskFull(path)
+            }
+            Some(libc::EACCES) | Some(libc::EPERM) => StoreError::PermissionDenied(path),
+            _ if source.kind() == io::ErrorKind::NotFound => StoreError::PathNotFound(path),
+            _ => StoreError::Io { path, source },
+        }
+    }
+
+    pub fn corrupt(kind: &'static str, id: Id, detail: impl Into<String>) -> StoreError {
+        StoreError::CorruptObject {
+            kind,
+            id,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<rocksdb::Error> for StoreError {
+    fn from(e: rocksdb::Error) -> StoreError {
+        let s = e.into_string();
+        if s.contains("No space left") {
+            return StoreError::DiskFull(PathBuf::from(".dvx/db"));
+        }
+        StoreError::Db(s)
+    }
+}
+
+impl From<git2::Error> for StoreError {
+    fn from(e: git2::Error) -> StoreError {
+        StoreError::Git(e.message().to_string())
+    }
+}
+
+/// Extension to attach paths to io results tersely.
+pub trait IoContext<T> {
+    fn at(self, path: impl AsRef<Path>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: impl AsRef<Path>) -> Result<T> {
+        self.map_err(|e| StoreError::io(path, e))
+    }
+}

@@ -1,0 +1,23 @@
+//! Small filesystem helpers: atomic writes.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{IoContext, Result};
+
+/// Write `data` to `dest` atomically: a temp file in `tmp_dir` (same filesystem), fsync, rename.
+pub fn write_atomic(dest: &Path, data: &[u8], tmp_dir: &Path) -> Result<()> {
+    fs::create_dir_all(tmp_dir).at(tmp_dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir).at(tmp_dir)?;
+    tmp.write_all(data).at(tmp.path())?;
+    tmp.as_file().sync_all().at(tmp.path())?;
+    tmp.persist(dest)
+        .map_err(|e| crate::StoreError::io(dest, e.error))?;
+    if let Some(parent) = dest.parent() {
+        if let Ok(d) = File::open(parent) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}

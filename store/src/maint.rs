@@ -1,0 +1,406 @@
+//! Maintenance: `gc` (delete what nothing reaches, repack) and `fsck` (re-hash everything).
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::db::{ObjKind, CF_CHUNKS, CF_OBJECTS, CF_REFS, CF_RUNS, CF_STAT};
+use crate::error::{Result, StoreError};
+use crate::id::Id;
+use crate::lockfile::LockFile;
+use crate::object::{Commit, EntryKind, FileManifest, Tree};
+use crate::pack::{self, ChunkLoc, PackWriter, RECORD_HEADER};
+use crate::repo::Repo;
+use crate::Progress;
+
+#[derive(Debug, Default, Serialize)]
+pub struct GcReport {
+    pub dry_run: bool,
+    pub commits_kept: u64,
+    pub objects_deleted: u64,
+    pub chunks_deleted: u64,
+    pub bytes_freed: u64,
+    pub packs_rewritten: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    pub kind: String,
+    pub id: String,
+    pub problem: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct FsckReport {
+    pub chunks: u64,
+    pub objects: u64,
+    pub refs: u64,
+    pub problems: Vec<Problem>,
+}
+
+/// Everything reachable, by kind.
+#[derive(Default)]
+struct Reach {
+    commits: HashSet<Id>,
+    trees: HashSet<Id>,
+    files: HashSet<Id>,
+    runs: HashSet<Id>,
+    chunks: HashSet<Id>,
+}
+
+impl Repo {
+    /// Roots of reachability: every ref, HEAD, the commit dvx.lock pins, and run records.
+    fn gc_roots(&self) -> Result<Vec<Id>> {
+        let mut out = Vec::new();
+        for (_, v) in self.store.db.scan_prefix(CF_REFS, b"")? {
+            if let Ok(id) = String::from_utf8_lossy(&v).parse::<Id>() {
+                out.push(id);
+            }
+        }
+        if let Ok(Some(lock)) = LockFile::read(&self.root) {
+            // A lock pinning a commit this store never had (not fetched yet) protects nothing.
+            if self.store.has_object(ObjKind::Commit, &lock.commit)? {
+                out.push(lock.commit);
+            }
+        }
+        Ok(out)
+    }
+
+    fn reach(&self) -> Result<Reach> {
+        let mut r = Reach::default();
+        let mut stack = self.gc_roots()?;
+        while let Some(id) = stack.pop() {
+            if !r.commits.insert(id) {
+                continue;
+            }
+            let c = self.store.get_commit(&id)?;
+            stack.extend(c.parents.iter().copied());
+            r.runs.extend(c.runs.iter().copied());
+            self.reach_tree(&c.tree, &mut r)?;
+        }
+        // Run records in the run cache keep their own outputs (pipelines read them back).
+        for (_, v) in self.store.db.scan_prefix(CF_RUNS, b"")? {
+            if let Some(id) = Id::from_slice(&v) {
+                r.runs.insert(id);
+            }
+        }
+        for run in r.runs.clone() {
+            if let Some(bytes) = self.store.get_object(ObjKind::Run, &run)? {
+                for id in referenced_ids(&bytes) {
+                    if self.store.has_object(ObjKind::Tree, &id)? {
+                        self.reach_tree(&id, &mut r)?;
+                    } else if self.store.has_file(&id)? {
+                        self.reach_file(&id, &mut r)?;
+                    }
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    fn reach_tree(&self, id: &Id, r: &mut Reach) -> Result<()> {
+        if !r.trees.insert(*id) {
+            return Ok(());
+        }
+        for e in self.store.get_tree(id)?.entries {
+            match e.kind {
+                EntryKind::Dir => self.reach_tree(&e.id, r)?,
+                _ => self.reach_file(&e.id, r)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn reach_file(&self, id: &Id, r: &mut Reach) -> Result<()> {
+        if !r.files.insert(*id) {
+            return Ok(());
+        }
+        for (c, _) in self.store.file_chunks(id)? {
+            r.chunks.insert(c);
+        }
+        Ok(())
+    }
+
+    pub fn gc(&self, dry_run: bool, progress: &dyn Progress) -> Result<GcReport> {
+        let reach = self.reach()?;
+        let mut report = GcReport {
+            dry_run,
+            commits_kept: reach.commits.len() as u64,
+            ..Default::default()
+        };
+        let txn = self.store.txn()?;
+        // Objects.
+        for (k, _) in self.store.db.scan_prefix(CF_OBJECTS, b"")? {
+            let (Some(kind), Some(id)) = (ObjKind::from_byte(k[0]), Id::from_slice(&k[1..])) else {
+                continue;
+            };
+            let keep = match kind {
+                ObjKind::Commit => reach.commits.contains(&id),
+                ObjKind::Tree => reach.trees.contains(&id),
+                ObjKind::File => reach.files.contains(&id),
+                ObjKind::Run => reach.runs.contains(&id),
+            };
+            if !keep {
+                report.objects_deleted += 1;
+                txn.delete(CF_OBJECTS, &k);
+            }
+        }
+        // Chunks, grouped by pack to decide which packs to rewrite.
+        let mut live: HashMap<u32, Vec<(Id, ChunkLoc)>> = HashMap::new();
+        let mut dead_in: HashSet<u32> = HashSet::new();
+        for (k, v) in self.store.db.scan_prefix(CF_CHUNKS, b"")? {
+            let Some(id) = Id::from_slice(&k) else {
+                continue;
+            };
+            let loc = ChunkLoc::decode(id, &v)?;
+            if reach.chunks.contains(&id) {
+                live.entry(loc.pack).or_default().push((id, loc));
+            } else {
+                report.chunks_deleted += 1;
+                dead_in.insert(loc.pack);
+                txn.delete(CF_CHUNKS, &k);
+            }
+        }
+        // A pack is rewritten when it holds dead records or garbage past its live records
+        // (a torn append); what it frees is everything but its live records.
+        let packs = pack::list_packs(self.store.packs_dir())?;
+        let header = pack::PACK_MAGIC.len() as u64;
+        report.bytes_freed = 0;
+        for n in &packs {
+            let len = fs::metadata(pack::pack_path(self.store.packs_dir(), *n))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            let used: u64 = live
+                .get(n)
+                .map(|v| {
+                    v.iter()
+                        .map(|(_, l)| RECORD_HEADER + u64::from(l.stored_len))
+                        .sum()
+                })
+                .unwrap_or(0);
+            if len > used + header || dead_in.contains(n) {
+                dead_in.insert(*n);
+                report.bytes_freed += len.saturating_sub(used);
+            }
+        }
+        // Stat-cache entries for paths that no longer exist are dropped too.
+        for (k, _) in self.store.db.scan_prefix(CF_STAT, b"")? {
+            let rel = String::from_utf8_lossy(&k);
+            if crate::paths::check_rel(&rel).is_err() || !self.root.join(rel.as_ref()).exists() {
+                txn.delete(CF_STAT, &k);
+            }
+        }
+        if dry_run {
+            return Ok(report);
+        }
+        let rewrite: Vec<u32> = packs
+            .iter()
+            .copied()
+            .filter(|n| dead_in.contains(n))
+            .collect();
+        let mut writer: Option<PackWriter> = None;
+        let total: u64 = rewrite
+            .iter()
+            .map(|n| live.get(n).map_or(0, |v| v.len() as u64))
+            .sum();
+        progress.start("repacking", total);
+        for n in &rewrite {
+            for (id, loc) in live.get(n).map(Vec::as_slice).unwrap_or(&[]) {
+                let raw = self.store.pack_reader().read(*id, loc)?;
+                let w = match writer.as_mut() {
+                    Some(w) => w,
+                    None => writer.insert(PackWriter::create_new(self.store.packs_dir())?),
+                };
+                let (codec, stored) = pack::encode_chunk(&raw);
+                let new = w.append(*id, codec, raw.len() as u32, &stored)?;
+                txn.put(CF_CHUNKS, id.as_bytes(), &new.encode());
+                progress.inc(1);
+            }
+            report.packs_rewritten += 1;
+        }
+        progress.finish();
+        if let Some(mut w) = writer {
+            w.sync()?;
+        }
+        txn.commit()?;
+        // Only now, with the index pointing at the new pack, are the old packs garbage.
+        for n in rewrite {
+            let p = pack::pack_path(self.store.packs_dir(), n);
+            let _ = fs::remove_file(&p);
+        }
+        self.store.pack_reader().reset();
+        self.store.db.compact();
+        Ok(report)
+    }
+
+    pub fn fsck(&self, progress: &dyn Progress) -> Result<FsckReport> {
+        let mut report = FsckReport::default();
+        let problem = |kind: &str, id: String, p: String| Problem {
+            kind: kind.into(),
+            id,
+            problem: p,
+        };
+        // Chunks: read and re-hash each, in parallel.
+        let chunks = self.store.db.scan_prefix(CF_CHUNKS, b"")?;
+        report.chunks = chunks.len() as u64;
+        progress.start("checking chunks", chunks.len() as u64);
+        let bad: Vec<Problem> = chunks
+            .par_iter()
+            .filter_map(|(k, v)| {
+                progress.inc(1);
+                let id = Id::from_slice(k)?;
+                let res =
+                    ChunkLoc::decode(id, v).and_then(|loc| self.store.pack_reader().read(id, &loc));
+                res.err()
+                    .map(|e| problem("chunk", id.to_hex(), e.to_string()))
+            })
+            .collect();
+        progress.finish();
+        report.problems.extend(bad);
+        // Objects: hash, decode, and check what they reference exists.
+        let objects = self.store.db.scan_prefix(CF_OBJECTS, b"")?;
+        report.objects = objects.len() as u64;
+        progress.start("checking objects", objects.len() as u64);
+        let bad: Vec<Problem> = objects
+            .par_iter()
+            .flat_map_iter(|(k, v)| {
+                progress.inc(1);
+                self.check_object(k, v).unwrap_or_else(|e| {
+                    vec![problem("object", hex::encode(&k[1..]), e.to_string())]
+                })
+            })
+            .collect();
+        progress.finish();
+        report.problems.extend(bad);
+        for (k, _) in self.store.db.scan_prefix(CF_REFS, b"")? {
+            report.refs += 1;
+            let name = String::from_utf8_lossy(&k).into_owned();
+            match self.store.ref_target(&name) {
+                Ok(Some(id)) => {
+                    if !self.store.has_object(ObjKind::Commit, &id)? {
+                        report.problems.push(problem(
+                            "ref",
+                            name,
+                            format!("points to missing commit {id}"),
+                        ));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => report.problems.push(problem("ref", name, e.to_string())),
+            }
+        }
+        Ok(report)
+    }
+
+    fn check_object(&self, key: &[u8], bytes: &[u8]) -> Result<Vec<Problem>> {
+        let mut out = Vec::new();
+        let (Some(kind), Some(id)) = (ObjKind::from_byte(key[0]), Id::from_slice(&key[1..])) else {
+            return Ok(vec![Problem {
+                kind: "object".into(),
+                id: hex::encode(key),
+                problem: "malformed key".into(),
+            }]);
+        };
+        let mut p = |what: &str| {
+            out.push(Problem {
+                kind: kind.name().into(),
+                id: id.to_hex(),
+                problem: what.to_string(),
+            })
+        };
+        match kind {
+            ObjKind::File => {
+                let m = FileManifest::decode(id, bytes)?;
+                let mut h = blake3::Hasher::new();
+                for (c, _) in &m.chunks {
+                    match self.store.read_chunk(c) {
+                        Ok(data) => {
+                            h.update(&data);
+                        }
+                        Err(e) => {
+                            p(&format!("chunk {}: {e}", c.short()));
+                            return Ok(out);
+                        }
+                    }
+                }
+                if Id::from_hash(h.finalize()) != id {
+                    p("content does not match its id");
+                }
+            }
+            ObjKind::Tree => {
+                if Id::of(bytes) != id {
+                    p("content does not match its id");
+                    return Ok(out);
+                }
+                for e in Tree::decode(id, bytes)?.entries {
+                    let ok = match e.kind {
+                        EntryKind::Dir => self.store.has_object(ObjKind::Tree, &e.id)?,
+                        _ => self.store.has_file(&e.id)?,
+                    };
+                    if !ok {
+                        p(&format!(
+                            "entry {:?} names missing {} {}",
+                            e.name,
+                            e.kind.as_str(),
+                            e.id
+                        ));
+                    }
+                }
+            }
+            ObjKind::Commit => {
+                if Id::of(bytes) != id {
+                    p("content does not match its id");
+                    return Ok(out);
+                }
+                let c = Commit::decode(id, bytes)?;
+                if !self.store.has_object(ObjKind::Tree, &c.tree)? {
+                    p(&format!("names missing tree {}", c.tree));
+                }
+                for parent in &c.parents {
+                    if !self.store.has_object(ObjKind::Commit, parent)? {
+                        p(&format!("names missing parent {parent}"));
+                    }
+                }
+            }
+            ObjKind::Run => {
+                if Id::of(bytes) != id {
+                    p("content does not match its id");
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Every 64-hex-digit string inside a JSON document (the ids a run record names).
+fn referenced_ids(bytes: &[u8]) -> Vec<Id> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<Id>) {
+        match v {
+            serde_json::Value::String(s) if s.len() == 64 => {
+                if let Ok(id) = s.parse() {
+                    out.push(id);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            serde_json::Value::Object(m) => m.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        walk(&v, &mut out);
+    }
+    out
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Problem {
+        Problem {
+            kind: "store".into(),
+            id: String::new(),
+            problem: e.to_string(),
+        }
+    }
+}

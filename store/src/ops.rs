@@ -1,0 +1,634 @@
+//! The data workflow: add, commit, rm, status, diff, log, ls, cat, branch, tag.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::db::CF_STAT;
+use crate::error::{Result, StoreError};
+use crate::id::Id;
+use crate::object::{Commit, EntryKind};
+use crate::paths;
+use crate::refs::{validate_ref_name, Head, HEADS, TAGS};
+use crate::repo::{is_leaf, Repo};
+use crate::statcache::StatEntry;
+use crate::store::{hash_path, Txn};
+use crate::worktree::{self, Flat, Identified};
+use crate::Progress;
+
+/// What `add` or `commit` made.
+#[derive(Debug, Serialize)]
+pub struct CommitReport {
+    /// None when nothing changed (no commit made).
+    pub commit: Option<Id>,
+    pub branch: Option<String>,
+    pub paths: Vec<String>,
+    pub files: u64,
+    pub bytes: u64,
+    pub files_read: u64,
+    pub bytes_read: u64,
+}
+
+/// A path's change between two states.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Change {
+    pub path: String,
+    pub change: ChangeKind,
+    pub old_size: Option<u64>,
+    pub new_size: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Added,
+    Removed,
+    Modified,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub branch: Option<String>,
+    pub head: Option<Id>,
+    pub tracked: Vec<String>,
+    pub modified: Vec<String>,
+    pub deleted: Vec<String>,
+    pub new: Vec<String>,
+    pub clean: bool,
+    /// Set when dvx.lock pins another commit than HEAD (e.g. after a git checkout).
+    pub lock_commit: Option<Id>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LogEntry {
+    pub id: Id,
+    #[serde(flatten)]
+    pub commit: Commit,
+    pub refs: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LsEntry {
+    pub path: String,
+    pub kind: EntryKind,
+    pub mode: u32,
+    pub size: u64,
+    pub id: Id,
+}
+
+/// Drop roots that lie under another root; keep them sorted.
+pub fn normalize_roots(roots: impl IntoIterator<Item = String>) -> Vec<String> {
+    let set: BTreeSet<String> = roots.into_iter().collect();
+    let mut out: Vec<String> = Vec::new();
+    for r in set {
+        if !out.iter().any(|o| paths::is_under(&r, o)) {
+            out.retain(|o| !paths::is_under(o, &r));
+            out.push(r);
+        }
+    }
+    out.sort();
+    out
+}
+
+impl Repo {
+    fn branch_name(head: &Head) -> Option<String> {
+        match head {
+            Head::Branch(b) => Some(b.clone()),
+            Head::Detached(_) => None,
+        }
+    }
+
+    /// Hash (and with `txn`, store) everything under `rel`.
+    fn identify_path(
+        &self,
+        rel: &str,
+        txn: Option<&Txn>,
+        progress: &dyn Progress,
+    ) -> Result<Identified> {
+        let items = worktree::scan(&self.root, rel)?;
+        let cache = worktree::load_stat_cache(&self.store, rel)?;
+        let store = &self.store;
+        worktree::identify(
+            &self.root,
+            items,
+            &cache,
+            |abs: &Path, size: u64, cached: Option<Id>| match (cached, txn) {
+                (Some(id), None) => Ok((id, size, false)),
+                (Some(id), Some(_)) if store.has_file(&id)? => Ok((id, size, false)),
+                (_, Some(t)) => t.put_path(abs).map(|(id, n)| (id, n, true)),
+                (None, None) => hash_path(abs).map(|(id, n)| (id, n, true)),
+            },
+            progress,
+        )
+    }
+
+    fn record_cache(&self, txn: &Txn, updates: &[(String, StatEntry)]) {
+        for (p, e) in updates {
+            txn.put(CF_STAT, p.as_bytes(), &e.encode());
+        }
+    }
+
+    /// Snapshot `rels` into the current tree and commit. With `only_changed`, make no commit
+    /// when the tree is unchanged.
+    fn snapshot_and_commit(
+        &self,
+        rels: &[String],
+        new_roots: Vec<String>,
+        message: String,
+        only_changed: bool,
+        progress: &dyn Progress,
+    ) -> Result<CommitReport> {
+        let (head, _, base) = self.head_state()?;
+        let txn = self.store.txn()?;
+        let mut edits: BTreeMap<String, Option<Flat>> = BTreeMap::new();
+        let (mut files, mut bytes, mut files_read, mut bytes_read) = (0, 0, 0, 0);
+        for rel in rels {
+            let found = self.identify_path(rel, Some(&txn), progress)?;
+            self.record_cache(&txn, &found.cache_updates);
+            files_read += found.files_read;
+            bytes_read += found.bytes_read;
+            for (p, f) in found.files.iter().filter(|(_, f)| is_leaf(f.kind)) {
+                files += 1;
+                bytes += f.size;
+                if f.kind == EntryKind::Symlink {
+                    txn.put_chunk(f.id, &worktree::link_target(&self.root.join(p))?)?;
+                }
+            }
+            let entry = worktree::build_tree(rel, &found.files, &|t| txn.put_tree(t))?;
+            edits.insert(rel.clone(), entry);
+        }
+        // A tracked path deleted from disk is committed as gone and no longer tracked.
+        let new_roots: Vec<String> = new_roots
+            .into_iter()
+            .filter(|r| !matches!(edits.get(r), Some(None)))
+            .collect();
+        let base_tree = base.as_ref().map(|c| c.tree);
+        let tree = worktree::edit_tree(&self.store, base_tree.as_ref(), &edits, &|t| {
+            txn.put_tree(t)
+        })?;
+        let roots_changed = base.as_ref().map(|c| &c.roots) != Some(&new_roots);
+        if only_changed && Some(tree) == base_tree && !roots_changed {
+            txn.commit()?; // keep the stat cache warm
+            return Ok(CommitReport {
+                commit: None,
+                branch: Self::branch_name(&head),
+                paths: rels.to_vec(),
+                files,
+                bytes,
+                files_read,
+                bytes_read,
+            });
+        }
+        let (id, commit) = self.new_commit(&txn, tree, new_roots, message, Vec::new())?;
+        txn.commit()?;
+        let untracked: Vec<String> = base
+            .map(|b| {
+                b.roots
+                    .into_iter()
+                    .filter(|r| !commit.roots.contains(r))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.write_lock(&id, &commit, &untracked)?;
+        Ok(CommitReport {
+            commit: Some(id),
+            branch: Self::branch_name(&head),
+            paths: rels.to_vec(),
+            files,
+            bytes,
+            files_read,
+            bytes_read,
+        })
+    }
+
+    /// Validate user paths for tracking: inside the project, existing, not dvx's own files.
+    pub fn check_trackable(&self, rels: &[String]) -> Result<()> {
+        for rel in rels {
+            if rel.is_empty() {
+                return Err(StoreError::InvalidPath {
+                    path: ".".into(),
+                    reason: "the project's top folder cannot be tracked as a whole; add its data folders".into(),
+                });
+            }
+            if paths::is_reserved(rel) {
+                return Err(StoreError::InvalidPath {
+                    path: rel.clone(),
+                    reason: "dvx and git keep their own files here".into(),
+                });
+            }
+            let abs = paths::abs(&self.root, rel)?;
+            if std::fs::symlink_metadata(&abs).is_err() {
+                return Err(StoreError::PathNotFound(abs));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn add(
+        &self,
+        rels: &[String],
+        message: Option<String>,
+        progress: &dyn Progress,
+    ) -> Result<CommitReport> {
+        self.checked_lock()?;
+        self.check_trackable(rels)?;
+        let (_, _, base) = self.head_state()?;
+        let old_roots = base.map(|c| c.roots).unwrap_or_default();
+        let roots = normalize_roots(old_roots.iter().cloned().chain(rels.iter().cloned()));
+        let rels = normalize_roots(rels.iter().cloned());
+        let message = message.unwrap_or_else(|| format!("add {}", rels.join(", ")));
+        self.snapshot_and_commit(&rels, roots, message, true, progress)
+    }
+
+    pub fn commit(&self, message: Option<String>, progress: &dyn Progress) -> Result<CommitReport> {
+        self.checked_lock()?;
+        let (_, _, base) = self.head_state()?;
+        let roots = base.map(|c| c.roots).unwrap_or_default();
+        if roots.is_empty() {
+            return Err(StoreError::NothingTracked);
+        }
+        let message = message.unwrap_or_else(|| "commit tracked data".into());
+        self.snapshot_and_commit(&roots.clone(), roots, message, true, progress)
+    }
+
+    /// Stop tracking paths (their files stay on disk).
+    pub fn rm(&self, rels: &[String], message: Option<String>) -> Result<CommitReport> {
+        self.checked_lock()?;
+        let (head, _, base) = self.head_state()?;
+        let base = base.ok_or(StoreError::NothingTracked)?;
+        let mut edits = BTreeMap::new();
+        let mut roots = base.roots.clone();
+        for rel in rels {
+            let in_root = base.roots.iter().any(|r| paths::is_under(rel, r));
+            if !in_root || worktree::lookup(&self.store, &base.tree, rel)?.is_none() {
+                return Err(StoreError::NotTracked(rel.clone()));
+            }
+            if let Some(r) = base
+                .roots
+                .iter()
+                .find(|r| paths::is_under(rel, r) && *r != rel)
+            {
+                return Err(StoreError::InvalidPath {
+                    path: rel.clone(),
+                    reason: format!(
+                        "lies inside the tracked folder {r}: delete the file and run `dvx commit`, or stop tracking {r} as a whole"
+                    ),
+                });
+            }
+            edits.insert(rel.clone(), None);
+            roots.retain(|r| !paths::is_under(r, rel));
+        }
+        let txn = self.store.txn()?;
+        let tree =
+            worktree::edit_tree(&self.store, Some(&base.tree), &edits, &|t| txn.put_tree(t))?;
+        let message = message.unwrap_or_else(|| format!("stop tracking {}", rels.join(", ")));
+        let (id, commit) = self.new_commit(&txn, tree, roots, message, Vec::new())?;
+        txn.commit()?;
+        let untracked: Vec<String> = base
+            .roots
+            .iter()
+            .filter(|r| !commit.roots.contains(r))
+            .cloned()
+            .collect();
+        self.write_lock(&id, &commit, &untracked)?;
+        Ok(CommitReport {
+            commit: Some(id),
+            branch: Self::branch_name(&head),
+            paths: rels.to_vec(),
+            files: 0,
+            bytes: 0,
+            files_read: 0,
+            bytes_read: 0,
+        })
+    }
+
+    /// The workspace's state under `roots`, hashing only what the stat cache cannot vouch for
+    /// (and remembering those hashes when this process may write).
+    pub fn workspace(
+        &self,
+        roots: &[String],
+        progress: &dyn Progress,
+    ) -> Result<BTreeMap<String, Flat>> {
+        let mut all = BTreeMap::new();
+        let mut updates = Vec::new();
+        for r in roots {
+            let found = self.identify_path(r, None, progress)?;
+            updates.extend(found.cache_updates);
+            all.extend(found.files);
+        }
+        if self.can_write() && !updates.is_empty() {
+            let txn = self.store.txn()?;
+            self.record_cache(&txn, &updates);
+            txn.commit()?;
+        }
+        Ok(all)
+    }
+
+    /// Everything a commit holds under its roots, flattened.
+    pub fn commit_files(&self, c: &Commit, roots: &[String]) -> Result<BTreeMap<String, Flat>> {
+        let mut out = BTreeMap::new();
+        for r in roots {
+            worktree::flatten_path(&self.store, &c.tree, r, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    pub fn status(&self, progress: &dyn Progress) -> Result<Status> {
+        let lock = self.checked_lock()?;
+        let (head, head_id, base) = self.head_state()?;
+        let roots = base.as_ref().map(|c| c.roots.clone()).unwrap_or_default();
+        let work = self.workspace(&roots, progress)?;
+        let stored = match &base {
+            Some(c) => self.commit_files(c, &roots)?,
+            None => BTreeMap::new(),
+        };
+        let changes = compare(&stored, &work);
+        let pick = |k: ChangeKind| -> Vec<String> {
+            changes
+                .iter()
+                .filter(|c| c.change == k)
+                .map(|c| c.path.clone())
+                .collect()
+        };
+        let (modified, deleted, new) = (
+            pick(ChangeKind::Modified),
+            pick(ChangeKind::Removed),
+            pick(ChangeKind::Added),
+        );
+        let lock_commit = lock.map(|l| l.commit).filter(|c| Some(*c) != head_id);
+        Ok(Status {
+            branch: Self::branch_name(&head),
+            head: head_id,
+            tracked: roots,
+            clean: modified.is_empty() && deleted.is_empty() && new.is_empty(),
+            modified,
+            deleted,
+            new,
+            lock_commit,
+        })
+    }
+
+    /// Changes from `from` to `to`; `None` for `to` means the workspace.
+    pub fn diff(
+        &self,
+        from: Option<&str>,
+        to: Option<&str>,
+        progress: &dyn Progress,
+    ) -> Result<Vec<Change>> {
+        let resolve =
+            |rev: &str| -> Result<Commit> { self.store.get_commit(&self.store.resolve(rev)?) };
+        let (_, _, head) = self.head_state()?;
+        let a = match from {
+            Some(r) => Some(resolve(r)?),
+            None => head.clone(),
+        };
+        match to {
+            Some(r) => {
+                let b = resolve(r)?;
+                let mut out = Vec::new();
+                diff_trees(self, a.as_ref().map(|c| c.tree), Some(b.tree), "", &mut out)?;
+                Ok(out)
+            }
+            None => {
+                let roots = normalize_roots(
+                    a.iter()
+                        .chain(head.iter())
+                        .flat_map(|c| c.roots.iter().cloned()),
+                );
+                let stored = match &a {
+                    Some(c) => self.commit_files(c, &roots)?,
+                    None => BTreeMap::new(),
+                };
+                let work = self.workspace(&roots, progress)?;
+                Ok(compare(&stored, &work))
+            }
+        }
+    }
+
+    pub fn log(&self, rev: Option<&str>, limit: Option<usize>) -> Result<Vec<LogEntry>> {
+        let start = match rev {
+            Some(r) => Some(self.store.resolve(r)?),
+            None => self.store.head_commit()?,
+        };
+        let mut labels: BTreeMap<Id, Vec<String>> = BTreeMap::new();
+        for (n, id) in self.store.list_refs(HEADS)? {
+            labels.entry(id).or_default().push(n);
+        }
+        for (n, id) in self.store.list_refs(TAGS)? {
+            labels.entry(id).or_default().push(format!("tag: {n}"));
+        }
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut frontier: Vec<(Id, Commit)> = Vec::new();
+        if let Some(id) = start {
+            frontier.push((id, self.store.get_commit(&id)?));
+        }
+        while let Some(pos) = (0..frontier.len()).max_by_key(|&i| frontier[i].1.time) {
+            let (id, c) = frontier.swap_remove(pos);
+            if !seen.insert(id) {
+                continue;
+            }
+            for p in &c.parents {
+                if !seen.contains(p) {
+                    frontier.push((*p, self.store.get_commit(p)?));
+                }
+            }
+            out.push(LogEntry {
+                id,
+                refs: labels.get(&id).cloned().unwrap_or_default(),
+                commit: c,
+            });
+            if limit.is_some_and(|n| out.len() >= n) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn ls(&self, rev: &str, rel: &str, recursive: bool) -> Result<Vec<LsEntry>> {
+        let id = self.store.resolve(rev)?;
+        let c = self.store.get_commit(&id)?;
+        let Some(top) = worktree::lookup(&self.store, &c.tree, rel)? else {
+            return Err(StoreError::NotInRevision {
+                path: rel.into(),
+                commit: id.short(),
+            });
+        };
+        let mut flat = BTreeMap::new();
+        if top.kind != EntryKind::Dir {
+            flat.insert(rel.to_string(), top);
+        } else if recursive {
+            worktree::flatten(&self.store, &top.id, rel, &mut flat)?;
+        } else {
+            for e in self.store.get_tree(&top.id)?.entries {
+                flat.insert(paths::join(rel, &e.name), Flat::from_entry(&e));
+            }
+        }
+        Ok(flat
+            .into_iter()
+            .map(|(path, f)| LsEntry {
+                path,
+                kind: f.kind,
+                mode: f.mode,
+                size: f.size,
+                id: f.id,
+            })
+            .collect())
+    }
+
+    /// The content of a file (or a symlink's target) at `rel` in `rev`.
+    pub fn cat(&self, rev: &str, rel: &str, out: &mut dyn std::io::Write) -> Result<u64> {
+        let id = self.store.resolve(rev)?;
+        let c = self.store.get_commit(&id)?;
+        match worktree::lookup(&self.store, &c.tree, rel)? {
+            Some(f) if f.kind != EntryKind::Dir => self.store.write_file_to(&f.id, out),
+            Some(_) => Err(StoreError::InvalidPath {
+                path: rel.into(),
+                reason: "is a folder; list it with `dvx ls`".into(),
+            }),
+            None => Err(StoreError::NotInRevision {
+                path: rel.into(),
+                commit: id.short(),
+            }),
+        }
+    }
+
+    pub fn create_ref(&self, kind: &str, name: &str, rev: Option<&str>) -> Result<Id> {
+        let (prefix, what) = if kind == "tag" {
+            (TAGS, "tag")
+        } else {
+            (HEADS, "branch")
+        };
+        validate_ref_name(name, what)?;
+        let full = format!("{prefix}{name}");
+        if self.store.read_ref(&full)?.is_some() {
+            return Err(StoreError::RefExists(name.into()));
+        }
+        let id = match rev {
+            Some(r) => self.store.resolve(r)?,
+            None => self
+                .store
+                .head_commit()?
+                .ok_or_else(|| StoreError::UnknownRevision("HEAD".into()))?,
+        };
+        let txn = self.store.txn()?;
+        txn.set_ref(&full, &id);
+        txn.commit()?;
+        Ok(id)
+    }
+
+    pub fn delete_ref(&self, kind: &str, name: &str) -> Result<Id> {
+        let prefix = if kind == "tag" { TAGS } else { HEADS };
+        if kind != "tag" && self.store.head()? == Head::Branch(name.into()) {
+            return Err(StoreError::DeleteCurrentBranch(name.into()));
+        }
+        let full = format!("{prefix}{name}");
+        let id = self
+            .store
+            .ref_target(&full)?
+            .ok_or_else(|| StoreError::UnknownRevision(name.into()))?;
+        let txn = self.store.txn()?;
+        txn.delete_ref(&full);
+        txn.commit()?;
+        Ok(id)
+    }
+}
+
+/// Compare two flattened states (files and symlinks only; folders follow from their contents).
+pub fn compare(old: &BTreeMap<String, Flat>, new: &BTreeMap<String, Flat>) -> Vec<Change> {
+    let mut out = Vec::new();
+    for (p, o) in old.iter().filter(|(_, f)| is_leaf(f.kind)) {
+        match new.get(p) {
+            Some(n) if n.same(o) => {}
+            Some(n) if is_leaf(n.kind) => out.push(Change {
+                path: p.clone(),
+                change: ChangeKind::Modified,
+                old_size: Some(o.size),
+                new_size: Some(n.size),
+            }),
+            _ => out.push(Change {
+                path: p.clone(),
+                change: ChangeKind::Removed,
+                old_size: Some(o.size),
+                new_size: None,
+            }),
+        }
+    }
+    for (p, n) in new.iter().filter(|(_, f)| is_leaf(f.kind)) {
+        if !old.get(p).is_some_and(|o| is_leaf(o.kind)) {
+            out.push(Change {
+                path: p.clone(),
+                change: ChangeKind::Added,
+                old_size: None,
+                new_size: Some(n.size),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+fn dir_id(e: Option<&&crate::object::TreeEntry>) -> Option<Id> {
+    e.filter(|e| e.kind == EntryKind::Dir).map(|e| e.id)
+}
+
+fn leaf<'a>(e: Option<&&'a crate::object::TreeEntry>) -> Option<&'a crate::object::TreeEntry> {
+    e.filter(|e| e.kind != EntryKind::Dir).copied()
+}
+
+/// Diff two stored trees, skipping identical subtrees without reading them.
+fn diff_trees(
+    repo: &Repo,
+    a: Option<Id>,
+    b: Option<Id>,
+    prefix: &str,
+    out: &mut Vec<Change>,
+) -> Result<()> {
+    if a == b {
+        return Ok(());
+    }
+    let load = |id: Option<Id>| -> Result<Vec<crate::object::TreeEntry>> {
+        Ok(match id {
+            Some(id) => repo.store.get_tree(&id)?.entries,
+            None => Vec::new(),
+        })
+    };
+    let (ea, eb) = (load(a)?, load(b)?);
+    let ma: BTreeMap<&str, &crate::object::TreeEntry> =
+        ea.iter().map(|e| (e.name.as_str(), e)).collect();
+    let mb: BTreeMap<&str, &crate::object::TreeEntry> =
+        eb.iter().map(|e| (e.name.as_str(), e)).collect();
+    let names: BTreeSet<&str> = ma.keys().chain(mb.keys()).copied().collect();
+    for name in names {
+        let p = paths::join(prefix, name);
+        let (x, y) = (ma.get(name), mb.get(name));
+        diff_trees(repo, dir_id(x), dir_id(y), &p, out)?;
+        match (leaf(x), leaf(y)) {
+            (Some(o), Some(n)) => {
+                if !Flat::from_entry(o).same(&Flat::from_entry(n)) {
+                    out.push(Change {
+                        path: p,
+                        change: ChangeKind::Modified,
+                        old_size: Some(o.size),
+                        new_size: Some(n.size),
+                    });
+                }
+            }
+            (Some(o), None) => out.push(Change {
+                path: p,
+                change: ChangeKind::Removed,
+                old_size: Some(o.size),
+                new_size: None,
+            }),
+            (None, Some(n)) => out.push(Change {
+                path: p,
+                change: ChangeKind::Added,
+                old_size: None,
+                new_size: Some(n.size),
+            }),
+            (None, None) => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,328 @@
+//! Pack files: chunk bytes appended to large files under `.dvx/packs/`, indexed in RocksDB.
+//!
+//! A record is a small header (magic, codec, id, lengths) followed by the stored bytes. The
+//! header makes a pack self-describing, so an index can be rebuilt from packs alone. Packs are
+//! only appended to while the writer lock is held; a record torn by a crash is never indexed
+//! (the index is written after the pack is fsynced), so it is garbage that `gc` reclaims.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{IoContext, Result, StoreError};
+use crate::id::Id;
+
+pub const PACK_MAGIC: &[u8; 8] = b"DVXPACK1";
+pub const RECORD_MAGIC: &[u8; 2] = b"DC";
+/// magic(2) + codec(1) + id(32) + raw_len(4) + stored_len(4)
+pub const RECORD_HEADER: u64 = 43;
+/// Start a new pack once the current one is this big.
+pub const PACK_ROLL_SIZE: u64 = 1 << 30;
+
+pub const CODEC_RAW: u8 = 0;
+pub const CODEC_ZSTD: u8 = 1;
+
+/// Where a chunk's bytes live: the value of the `chunks` column family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkLoc {
+    pub pack: u32,
+    /// Offset of the stored bytes (just after the record header).
+    pub offset: u64,
+    pub stored_len: u32,
+    pub raw_len: u32,
+    pub codec: u8,
+}
+
+impl ChunkLoc {
+    pub const ENCODED_LEN: usize = 21;
+
+    pub fn encode(&self) -> [u8; 21] {
+        let mut b = [0u8; 21];
+        b[0..4].copy_from_slice(&self.pack.to_le_bytes());
+        b[4..12].copy_from_slice(&self.offset.to_le_bytes());
+        b[12..16].copy_from_slice(&self.stored_len.to_le_bytes());
+        b[16..20].copy_from_slice(&self.raw_len.to_le_bytes());
+        b[20] = self.codec;
+        b
+    }
+
+    pub fn decode(id: Id, b: &[u8]) -> Result<ChunkLoc> {
+        if b.len() != Self::ENCODED_LEN {
+            return Err(StoreError::corrupt("chunk index entry", id, "wrong length"));
+        }
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let mut off = [0u8; 8];
+        off.copy_from_slice(&b[4..12]);
+        Ok(ChunkLoc {
+            pack: u32_at(0),
+            offset: u64::from_le_bytes(off),
+            stored_len: u32_at(12),
+            raw_len: u32_at(16),
+            codec: b[20],
+        })
+    }
+}
+
+/// Compress a chunk if that pays (saves at least 10%); returns (codec, bytes).
+pub fn encode_chunk(raw: &[u8]) -> (u8, Vec<u8>) {
+    if raw.len() >= 64 {
+        if let Ok(z) = zstd::bulk::compress(raw, 1) {
+            if z.len() * 10 < raw.len() * 9 {
+                return (CODEC_ZSTD, z);
+            }
+        }
+    }
+    (CODEC_RAW, raw.to_vec())
+}
+
+/// Decode stored bytes and verify they hash to `id`.
+pub fn decode_chunk(id: Id, loc: &ChunkLoc, stored: &[u8]) -> Result<Vec<u8>> {
+    let raw = match loc.codec {
+        CODEC_RAW => stored.to_vec(),
+        CODEC_ZSTD => zstd::bulk::decompress(stored, loc.raw_len as usize)
+            .map_err(|e| StoreError::corrupt("chunk", id, format!("cannot decompress: {e}")))?,
+        c => {
+            return Err(StoreError::corrupt(
+                "chunk",
+                id,
+                format!("unknown codec {c}"),
+            ))
+        }
+    };
+    if raw.len() != loc.raw_len as usize || Id::of(&raw) != id {
+        return Err(StoreError::corrupt(
+            "chunk",
+            id,
+            "content does not match its id",
+        ));
+    }
+    Ok(raw)
+}
+
+pub fn pack_path(dir: &Path, n: u32) -> PathBuf {
+    dir.join(format!("pack-{n:06}.pack"))
+}
+
+/// Pack numbers present in `dir`, ascending.
+pub fn list_packs(dir: &Path) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(StoreError::io(dir, e)),
+    };
+    for ent in rd {
+        let ent = ent.at(dir)?;
+        let name = ent.file_name();
+        let name = name.to_string_lossy();
+        if let Some(n) = name
+            .strip_prefix("pack-")
+            .and_then(|s| s.strip_suffix(".pack"))
+            .and_then(|s| s.parse::<u32>().ok())
+        {
+            out.push(n);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Appends records to the newest pack (or a new one). Only one exists per project at a time,
+/// guarded by the writer lock.
+pub struct PackWriter {
+    dir: PathBuf,
+    pack: u32,
+    path: PathBuf,
+    out: BufWriter<File>,
+    pos: u64,
+    wrote: bool,
+}
+
+impl PackWriter {
+    pub fn open(dir: &Path) -> Result<PackWriter> {
+        fs::create_dir_all(dir).at(dir)?;
+        let last = list_packs(dir)?.last().copied();
+        let (pack, fresh) = match last {
+            Some(n) => {
+                let len = fs::metadata(pack_path(dir, n)).at(pack_path(dir, n))?.len();
+                if len >= PACK_ROLL_SIZE {
+                    (n + 1, true)
+                } else {
+                    (n, false)
+                }
+            }
+            None => (1, true),
+        };
+        Self::open_pack(dir, pack, fresh)
+    }
+
+    /// Open a brand-new pack with a number above every existing one (used by repacking).
+    pub fn create_new(dir: &Path) -> Result<PackWriter> {
+        fs::create_dir_all(dir).at(dir)?;
+        let n = list_packs(dir)?.last().copied().unwrap_or(0) + 1;
+        Self::open_pack(dir, n, true)
+    }
+
+    fn open_pack(dir: &Path, pack: u32, fresh: bool) -> Result<PackWriter> {
+        let path = pack_path(dir, pack);
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .at(&path)?;
+        let mut pos = f.metadata().at(&path)?.len();
+        if fresh || pos == 0 {
+            f.write_all(PACK_MAGIC).at(&path)?;
+            pos = PACK_MAGIC.len() as u64;
+        }
+        Ok(PackWriter {
+            dir: dir.to_path_buf(),
+            pack,
+            path,
+            out: BufWriter::with_capacity(1 << 20, f),
+            pos,
+            wrote: fresh,
+        })
+    }
+
+    /// Append one encoded chunk; returns where its bytes are.
+    pub fn append(&mut self, id: Id, codec: u8, raw_len: u32, stored: &[u8]) -> Result<ChunkLoc> {
+        if self.pos >= PACK_ROLL_SIZE {
+            self.sync()?;
+            *self = Self::open_pack(&self.dir.clone(), self.pack + 1, true)?;
+        }
+        let mut hdr = [0u8; RECORD_HEADER as usize];
+        hdr[0..2].copy_from_slice(RECORD_MAGIC);
+        hdr[2] = codec;
+        hdr[3..35].copy_from_slice(id.as_bytes());
+        hdr[35..39].copy_from_slice(&raw_len.to_le_bytes());
+        hdr[39..43].copy_from_slice(&(stored.len() as u32).to_le_bytes());
+        self.out.write_all(&hdr).at(&self.path)?;
+        self.out.write_all(stored).at(&self.path)?;
+        let loc = ChunkLoc {
+            pack: self.pack,
+            offset: self.pos + RECORD_HEADER,
+            stored_len: stored.len() as u32,
+            raw_len,
+            codec,
+        };
+        self.pos += RECORD_HEADER + stored.len() as u64;
+        self.wrote = true;
+        Ok(loc)
+    }
+
+    /// Flush and fsync: after this, every appended record is durable.
+    pub fn sync(&mut self) -> Result<()> {
+        if !self.wrote {
+            return Ok(());
+        }
+        self.out.flush().at(&self.path)?;
+        self.out.get_ref().sync_data().at(&self.path)?;
+        Ok(())
+    }
+
+    pub fn pack_number(&self) -> u32 {
+        self.pack
+    }
+}
+
+/// Reads records by location; file handles are shared between threads.
+pub struct PackReader {
+    dir: PathBuf,
+    files: Mutex<HashMap<u32, Arc<File>>>,
+}
+
+impl PackReader {
+    pub fn new(dir: &Path) -> PackReader {
+        PackReader {
+            dir: dir.to_path_buf(),
+            files: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn file(&self, pack: u32) -> Result<Arc<File>> {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = files.get(&pack) {
+            return Ok(f.clone());
+        }
+        let path = pack_path(&self.dir, pack);
+        let f = Arc::new(File::open(&path).at(&path)?);
+        files.insert(pack, f.clone());
+        Ok(f)
+    }
+
+    /// Read and verify one chunk.
+    pub fn read(&self, id: Id, loc: &ChunkLoc) -> Result<Vec<u8>> {
+        let f = self.file(loc.pack).map_err(|e| match e {
+            StoreError::PathNotFound(_) => StoreError::MissingObject {
+                kind: "pack file",
+                id,
+            },
+            e => e,
+        })?;
+        let mut buf = vec![0u8; loc.stored_len as usize];
+        f.read_exact_at(&mut buf, loc.offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                StoreError::corrupt("chunk", id, format!("pack {} is truncated", loc.pack))
+            } else {
+                StoreError::io(pack_path(&self.dir, loc.pack), e)
+            }
+        })?;
+        decode_chunk(id, loc, &buf)
+    }
+
+    /// Forget cached handles (after packs were replaced by gc).
+    pub fn reset(&self) {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_read_round_trip_and_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = PackWriter::open(dir.path()).unwrap();
+        let data = b"some,csv,data\n".repeat(100);
+        let id = Id::of(&data);
+        let (codec, stored) = encode_chunk(&data);
+        assert_eq!(codec, CODEC_ZSTD);
+        let loc = w.append(id, codec, data.len() as u32, &stored).unwrap();
+        w.sync().unwrap();
+        assert_eq!(ChunkLoc::decode(id, &loc.encode()).unwrap(), loc);
+        let r = PackReader::new(dir.path());
+        assert_eq!(r.read(id, &loc).unwrap(), data);
+        // Flip a byte on disk: the read must fail, not return wrong data.
+        let p = pack_path(dir.path(), loc.pack);
+        let mut bytes = fs::read(&p).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&p, bytes).unwrap();
+        r.reset();
+        assert!(matches!(
+            r.read(id, &loc),
+            Err(StoreError::CorruptObject { .. })
+        ));
+    }
+
+    #[test]
+    fn appends_continue_the_newest_pack() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = {
+            let mut w = PackWriter::open(dir.path()).unwrap();
+            let l = w.append(Id::of(b"a"), CODEC_RAW, 1, b"a").unwrap();
+            w.sync().unwrap();
+            l
+        };
+        let mut w = PackWriter::open(dir.path()).unwrap();
+        let b = w.append(Id::of(b"b"), CODEC_RAW, 1, b"b").unwrap();
+        w.sync().unwrap();
+        assert_eq!(a.pack, b.pack);
+        assert_eq!(b.offset, a.offset + 1 + RECORD_HEADER);
+    }
+}

@@ -1,0 +1,301 @@
+//! A dvx project: its folders, settings, store, writer lock, and the commit/lock-file plumbing
+//! every writing command shares.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::{IoContext, Result, StoreError};
+use crate::gitutil;
+use crate::id::Id;
+use crate::lock::WriterLock;
+use crate::lockfile::{LockFile, LockedPath, LOCK_VERSION};
+use crate::object::{Commit, EntryKind, Person};
+use crate::refs::{Head, DEFAULT_BRANCH};
+use crate::store::{Store, Txn};
+use crate::worktree;
+
+pub const DOT: &str = ".dvx";
+
+/// How a command needs the project.
+#[derive(Clone, Copy, Debug)]
+pub enum Access<'a> {
+    /// Never blocks, never writes.
+    Read,
+    /// Takes the writer lock (waiting briefly), then opens the database for writing.
+    Write(&'a str),
+    /// Writes if no one else is (to persist caches), otherwise reads.
+    ReadOrWrite(&'a str),
+}
+
+pub struct Repo {
+    pub root: PathBuf,
+    pub dot: PathBuf,
+    pub config: Config,
+    pub store: Store,
+    lock: Option<WriterLock>,
+}
+
+/// What `init` did.
+pub struct InitReport {
+    pub root: PathBuf,
+    pub git: Option<PathBuf>,
+}
+
+impl Repo {
+    /// The project containing `start` (walking up like git).
+    pub fn find_root(start: &Path) -> Result<PathBuf> {
+        let mut cur = Some(start);
+        while let Some(dir) = cur {
+            if dir.join(DOT).join("config.toml").is_file() {
+                return Ok(dir.to_path_buf());
+            }
+            cur = dir.parent();
+        }
+        Err(StoreError::NotAProject(start.to_path_buf()))
+    }
+
+    pub fn init(dir: &Path) -> Result<InitReport> {
+        let dot = dir.join(DOT);
+        if dot.join("config.toml").exists() {
+            return Err(StoreError::AlreadyInitialized(dir.to_path_buf()));
+        }
+        fs::create_dir_all(dot.join("tmp")).at(&dot)?;
+        fs::create_dir_all(dot.join("packs")).at(&dot)?;
+        gitutil::write_internal_gitignore(&dot)?;
+        {
+            let _lock = WriterLock::acquire(&dot, "dvx init", Duration::from_secs(3))?;
+            let db = Db::open(&dot.join("db"))?;
+            let store = Store::new(db, &dot.join("packs"));
+            let txn = store.txn()?;
+            txn.set_head(&Head::Branch(DEFAULT_BRANCH.into()));
+            txn.put(crate::db::CF_META, b"format", b"1");
+            txn.commit()?;
+        }
+        // The config file marks the project as ready, so it is written last.
+        crate::fsutil::write_atomic(
+            &dot.join("config.toml"),
+            Config::default().to_toml().as_bytes(),
+            &dot.join("tmp"),
+        )?;
+        Ok(InitReport {
+            root: dir.to_path_buf(),
+            git: gitutil::git_workdir(dir),
+        })
+    }
+
+    pub fn open(start: &Path, access: Access) -> Result<Repo> {
+        let root = Self::find_root(start)?;
+        let dot = root.join(DOT);
+        let config = Config::load(&dot.join("config.toml"))?;
+        let wait = std::env::var("DVX_LOCK_WAIT")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(config.core.lock_wait_secs);
+        let wait = Duration::from_secs_f64(wait.max(0.0));
+        let lock = match access {
+            Access::Read => None,
+            Access::Write(cmd) => Some(WriterLock::acquire(&dot, cmd, wait)?),
+            Access::ReadOrWrite(cmd) => WriterLock::try_acquire(&dot, cmd, Duration::ZERO)?,
+        };
+        let db_path = dot.join("db");
+        let db = if lock.is_some() {
+            Db::open(&db_path)?
+        } else {
+            Db::open_read_only(&db_path)?
+        };
+        let repo = Repo {
+            store: Store::new(db, &dot.join("packs")),
+            root,
+            dot,
+            config,
+            lock,
+        };
+        if repo.lock.is_some() {
+            repo.clean_tmp();
+        }
+        Ok(repo)
+    }
+
+    pub fn can_write(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.dot.join("tmp")
+    }
+
+    /// Temp files left by a killed writer are never trusted; remove them.
+    fn clean_tmp(&self) {
+        if let Ok(rd) = fs::read_dir(self.tmp_dir()) {
+            for e in rd.flatten() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+
+    pub fn author(&self) -> Person {
+        let env = |k: &str| std::env::var(k).ok().filter(|s| !s.is_empty());
+        let (gname, gemail) = gitutil::git_user(&self.root);
+        let user = env("USER").unwrap_or_else(|| "unknown".into());
+        let host = fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        Person {
+            name: env("DVX_AUTHOR_NAME")
+                .or_else(|| self.config.user.name.clone())
+                .or(gname)
+                .unwrap_or_else(|| user.clone()),
+            email: env("DVX_AUTHOR_EMAIL")
+                .or_else(|| self.config.user.email.clone())
+                .or(gemail)
+                .unwrap_or_else(|| format!("{user}@{host}")),
+        }
+    }
+
+    /// HEAD, its commit id, and the commit itself.
+    pub fn head_state(&self) -> Result<(Head, Option<Id>, Option<Commit>)> {
+        let head = self.store.head()?;
+        let id = self.store.head_commit()?;
+        let commit = match &id {
+            Some(id) => Some(self.store.get_commit(id)?),
+            None => None,
+        };
+        Ok((head, id, commit))
+    }
+
+    /// Record a commit on top of HEAD inside `txn` and move HEAD's branch to it.
+    pub fn new_commit(
+        &self,
+        txn: &Txn,
+        tree: Id,
+        roots: Vec<String>,
+        message: String,
+        runs: Vec<Id>,
+    ) -> Result<(Id, Commit)> {
+        let (head, parent, _) = self.head_state()?;
+        let commit = Commit {
+            author: self.author(),
+            git: gitutil::git_info(&self.root),
+            message,
+            parents: parent.into_iter().collect(),
+            roots,
+            runs,
+            time: chrono::Utc::now().timestamp(),
+            tree,
+            version: 1,
+        };
+        let id = txn.put_commit(&commit);
+        txn.advance_head(&head, &id);
+        Ok((id, commit))
+    }
+
+    /// The lock file describing `commit`, keeping sections other crates wrote.
+    pub fn lock_for(&self, id: &Id, commit: &Commit) -> Result<LockFile> {
+        let mut paths = std::collections::BTreeMap::new();
+        for r in &commit.roots {
+            if let Some(f) = worktree::lookup(&self.store, &commit.tree, r)? {
+                paths.insert(
+                    r.clone(),
+                    LockedPath {
+                        kind: f.kind,
+                        id: f.id,
+                        size: f.size,
+                    },
+                );
+            }
+        }
+        let other = match LockFile::read(&self.root) {
+            Ok(Some(old)) => old.other,
+            _ => Default::default(),
+        };
+        Ok(LockFile {
+            version: LOCK_VERSION,
+            commit: *id,
+            paths,
+            other,
+        })
+    }
+
+    /// Rewrite dvx.lock for `commit` and keep the data paths out of git.
+    pub fn write_lock(&self, id: &Id, commit: &Commit, untracked: &[String]) -> Result<()> {
+        self.lock_for(id, commit)?
+            .write(&self.root, &self.tmp_dir())?;
+        if let Some(git_root) = gitutil::git_workdir(&self.root) {
+            let prefix = self
+                .root
+                .strip_prefix(&git_root)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let rel = |r: &String| crate::paths::join(&prefix, r);
+            let add: Vec<String> = commit.roots.iter().map(rel).collect();
+            let rm: Vec<String> = untracked.iter().map(rel).collect();
+            gitutil::update_gitignore(&git_root, &add, &rm, &self.tmp_dir())?;
+        }
+        Ok(())
+    }
+
+    /// Read dvx.lock and check it says what its commit says. `Ok(None)` if there is none.
+    pub fn checked_lock(&self) -> Result<Option<LockFile>> {
+        let Some(lock) = LockFile::read(&self.root)? else {
+            return Ok(None);
+        };
+        let path = LockFile::path(&self.root);
+        let edited = |detail: String| StoreError::LockFileEdited {
+            path: path.clone(),
+            detail,
+        };
+        let commit = match self.store.get_commit(&lock.commit) {
+            Ok(c) => c,
+            Err(StoreError::MissingObject { .. }) => {
+                return Err(edited(format!(
+                    "it pins commit {} which this store does not have (fetch it from a remote, or the file was changed)",
+                    lock.commit.short()
+                )))
+            }
+            Err(e) => return Err(e),
+        };
+        let locked: Vec<&String> = lock.paths.keys().collect();
+        let roots: Vec<&String> = commit.roots.iter().collect();
+        if locked != roots {
+            return Err(edited(format!(
+                "it lists paths [{}] but commit {} tracks [{}]",
+                lock.paths.keys().cloned().collect::<Vec<_>>().join(", "),
+                lock.commit.short(),
+                commit.roots.join(", ")
+            )));
+        }
+        for (p, lp) in &lock.paths {
+            let actual = worktree::lookup(&self.store, &commit.tree, p)?;
+            match actual {
+                Some(f) if f.id == lp.id && f.kind == lp.kind && f.size == lp.size => {}
+                Some(f) => {
+                    return Err(edited(format!(
+                        "{p}: it says {} {} ({} bytes) but commit {} has {} {} ({} bytes)",
+                        lp.kind.as_str(),
+                        lp.id.short(),
+                        lp.size,
+                        lock.commit.short(),
+                        f.kind.as_str(),
+                        f.id.short(),
+                        f.size
+                    )))
+                }
+                None => {
+                    return Err(edited(format!(
+                        "{p}: not in commit {}",
+                        lock.commit.short()
+                    )))
+                }
+            }
+        }
+        Ok(Some(lock))
+    }
+}
+
+/// Is this entry kind a leaf (file or symlink)?
+pub fn is_leaf(k: EntryKind) -> bool {
+    k != EntryKind::Dir
+}

@@ -1,0 +1,336 @@
+//! The object store: RocksDB index + pack files. Reading verifies every hash; writing goes
+//! through a `Txn` that fsyncs pack data before the one atomic index write.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::chunking;
+use crate::db::{Batch, Db, ObjKind, CF_CHUNKS, CF_OBJECTS};
+use crate::error::{IoContext, Result, StoreError};
+use crate::id::Id;
+use crate::object::{Commit, FileManifest, Tree};
+use crate::pack::{encode_chunk, ChunkLoc, PackReader, PackWriter};
+
+/// A chunk compressed for a pack: (codec, stored bytes).
+type Encoded = (u8, Vec<u8>);
+
+/// Files at least this big are hashed with several threads and read through mmap.
+const BIG_FILE: u64 = 8 << 20;
+
+pub struct Store {
+    pub db: Db,
+    packs_dir: PathBuf,
+    reader: PackReader,
+}
+
+impl Store {
+    pub fn new(db: Db, packs_dir: &Path) -> Store {
+        Store {
+            db,
+            packs_dir: packs_dir.to_path_buf(),
+            reader: PackReader::new(packs_dir),
+        }
+    }
+
+    pub fn packs_dir(&self) -> &Path {
+        &self.packs_dir
+    }
+
+    pub fn pack_reader(&self) -> &PackReader {
+        &self.reader
+    }
+
+    pub fn chunk_loc(&self, id: &Id) -> Result<Option<ChunkLoc>> {
+        match self.db.get(CF_CHUNKS, id.as_bytes())? {
+            Some(v) => Ok(Some(ChunkLoc::decode(*id, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn read_chunk(&self, id: &Id) -> Result<Vec<u8>> {
+        let loc = self.chunk_loc(id)?.ok_or(StoreError::MissingObject {
+            kind: "chunk",
+            id: *id,
+        })?;
+        self.reader.read(*id, &loc)
+    }
+
+    pub fn get_object(&self, kind: ObjKind, id: &Id) -> Result<Option<Vec<u8>>> {
+        self.db.get(CF_OBJECTS, &kind.key(id))
+    }
+
+    pub fn has_object(&self, kind: ObjKind, id: &Id) -> Result<bool> {
+        self.db.contains(CF_OBJECTS, &kind.key(id))
+    }
+
+    fn need_object(&self, kind: ObjKind, id: &Id) -> Result<Vec<u8>> {
+        let bytes = self
+            .get_object(kind, id)?
+            .ok_or(StoreError::MissingObject {
+                kind: kind.name(),
+                id: *id,
+            })?;
+        Ok(bytes)
+    }
+
+    pub fn get_tree(&self, id: &Id) -> Result<Tree> {
+        let bytes = self.need_object(ObjKind::Tree, id)?;
+        if Id::of(&bytes) != *id {
+            return Err(StoreError::corrupt(
+                "tree",
+                *id,
+                "content does not match its id",
+            ));
+        }
+        Tree::decode(*id, &bytes)
+    }
+
+    pub fn get_commit(&self, id: &Id) -> Result<Commit> {
+        let bytes = self.need_object(ObjKind::Commit, id)?;
+        if Id::of(&bytes) != *id {
+            return Err(StoreError::corrupt(
+                "commit",
+                *id,
+                "content does not match its id",
+            ));
+        }
+        Commit::decode(*id, &bytes)
+    }
+
+    /// The chunks of a file: its manifest's list, or the file itself as one chunk.
+    pub fn file_chunks(&self, id: &Id) -> Result<Vec<(Id, u32)>> {
+        if let Some(bytes) = self.get_object(ObjKind::File, id)? {
+            return Ok(FileManifest::decode(*id, &bytes)?.chunks);
+        }
+        match self.chunk_loc(id)? {
+            Some(loc) => Ok(vec![(*id, loc.raw_len)]),
+            None => Err(StoreError::MissingObject {
+                kind: "file",
+                id: *id,
+            }),
+        }
+    }
+
+    pub fn has_file(&self, id: &Id) -> Result<bool> {
+        Ok(self.db.contains(CF_CHUNKS, id.as_bytes())?
+            || self.db.contains(CF_OBJECTS, &ObjKind::File.key(id))?)
+    }
+
+    /// Stream a file's content to `out`, verifying every chunk and the whole-file id.
+    pub fn write_file_to(&self, id: &Id, out: &mut dyn Write) -> Result<u64> {
+        let chunks = self.file_chunks(id)?;
+        let mut hasher = blake3::Hasher::new();
+        let mut n = 0u64;
+        for (cid, _) in &chunks {
+            let data = self.read_chunk(cid)?;
+            if chunks.len() > 1 {
+                hasher.update(&data);
+            }
+            out.write_all(&data)
+                .map_err(|e| StoreError::io("<output>", e))?;
+            n += data.len() as u64;
+        }
+        if chunks.len() > 1 && Id::from_hash(hasher.finalize()) != *id {
+            return Err(StoreError::corrupt(
+                "file",
+                *id,
+                "content does not match its id",
+            ));
+        }
+        Ok(n)
+    }
+
+    pub fn read_file(&self, id: &Id) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.write_file_to(id, &mut v)?;
+        Ok(v)
+    }
+
+    pub fn txn(&self) -> Result<Txn<'_>> {
+        Ok(Txn {
+            store: self,
+            pack: Mutex::new(None),
+            batch: Mutex::new(self.db.batch()),
+            pending: Mutex::new(HashSet::new()),
+        })
+    }
+}
+
+/// One atomic write: chunks appended to packs, then every index/object/ref change in one batch.
+pub struct Txn<'a> {
+    store: &'a Store,
+    pack: Mutex<Option<PackWriter>>,
+    batch: Mutex<Batch>,
+    pending: Mutex<HashSet<Id>>,
+}
+
+impl<'a> Txn<'a> {
+    pub fn store(&self) -> &'a Store {
+        self.store
+    }
+
+    fn lock_batch(&self) -> std::sync::MutexGuard<'_, Batch> {
+        self.batch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn put(&self, cf: &str, key: &[u8], value: &[u8]) {
+        self.lock_batch().put(&self.store.db, cf, key, value);
+    }
+
+    pub fn delete(&self, cf: &str, key: &[u8]) {
+        self.lock_batch().delete(&self.store.db, cf, key);
+    }
+
+    pub fn put_object(&self, kind: ObjKind, id: &Id, bytes: &[u8]) {
+        self.put(CF_OBJECTS, &kind.key(id), bytes);
+    }
+
+    pub fn put_tree(&self, tree: &Tree) -> Id {
+        let bytes = tree.encode();
+        let id = Id::of(&bytes);
+        self.put_object(ObjKind::Tree, &id, &bytes);
+        id
+    }
+
+    pub fn put_commit(&self, c: &Commit) -> Id {
+        let bytes = c.encode();
+        let id = Id::of(&bytes);
+        self.put_object(ObjKind::Commit, &id, &bytes);
+        id
+    }
+
+    /// Claim a chunk id for writing; false if the store or this txn already has it.
+    fn claim(&self, id: &Id) -> Result<bool> {
+        if self.store.db.contains(CF_CHUNKS, id.as_bytes())? {
+            return Ok(false);
+        }
+        Ok(self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(*id))
+    }
+
+    fn append(&self, id: Id, codec: u8, raw_len: u32, stored: &[u8]) -> Result<()> {
+        let loc = {
+            let mut g = self.pack.lock().unwrap_or_else(|p| p.into_inner());
+            if g.is_none() {
+                *g = Some(PackWriter::open(&self.store.packs_dir)?);
+            }
+            match g.as_mut() {
+                Some(w) => w.append(id, codec, raw_len, stored)?,
+                None => unreachable!("pack writer was just opened"),
+            }
+        };
+        self.put(CF_CHUNKS, id.as_bytes(), &loc.encode());
+        Ok(())
+    }
+
+    /// Store one chunk given its raw bytes (compressing if that pays).
+    pub fn put_chunk(&self, id: Id, raw: &[u8]) -> Result<()> {
+        if self.claim(&id)? {
+            let (codec, stored) = encode_chunk(raw);
+            self.append(id, codec, raw.len() as u32, &stored)?;
+        }
+        Ok(())
+    }
+
+    /// Store a file's content held in memory; returns its id (= BLAKE3 of `data`).
+    pub fn put_bytes(&self, data: &[u8]) -> Result<Id> {
+        let id = if data.len() as u64 >= BIG_FILE {
+            let mut h = blake3::Hasher::new();
+            h.update_rayon(data);
+            Id::from_hash(h.finalize())
+        } else {
+            Id::of(data)
+        };
+        let cuts = chunking::chunks(data);
+        if cuts.len() == 1 {
+            self.put_chunk(id, data)?;
+            return Ok(id);
+        }
+        if self.store.has_object(ObjKind::File, &id)? {
+            return Ok(id);
+        }
+        // Hash and compress chunks in parallel, a window at a time to bound memory.
+        let mut list = Vec::with_capacity(cuts.len());
+        for window in cuts.chunks(32) {
+            let encoded: Vec<(Id, usize, Option<Encoded>)> = window
+                .par_iter()
+                .map(|&(off, len)| {
+                    let raw = &data[off..off + len];
+                    let cid = Id::of(raw);
+                    let enc = if self.claim(&cid)? {
+                        Some(encode_chunk(raw))
+                    } else {
+                        None
+                    };
+                    Ok((cid, len, enc))
+                })
+                .collect::<Result<_>>()?;
+            for (cid, len, enc) in encoded {
+                if let Some((codec, stored)) = enc {
+                    self.append(cid, codec, len as u32, &stored)?;
+                }
+                list.push((cid, len as u32));
+            }
+        }
+        let manifest = FileManifest {
+            size: data.len() as u64,
+            chunks: list,
+        };
+        self.put_object(ObjKind::File, &id, &manifest.encode());
+        Ok(id)
+    }
+
+    /// Read and store a file from disk; returns (id, size).
+    pub fn put_path(&self, path: &Path) -> Result<(Id, u64)> {
+        let mut f = File::open(path).at(path)?;
+        let len = f.metadata().at(path)?.len();
+        if len >= BIG_FILE {
+            // SAFETY: the map is read-only and dropped before returning; a concurrent writer
+            // truncating the file is a user error that at worst yields a wrong-length read,
+            // which the size check below reports.
+            let map = unsafe { memmap2::Mmap::map(&f) }.at(path)?;
+            let id = self.put_bytes(&map)?;
+            return Ok((id, map.len() as u64));
+        }
+        let mut buf = Vec::with_capacity(len as usize);
+        f.read_to_end(&mut buf).at(path)?;
+        let id = self.put_bytes(&buf)?;
+        Ok((id, buf.len() as u64))
+    }
+
+    /// Make everything durable: fsync packs, then write the batch atomically.
+    pub fn commit(self) -> Result<()> {
+        if let Some(mut w) = self.pack.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            w.sync()?;
+        }
+        let batch = self.batch.into_inner().unwrap_or_else(|p| p.into_inner());
+        self.store.db.write(batch)
+    }
+}
+
+/// Hash a file on disk without storing it.
+pub fn hash_path(path: &Path) -> Result<(Id, u64)> {
+    let f = File::open(path).at(path)?;
+    let len = f.metadata().at(path)?.len();
+    let mut h = blake3::Hasher::new();
+    if len >= BIG_FILE {
+        // SAFETY: read-only map, dropped before returning.
+        let map = unsafe { memmap2::Mmap::map(&f) }.at(path)?;
+        h.update_rayon(&map);
+    } else {
+        let mut f = f;
+        let mut buf = Vec::with_capacity(len as usize);
+        f.read_to_end(&mut buf).at(path)?;
+        h.update(&buf);
+        return Ok((Id::from_hash(h.finalize()), buf.len() as u64));
+    }
+    Ok((Id::from_hash(h.finalize()), len))
+}

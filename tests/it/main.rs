@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `dvx` binary against real files, git and processes.
+
+mod common;
+mod concurrency;
+mod errors;
+mod safety;
+mod workflow;
