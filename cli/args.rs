@@ -174,6 +174,78 @@ pub enum Command {
         json: bool,
     },
 
+    /// Run the pipeline in dvx.yaml: only stale stages and datums execute.
+    #[command(
+        after_help = "Examples:\n  dvx run                      # everything that is stale\n  dvx run train -j 4           # `train` and what it needs, 4 at a time\n  dvx run --dry-run            # what would run, and why\n  dvx run process --datum batch-007.ndjson   # one datum, for debugging\n\nA minimal dvx.yaml:\n  stages:\n    count:\n      cmd: wc -l data/raw.csv > counts.txt\n      deps: [data/raw.csv]\n      outs: [counts.txt]"
+    )]
+    Run {
+        /// Stages to run (with what they need); default all.
+        stages: Vec<String>,
+        /// Parallel executions (default: number of cores).
+        #[arg(short, long, value_name = "N")]
+        jobs: Option<usize>,
+        /// Run even if up to date (and do not use the run cache).
+        #[arg(short, long)]
+        force: bool,
+        /// Show what would run and why; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Go on with independent work after a failure.
+        #[arg(short, long)]
+        keep_going: bool,
+        /// Also run every stage downstream of the named ones.
+        #[arg(long)]
+        downstream: bool,
+        /// Run only this datum of a datum stage (its path inside the input folder).
+        #[arg(long, value_name = "ID")]
+        datum: Option<String>,
+        /// Never restore results from the run cache.
+        #[arg(long)]
+        no_run_cache: bool,
+        /// Message of the commit recording the run.
+        #[arg(short, long)]
+        message: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Show the stage graph of dvx.yaml.
+    #[command(
+        after_help = "Examples:\n  dvx dag\n  dvx dag --dot | dot -Tpng > dag.png\n  dvx dag --mermaid"
+    )]
+    Dag {
+        #[arg(long, conflicts_with = "mermaid")]
+        dot: bool,
+        #[arg(long)]
+        mermaid: bool,
+    },
+
+    /// List the datums a stage's input glob yields now (a dry run).
+    #[command(after_help = "Examples:\n  dvx datums process\n  dvx datums process --json")]
+    Datums {
+        stage: String,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Print a run record: what ran, on which inputs, with what result.
+    #[command(after_help = "Examples:\n  dvx show 3f2a9c\n  dvx show 3f2a9c --json")]
+    Show {
+        /// Run id (or a unique prefix of it).
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Print the stored output (stdout, then stderr) of a run.
+    #[command(after_help = "Examples:\n  dvx logs 3f2a9c\n  dvx logs 3f2a9c --stderr")]
+    Logs {
+        run: String,
+        /// Only standard error.
+        #[arg(long)]
+        stderr: bool,
+    },
+
     /// Re-hash every stored object and report damaged or missing ones.
     #[command(
         after_help = "Examples:\n  dvx fsck\n  dvx fsck --json\n\nExits 1 if anything is wrong."

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
+use dvx_engine::run::{Engine, RunOptions};
 use dvx_engine::store::{self, paths, Access, Repo, StoreError};
+use dvx_engine::{exec::Children, record, EngineError};
 
 use args::{Cli, Command};
 use output::{human_bytes, Bar, Out};
@@ -71,7 +73,7 @@ fn rel_args(repo: &Repo, cwd: &Path, args: &[PathBuf], glob: bool) -> store::Res
     Ok(out)
 }
 
-fn run(cli: Cli, out: &Out) -> store::Result<ExitCode> {
+fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
     let cwd = cwd(&cli.directory)?;
     let bar = Bar::new(out.quiet || !std::io::stderr().is_terminal());
     let show = |rel: &str, root: &Path| paths::display_rel(root, &cwd, rel);
@@ -159,10 +161,20 @@ fn run(cli: Cli, out: &Out) -> store::Result<ExitCode> {
         Command::Status { json } => {
             let repo = Repo::open(&cwd, Access::ReadOrWrite("dvx status"))?;
             let st = repo.status(&bar)?;
+            let stages = match Engine::open(&repo) {
+                Ok(mut e) => Some(e.status(&bar)?),
+                Err(EngineError::NoPipeline(_)) => None,
+                Err(e) => return Err(e),
+            };
             if json {
-                out.json(&st);
+                let mut v = serde_json::to_value(&st).unwrap_or_default();
+                v["stages"] = serde_json::to_value(&stages).unwrap_or_default();
+                out.json(&v);
             } else {
                 output::print_status(out, &st, |r| show(r, &repo.root));
+                if let Some(stages) = stages {
+                    output::print_stage_status(out, &stages);
+                }
             }
         }
         Command::Log {
@@ -297,6 +309,102 @@ fn run(cli: Cli, out: &Out) -> store::Result<ExitCode> {
                 ));
             }
         }
+        Command::Run {
+            stages,
+            jobs,
+            force,
+            dry_run,
+            keep_going,
+            downstream,
+            datum,
+            no_run_cache,
+            message,
+            json,
+        } => {
+            let repo = Repo::open(&cwd, Access::Write("dvx run"))?;
+            let mut engine = Engine::open(&repo)?;
+            let children = Children::default();
+            let c = children.clone();
+            // Ctrl-C stops every child; finished work is already stored.
+            let _ = ctrlc::set_handler(move || c.cancel_all());
+            let opts = RunOptions {
+                targets: stages,
+                jobs: jobs.unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(2)
+                }),
+                force,
+                dry_run,
+                keep_going,
+                downstream,
+                datum,
+                message,
+                no_run_cache,
+            };
+            let summary = engine.run(&opts, &children, &bar)?;
+            if json {
+                out.json(&summary);
+            } else {
+                output::print_run(out, &summary, dry_run);
+            }
+            if summary.failed > 0 {
+                return Err(EngineError::SomeFailed(summary.failures.len()));
+            }
+        }
+        Command::Dag { dot, mermaid } => {
+            let repo = Repo::open(&cwd, Access::Read)?;
+            let engine = Engine::open(&repo)?;
+            let text = if dot {
+                engine.dag.to_dot(&engine.pipeline)
+            } else if mermaid {
+                engine.dag.to_mermaid(&engine.pipeline)
+            } else {
+                engine.dag.to_text(&engine.pipeline)
+            };
+            print!("{text}");
+        }
+        Command::Datums { stage, json } => {
+            let repo = Repo::open(&cwd, Access::ReadOrWrite("dvx datums"))?;
+            let engine = Engine::open(&repo)?;
+            let ds = engine.datums(&stage, &bar)?;
+            if json {
+                out.json(&ds);
+            } else {
+                for d in &ds {
+                    println!(
+                        "{}  {}",
+                        d.input.as_ref().map(|i| i.id.short()).unwrap_or_default(),
+                        d.id
+                    );
+                }
+                out.say(&format!("{} datums", ds.len()));
+            }
+        }
+        Command::Show { run, json } => {
+            let repo = Repo::open(&cwd, Access::Read)?;
+            let (id, rec) = record::find(&repo.store, &run)?
+                .ok_or_else(|| StoreError::UnknownRevision(run.clone()))?;
+            if json {
+                let mut v = serde_json::to_value(&rec).unwrap_or_default();
+                v["id"] = serde_json::Value::String(id.to_hex());
+                out.json(&v);
+            } else {
+                output::print_record(&id, &rec);
+            }
+        }
+        Command::Logs { run, stderr } => {
+            let repo = Repo::open(&cwd, Access::Read)?;
+            let (_, rec) = record::find(&repo.store, &run)?
+                .ok_or_else(|| StoreError::UnknownRevision(run.clone()))?;
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            if !stderr {
+                repo.store.write_file_to(&rec.stdout, &mut lock)?;
+            }
+            repo.store.write_file_to(&rec.stderr, &mut lock)?;
+            lock.flush().map_err(|e| StoreError::io("<stdout>", e))?;
+        }
         Command::Fsck { json } => {
             let repo = Repo::open(&cwd, Access::Read)?;
             let rep = repo.fsck(&bar)?;
@@ -342,7 +450,7 @@ fn refs_cmd(
     rev: Option<String>,
     delete: Option<String>,
     json: bool,
-) -> store::Result<()> {
+) -> dvx_engine::Result<()> {
     if let Some(d) = delete {
         let repo = Repo::open(cwd, Access::Write("dvx branch/tag -d"))?;
         let id = repo.delete_ref(kind, &d)?;

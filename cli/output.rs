@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
+use dvx_engine::record::RunRecord;
+use dvx_engine::run::{RunSummary, StageReport};
 use dvx_engine::store::ops::{Change, ChangeKind, LogEntry, Status};
+use dvx_engine::store::Id;
 use dvx_engine::store::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -184,4 +187,132 @@ pub fn print_changes(out: &Out, changes: &[Change], show: impl Fn(&str) -> Strin
     if changes.is_empty() {
         out.say("no differences");
     }
+}
+
+pub fn print_stage_status(out: &Out, stages: &[StageReport]) {
+    let stale: Vec<&StageReport> = stages
+        .iter()
+        .filter(|s| s.state != "skipped" && s.state != "frozen")
+        .collect();
+    if stale.is_empty() {
+        out.say("pipeline is up to date");
+        return;
+    }
+    out.say("stale stages (`dvx run` brings them up to date):");
+    for s in stale {
+        let what = if s.state == "restored" {
+            "restorable from the run cache"
+        } else {
+            "would run"
+        };
+        println!("  {:<20} {what}: {}", s.stage, s.reasons.join("; "));
+    }
+}
+
+pub fn print_run(out: &Out, s: &RunSummary, dry_run: bool) {
+    for st in &s.stages {
+        let datums = st
+            .datums
+            .as_ref()
+            .map(|d| {
+                format!(
+                    " [{} datums: {} executed, {} restored, {} failed]",
+                    d.total, d.executed, d.restored, d.failed
+                )
+            })
+            .unwrap_or_default();
+        let why = if st.reasons.is_empty() || st.state == "skipped" {
+            String::new()
+        } else {
+            format!(" ({})", st.reasons.join("; "))
+        };
+        out.say(&format!("{:<9} {}{datums}{why}", st.state, st.stage));
+    }
+    for f in &s.failures {
+        eprintln!(
+            "failed: {}{} (run {}): {}",
+            f.stage,
+            f.datum
+                .as_ref()
+                .map(|d| format!(" datum {d}"))
+                .unwrap_or_default(),
+            f.run.map(|r| r.short()).unwrap_or_default(),
+            f.error
+        );
+        for l in f.stderr_tail.lines() {
+            eprintln!("  | {l}");
+        }
+    }
+    if dry_run {
+        return;
+    }
+    out.say(&format!(
+        "{} executed, {} restored from cache, {} skipped, {} failed in {:.2}s (task time {:.2}s){}",
+        s.executed,
+        s.restored,
+        s.skipped,
+        s.failed,
+        s.wall_ms as f64 / 1000.0,
+        s.task_ms as f64 / 1000.0,
+        s.commit
+            .map(|c| format!("; commit {}", c.short()))
+            .unwrap_or_default()
+    ));
+}
+
+pub fn print_record(id: &Id, r: &RunRecord) {
+    println!("run      {id}");
+    println!(
+        "stage    {}{}",
+        r.stage,
+        r.datum
+            .as_ref()
+            .map(|d| format!("  datum {d}"))
+            .unwrap_or_default()
+    );
+    println!("key      {}", r.key);
+    println!(
+        "status   {}",
+        if r.ok() {
+            "ok".to_string()
+        } else {
+            r.error
+                .clone()
+                .unwrap_or_else(|| format!("exit {:?}", r.exit))
+        }
+    );
+    println!("command  {}", r.cmd.join(" && "));
+    println!(
+        "when     {} .. {} ({} ms, attempt {})",
+        r.start,
+        r.end,
+        r.duration_ms,
+        r.attempt + 1
+    );
+    println!(
+        "who      {} on {} ({} executor)",
+        r.user, r.host, r.executor
+    );
+    if let Some(g) = &r.code {
+        println!(
+            "code     git {}{}",
+            g.commit,
+            if g.dirty { " (dirty)" } else { "" }
+        );
+    }
+    for (k, v) in &r.params {
+        println!("param    {k} = {v}");
+    }
+    for i in &r.inputs {
+        println!("input    {} {} {}", i.kind, i.id.short(), i.path);
+    }
+    for o in &r.outputs {
+        println!("output   {} {} {}", o.kind, o.id.short(), o.path);
+    }
+    println!(
+        "logs     stdout {} stderr {} (`dvx logs {}`)",
+        r.stdout.short(),
+        r.stderr.short(),
+        id.short()
+    );
 }

@@ -1,6 +1,21 @@
 //! dvx-engine: pipelines on top of the dvx store.
 //!
+//! `dvx.yaml` declares stages; the engine orders them by data flow, splits stages with an
+//! input glob into datums, computes a key for every stage and datum, restores known results
+//! from the run cache, runs the rest in parallel, and records every execution.
+//!
 //! The CLI talks to the engine, and the engine to the store (`cli → engine → store`); the
 //! store is re-exported here so the CLI depends on one library.
 
+pub mod dag;
+pub mod datum;
+pub mod error;
+pub mod exec;
+pub mod key;
+pub mod params;
+pub mod record;
+pub mod run;
+pub mod spec;
+
 pub use dvx_store as store;
+pub use error::{EngineError, Result};

@@ -21,6 +21,16 @@ use crate::statcache::{Stat, StatEntry};
 use crate::worktree::{self, Flat};
 use crate::Progress;
 
+/// What `Repo::apply` changed on disk.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub written: u64,
+    pub deleted: u64,
+    pub bytes_written: u64,
+    pub unchanged: u64,
+    pub cache: Vec<(String, StatEntry)>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct CheckoutReport {
     pub commit: Id,
@@ -122,6 +132,51 @@ impl Repo {
             }
         }
 
+        let applied = self.apply(&want, &work, progress)?;
+        let txn = self.store.txn()?;
+        for (p, e) in &applied.cache {
+            txn.put(CF_STAT, p.as_bytes(), &e.encode());
+        }
+        let branch = if only.is_empty() {
+            txn.set_head(&new_head);
+            match &new_head {
+                Head::Branch(b) => Some(b.clone()),
+                Head::Detached(_) => None,
+            }
+        } else {
+            None
+        };
+        txn.commit()?;
+        if only.is_empty() {
+            let untracked: Vec<String> = current
+                .map(|c| {
+                    c.roots
+                        .into_iter()
+                        .filter(|r| !target.roots.contains(r))
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.write_lock(&target_id, &target, &untracked)?;
+        }
+        Ok(CheckoutReport {
+            commit: target_id,
+            branch,
+            written: applied.written,
+            deleted: applied.deleted,
+            bytes_written: applied.bytes_written,
+            unchanged: applied.unchanged,
+        })
+    }
+
+    /// Make the workspace hold exactly `want` where it now holds `work` (both flattened, over
+    /// the same scope): delete what `want` lacks, then write only what differs. Returns the
+    /// stat-cache entries of the files written, for the caller's transaction.
+    pub fn apply(
+        &self,
+        want: &BTreeMap<String, Flat>,
+        work: &BTreeMap<String, Flat>,
+        progress: &dyn Progress,
+    ) -> Result<Applied> {
         // Deletions: everything on disk in scope that the target lacks or has as another kind.
         let mut deleted = 0u64;
         let to_delete: Vec<&String> = work
@@ -148,9 +203,12 @@ impl Repo {
 
         // Folders first (parents before children), then files and links in parallel.
         let safe_dirs: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
-        for (p, t) in want.iter().filter(|(_, f)| f.kind == EntryKind::Dir) {
+        for p in want
+            .iter()
+            .filter(|(_, f)| f.kind == EntryKind::Dir)
+            .map(|(p, _)| p)
+        {
             self.ensure_dir(p, &safe_dirs)?;
-            let _ = t;
         }
         let writes: Vec<(&String, &Flat)> = want
             .iter()
@@ -172,44 +230,17 @@ impl Repo {
             .collect::<Result<_>>()?;
         progress.finish();
 
-        let txn = self.store.txn()?;
-        let mut written = 0;
-        let mut bytes_written = 0;
-        for (p, e, n) in results.into_iter().flatten() {
-            txn.put(CF_STAT, p.as_bytes(), &e.encode());
-            written += 1;
-            bytes_written += n;
-        }
-        let written = written.max(writes.len() as u64);
-        let branch = if only.is_empty() {
-            txn.set_head(&new_head);
-            match &new_head {
-                Head::Branch(b) => Some(b.clone()),
-                Head::Detached(_) => None,
-            }
-        } else {
-            None
-        };
-        txn.commit()?;
-        if only.is_empty() {
-            let untracked: Vec<String> = current
-                .map(|c| {
-                    c.roots
-                        .into_iter()
-                        .filter(|r| !target.roots.contains(r))
-                        .collect()
-                })
-                .unwrap_or_default();
-            self.write_lock(&target_id, &target, &untracked)?;
-        }
-        Ok(CheckoutReport {
-            commit: target_id,
-            branch,
-            written,
+        let mut applied = Applied {
+            written: writes.len() as u64,
             deleted,
-            bytes_written,
             unchanged,
-        })
+            ..Default::default()
+        };
+        for (p, e, n) in results.into_iter().flatten() {
+            applied.bytes_written += n;
+            applied.cache.push((p, e));
+        }
+        Ok(applied)
     }
 
     /// Create a folder (and parents) inside the project, refusing to pass through a symlink:

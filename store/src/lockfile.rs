@@ -85,3 +85,67 @@ impl LockFile {
         write_atomic(&Self::path(root), self.to_text().as_bytes(), tmp_dir)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::{Commit, GitInfo, Person};
+
+    fn schema(name: &str) -> serde_json::Value {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../schemas")
+            .join(name);
+        serde_json::from_str(&fs::read_to_string(&p).unwrap()).unwrap()
+    }
+
+    fn keys(v: &serde_json::Value) -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    }
+
+    /// The JSON Schemas in schemas/ must describe exactly what the code writes.
+    #[test]
+    fn schemas_match_what_is_written() {
+        let lock = LockFile {
+            version: LOCK_VERSION,
+            commit: Id::of(b"c"),
+            paths: [(
+                "data/raw.csv".to_string(),
+                LockedPath {
+                    kind: EntryKind::File,
+                    id: Id::of(b"x"),
+                    size: 1,
+                },
+            )]
+            .into(),
+            other: Default::default(),
+        };
+        let written: serde_json::Value = serde_json::from_str(&lock.to_text()).unwrap();
+        let s = schema("dvx.lock.schema.json");
+        assert_eq!(keys(&written), keys(&s["properties"]));
+        let entry = &written["paths"]["data/raw.csv"];
+        assert_eq!(keys(entry), keys(&s["$defs"]["lockedPath"]["properties"]));
+
+        let c = Commit {
+            author: Person {
+                email: "e".into(),
+                name: "n".into(),
+            },
+            git: Some(GitInfo {
+                commit: "0".repeat(40),
+                dirty: true,
+            }),
+            message: "m".into(),
+            parents: vec![],
+            roots: vec![],
+            runs: vec![],
+            time: 0,
+            tree: Id::of(b"t"),
+            version: 1,
+        };
+        let written: serde_json::Value = serde_json::from_slice(&c.encode()).unwrap();
+        let s = schema("commit.schema.json");
+        assert_eq!(keys(&written), keys(&s["properties"]));
+    }
+}

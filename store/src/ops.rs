@@ -123,6 +123,80 @@ impl Repo {
         )
     }
 
+    /// Store everything under `rel` of the folder `base` (the project, or any scratch folder)
+    /// and return its entry: a file, a symlink, or a tree written into `txn`. The stat cache is
+    /// used and updated only for the project itself.
+    pub fn ingest(
+        &self,
+        txn: &Txn,
+        base: &Path,
+        rel: &str,
+        progress: &dyn Progress,
+    ) -> Result<(Option<Flat>, Identified)> {
+        let in_project = base == self.root;
+        let found = if in_project {
+            self.identify_path(rel, Some(txn), progress)?
+        } else {
+            let items = worktree::scan(base, rel)?;
+            worktree::identify(
+                base,
+                items,
+                &Default::default(),
+                |abs: &Path, _, _| txn.put_path(abs).map(|(id, n)| (id, n, true)),
+                progress,
+            )?
+        };
+        if in_project {
+            self.record_cache(txn, &found.cache_updates);
+        }
+        for (p, f) in found
+            .files
+            .iter()
+            .filter(|(_, f)| f.kind == EntryKind::Symlink)
+        {
+            txn.put_chunk(f.id, &worktree::link_target(&base.join(p))?)?;
+        }
+        let entry = worktree::build_tree(rel, &found.files, &|t| txn.put_tree(t))?;
+        Ok((entry, found))
+    }
+
+    /// Ids of paths in the workspace (folders as tree ids), computed without storing anything.
+    pub fn path_ids(
+        &self,
+        rels: &[String],
+        progress: &dyn Progress,
+    ) -> Result<BTreeMap<String, Option<Flat>>> {
+        let mut out = BTreeMap::new();
+        let mut updates = Vec::new();
+        for rel in rels {
+            let found = self.identify_path(rel, None, progress)?;
+            let entry = worktree::build_tree(rel, &found.files, &|t| t.id())?;
+            updates.extend(found.cache_updates);
+            out.insert(rel.clone(), entry);
+        }
+        if self.can_write() && !updates.is_empty() {
+            let txn = self.store.txn()?;
+            self.record_cache(&txn, &updates);
+            txn.commit()?;
+        }
+        Ok(out)
+    }
+
+    /// Snapshot `rels` (adding them to the tracked paths) as one commit that records `runs`.
+    pub fn commit_paths(
+        &self,
+        rels: &[String],
+        message: String,
+        runs: Vec<Id>,
+        progress: &dyn Progress,
+    ) -> Result<CommitReport> {
+        let (_, _, base) = self.head_state()?;
+        let old_roots = base.map(|c| c.roots).unwrap_or_default();
+        let roots = normalize_roots(old_roots.into_iter().chain(rels.iter().cloned()));
+        let rels = normalize_roots(rels.iter().cloned());
+        self.snapshot_and_commit(&rels, roots, message, runs, progress)
+    }
+
     fn record_cache(&self, txn: &Txn, updates: &[(String, StatEntry)]) {
         for (p, e) in updates {
             txn.put(CF_STAT, p.as_bytes(), &e.encode());
@@ -136,7 +210,7 @@ impl Repo {
         rels: &[String],
         new_roots: Vec<String>,
         message: String,
-        only_changed: bool,
+        runs: Vec<Id>,
         progress: &dyn Progress,
     ) -> Result<CommitReport> {
         let (head, _, base) = self.head_state()?;
@@ -144,18 +218,13 @@ impl Repo {
         let mut edits: BTreeMap<String, Option<Flat>> = BTreeMap::new();
         let (mut files, mut bytes, mut files_read, mut bytes_read) = (0, 0, 0, 0);
         for rel in rels {
-            let found = self.identify_path(rel, Some(&txn), progress)?;
-            self.record_cache(&txn, &found.cache_updates);
+            let (entry, found) = self.ingest(&txn, &self.root, rel, progress)?;
             files_read += found.files_read;
             bytes_read += found.bytes_read;
-            for (p, f) in found.files.iter().filter(|(_, f)| is_leaf(f.kind)) {
+            for f in found.files.values().filter(|f| is_leaf(f.kind)) {
                 files += 1;
                 bytes += f.size;
-                if f.kind == EntryKind::Symlink {
-                    txn.put_chunk(f.id, &worktree::link_target(&self.root.join(p))?)?;
-                }
             }
-            let entry = worktree::build_tree(rel, &found.files, &|t| txn.put_tree(t))?;
             edits.insert(rel.clone(), entry);
         }
         // A tracked path deleted from disk is committed as gone and no longer tracked.
@@ -168,7 +237,7 @@ impl Repo {
             txn.put_tree(t)
         })?;
         let roots_changed = base.as_ref().map(|c| &c.roots) != Some(&new_roots);
-        if only_changed && Some(tree) == base_tree && !roots_changed {
+        if Some(tree) == base_tree && !roots_changed && runs.is_empty() {
             txn.commit()?; // keep the stat cache warm
             return Ok(CommitReport {
                 commit: None,
@@ -180,7 +249,7 @@ impl Repo {
                 bytes_read,
             });
         }
-        let (id, commit) = self.new_commit(&txn, tree, new_roots, message, Vec::new())?;
+        let (id, commit) = self.new_commit(&txn, tree, new_roots, message, runs)?;
         txn.commit()?;
         let untracked: Vec<String> = base
             .map(|b| {
@@ -238,7 +307,7 @@ impl Repo {
         let roots = normalize_roots(old_roots.iter().cloned().chain(rels.iter().cloned()));
         let rels = normalize_roots(rels.iter().cloned());
         let message = message.unwrap_or_else(|| format!("add {}", rels.join(", ")));
-        self.snapshot_and_commit(&rels, roots, message, true, progress)
+        self.snapshot_and_commit(&rels, roots, message, Vec::new(), progress)
     }
 
     pub fn commit(&self, message: Option<String>, progress: &dyn Progress) -> Result<CommitReport> {
@@ -249,7 +318,7 @@ impl Repo {
             return Err(StoreError::NothingTracked);
         }
         let message = message.unwrap_or_else(|| "commit tracked data".into());
-        self.snapshot_and_commit(&roots.clone(), roots, message, true, progress)
+        self.snapshot_and_commit(&roots.clone(), roots, message, Vec::new(), progress)
     }
 
     /// Stop tracking paths (their files stay on disk).

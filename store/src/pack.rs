@@ -66,10 +66,25 @@ impl ChunkLoc {
     }
 }
 
-/// Compress a chunk if that pays (saves at least 10%); returns (codec, bytes).
+thread_local! {
+    // Creating a zstd context costs more than compressing a small file: keep one per thread.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Compress a chunk if that pays (saves more than 10%); returns (codec, bytes).
 pub fn encode_chunk(raw: &[u8]) -> (u8, Vec<u8>) {
     if raw.len() >= 64 {
-        if let Ok(z) = zstd::bulk::compress(raw, 1) {
+        let z = COMPRESSOR.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.is_none() {
+                *c = zstd::bulk::Compressor::new(1).ok();
+            }
+            c.as_mut().and_then(|c| c.compress(raw).ok())
+        });
+        if let Some(z) = z {
             if z.len() * 10 < raw.len() * 9 {
                 return (CODEC_ZSTD, z);
             }
@@ -78,11 +93,24 @@ pub fn encode_chunk(raw: &[u8]) -> (u8, Vec<u8>) {
     (CODEC_RAW, raw.to_vec())
 }
 
+fn decompress(stored: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match d.as_mut() {
+            Some(d) => d.decompress(stored, raw_len),
+            None => zstd::bulk::decompress(stored, raw_len),
+        }
+    })
+}
+
 /// Decode stored bytes and verify they hash to `id`.
 pub fn decode_chunk(id: Id, loc: &ChunkLoc, stored: &[u8]) -> Result<Vec<u8>> {
     let raw = match loc.codec {
         CODEC_RAW => stored.to_vec(),
-        CODEC_ZSTD => zstd::bulk::decompress(stored, loc.raw_len as usize)
+        CODEC_ZSTD => decompress(stored, loc.raw_len as usize)
             .map_err(|e| StoreError::corrupt("chunk", id, format!("cannot decompress: {e}")))?,
         c => {
             return Err(StoreError::corrupt(
@@ -139,6 +167,8 @@ pub struct PackWriter {
     out: BufWriter<File>,
     pos: u64,
     wrote: bool,
+    /// Length before this writer appended anything (0 if it created the file).
+    start_len: u64,
 }
 
 impl PackWriter {
@@ -174,6 +204,7 @@ impl PackWriter {
             .open(&path)
             .at(&path)?;
         let mut pos = f.metadata().at(&path)?.len();
+        let start_len = pos;
         if fresh || pos == 0 {
             f.write_all(PACK_MAGIC).at(&path)?;
             pos = PACK_MAGIC.len() as u64;
@@ -185,7 +216,19 @@ impl PackWriter {
             out: BufWriter::with_capacity(1 << 20, f),
             pos,
             wrote: fresh,
+            start_len,
         })
+    }
+
+    /// Undo this writer's appends (the transaction failed): nothing it wrote is indexed, and
+    /// leaving it would waste space that may be what ran out.
+    pub fn rollback(self) {
+        let (file, _) = self.out.into_parts();
+        if self.start_len == 0 {
+            let _ = fs::remove_file(&self.path);
+        } else {
+            let _ = file.set_len(self.start_len);
+        }
     }
 
     /// Append one encoded chunk; returns where its bytes are.

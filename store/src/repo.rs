@@ -101,10 +101,17 @@ impl Repo {
             Access::ReadOrWrite(cmd) => WriterLock::try_acquire(&dot, cmd, Duration::ZERO)?,
         };
         let db_path = dot.join("db");
-        let db = if lock.is_some() {
-            Db::open(&db_path)?
-        } else {
-            Db::open_read_only(&db_path)?
+        let (db, lock) = match lock {
+            Some(l) => match Db::open(&db_path) {
+                Ok(db) => (db, Some(l)),
+                // A full disk must not stop reading: fall back when writing was optional.
+                Err(StoreError::DiskFull(_)) if matches!(access, Access::ReadOrWrite(_)) => {
+                    drop(l);
+                    (Db::open_read_only(&db_path)?, None)
+                }
+                Err(e) => return Err(e),
+            },
+            None => (Db::open_read_only(&db_path)?, None),
         };
         let repo = Repo {
             store: Store::new(db, &dot.join("packs")),

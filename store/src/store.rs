@@ -308,11 +308,23 @@ impl<'a> Txn<'a> {
 
     /// Make everything durable: fsync packs, then write the batch atomically.
     pub fn commit(self) -> Result<()> {
-        if let Some(mut w) = self.pack.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            w.sync()?;
+        if let Some(w) = self.pack.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            w.sync()?; // on error, Drop rolls the appends back
         }
-        let batch = self.batch.into_inner().unwrap_or_else(|p| p.into_inner());
-        self.store.db.write(batch)
+        let batch = std::mem::replace(&mut *self.lock_batch(), self.store.db.batch());
+        self.store.db.write(batch)?;
+        // Indexed now: the appends must stay.
+        self.pack.lock().unwrap_or_else(|p| p.into_inner()).take();
+        Ok(())
+    }
+}
+
+impl Drop for Txn<'_> {
+    /// A transaction dropped without commit (an error on the way) takes its appends back.
+    fn drop(&mut self) {
+        if let Some(w) = self.pack.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            w.rollback();
+        }
     }
 }
 

@@ -212,3 +212,65 @@ fn usage_errors_exit_2() {
     let r = p.dvx(&["frobnicate"]);
     assert_eq!(r.out.status.code(), Some(2));
 }
+
+/// A real full filesystem: a small tmpfs (needs root; skipped with a note otherwise).
+#[test]
+fn full_tmpfs_fails_cleanly() {
+    struct Mount(std::path::PathBuf);
+    impl Drop for Mount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let base = tempfile::tempdir().unwrap();
+    let mnt = base.path().join("small");
+    fs::create_dir(&mnt).unwrap();
+    let ok = is_root()
+        && Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"])
+            .arg(&mnt)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    if !ok {
+        eprintln!("skipping: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    let _guard = Mount(mnt.clone());
+    let run = |args: &[&str]| {
+        let out = Command::new(dvx_bin())
+            .args(args)
+            .current_dir(&mnt)
+            .env("DVX_LOCK_WAIT", "1")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert!(run(&["init"]).0);
+    fs::write(mnt.join("small.txt"), "s").unwrap();
+    assert!(run(&["add", "small.txt"]).0);
+    // Incompressible data: storing it needs as much room again as is left.
+    fs::write(mnt.join("big.bin"), noise(26 << 20, 4)).unwrap();
+    let (ok, _, err) = run(&["add", "big.bin"]);
+    assert!(!ok, "add onto a full disk must fail");
+    assert_clear(&err, "disk full");
+    let (_, out, _) = run(&["status", "--json"]);
+    let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        strs(&st["tracked"]),
+        vec!["small.txt"],
+        "nothing was committed"
+    );
+    let (ok, out, _) = run(&["fsck", "--json"]);
+    assert!(ok, "store stays consistent: {out}");
+    // Free space, and the next add works.
+    fs::remove_file(mnt.join("big.bin")).unwrap();
+    fs::write(mnt.join("medium.bin"), noise(1 << 20, 5)).unwrap();
+    let (ok, _, err) = run(&["add", "medium.bin"]);
+    assert!(ok, "{err}");
+    assert!(run(&["fsck"]).0);
+}

@@ -3,5 +3,6 @@
 mod common;
 mod concurrency;
 mod errors;
+mod pipeline;
 mod safety;
 mod workflow;

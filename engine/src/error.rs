@@ -1,0 +1,66 @@
+//! The one error type of dvx-engine: pipeline problems with the file and place they come from.
+
+use std::path::PathBuf;
+
+use dvx_store::StoreError;
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{}:{line}:{column}: {message}", .file.display())]
+    Spec {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("no {} in the project (the pipeline file)", .0.display())]
+    NoPipeline(PathBuf),
+    #[error("unknown stage {0:?}")]
+    UnknownStage(String),
+    #[error("stage {stage}: {message}")]
+    Params { stage: String, message: String },
+    #[error("stage {stage}{}: {message}", datum.as_ref().map(|d| format!(" datum {d}")).unwrap_or_default())]
+    Failed {
+        stage: String,
+        datum: Option<String>,
+        message: String,
+    },
+    #[error("{0} stage(s) failed")]
+    SomeFailed(usize),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl EngineError {
+    pub fn hint(&self) -> Option<String> {
+        use EngineError::*;
+        Some(match self {
+            Store(e) => return e.hint(),
+            Spec { .. } => "see the dvx.yaml reference in the book (`book/src/pipelines.md`)".into(),
+            NoPipeline(_) => "write a dvx.yaml with a `stages:` map; `dvx run --help` shows an example".into(),
+            UnknownStage(_) => "list the stages with `dvx dag`".into(),
+            Params { .. } => "check params.yaml (or the file the stage names) has that key".into(),
+            Failed { .. } => "see its output with `dvx logs RUN` (the run id is printed above); fix and run again: finished work is kept".into(),
+            SomeFailed(_) => "the run ids of failed executions are printed above; `dvx logs RUN` shows their output".into(),
+            Interrupted => "finished executions were kept; run again to continue".into(),
+        })
+    }
+
+    pub fn spec(
+        file: &std::path::Path,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+    ) -> EngineError {
+        EngineError::Spec {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}

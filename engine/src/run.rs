@@ -1,0 +1,1208 @@
+//! `dvx run`: decide what is stale, restore what the run cache knows, execute the rest in
+//! parallel, record every execution, and commit the outputs.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use dvx_store::lockfile::LockFile;
+use dvx_store::object::EntryKind;
+use dvx_store::worktree::{self, Flat};
+use dvx_store::{Id, Progress, Repo, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::dag::{is_glob, Dag};
+use crate::datum::{datums, Datum};
+use crate::error::{EngineError, Result};
+use crate::exec::{self, Children, Job, Outcome};
+use crate::key::{self, InputId};
+use crate::params::stage_params;
+use crate::record::{self, PathId, RunRecord};
+use crate::spec::{self, Pipeline, Stage, PIPELINE_FILE};
+
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub targets: Vec<String>,
+    pub jobs: usize,
+    pub force: bool,
+    pub dry_run: bool,
+    pub keep_going: bool,
+    pub downstream: bool,
+    pub datum: Option<String>,
+    pub message: Option<String>,
+    pub no_run_cache: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DatumCounts {
+    pub total: u64,
+    pub executed: u64,
+    pub restored: u64,
+    pub failed: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StageReport {
+    pub stage: String,
+    /// skipped | restored | executed | failed | frozen | blocked | stale (dry run)
+    pub state: String,
+    pub reasons: Vec<String>,
+    pub datums: Option<DatumCounts>,
+    pub runs: Vec<Id>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    pub stage: String,
+    pub datum: Option<String>,
+    pub run: Option<Id>,
+    pub error: String,
+    pub stderr_tail: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunSummary {
+    pub executed: u64,
+    pub restored: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub wall_ms: u64,
+    pub task_ms: u64,
+    pub commit: Option<Id>,
+    pub stages: Vec<StageReport>,
+    pub failures: Vec<Failure>,
+}
+
+/// What dvx.lock remembers of a stage's last successful run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LockedStage {
+    pub cmd: Vec<String>,
+    pub deps: BTreeMap<String, Option<InputId>>,
+    pub key: Id,
+    pub outs: BTreeMap<String, Option<LockedOut>>,
+    pub params: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datums: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedOut {
+    pub kind: String,
+    pub id: Id,
+    pub size: u64,
+}
+
+impl<'de> Deserialize<'de> for InputId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            kind: String,
+            id: Id,
+        }
+        let r = Raw::deserialize(d)?;
+        let kind = match r.kind.as_str() {
+            "file" => "file",
+            "dir" => "dir",
+            "symlink" => "symlink",
+            _ => return Err(serde::de::Error::custom("unknown kind")),
+        };
+        Ok(InputId { kind, id: r.id })
+    }
+}
+
+pub fn load_pipeline(root: &Path) -> Result<Pipeline> {
+    let file = root.join(PIPELINE_FILE);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(EngineError::NoPipeline(file))
+        }
+        Err(e) => return Err(StoreError::io(&file, e).into()),
+    };
+    spec::parse(Path::new(PIPELINE_FILE), &text)
+}
+
+fn locked_stages(root: &Path) -> Result<BTreeMap<String, LockedStage>> {
+    Ok(LockFile::read(root)?
+        .and_then(|l| l.other.get("stages").cloned())
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default())
+}
+
+fn input_id(f: &Option<Flat>) -> Option<InputId> {
+    f.map(|f| InputId {
+        kind: f.kind.as_str(),
+        id: f.id,
+    })
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// A stage after looking at the workspace: its key(s) and what must happen.
+struct Prepared {
+    deps: BTreeMap<String, Option<InputId>>,
+    params: BTreeMap<String, Value>,
+    key: Id,
+    datums: Vec<(Datum, Id)>,
+    reasons: Vec<String>,
+    up_to_date: bool,
+}
+
+struct Task {
+    stage: usize,
+    datum: Option<(Datum, Id)>,
+    job: Job,
+    out_dir: Option<PathBuf>,
+    key: Id,
+    retries: u32,
+}
+
+struct Done {
+    task: Task,
+    outcome: Outcome,
+    attempt: u32,
+    start: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Default)]
+struct StageState {
+    pending: usize,
+    records: Vec<(Option<String>, Id, RunRecord)>,
+    failed: bool,
+    report: Option<StageReport>,
+}
+
+pub struct Engine<'a> {
+    pub repo: &'a Repo,
+    pub pipeline: Pipeline,
+    pub dag: Dag,
+    locked: BTreeMap<String, LockedStage>,
+    scratch: PathBuf,
+}
+
+impl<'a> Engine<'a> {
+    pub fn open(repo: &'a Repo) -> Result<Engine<'a>> {
+        let pipeline = load_pipeline(&repo.root)?;
+        let dag = Dag::build(&pipeline)?;
+        let locked = locked_stages(&repo.root)?;
+        let scratch = repo.tmp_dir().join(format!("run-{}", std::process::id()));
+        Ok(Engine {
+            repo,
+            pipeline,
+            dag,
+            locked,
+            scratch,
+        })
+    }
+
+    /// Paths a stage's deps name, with globs expanded against the workspace.
+    fn dep_paths(&self, s: &Stage) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for d in &s.deps {
+            if is_glob(d) {
+                let pattern = self.repo.root.join(d).to_string_lossy().into_owned();
+                let matches = glob::glob(&pattern).map_err(|e| EngineError::Failed {
+                    stage: s.name.clone(),
+                    datum: None,
+                    message: format!("dep glob {d:?} is not valid: {e}"),
+                })?;
+                let mut any = false;
+                for m in matches.flatten() {
+                    if let Ok(rel) = m.strip_prefix(&self.repo.root) {
+                        out.push(rel.to_string_lossy().into_owned());
+                        any = true;
+                    }
+                }
+                if !any {
+                    eprintln!("warning: stage {}: dep glob {d:?} matches nothing", s.name);
+                }
+            } else {
+                out.push(d.clone());
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn produced(&self, path: &str) -> bool {
+        self.pipeline.stages.iter().any(|t| {
+            t.all_outs().any(|o| {
+                dvx_store::paths::is_under(path, &o.path)
+                    || dvx_store::paths::is_under(&o.path, path)
+            })
+        })
+    }
+
+    fn prepare(&self, i: usize, opts: &RunOptions, progress: &dyn Progress) -> Result<Prepared> {
+        let s = &self.pipeline.stages[i];
+        let dep_paths = self.dep_paths(s)?;
+        let ids = self.repo.path_ids(&dep_paths, progress)?;
+        for (p, f) in &ids {
+            if f.is_none() && !self.produced(p) {
+                let at = s
+                    .deps
+                    .iter()
+                    .position(|d| d == p)
+                    .and_then(|k| s.dep_at.get(k))
+                    .copied()
+                    .unwrap_or(s.at);
+                return Err(EngineError::spec(
+                    Path::new(PIPELINE_FILE),
+                    at.line,
+                    at.column,
+                    format!(
+                        "stage `{}`: dependency `{p}` does not exist and no stage produces it",
+                        s.name
+                    ),
+                ));
+            }
+        }
+        let deps: BTreeMap<String, Option<InputId>> =
+            ids.iter().map(|(p, f)| (p.clone(), input_id(f))).collect();
+        let params = stage_params(&self.repo.root, s)?;
+        let mut datum_keys = Vec::new();
+        if let Some(input) = &s.input {
+            let files = self
+                .repo
+                .workspace(std::slice::from_ref(&input.path), progress)?;
+            if !files.contains_key(&input.path) && !self.produced(&input.path) {
+                return Err(EngineError::spec(
+                    Path::new(PIPELINE_FILE),
+                    s.at.line,
+                    s.at.column,
+                    format!(
+                        "stage `{}`: input `{}` does not exist and no stage produces it",
+                        s.name, input.path
+                    ),
+                ));
+            }
+            for d in datums(s, input, &files)? {
+                let k = key::key(s, &deps, &params, Some((d.id.as_str(), &d.input)));
+                datum_keys.push((d, k));
+            }
+            if datum_keys.is_empty() {
+                eprintln!(
+                    "warning: stage {}: input glob {:?} over {} matches nothing",
+                    s.name, input.glob, input.path
+                );
+            }
+        }
+        let key = if s.input.is_some() {
+            key::combine(&datum_keys.iter().map(|(_, k)| *k).collect::<Vec<_>>())
+        } else {
+            key::key(s, &deps, &params, None)
+        };
+        let mut reasons = Vec::new();
+        match self.locked.get(&s.name) {
+            None => reasons.push("never ran".to_string()),
+            Some(l) => {
+                if l.cmd != s.cmd {
+                    reasons.push("command changed".into());
+                }
+                for (p, id) in &deps {
+                    if l.deps.get(p) != Some(id) {
+                        reasons.push(format!("dep {p} changed"));
+                    }
+                }
+                for p in l.deps.keys().filter(|p| !deps.contains_key(*p)) {
+                    reasons.push(format!("dep {p} removed"));
+                }
+                for (k, v) in &params {
+                    match l.params.get(k) {
+                        Some(old) if old == v => {}
+                        Some(old) => reasons.push(format!("param {k} changed ({old} -> {v})")),
+                        None => reasons.push(format!("param {k} added")),
+                    }
+                }
+                if let (Some(n), true) = (l.datums, s.input.is_some()) {
+                    if l.key != key {
+                        let now = datum_keys.len() as u64;
+                        reasons.push(if n == now {
+                            "datum inputs changed".to_string()
+                        } else {
+                            format!("datums changed ({n} before, {now} now)")
+                        });
+                    }
+                }
+                if reasons.is_empty() && l.key != key {
+                    reasons.push("definition changed".into());
+                }
+                if reasons.is_empty() {
+                    // Same inputs: are the outputs still what the run made?
+                    let outs: Vec<String> = s.all_outs().map(|o| o.path.clone()).collect();
+                    let now = self.repo.path_ids(&outs, progress)?;
+                    for (p, f) in &now {
+                        let was = l.outs.get(p).cloned().flatten();
+                        let same = match (f, &was) {
+                            (Some(f), Some(w)) => f.id == w.id && f.kind.as_str() == w.kind,
+                            (None, None) => true,
+                            _ => false,
+                        };
+                        if !same {
+                            reasons.push(format!(
+                                "output {p} {}",
+                                if f.is_none() { "missing" } else { "modified" }
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if s.always_changed {
+            reasons.push("always_changed".into());
+        }
+        if opts.force {
+            reasons.push("--force".into());
+        }
+        if opts.datum.is_some() && s.input.is_some() {
+            reasons.push("--datum".into());
+        }
+        Ok(Prepared {
+            up_to_date: reasons.is_empty(),
+            deps,
+            params,
+            key,
+            datums: datum_keys,
+            reasons,
+        })
+    }
+
+    /// Restore a stage's outputs from stored runs: `want` maps each out path to its entry.
+    fn restore(
+        &self,
+        want_entries: &BTreeMap<String, Option<Flat>>,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let mut want = BTreeMap::new();
+        for (p, f) in want_entries {
+            if let Some(f) = f {
+                want.insert(p.clone(), *f);
+                if f.kind == EntryKind::Dir {
+                    worktree::flatten(&self.repo.store, &f.id, p, &mut want)?;
+                }
+            }
+        }
+        let roots: Vec<String> = want_entries.keys().cloned().collect();
+        let work = self.repo.workspace(&roots, progress)?;
+        let applied = self.repo.apply(&want, &work, progress)?;
+        let txn = self.repo.store.txn()?;
+        for (p, e) in &applied.cache {
+            txn.put(dvx_store::db::CF_STAT, p.as_bytes(), &e.encode());
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn outputs_of(r: &RunRecord) -> BTreeMap<String, Option<Flat>> {
+        r.outputs
+            .iter()
+            .map(|o| {
+                let kind = match o.kind.as_str() {
+                    "dir" => EntryKind::Dir,
+                    "symlink" => EntryKind::Symlink,
+                    _ => EntryKind::File,
+                };
+                (
+                    o.path.clone(),
+                    Some(Flat {
+                        kind,
+                        mode: if kind == EntryKind::Dir { 0o755 } else { 0o644 },
+                        size: o.size,
+                        id: o.id,
+                    }),
+                )
+            })
+            .collect()
+    }
+
+    /// Merge datum output trees into the stage's out folder; two datums writing one path is an
+    /// error naming both.
+    fn merge_datums(
+        &self,
+        s: &Stage,
+        records: &[(Option<String>, Id, RunRecord)],
+    ) -> Result<BTreeMap<String, Flat>> {
+        let out_path = s
+            .outs
+            .iter()
+            .find(|o| o.cache)
+            .map(|o| o.path.clone())
+            .unwrap_or_default();
+        let mut merged: BTreeMap<String, Flat> = BTreeMap::new();
+        let mut owner: HashMap<String, String> = HashMap::new();
+        merged.insert(
+            out_path.clone(),
+            Flat {
+                kind: EntryKind::Dir,
+                mode: 0o755,
+                size: 0,
+                id: Id([0; 32]),
+            },
+        );
+        for (datum, _, r) in records {
+            let Some(tree) = r.outputs.first() else {
+                continue;
+            };
+            let mut flat = BTreeMap::new();
+            worktree::flatten(&self.repo.store, &tree.id, &out_path, &mut flat)?;
+            for (p, f) in flat {
+                let who = datum.clone().unwrap_or_default();
+                if let Some(prev) = owner.get(&p) {
+                    if f.kind != EntryKind::Dir
+                        || merged.get(&p).is_some_and(|m| m.kind != EntryKind::Dir)
+                    {
+                        return Err(EngineError::Failed {
+                            stage: s.name.clone(),
+                            datum: None,
+                            message: format!("datums {prev} and {who} both wrote {p}"),
+                        });
+                    }
+                }
+                owner.insert(p.clone(), who);
+                merged.insert(p, f);
+            }
+        }
+        Ok(merged)
+    }
+
+    fn job_for(&self, s: &Stage, datum: Option<&Datum>, dir: &Path, out_dir: Option<&Path>) -> Job {
+        let mut env: BTreeMap<String, String> = s.env.clone();
+        env.insert("DVX_STAGE".into(), s.name.clone());
+        let mut cmds = s.cmd.clone();
+        if let (Some(d), Some(o)) = (datum, out_dir) {
+            let input = self.repo.root.join(&d.path);
+            env.insert("DVX_INPUT".into(), input.to_string_lossy().into_owned());
+            env.insert("DVX_OUTPUT".into(), o.to_string_lossy().into_owned());
+            env.insert("DVX_DATUM_ID".into(), d.id.clone());
+            let (qi, qo) = (
+                shell_quote(&input.to_string_lossy()),
+                shell_quote(&o.to_string_lossy()),
+            );
+            cmds = cmds
+                .iter()
+                .map(|c| c.replace("${input}", &qi).replace("${output}", &qo))
+                .collect();
+        }
+        Job {
+            cmds,
+            cwd: self.repo.root.join(&s.wdir),
+            env,
+            timeout: s.timeout.map(Duration::from_secs),
+            stdout: dir.join("stdout"),
+            stderr: dir.join("stderr"),
+        }
+    }
+
+    /// Run the pipeline (or `opts.targets`).
+    pub fn run(
+        &mut self,
+        opts: &RunOptions,
+        children: &Children,
+        progress: &dyn Progress,
+    ) -> Result<RunSummary> {
+        let t0 = Instant::now();
+        let selected = self
+            .dag
+            .select(&self.pipeline, &opts.targets, opts.downstream)?;
+        let mut summary = RunSummary::default();
+        let mut states: Vec<StageState> = (0..self.pipeline.stages.len())
+            .map(|_| StageState::default())
+            .collect();
+        let mut started: BTreeSet<usize> = BTreeSet::new();
+        let mut finished: BTreeMap<usize, bool> = BTreeMap::new();
+        let mut prepared: HashMap<usize, Prepared> = HashMap::new();
+        let mut runs_made: Vec<Id> = Vec::new();
+        let mut new_locks: BTreeMap<String, LockedStage> = BTreeMap::new();
+        let mut commit_paths: Vec<String> = Vec::new();
+        let _ = std::fs::create_dir_all(&self.scratch);
+
+        let queue: Mutex<(VecDeque<Task>, bool)> = Mutex::new((VecDeque::new(), false));
+        let ready = Condvar::new();
+        let (tx, rx) = mpsc::channel::<Done>();
+        let jobs = opts.jobs.max(1);
+        let mut task_n = 0usize;
+        let mut stop = false;
+
+        std::thread::scope(|scope| -> Result<()> {
+            for _ in 0..jobs {
+                let tx = tx.clone();
+                let (queue, ready) = (&queue, &ready);
+                scope.spawn(move || loop {
+                    let task = {
+                        let mut g = queue.lock().unwrap_or_else(|p| p.into_inner());
+                        loop {
+                            if let Some(t) = g.0.pop_front() {
+                                break Some(t);
+                            }
+                            if g.1 {
+                                break None;
+                            }
+                            g = ready.wait(g).unwrap_or_else(|p| p.into_inner());
+                        }
+                    };
+                    let Some(task) = task else { return };
+                    let start = chrono::Utc::now();
+                    let mut attempt = 0;
+                    let outcome = loop {
+                        if let Some(o) = &task.out_dir {
+                            let _ = std::fs::remove_dir_all(o);
+                            let _ = std::fs::create_dir_all(o);
+                        }
+                        let o = exec::run(&task.job, children);
+                        if o.exit == Some(0) || attempt >= task.retries || children.is_cancelled() {
+                            break o;
+                        }
+                        attempt += 1;
+                    };
+                    if tx
+                        .send(Done {
+                            task,
+                            outcome,
+                            attempt,
+                            start,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                });
+            }
+            drop(tx);
+
+            let result = (|| -> Result<()> {
+                loop {
+                    // Start every stage whose inputs are ready.
+                    if !stop {
+                        for &i in &selected {
+                            if started.contains(&i) {
+                                continue;
+                            }
+                            let needs = &self.dag.needs[i];
+                            let needed_selected: Vec<usize> = needs
+                                .iter()
+                                .copied()
+                                .filter(|j| selected.contains(j))
+                                .collect();
+                            if needed_selected
+                                .iter()
+                                .any(|j| finished.get(j) == Some(&false))
+                            {
+                                started.insert(i);
+                                finished.insert(i, false);
+                                summary.stages.push(StageReport {
+                                    stage: self.pipeline.stages[i].name.clone(),
+                                    state: "blocked".into(),
+                                    reasons: vec!["an upstream stage failed".into()],
+                                    datums: None,
+                                    runs: vec![],
+                                });
+                                continue;
+                            }
+                            if !needed_selected.iter().all(|j| finished.contains_key(j)) {
+                                continue;
+                            }
+                            started.insert(i);
+                            if opts.dry_run {
+                                // Upstream work that would run changes this stage's inputs too.
+                                let stale_up: Vec<&str> = needed_selected
+                                    .iter()
+                                    .filter(|j| {
+                                        summary.stages.iter().any(|r| {
+                                            r.stage == self.pipeline.stages[**j].name
+                                                && (r.state == "stale" || r.state == "restored")
+                                        })
+                                    })
+                                    .map(|j| self.pipeline.stages[*j].name.as_str())
+                                    .collect();
+                                if !stale_up.is_empty() {
+                                    finished.insert(i, true);
+                                    summary.stages.push(StageReport {
+                                        stage: self.pipeline.stages[i].name.clone(),
+                                        state: "stale".into(),
+                                        reasons: vec![format!(
+                                            "upstream {} would change",
+                                            stale_up.join(", ")
+                                        )],
+                                        datums: None,
+                                        runs: vec![],
+                                    });
+                                    continue;
+                                }
+                            }
+                            let n = self.start_stage(
+                                i,
+                                opts,
+                                &mut states[i],
+                                &mut summary,
+                                &mut new_locks,
+                                &mut commit_paths,
+                                &queue,
+                                &ready,
+                                &mut task_n,
+                                progress,
+                            )?;
+                            if let Some(p) = n {
+                                prepared.insert(i, p);
+                            } else {
+                                finished.insert(i, !states[i].failed);
+                            }
+                        }
+                    }
+                    let running = started.iter().filter(|i| !finished.contains_key(i)).count();
+                    if running == 0 {
+                        break;
+                    }
+                    // Wait for results, with a tick for timeouts.
+                    let first = match rx.recv_timeout(Duration::from_millis(100)) {
+                        Ok(d) => d,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            children.reap_overdue();
+                            if children.is_cancelled() {
+                                stop = true;
+                            }
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    };
+                    let mut batch = vec![first];
+                    while let Ok(d) = rx.try_recv() {
+                        batch.push(d);
+                    }
+                    let txn = self.repo.store.txn()?;
+                    let mut completed_stages = Vec::new();
+                    for done in batch {
+                        let i = done.task.stage;
+                        summary.task_ms += done.outcome.duration.as_millis() as u64;
+                        let (rid, rec) = self.record(&txn, &done, prepared.get(&i), progress)?;
+                        runs_made.push(rid);
+                        let st = &mut states[i];
+                        st.pending -= 1;
+                        if rec.ok() {
+                            summary.executed += 1;
+                        } else {
+                            summary.failed += 1;
+                            st.failed = true;
+                            summary.failures.push(Failure {
+                                stage: rec.stage.clone(),
+                                datum: rec.datum.clone(),
+                                run: Some(rid),
+                                error: rec.error.clone().unwrap_or_default(),
+                                stderr_tail: exec::tail(&done.task.job.stderr, 10),
+                            });
+                            if !opts.keep_going {
+                                stop = true;
+                            }
+                        }
+                        if let Some(r) = st.report.as_mut() {
+                            r.runs.push(rid);
+                            if let Some(d) = r.datums.as_mut() {
+                                if rec.ok() {
+                                    d.executed += 1;
+                                } else {
+                                    d.failed += 1;
+                                }
+                            }
+                        }
+                        st.records.push((
+                            done.task.datum.as_ref().map(|(d, _)| d.id.clone()),
+                            rid,
+                            rec,
+                        ));
+                        if st.pending == 0 {
+                            completed_stages.push(i);
+                        }
+                    }
+                    txn.commit()?;
+                    if stop {
+                        // Nothing new starts; what runs finishes (or is killed on Ctrl-C).
+                        let mut g = queue.lock().unwrap_or_else(|p| p.into_inner());
+                        let dropped: Vec<Task> = g.0.drain(..).collect();
+                        drop(g);
+                        for t in dropped {
+                            states[t.stage].pending -= 1;
+                            states[t.stage].failed = true;
+                            if states[t.stage].pending == 0 && !completed_stages.contains(&t.stage)
+                            {
+                                completed_stages.push(t.stage);
+                            }
+                        }
+                    }
+                    for i in completed_stages {
+                        let ok = self.finish_stage(
+                            i,
+                            &mut states[i],
+                            prepared.get(&i),
+                            &mut new_locks,
+                            &mut commit_paths,
+                            progress,
+                        )?;
+                        finished.insert(i, ok);
+                        if let Some(r) = states[i].report.take() {
+                            summary.stages.push(r);
+                        }
+                    }
+                }
+                Ok(())
+            })();
+            {
+                let mut g = queue.lock().unwrap_or_else(|p| p.into_inner());
+                g.1 = true;
+                g.0.clear();
+            }
+            ready.notify_all();
+            result
+        })?;
+
+        let _ = std::fs::remove_dir_all(&self.scratch);
+        // One commit for the run: every stored output, and the records of this run.
+        if !opts.dry_run && (!commit_paths.is_empty() || !runs_made.is_empty()) {
+            commit_paths.sort();
+            commit_paths.dedup();
+            let existing: Vec<String> = commit_paths
+                .into_iter()
+                .filter(|p| self.repo.root.join(p).symlink_metadata().is_ok())
+                .collect();
+            let names: Vec<&str> = summary
+                .stages
+                .iter()
+                .filter(|s| s.state == "executed" || s.state == "restored")
+                .map(|s| s.stage.as_str())
+                .collect();
+            let msg = opts.message.clone().unwrap_or_else(|| {
+                format!(
+                    "dvx run: {}",
+                    if names.is_empty() {
+                        "no stage changed".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            });
+            if !existing.is_empty() || !runs_made.is_empty() {
+                let rep = self
+                    .repo
+                    .commit_paths(&existing, msg, runs_made.clone(), progress)?;
+                summary.commit = rep.commit;
+            }
+        }
+        if !opts.dry_run && !new_locks.is_empty() {
+            self.write_stage_locks(new_locks)?;
+        }
+        summary.wall_ms = t0.elapsed().as_millis() as u64;
+        if children.is_cancelled() {
+            return Err(EngineError::Interrupted);
+        }
+        Ok(summary)
+    }
+
+    fn write_stage_locks(&mut self, new: BTreeMap<String, LockedStage>) -> Result<()> {
+        let Some(mut lock) = LockFile::read(&self.repo.root)? else {
+            return Ok(());
+        };
+        let mut all = self.locked.clone();
+        all.extend(new);
+        // Forget stages that are no longer in dvx.yaml.
+        all.retain(|k, _| self.pipeline.stage(k).is_some());
+        lock.other.insert(
+            "stages".into(),
+            serde_json::to_value(&all).unwrap_or(Value::Null),
+        );
+        lock.write(&self.repo.root, &self.repo.tmp_dir())?;
+        self.locked = all;
+        Ok(())
+    }
+
+    fn locked_entry(
+        &self,
+        s: &Stage,
+        p: &Prepared,
+        outs: &BTreeMap<String, Option<Flat>>,
+    ) -> LockedStage {
+        LockedStage {
+            cmd: s.cmd.clone(),
+            deps: p.deps.clone(),
+            key: p.key,
+            outs: outs
+                .iter()
+                .map(|(k, f)| {
+                    (
+                        k.clone(),
+                        f.map(|f| LockedOut {
+                            kind: f.kind.as_str().into(),
+                            id: f.id,
+                            size: f.size,
+                        }),
+                    )
+                })
+                .collect(),
+            params: p.params.clone(),
+            datums: s.input.as_ref().map(|_| p.datums.len() as u64),
+        }
+    }
+
+    /// Decide a stage: skip, restore, or queue its executions. Returns the preparation when
+    /// tasks were queued (the stage finishes later), or None when it is done now.
+    #[allow(clippy::too_many_arguments)]
+    fn start_stage(
+        &self,
+        i: usize,
+        opts: &RunOptions,
+        st: &mut StageState,
+        summary: &mut RunSummary,
+        new_locks: &mut BTreeMap<String, LockedStage>,
+        commit_paths: &mut Vec<String>,
+        queue: &Mutex<(VecDeque<Task>, bool)>,
+        ready: &Condvar,
+        task_n: &mut usize,
+        progress: &dyn Progress,
+    ) -> Result<Option<Prepared>> {
+        let s = &self.pipeline.stages[i];
+        let mut report = StageReport {
+            stage: s.name.clone(),
+            state: String::new(),
+            reasons: vec![],
+            datums: s.input.as_ref().map(|_| DatumCounts::default()),
+            runs: vec![],
+        };
+        if s.frozen && !opts.force {
+            report.state = "frozen".into();
+            summary.skipped += 1;
+            summary.stages.push(report);
+            return Ok(None);
+        }
+        let p = self.prepare(i, opts, progress)?;
+        report.reasons = p.reasons.clone();
+        if let Some(d) = report.datums.as_mut() {
+            d.total = p.datums.len() as u64;
+        }
+        if p.up_to_date {
+            report.state = "skipped".into();
+            summary.skipped += 1;
+            summary.stages.push(report);
+            return Ok(None);
+        }
+        let use_cache = !opts.no_run_cache && !opts.force && !s.always_changed;
+        let mut tasks = Vec::new();
+        if s.input.is_none() {
+            if use_cache {
+                if let Some((rid, rec)) = record::cached(&self.repo.store, &p.key)? {
+                    report.state = "restored".into();
+                    report.runs.push(rid);
+                    if !opts.dry_run {
+                        let outs = Self::outputs_of(&rec);
+                        self.restore(&outs, progress)?;
+                        let mut all = outs.clone();
+                        for o in s.all_outs().filter(|o| !o.cache) {
+                            all.insert(o.path.clone(), None);
+                        }
+                        let now = self.repo.path_ids(
+                            &s.all_outs().map(|o| o.path.clone()).collect::<Vec<_>>(),
+                            progress,
+                        )?;
+                        new_locks.insert(s.name.clone(), self.locked_entry(s, &p, &now));
+                        commit_paths.extend(outs.keys().cloned());
+                    }
+                    summary.restored += 1;
+                    summary.stages.push(report);
+                    return Ok(None);
+                }
+            }
+            if opts.dry_run {
+                report.state = "stale".into();
+                summary.stages.push(report);
+                return Ok(None);
+            }
+            // Outputs are removed before the run, unless persist.
+            for o in s.all_outs().filter(|o| !o.persist) {
+                let abs = self.repo.root.join(&o.path);
+                match std::fs::symlink_metadata(&abs) {
+                    Ok(m) if m.is_dir() => {
+                        std::fs::remove_dir_all(&abs).map_err(|e| StoreError::io(&abs, e))?
+                    }
+                    Ok(_) => std::fs::remove_file(&abs).map_err(|e| StoreError::io(&abs, e))?,
+                    Err(_) => {}
+                }
+                if let Some(parent) = abs.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
+                }
+            }
+            *task_n += 1;
+            let dir = self.scratch.join(format!("t{task_n}"));
+            std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+            tasks.push(Task {
+                stage: i,
+                datum: None,
+                job: self.job_for(s, None, &dir, None),
+                out_dir: None,
+                key: p.key,
+                retries: s.retries,
+            });
+        } else {
+            let mut restored_records = Vec::new();
+            for (d, k) in &p.datums {
+                if let Some(only) = &opts.datum {
+                    if &d.id != only {
+                        // Other datums keep their last results when debugging one.
+                        if let Some((rid, rec)) = record::cached(&self.repo.store, k)? {
+                            restored_records.push((Some(d.id.clone()), rid, rec));
+                            continue;
+                        }
+                        continue;
+                    }
+                }
+                if use_cache && opts.datum.is_none() {
+                    if let Some((rid, rec)) = record::cached(&self.repo.store, k)? {
+                        restored_records.push((Some(d.id.clone()), rid, rec));
+                        continue;
+                    }
+                }
+                if opts.dry_run {
+                    continue;
+                }
+                *task_n += 1;
+                let dir = self.scratch.join(format!("t{task_n}"));
+                let out_dir = dir.join("out");
+                std::fs::create_dir_all(&out_dir).map_err(|e| StoreError::io(&out_dir, e))?;
+                tasks.push(Task {
+                    stage: i,
+                    datum: Some((d.clone(), *k)),
+                    job: self.job_for(s, Some(d), &dir, Some(&out_dir)),
+                    out_dir: Some(out_dir),
+                    key: *k,
+                    retries: s.retries,
+                });
+            }
+            if let Some(dc) = report.datums.as_mut() {
+                dc.restored = restored_records.len() as u64;
+            }
+            summary.restored += restored_records.len() as u64;
+            st.records = restored_records;
+            if opts.dry_run {
+                let would = p.datums.len() - st.records.len();
+                report.state = "stale".into();
+                report.reasons.push(format!(
+                    "{would} of {} datums would execute",
+                    p.datums.len()
+                ));
+                summary.stages.push(report);
+                return Ok(None);
+            }
+        }
+        report.state = "executed".into();
+        st.report = Some(report);
+        if tasks.is_empty() {
+            // Every datum came from the cache.
+            let ok = self.finish_stage(i, st, Some(&p), new_locks, commit_paths, progress)?;
+            if let Some(mut r) = st.report.take() {
+                if ok {
+                    r.state = "restored".into();
+                }
+                summary.stages.push(r);
+            }
+            return Ok(None);
+        }
+        st.pending = tasks.len();
+        {
+            let mut g = queue.lock().unwrap_or_else(|p| p.into_inner());
+            g.0.extend(tasks);
+        }
+        ready.notify_all();
+        Ok(Some(p))
+    }
+
+    /// Store a finished execution's outputs and logs, and its run record.
+    fn record(
+        &self,
+        txn: &dvx_store::store::Txn,
+        done: &Done,
+        p: Option<&Prepared>,
+        progress: &dyn Progress,
+    ) -> Result<(Id, RunRecord)> {
+        let s = &self.pipeline.stages[done.task.stage];
+        let mut error = done.outcome.error.clone();
+        let mut outputs = Vec::new();
+        if error.is_none() {
+            match &done.task.out_dir {
+                Some(dir) => {
+                    let (entry, _) = self.repo.ingest(txn, dir, "", progress)?;
+                    if let Some(f) = entry {
+                        outputs.push(PathId {
+                            path: s
+                                .outs
+                                .iter()
+                                .find(|o| o.cache)
+                                .map(|o| o.path.clone())
+                                .unwrap_or_default(),
+                            kind: "dir".into(),
+                            id: f.id,
+                            size: f.size,
+                        });
+                    }
+                }
+                None => {
+                    for o in s.all_outs() {
+                        let abs = self.repo.root.join(&o.path);
+                        if abs.symlink_metadata().is_err() {
+                            error =
+                                Some(format!("the command did not produce the output {}", o.path));
+                            break;
+                        }
+                        let entry = if o.cache {
+                            self.repo.ingest(txn, &self.repo.root, &o.path, progress)?.0
+                        } else {
+                            self.repo
+                                .path_ids(std::slice::from_ref(&o.path), progress)?
+                                .remove(&o.path)
+                                .flatten()
+                        };
+                        if let (Some(f), true) = (entry, o.cache) {
+                            outputs.push(PathId {
+                                path: o.path.clone(),
+                                kind: f.kind.as_str().into(),
+                                id: f.id,
+                                size: f.size,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let log = |path: &Path| -> Result<Id> {
+            let bytes = std::fs::read(path).unwrap_or_default();
+            Ok(txn.put_bytes(&bytes)?)
+        };
+        let mut inputs: Vec<PathId> = p
+            .map(|p| {
+                p.deps
+                    .iter()
+                    .filter_map(|(path, id)| {
+                        id.as_ref().map(|i| PathId {
+                            path: path.clone(),
+                            kind: i.kind.into(),
+                            id: i.id,
+                            size: 0,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some((d, _)) = &done.task.datum {
+            if let Some(i) = &d.input {
+                inputs.push(PathId {
+                    path: d.path.clone(),
+                    kind: i.kind.into(),
+                    id: i.id,
+                    size: 0,
+                });
+            }
+        }
+        let end = chrono::Utc::now();
+        let rec = RunRecord {
+            attempt: done.attempt,
+            cmd: s.cmd.clone(),
+            code: dvx_store::gitutil::git_info(&self.repo.root),
+            datum: done.task.datum.as_ref().map(|(d, _)| d.id.clone()),
+            duration_ms: done.outcome.duration.as_millis() as u64,
+            end: end.to_rfc3339(),
+            env: s.env.clone(),
+            error: error.clone(),
+            executor: "local".into(),
+            exit: if error.is_some() && done.outcome.exit == Some(0) {
+                None
+            } else {
+                done.outcome.exit
+            },
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+            image: None,
+            inputs,
+            key: done.task.key,
+            outputs,
+            params: p.map(|p| p.params.clone()).unwrap_or_default(),
+            stage: s.name.clone(),
+            start: done.start.to_rfc3339(),
+            stderr: log(&done.task.job.stderr)?,
+            stdout: log(&done.task.job.stdout)?,
+            user: self.repo.author().name,
+            version: record::RECORD_VERSION,
+            wdir: s.wdir.clone(),
+        };
+        let id = rec.put(txn);
+        Ok((id, rec))
+    }
+
+    /// All executions of a stage are done: merge datum outputs, note the lock entry.
+    fn finish_stage(
+        &self,
+        i: usize,
+        st: &mut StageState,
+        p: Option<&Prepared>,
+        new_locks: &mut BTreeMap<String, LockedStage>,
+        commit_paths: &mut Vec<String>,
+        progress: &dyn Progress,
+    ) -> Result<bool> {
+        let s = &self.pipeline.stages[i];
+        if st.failed {
+            if let Some(r) = st.report.as_mut() {
+                r.state = "failed".into();
+            }
+            return Ok(false);
+        }
+        let Some(p) = p else { return Ok(true) };
+        let out_paths: Vec<String> = s.all_outs().map(|o| o.path.clone()).collect();
+        if s.input.is_some() {
+            st.records.sort_by(|a, b| a.0.cmp(&b.0));
+            let merged = self.merge_datums(s, &st.records)?;
+            let out = s
+                .outs
+                .iter()
+                .find(|o| o.cache)
+                .map(|o| o.path.clone())
+                .unwrap_or_default();
+            let work = self.repo.workspace(std::slice::from_ref(&out), progress)?;
+            let applied = self.repo.apply(&merged, &work, progress)?;
+            let txn = self.repo.store.txn()?;
+            for (path, e) in &applied.cache {
+                txn.put(dvx_store::db::CF_STAT, path.as_bytes(), &e.encode());
+            }
+            txn.commit()?;
+        }
+        let now = self.repo.path_ids(&out_paths, progress)?;
+        new_locks.insert(s.name.clone(), self.locked_entry(s, p, &now));
+        commit_paths.extend(s.all_outs().filter(|o| o.cache).map(|o| o.path.clone()));
+        Ok(true)
+    }
+
+    /// What `dvx run` would do, stage by stage, without running anything.
+    pub fn status(&mut self, progress: &dyn Progress) -> Result<Vec<StageReport>> {
+        let opts = RunOptions {
+            dry_run: true,
+            jobs: 1,
+            ..Default::default()
+        };
+        Ok(self.run(&opts, &Children::default(), progress)?.stages)
+    }
+
+    /// The datums a stage's input glob yields now.
+    pub fn datums(&self, name: &str, progress: &dyn Progress) -> Result<Vec<Datum>> {
+        let s = self
+            .pipeline
+            .stage(name)
+            .ok_or_else(|| EngineError::UnknownStage(name.into()))?;
+        let input = s.input.as_ref().ok_or_else(|| EngineError::Failed {
+            stage: name.into(),
+            datum: None,
+            message: "has no `input` glob, so it has no datums".into(),
+        })?;
+        let files = self
+            .repo
+            .workspace(std::slice::from_ref(&input.path), progress)?;
+        datums(s, input, &files)
+    }
+}

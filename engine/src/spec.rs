@@ -1,0 +1,823 @@
+//! dvx.yaml: the pipeline definition, parsed with the line and column of every value so that
+//! each mistake is reported where it is.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
+use marked_yaml::{Node, Span};
+use serde::Serialize;
+
+use crate::error::{EngineError, Result};
+
+pub const PIPELINE_FILE: &str = "dvx.yaml";
+pub const DEFAULT_PARAMS: &str = "params.yaml";
+
+/// Where something was written (1-based).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Out {
+    /// Project-relative path.
+    pub path: String,
+    /// `cache: false`: tracked for staleness but not stored (like DVC).
+    pub cache: bool,
+    /// `persist: true`: not deleted before the stage runs.
+    pub persist: bool,
+    #[serde(skip)]
+    pub at: Pos,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ParamRef {
+    /// Project-relative params file.
+    pub file: String,
+    /// Dotted key inside it.
+    pub key: String,
+}
+
+/// An input glob that splits a stage into datums (one execution per match).
+#[derive(Clone, Debug, Serialize)]
+pub struct Input {
+    pub path: String,
+    pub glob: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Stage {
+    pub name: String,
+    pub cmd: Vec<String>,
+    pub deps: Vec<String>,
+    pub outs: Vec<Out>,
+    pub metrics: Vec<Out>,
+    pub params: Vec<ParamRef>,
+    pub env: BTreeMap<String, String>,
+    /// Project-relative working folder ("" is the top).
+    pub wdir: String,
+    pub retries: u32,
+    /// Seconds.
+    pub timeout: Option<u64>,
+    pub always_changed: bool,
+    pub frozen: bool,
+    pub input: Option<Input>,
+    #[serde(skip)]
+    pub at: Pos,
+    #[serde(skip)]
+    pub dep_at: Vec<Pos>,
+}
+
+impl Stage {
+    /// Outputs and metrics files together.
+    pub fn all_outs(&self) -> impl Iterator<Item = &Out> {
+        self.outs.iter().chain(self.metrics.iter())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    pub file: PathBuf,
+    pub stages: Vec<Stage>,
+}
+
+impl Pipeline {
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+}
+
+const STAGE_FIELDS: &[&str] = &[
+    "cmd",
+    "deps",
+    "outs",
+    "metrics",
+    "params",
+    "env",
+    "wdir",
+    "retries",
+    "timeout",
+    "always_changed",
+    "frozen",
+    "input",
+    "desc",
+];
+
+struct Ctx<'a> {
+    file: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn pos(span: &Span) -> Pos {
+        span.start()
+            .map(|m| Pos {
+                line: m.line(),
+                column: m.column(),
+            })
+            .unwrap_or(Pos { line: 1, column: 1 })
+    }
+    fn err(&self, span: &Span, msg: impl Into<String>) -> EngineError {
+        let p = Self::pos(span);
+        EngineError::spec(self.file, p.line, p.column, msg)
+    }
+    fn string(&self, n: &Node, what: &str) -> Result<String> {
+        match n {
+            Node::Scalar(s) => Ok(s.as_str().to_string()),
+            _ => Err(self.err(n.span(), format!("{what}: expected a string"))),
+        }
+    }
+    fn strings(&self, n: &Node, what: &str) -> Result<Vec<(String, Pos)>> {
+        match n {
+            Node::Scalar(s) => Ok(vec![(s.as_str().to_string(), Self::pos(s.span()))]),
+            Node::Sequence(seq) => seq
+                .iter()
+                .map(|x| Ok((self.string(x, what)?, Self::pos(x.span()))))
+                .collect(),
+            Node::Mapping(_) => Err(self.err(
+                n.span(),
+                format!("{what}: expected a string or a list of strings"),
+            )),
+        }
+    }
+    fn boolean(&self, n: &Node, what: &str) -> Result<bool> {
+        n.as_scalar()
+            .and_then(MarkedScalarNode::as_bool)
+            .ok_or_else(|| self.err(n.span(), format!("{what}: expected true or false")))
+    }
+    fn uint(&self, n: &Node, what: &str) -> Result<u64> {
+        n.as_scalar()
+            .and_then(|s| s.as_str().parse::<u64>().ok())
+            .ok_or_else(|| self.err(n.span(), format!("{what}: expected a whole number >= 0")))
+    }
+    fn mapping<'n>(&self, n: &'n Node, what: &str) -> Result<&'n MarkedMappingNode> {
+        n.as_mapping()
+            .ok_or_else(|| self.err(n.span(), format!("{what}: expected a mapping (key: value)")))
+    }
+}
+
+/// Parse `dvx.yaml` text. `root` is the project top (paths are made project-relative).
+pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
+    let cx = Ctx { file };
+    let options = marked_yaml::LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true);
+    let top = marked_yaml::parse_yaml_with_options(0, text, options).map_err(|e| {
+        let (m, what) = load_error(&e);
+        EngineError::spec(file, m.0, m.1, what)
+    })?;
+    let top = cx.mapping(&top, "the top level")?;
+    let mut stages_node = None;
+    for (k, v) in top.iter() {
+        match k.as_str() {
+            "stages" => stages_node = Some(v),
+            other => {
+                return Err(cx.err(
+                    k.span(),
+                    format!("unknown top-level key `{other}`; expected `stages`"),
+                ))
+            }
+        }
+    }
+    let Some(stages_node) = stages_node else {
+        return Err(EngineError::spec(
+            file,
+            1,
+            1,
+            "missing `stages:` (a map of stage names to stages)",
+        ));
+    };
+    let stages_map = cx.mapping(stages_node, "stages")?;
+    let mut stages = Vec::new();
+    for (k, v) in stages_map.iter() {
+        let name = k.as_str();
+        check_stage_name(&cx, k)?;
+        let map = cx.mapping(v, &format!("stage `{name}`"))?;
+        if let Some(each) = map.get_node("foreach") {
+            let body = map.get_node("do").ok_or_else(|| {
+                cx.err(
+                    k.span(),
+                    format!("stage `{name}`: `foreach` needs a `do:` with the stage to repeat"),
+                )
+            })?;
+            for (key, extra) in map.iter() {
+                if !matches!(key.as_str(), "foreach" | "do") {
+                    return Err(cx.err(key.span(), format!("stage `{name}`: only `foreach` and `do` belong beside `foreach`, not `{}`", key.as_str())));
+                }
+                let _ = extra;
+            }
+            for (suffix, vars) in foreach_items(&cx, each)? {
+                let node = substitute(&cx, body, &vars)?;
+                stages.push(parse_stage(
+                    &cx,
+                    &format!("{name}@{suffix}"),
+                    &node,
+                    k.span(),
+                )?);
+            }
+        } else if let Some(matrix) = map.get_node("matrix") {
+            let mut rest = map.clone();
+            rest.remove("matrix");
+            let body = Node::Mapping(rest);
+            for (suffix, vars) in matrix_items(&cx, matrix)? {
+                let node = substitute(&cx, &body, &vars)?;
+                stages.push(parse_stage(
+                    &cx,
+                    &format!("{name}@{suffix}"),
+                    &node,
+                    k.span(),
+                )?);
+            }
+        } else {
+            stages.push(parse_stage(&cx, name, v, k.span())?);
+        }
+    }
+    Ok(Pipeline {
+        file: file.to_path_buf(),
+        stages,
+    })
+}
+
+fn load_error(e: &marked_yaml::LoadError) -> ((usize, usize), String) {
+    use marked_yaml::LoadError::*;
+    let fallback = marked_yaml::Marker::new(0, 0, 1, 1);
+    let (m, what) = match e {
+        TopLevelMustBeMapping(m) => (
+            m,
+            "the top level must be a mapping with `stages:`".to_string(),
+        ),
+        TopLevelMustBeSequence(m) => (m, "unexpected top level".to_string()),
+        UnexpectedAnchor(m) => (m, "YAML anchors and aliases are not supported".to_string()),
+        MappingKeyMustBeScalar(m) => (m, "mapping keys must be plain strings".to_string()),
+        UnexpectedTag(m) => (m, "YAML tags are not supported".to_string()),
+        ScanError(m, s) => (m, format!("invalid YAML: {}", s.info())),
+        DuplicateKey(d) => (
+            d.key.span().start().unwrap_or(&fallback),
+            format!("duplicate key `{}`", d.key.as_str()),
+        ),
+    };
+    ((m.line().max(1), m.column().max(1)), what)
+}
+
+fn check_stage_name(cx: &Ctx, k: &MarkedScalarNode) -> Result<()> {
+    let n = k.as_str();
+    let ok = !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(cx.err(
+            k.span(),
+            format!("stage name `{n}`: use letters, digits, '-', '_' and '.'"),
+        ))
+    }
+}
+
+/// `foreach`: a list (`${item}`) or a mapping (`${key}`, `${item}` / `${item.field}`).
+fn foreach_items(cx: &Ctx, n: &Node) -> Result<Vec<(String, BTreeMap<String, String>)>> {
+    let mut out = Vec::new();
+    match n {
+        Node::Sequence(seq) => {
+            for x in seq.iter() {
+                let mut vars = BTreeMap::new();
+                let suffix = match x {
+                    Node::Scalar(s) => {
+                        vars.insert("item".to_string(), s.as_str().to_string());
+                        s.as_str().to_string()
+                    }
+                    Node::Mapping(m) => {
+                        for (k, v) in m.iter() {
+                            vars.insert(
+                                format!("item.{}", k.as_str()),
+                                cx.string(v, "foreach item field")?,
+                            );
+                        }
+                        m.iter()
+                            .map(|(_, v)| {
+                                v.as_scalar()
+                                    .map(|s| s.as_str().to_string())
+                                    .unwrap_or_default()
+                            })
+                            .collect::<Vec<_>>()
+                            .join("-")
+                    }
+                    Node::Sequence(_) => {
+                        return Err(cx.err(x.span(), "foreach items must be strings or mappings"))
+                    }
+                };
+                out.push((sanitize(&suffix), vars));
+            }
+        }
+        Node::Mapping(m) => {
+            for (k, v) in m.iter() {
+                let mut vars = BTreeMap::new();
+                vars.insert("key".to_string(), k.as_str().to_string());
+                match v {
+                    Node::Scalar(s) => {
+                        vars.insert("item".to_string(), s.as_str().to_string());
+                    }
+                    Node::Mapping(fields) => {
+                        for (fk, fv) in fields.iter() {
+                            vars.insert(
+                                format!("item.{}", fk.as_str()),
+                                cx.string(fv, "foreach item field")?,
+                            );
+                        }
+                    }
+                    Node::Sequence(_) => {
+                        return Err(cx.err(v.span(), "foreach values must be strings or mappings"))
+                    }
+                }
+                out.push((sanitize(k.as_str()), vars));
+            }
+        }
+        Node::Scalar(_) => return Err(cx.err(n.span(), "foreach: expected a list or a mapping")),
+    }
+    if out.is_empty() {
+        return Err(cx.err(n.span(), "foreach: the list is empty"));
+    }
+    Ok(out)
+}
+
+/// `matrix`: every combination of the listed values (`${item.NAME}`).
+fn matrix_items(cx: &Ctx, n: &Node) -> Result<Vec<(String, BTreeMap<String, String>)>> {
+    let m = cx.mapping(n, "matrix")?;
+    let mut combos: Vec<(Vec<String>, BTreeMap<String, String>)> =
+        vec![(Vec::new(), BTreeMap::new())];
+    for (k, v) in m.iter() {
+        let values = cx.strings(v, &format!("matrix.{}", k.as_str()))?;
+        if values.is_empty() {
+            return Err(cx.err(
+                v.span(),
+                format!("matrix.{}: the list is empty", k.as_str()),
+            ));
+        }
+        let mut next = Vec::new();
+        for (parts, vars) in &combos {
+            for (val, _) in &values {
+                let mut p = parts.clone();
+                p.push(val.clone());
+                let mut vs = vars.clone();
+                vs.insert(format!("item.{}", k.as_str()), val.clone());
+                next.push((p, vs));
+            }
+        }
+        combos = next;
+    }
+    Ok(combos
+        .into_iter()
+        .map(|(parts, vars)| (sanitize(&parts.join("-")), vars))
+        .collect())
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Replace `${item}`, `${item.x}` and `${key}` in every string of `n`. Other `${...}` (such as
+/// `${input}` and `${output}` of datum stages) are left for run time.
+fn substitute(cx: &Ctx, n: &Node, vars: &BTreeMap<String, String>) -> Result<Node> {
+    Ok(match n {
+        Node::Scalar(s) => {
+            let text = s.as_str();
+            let mut out = String::with_capacity(text.len());
+            let mut rest = text;
+            while let Some(i) = rest.find("${") {
+                out.push_str(&rest[..i]);
+                let after = &rest[i + 2..];
+                let Some(j) = after.find('}') else {
+                    out.push_str(&rest[i..]);
+                    rest = "";
+                    break;
+                };
+                let name = after[..j].trim();
+                match vars.get(name) {
+                    Some(v) => out.push_str(v),
+                    None if name == "item" || name == "key" || name.starts_with("item.") => {
+                        return Err(cx.err(
+                            s.span(),
+                            format!("`${{{name}}}` is not defined for this foreach/matrix entry"),
+                        ))
+                    }
+                    None => out.push_str(&rest[i..i + 3 + j]),
+                }
+                rest = &after[j + 1..];
+            }
+            out.push_str(rest);
+            let mut new = MarkedScalarNode::new(*s.span(), out);
+            new.set_coerce(s.may_coerce());
+            Node::Scalar(new)
+        }
+        Node::Sequence(seq) => {
+            let items = seq
+                .iter()
+                .map(|x| substitute(cx, x, vars))
+                .collect::<Result<Vec<_>>>()?;
+            Node::Sequence(marked_yaml::types::MarkedSequenceNode::new(
+                *seq.span(),
+                items,
+            ))
+        }
+        Node::Mapping(m) => {
+            let mut new = m.clone();
+            for (k, v) in m.iter() {
+                new.insert(k.clone(), substitute(cx, v, vars)?);
+            }
+            Node::Mapping(new)
+        }
+    })
+}
+
+/// Normalise a path written relative to `wdir` into a project-relative path.
+fn rel_path(cx: &Ctx, wdir: &str, p: &str, span: &Span, what: &str) -> Result<String> {
+    if p.is_empty() {
+        return Err(cx.err(span, format!("{what}: empty path")));
+    }
+    if p.starts_with('/') {
+        return Err(cx.err(
+            span,
+            format!("{what}: `{p}` is absolute; paths are relative to the project"),
+        ));
+    }
+    let mut parts: Vec<&str> = if wdir.is_empty() {
+        Vec::new()
+    } else {
+        wdir.split('/').collect()
+    };
+    for part in p.trim_end_matches('/').split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(cx.err(span, format!("{what}: `{p}` leads outside the project")));
+                }
+            }
+            x => parts.push(x),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+fn parse_outs(cx: &Ctx, wdir: &str, n: &Node, what: &str) -> Result<Vec<Out>> {
+    let seq: Vec<&Node> = match n {
+        Node::Sequence(s) => s.iter().collect(),
+        _ => vec![n],
+    };
+    let mut out = Vec::new();
+    for item in seq {
+        match item {
+            Node::Scalar(s) => out.push(Out {
+                path: rel_path(cx, wdir, s.as_str(), s.span(), what)?,
+                cache: true,
+                persist: false,
+                at: Ctx::pos(s.span()),
+            }),
+            Node::Mapping(m) if m.len() == 1 => {
+                let (k, v) = m
+                    .iter()
+                    .next()
+                    .ok_or_else(|| cx.err(item.span(), "empty entry"))?;
+                let mut o = Out {
+                    path: rel_path(cx, wdir, k.as_str(), k.span(), what)?,
+                    cache: true,
+                    persist: false,
+                    at: Ctx::pos(k.span()),
+                };
+                if let Node::Mapping(opts) = v {
+                    for (ok, ov) in opts.iter() {
+                        match ok.as_str() {
+                            "cache" => o.cache = cx.boolean(ov, "cache")?,
+                            "persist" => o.persist = cx.boolean(ov, "persist")?,
+                            other => {
+                                return Err(cx.err(ok.span(), format!("unknown option `{other}` for an output; expected `cache` or `persist`")))
+                            }
+                        }
+                    }
+                } else if !matches!(v, Node::Scalar(s) if s.as_str().is_empty() || s.as_str() == "null" || s.as_str() == "~")
+                {
+                    return Err(cx.err(
+                        v.span(),
+                        "output options: expected a mapping such as {cache: false}",
+                    ));
+                }
+                out.push(o);
+            }
+            _ => {
+                return Err(cx.err(
+                    item.span(),
+                    format!("{what}: expected a path, or `PATH: {{cache: false}}`"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn parse_params(cx: &Ctx, wdir: &str, n: &Node) -> Result<Vec<ParamRef>> {
+    let seq: Vec<&Node> = match n {
+        Node::Sequence(s) => s.iter().collect(),
+        _ => vec![n],
+    };
+    let default_file = rel_path(cx, wdir, DEFAULT_PARAMS, n.span(), "params")?;
+    let mut out = Vec::new();
+    for item in seq {
+        match item {
+            Node::Scalar(s) => out.push(ParamRef {
+                file: default_file.clone(),
+                key: s.as_str().to_string(),
+            }),
+            Node::Mapping(m) => {
+                for (k, v) in m.iter() {
+                    let file = rel_path(cx, wdir, k.as_str(), k.span(), "params file")?;
+                    for (key, _) in cx.strings(v, "params keys")? {
+                        out.push(ParamRef {
+                            file: file.clone(),
+                            key,
+                        });
+                    }
+                }
+            }
+            Node::Sequence(_) => {
+                return Err(cx.err(item.span(), "params: expected a key or `FILE: [keys]`"))
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Parse seconds from `30`, `30s`, `5m`, `2h`.
+fn parse_timeout(cx: &Ctx, n: &Node) -> Result<u64> {
+    let s = cx.string(n, "timeout")?;
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('s') => (&s[..s.len() - 1], 1),
+        Some('m') => (&s[..s.len() - 1], 60),
+        Some('h') => (&s[..s.len() - 1], 3600),
+        _ => (s, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .map(|v| v * mult)
+        .ok_or_else(|| {
+            cx.err(
+                n.span(),
+                "timeout: expected seconds, or a number with s, m or h (such as 10m)",
+            )
+        })
+}
+
+fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<Stage> {
+    let map = cx.mapping(node, &format!("stage `{name}`"))?;
+    for (k, _) in map.iter() {
+        if !STAGE_FIELDS.contains(&k.as_str()) {
+            return Err(cx.err(
+                k.span(),
+                format!(
+                    "stage `{name}`: unknown field `{}`; expected one of: {}",
+                    k.as_str(),
+                    STAGE_FIELDS.join(", ")
+                ),
+            ));
+        }
+    }
+    let wdir = match map.get_node("wdir") {
+        Some(n) => {
+            let w = cx.string(n, "wdir")?;
+            if w == "." || w.is_empty() {
+                String::new()
+            } else {
+                rel_path(cx, "", &w, n.span(), "wdir")?
+            }
+        }
+        None => String::new(),
+    };
+    let cmd = match map.get_node("cmd") {
+        Some(n) => cx
+            .strings(n, "cmd")?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect::<Vec<_>>(),
+        None => {
+            return Err(cx.err(
+                name_span,
+                format!("stage `{name}`: missing `cmd` (the command to run)"),
+            ))
+        }
+    };
+    if cmd.is_empty() || cmd.iter().any(|c| c.trim().is_empty()) {
+        return Err(cx.err(
+            map.get_node("cmd").map(|n| n.span()).unwrap_or(name_span),
+            "cmd: empty command",
+        ));
+    }
+    let mut deps = Vec::new();
+    let mut dep_at = Vec::new();
+    if let Some(n) = map.get_node("deps") {
+        for (d, pos) in cx.strings(n, "deps")? {
+            let span = Span::new_start(marked_yaml::Marker::new(0, 0, pos.line, pos.column));
+            deps.push(rel_path(cx, &wdir, &d, &span, "deps")?);
+            dep_at.push(pos);
+        }
+    }
+    let outs = match map.get_node("outs") {
+        Some(n) => parse_outs(cx, &wdir, n, "outs")?,
+        None => Vec::new(),
+    };
+    let metrics = match map.get_node("metrics") {
+        Some(n) => parse_outs(cx, &wdir, n, "metrics")?,
+        None => Vec::new(),
+    };
+    let params = match map.get_node("params") {
+        Some(n) => parse_params(cx, &wdir, n)?,
+        None => Vec::new(),
+    };
+    let mut env = BTreeMap::new();
+    if let Some(n) = map.get_node("env") {
+        for (k, v) in cx.mapping(n, "env")?.iter() {
+            env.insert(k.as_str().to_string(), cx.string(v, "env value")?);
+        }
+    }
+    let input = match map.get_node("input") {
+        Some(n) => {
+            let m = cx.mapping(n, "input")?;
+            for (k, _) in m.iter() {
+                if !matches!(k.as_str(), "path" | "glob") {
+                    return Err(cx.err(
+                        k.span(),
+                        format!(
+                            "input: unknown field `{}`; expected `path` and `glob`",
+                            k.as_str()
+                        ),
+                    ));
+                }
+            }
+            let path_node = m
+                .get_node("path")
+                .ok_or_else(|| cx.err(n.span(), "input: missing `path`"))?;
+            let glob = match m.get_node("glob") {
+                Some(g) => cx.string(g, "input.glob")?,
+                None => "/*".to_string(),
+            };
+            if !glob.starts_with('/') {
+                return Err(cx.err(
+                    m.get_node("glob").map(|g| g.span()).unwrap_or(n.span()),
+                    "input.glob: must start with `/` (such as `/*` or `/*/*`)",
+                ));
+            }
+            Some(Input {
+                path: rel_path(
+                    cx,
+                    &wdir,
+                    &cx.string(path_node, "input.path")?,
+                    path_node.span(),
+                    "input.path",
+                )?,
+                glob,
+            })
+        }
+        None => None,
+    };
+    if input.is_some() && outs.iter().filter(|o| o.cache).count() != 1 {
+        return Err(cx.err(
+            name_span,
+            format!("stage `{name}`: a stage with `input` needs exactly one output folder in `outs` (where the datums' outputs are merged)"),
+        ));
+    }
+    Ok(Stage {
+        name: name.to_string(),
+        cmd,
+        deps,
+        outs,
+        metrics,
+        params,
+        env,
+        wdir,
+        retries: match map.get_node("retries") {
+            Some(n) => cx.uint(n, "retries")? as u32,
+            None => 0,
+        },
+        timeout: match map.get_node("timeout") {
+            Some(n) => Some(parse_timeout(cx, n)?),
+            None => None,
+        },
+        always_changed: match map.get_node("always_changed") {
+            Some(n) => cx.boolean(n, "always_changed")?,
+            None => false,
+        },
+        frozen: match map.get_node("frozen") {
+            Some(n) => cx.boolean(n, "frozen")?,
+            None => false,
+        },
+        input,
+        at: Ctx::pos(name_span),
+        dep_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Pipeline> {
+        parse(Path::new("dvx.yaml"), text)
+    }
+
+    fn err(text: &str) -> String {
+        p(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_a_full_stage() {
+        let pl = p(r#"
+stages:
+  train:
+    cmd: [python train.py, echo done]
+    deps: [train.py, data/features]
+    outs:
+      - model.pkl
+      - logs: {cache: false, persist: true}
+    metrics: [metrics.json]
+    params: [train.lr, {other.yaml: [a.b]}]
+    env: {SEED: 1}
+    wdir: .
+    retries: 2
+    timeout: 10m
+"#)
+        .unwrap();
+        let s = &pl.stages[0];
+        assert_eq!(s.cmd, vec!["python train.py", "echo done"]);
+        assert_eq!(s.outs[1].path, "logs");
+        assert!(!s.outs[1].cache && s.outs[1].persist);
+        assert_eq!(s.params.len(), 2);
+        assert_eq!(s.timeout, Some(600));
+        assert_eq!(s.env["SEED"], "1");
+        assert_eq!(s.at, Pos { line: 3, column: 3 });
+    }
+
+    #[test]
+    fn errors_point_at_the_place() {
+        assert_eq!(
+            err("stages:\n  a:\n    cmd: x\n    dpes: [y]\n"),
+            "dvx.yaml:4:5: stage `a`: unknown field `dpes`; expected one of: cmd, deps, outs, metrics, params, env, wdir, retries, timeout, always_changed, frozen, input, desc"
+        );
+        assert!(err("stages:\n  a:\n    cmd: x\n    retries: lots\n")
+            .starts_with("dvx.yaml:4:14: retries: expected a whole number"));
+        assert!(err("stages:\n  a:\n    deps: [x]\n")
+            .starts_with("dvx.yaml:2:3: stage `a`: missing `cmd`"));
+        assert!(err("stages:\n  a:\n    cmd: x\n    outs: [../../etc]\n")
+            .contains("leads outside the project"));
+        assert!(err("stages: [\n").starts_with("dvx.yaml:"));
+        assert!(err("stage:\n  a: {cmd: x}\n")
+            .starts_with("dvx.yaml:1:1: unknown top-level key `stage`"));
+    }
+
+    #[test]
+    fn foreach_and_matrix_expand() {
+        let pl = p(r#"
+stages:
+  conv:
+    foreach: [a, b]
+    do:
+      cmd: convert ${item}.csv
+      outs: ["out/${item}.parquet"]
+  train:
+    matrix:
+      model: [cnn, rnn]
+      lr: [0.1, 0.01]
+    cmd: train ${item.model} ${item.lr} > ${output}/x
+    outs: ["models/${item.model}-${item.lr}"]
+"#)
+        .unwrap();
+        let names: Vec<&str> = pl.stages.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "conv@a",
+                "conv@b",
+                "train@cnn-0.1",
+                "train@cnn-0.01",
+                "train@rnn-0.1",
+                "train@rnn-0.01"
+            ]
+        );
+        assert_eq!(pl.stages[1].cmd[0], "convert b.csv");
+        assert_eq!(pl.stages[1].outs[0].path, "out/b.parquet");
+        assert_eq!(pl.stages[3].cmd[0], "train cnn 0.01 > ${output}/x");
+        assert!(
+            err("stages:\n  s:\n    foreach: [a]\n    do:\n      cmd: x ${item.nope}\n")
+                .contains("is not defined")
+        );
+    }
+}
