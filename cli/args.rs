@@ -246,11 +246,52 @@ pub enum Command {
         stderr: bool,
     },
 
+    /// Show or compare metrics files declared by stages.
+    #[command(subcommand)]
+    Metrics(MetricsCmd),
+
+    /// Compare parameter values between commits and the workspace.
+    #[command(subcommand)]
+    Params(ParamsCmd),
+
     /// Re-hash every stored object and report damaged or missing ones.
     #[command(
         after_help = "Examples:\n  dvx fsck\n  dvx fsck --json\n\nExits 1 if anything is wrong."
     )]
     Fsck {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MetricsCmd {
+    /// Print metrics: from the workspace, or as a commit recorded them.
+    #[command(after_help = "Examples:\n  dvx metrics show\n  dvx metrics show v1 --json")]
+    Show {
+        rev: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare metrics of two commits (default: HEAD and the workspace).
+    #[command(
+        after_help = "Examples:\n  dvx metrics diff                 # HEAD vs the workspace\n  dvx metrics diff v1 v2\n  dvx metrics diff HEAD~1 --json"
+    )]
+    Diff {
+        #[arg(num_args = 0..=2, value_name = "REV")]
+        revs: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ParamsCmd {
+    /// Compare the parameters stages ran with (default: HEAD and the workspace).
+    #[command(after_help = "Examples:\n  dvx params diff\n  dvx params diff v1 v2 --json")]
+    Diff {
+        #[arg(num_args = 0..=2, value_name = "REV")]
+        revs: Vec<String>,
         #[arg(long)]
         json: bool,
     },

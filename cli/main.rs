@@ -10,9 +10,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use dvx_engine::run::{Engine, RunOptions};
 use dvx_engine::store::{self, paths, Access, Repo, StoreError};
-use dvx_engine::{exec::Children, record, EngineError};
+use dvx_engine::{exec::Children, metrics, record, EngineError};
 
-use args::{Cli, Command};
+use args::{Cli, Command, MetricsCmd, ParamsCmd};
 use output::{human_bytes, Bar, Out};
 
 fn main() -> ExitCode {
@@ -404,6 +404,56 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             }
             repo.store.write_file_to(&rec.stderr, &mut lock)?;
             lock.flush().map_err(|e| StoreError::io("<stdout>", e))?;
+        }
+        Command::Metrics(cmd) => {
+            let repo = Repo::open(&cwd, Access::Read)?;
+            let engine = Engine::open(&repo)?;
+            let p = &engine.pipeline;
+            let at = |rev: &str| -> dvx_engine::Result<metrics::Metrics> {
+                let id = repo.store.resolve(rev)?;
+                Ok(metrics::at_commit(&repo, p, &id)?.0)
+            };
+            match cmd {
+                MetricsCmd::Show { rev, json } => {
+                    let m = match rev {
+                        Some(r) => at(&r)?,
+                        None => metrics::workspace_metrics(&repo, p),
+                    };
+                    if json {
+                        out.json(&m);
+                    } else {
+                        for (path, kv) in &m {
+                            println!("{path}");
+                            for (k, v) in kv {
+                                println!("  {k:<30} {v}");
+                            }
+                        }
+                    }
+                }
+                MetricsCmd::Diff { revs, json } => {
+                    let old = at(revs.first().map(String::as_str).unwrap_or("HEAD"))?;
+                    let new = match revs.get(1) {
+                        Some(r) => at(r)?,
+                        None => metrics::workspace_metrics(&repo, p),
+                    };
+                    output::print_deltas(out, &metrics::diff(&old, &new), json);
+                }
+            }
+        }
+        Command::Params(ParamsCmd::Diff { revs, json }) => {
+            let repo = Repo::open(&cwd, Access::Read)?;
+            let engine = Engine::open(&repo)?;
+            let p = &engine.pipeline;
+            let at = |rev: &str| -> dvx_engine::Result<metrics::Params> {
+                let id = repo.store.resolve(rev)?;
+                Ok(metrics::at_commit(&repo, p, &id)?.1)
+            };
+            let old = at(revs.first().map(String::as_str).unwrap_or("HEAD"))?;
+            let new = match revs.get(1) {
+                Some(r) => at(r)?,
+                None => metrics::workspace_params(&repo, p)?,
+            };
+            output::print_deltas(out, &metrics::diff(&old, &new), json);
         }
         Command::Fsck { json } => {
             let repo = Repo::open(&cwd, Access::Read)?;

@@ -316,3 +316,34 @@ pub fn print_record(id: &Id, r: &RunRecord) {
         id.short()
     );
 }
+
+pub fn print_deltas(out: &Out, deltas: &[dvx_engine::metrics::Delta], json: bool) {
+    if json {
+        out.json(&deltas);
+        return;
+    }
+    if deltas.is_empty() {
+        out.say("no differences");
+        return;
+    }
+    let show = |v: &Option<serde_json::Value>| {
+        v.as_ref()
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    println!(
+        "{:<24} {:<28} {:>12} {:>12} {:>12}",
+        "path/stage", "key", "old", "new", "change"
+    );
+    for d in deltas {
+        let change = d.change.map(|c| format!("{c:+.6}")).unwrap_or_default();
+        println!(
+            "{:<24} {:<28} {:>12} {:>12} {:>12}",
+            d.path,
+            d.key,
+            show(&d.old),
+            show(&d.new),
+            change
+        );
+    }
+}

@@ -12,6 +12,7 @@ pub mod datum;
 pub mod error;
 pub mod exec;
 pub mod key;
+pub mod metrics;
 pub mod params;
 pub mod record;
 pub mod run;

@@ -174,6 +174,8 @@ struct StageState {
     records: Vec<(Option<String>, Id, RunRecord)>,
     failed: bool,
     report: Option<StageReport>,
+    /// `--datum`: one datum ran for debugging; the stage's outputs are left as they were.
+    debug_only: bool,
 }
 
 pub struct Engine<'a> {
@@ -682,6 +684,7 @@ impl<'a> Engine<'a> {
                         runs_made.push(rid);
                         let st = &mut states[i];
                         st.pending -= 1;
+                        progress.inc(1);
                         if rec.ok() {
                             summary.executed += 1;
                         } else {
@@ -905,7 +908,8 @@ impl<'a> Engine<'a> {
                             progress,
                         )?;
                         new_locks.insert(s.name.clone(), self.locked_entry(s, &p, &now));
-                        commit_paths.extend(outs.keys().cloned());
+                        commit_paths
+                            .extend(s.all_outs().filter(|o| o.cache).map(|o| o.path.clone()));
                     }
                     summary.restored += 1;
                     summary.stages.push(report);
@@ -944,16 +948,19 @@ impl<'a> Engine<'a> {
             });
         } else {
             let mut restored_records = Vec::new();
+            if let Some(only) = &opts.datum {
+                if !p.datums.iter().any(|(d, _)| &d.id == only) {
+                    return Err(EngineError::Failed {
+                        stage: s.name.clone(),
+                        datum: Some(only.clone()),
+                        message: format!("no such datum; `dvx datums {}` lists them", s.name),
+                    });
+                }
+                st.debug_only = true;
+            }
             for (d, k) in &p.datums {
-                if let Some(only) = &opts.datum {
-                    if &d.id != only {
-                        // Other datums keep their last results when debugging one.
-                        if let Some((rid, rec)) = record::cached(&self.repo.store, k)? {
-                            restored_records.push((Some(d.id.clone()), rid, rec));
-                            continue;
-                        }
-                        continue;
-                    }
+                if opts.datum.as_ref().is_some_and(|only| &d.id != only) {
+                    continue;
                 }
                 if use_cache && opts.datum.is_none() {
                     if let Some((rid, rec)) = record::cached(&self.repo.store, k)? {
@@ -1007,6 +1014,7 @@ impl<'a> Engine<'a> {
             return Ok(None);
         }
         st.pending = tasks.len();
+        progress.start(&s.name, tasks.len() as u64);
         {
             let mut g = queue.lock().unwrap_or_else(|p| p.into_inner());
             g.0.extend(tasks);
@@ -1024,6 +1032,9 @@ impl<'a> Engine<'a> {
         progress: &dyn Progress,
     ) -> Result<(Id, RunRecord)> {
         let s = &self.pipeline.stages[done.task.stage];
+        // The progress bar counts executions; hashing outputs is quick and stays quiet.
+        let _ = progress;
+        let progress = &dvx_store::Quiet;
         let mut error = done.outcome.error.clone();
         let mut outputs = Vec::new();
         if error.is_none() {
@@ -1052,7 +1063,11 @@ impl<'a> Engine<'a> {
                                 Some(format!("the command did not produce the output {}", o.path));
                             break;
                         }
-                        let entry = if o.cache {
+                        // Metrics are stored even with `cache: false` (they are small), so any
+                        // commit's metrics can be read back for `dvx metrics diff`.
+                        let is_metric = s.metrics.iter().any(|m| m.path == o.path);
+                        let store_it = o.cache || is_metric;
+                        let entry = if store_it {
                             self.repo.ingest(txn, &self.repo.root, &o.path, progress)?.0
                         } else {
                             self.repo
@@ -1060,7 +1075,7 @@ impl<'a> Engine<'a> {
                                 .remove(&o.path)
                                 .flatten()
                         };
-                        if let (Some(f), true) = (entry, o.cache) {
+                        if let (Some(f), true) = (entry, store_it) {
                             outputs.push(PathId {
                                 path: o.path.clone(),
                                 kind: f.kind.as_str().into(),
@@ -1148,6 +1163,8 @@ impl<'a> Engine<'a> {
         progress: &dyn Progress,
     ) -> Result<bool> {
         let s = &self.pipeline.stages[i];
+        progress.finish();
+        let progress = &dvx_store::Quiet;
         if st.failed {
             if let Some(r) = st.report.as_mut() {
                 r.state = "failed".into();
@@ -1155,6 +1172,9 @@ impl<'a> Engine<'a> {
             return Ok(false);
         }
         let Some(p) = p else { return Ok(true) };
+        if st.debug_only {
+            return Ok(true);
+        }
         let out_paths: Vec<String> = s.all_outs().map(|o| o.path.clone()).collect();
         if s.input.is_some() {
             st.records.sort_by(|a, b| a.0.cmp(&b.0));

@@ -406,3 +406,110 @@ fn example_ndjson_batches_end_to_end() {
     let r: serde_json::Value = serde_json::from_slice(&p.read("report.json")).unwrap();
     assert_eq!(r["batches"], 7);
 }
+
+#[test]
+fn metrics_and_params_diff_across_commits() {
+    let p = Project::new();
+    p.write("params.yaml", "train:\n  lr: 0.1\n  layers: 2\n");
+    p.write(
+        "train.sh",
+        "printf '{\"acc\": %s}' $(grep lr params.yaml | awk '{print 1-$2}') > metrics.json\n",
+    );
+    p.write(
+        "dvx.yaml",
+        "stages:\n  train:\n    cmd: sh train.sh\n    deps: [train.sh]\n    params: [train.lr, train.layers]\n    metrics:\n      - metrics.json: {cache: false}\n",
+    );
+    run(&p, &[]);
+    p.dvx(&["tag", "v1"]).ok();
+    let m = p.dvx(&["metrics", "show", "--json"]).ok().json();
+    assert_eq!(m["metrics.json"]["acc"], 0.9);
+    assert!(
+        !strs(&p.status()["tracked"]).contains(&"metrics.json".to_string()),
+        "cache: false is not tracked data"
+    );
+    p.write("params.yaml", "train:\n  lr: 0.3\n  layers: 2\n");
+    let d = p.dvx(&["params", "diff", "--json"]).ok().json();
+    assert_eq!(d.as_array().unwrap().len(), 1, "{d}");
+    assert_eq!(d[0]["key"], "params.yaml:train.lr");
+    assert_eq!(d[0]["old"], 0.1);
+    assert_eq!(d[0]["new"], 0.3);
+    run(&p, &[]);
+    let d = p
+        .dvx(&["metrics", "diff", "v1", "HEAD", "--json"])
+        .ok()
+        .json();
+    assert_eq!(d[0]["path"], "metrics.json");
+    assert_eq!(d[0]["old"], 0.9);
+    assert_eq!(d[0]["new"], 0.7);
+    assert!((d[0]["change"].as_f64().unwrap() + 0.2).abs() < 1e-9);
+    assert_eq!(
+        p.dvx(&["metrics", "show", "v1", "--json"]).ok().json()["metrics.json"]["acc"],
+        0.9
+    );
+    let text = p.dvx(&["params", "diff", "v1", "HEAD"]).ok().stdout();
+    assert!(text.contains("train.lr"), "{text}");
+}
+
+#[test]
+fn frozen_always_changed_persist_env_and_wdir() {
+    let p = Project::new();
+    p.write("sub/in.txt", "x");
+    p.write(
+        "dvx.yaml",
+        "stages:\n  w:\n    wdir: sub\n    cmd: echo \"$GREETING $(cat in.txt)\" > out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n    env: {GREETING: hello}\n  always:\n    cmd: date +%s%N >> stamp.txt\n    outs:\n      - stamp.txt: {persist: true}\n    always_changed: true\n  frozen:\n    cmd: echo f > frozen.txt\n    outs: [frozen.txt]\n    frozen: true\n",
+    );
+    let s = run(&p, &[]);
+    assert_eq!(p.read("sub/out.txt"), b"hello x\n");
+    assert_eq!(stage(&s, "frozen")["state"], "frozen");
+    assert!(!p.exists("frozen.txt"));
+    run(&p, &[]);
+    let stamps = String::from_utf8(p.read("stamp.txt")).unwrap();
+    assert_eq!(
+        stamps.lines().count(),
+        2,
+        "always_changed re-runs, persist keeps the old output: {stamps}"
+    );
+    let s = run(&p, &["--force", "frozen"]);
+    assert_eq!(stage(&s, "frozen")["state"], "executed");
+}
+
+#[test]
+fn ctrl_c_stops_children_and_keeps_finished_work() {
+    let p = Project::new();
+    for i in 0..6 {
+        p.write(&format!("in/{i}"), format!("{i}"));
+    }
+    // Datums 0..2 are quick; the rest sleep. -j 6 starts them all at once.
+    p.write(
+        "dvx.yaml",
+        "stages:\n  s:\n    input: {path: in, glob: \"/*\"}\n    cmd: if [ $(cat \"$DVX_INPUT\") -ge 3 ]; then sleep 37; fi; cp \"$DVX_INPUT\" \"$DVX_OUTPUT/\"\n    outs: [out]\n",
+    );
+    let child = p
+        .cmd_in("", &["run", "-j", "6"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: sending SIGINT to a child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let t = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(t.elapsed().as_secs() < 10, "children were stopped");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("interrupted"), "{err}");
+    // No sleeper is left behind.
+    let ps = std::process::Command::new("sh")
+        .args(["-c", "ps -eo args | grep -c '[s]leep 37' || true"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "0");
+    p.assert_fsck_clean();
+    // The quick datums were kept: the next run only executes the rest.
+    let s = p.dvx(&["run", "--json", "--dry-run"]).ok().json();
+    let reasons = stage(&s, "s")["reasons"].to_string();
+    assert!(reasons.contains("3 of 6 datums would execute"), "{s}");
+}
