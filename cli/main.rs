@@ -18,8 +18,10 @@ use output::{human_bytes, Bar, Out};
 fn main() -> ExitCode {
     // A file-size limit (a full disk in tests, quotas) must surface as an error, not kill us.
     // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+    // A closed pipe (`dvx log | head`) ends dvx quietly, as it does other Unix tools.
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
     let out = Out::new(cli.quiet, cli.verbose);
@@ -384,7 +386,7 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
         Command::Show { run, json } => {
             let repo = Repo::open(&cwd, Access::Read)?;
             let (id, rec) = record::find(&repo.store, &run)?
-                .ok_or_else(|| StoreError::UnknownRevision(run.clone()))?;
+                .ok_or_else(|| EngineError::UnknownRun(run.clone()))?;
             if json {
                 let mut v = serde_json::to_value(&rec).unwrap_or_default();
                 v["id"] = serde_json::Value::String(id.to_hex());
@@ -396,7 +398,7 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
         Command::Logs { run, stderr } => {
             let repo = Repo::open(&cwd, Access::Read)?;
             let (_, rec) = record::find(&repo.store, &run)?
-                .ok_or_else(|| StoreError::UnknownRevision(run.clone()))?;
+                .ok_or_else(|| EngineError::UnknownRun(run.clone()))?;
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
             if !stderr {

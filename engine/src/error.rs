@@ -29,8 +29,12 @@ pub enum EngineError {
         datum: Option<String>,
         message: String,
     },
-    #[error("{0} stage(s) failed")]
+    #[error("{0} execution(s) failed")]
     SomeFailed(usize),
+    #[error("unknown run {0:?}")]
+    UnknownRun(String),
+    #[error("stage {stage}: no datum {datum:?}")]
+    UnknownDatum { stage: String, datum: String },
     #[error("interrupted")]
     Interrupted,
 }
@@ -40,13 +44,15 @@ impl EngineError {
         use EngineError::*;
         Some(match self {
             Store(e) => return e.hint(),
-            Spec { .. } => "see the dvx.yaml reference in the book (`book/src/pipelines.md`)".into(),
+            Spec { .. } => "see the dvx.yaml reference in the book (`book/src/dvx-yaml.md`)".into(),
             NoPipeline(_) => "write a dvx.yaml with a `stages:` map; `dvx run --help` shows an example".into(),
             UnknownStage(_) => "list the stages with `dvx dag`".into(),
             Params { .. } => "check params.yaml (or the file the stage names) has that key".into(),
             Failed { .. } => "see its output with `dvx logs RUN` (the run id is printed above); fix and run again: finished work is kept".into(),
             SomeFailed(_) => "the run ids of failed executions are printed above; `dvx logs RUN` shows their output".into(),
             Interrupted => "finished executions were kept; run again to continue".into(),
+            UnknownRun(_) => "run ids are listed by `dvx run --json` and in `dvx log --json` (the `runs` of each commit)".into(),
+            UnknownDatum { stage, .. } => format!("`dvx datums {stage}` lists the datums"),
         })
     }
 

@@ -646,6 +646,7 @@ impl<'a> Engine<'a> {
                                 &queue,
                                 &ready,
                                 &mut task_n,
+                                &mut runs_made,
                                 progress,
                             )?;
                             if let Some(p) = n {
@@ -776,13 +777,24 @@ impl<'a> Engine<'a> {
                 .filter(|s| s.state == "executed" || s.state == "restored")
                 .map(|s| s.stage.as_str())
                 .collect();
+            let failed: Vec<&str> = summary
+                .stages
+                .iter()
+                .filter(|s| s.state == "failed")
+                .map(|s| s.stage.as_str())
+                .collect();
+            let mut what = names.join(", ");
+            if !failed.is_empty() {
+                let sep = if what.is_empty() { "" } else { "; " };
+                what = format!("{what}{sep}failed {}", failed.join(", "));
+            }
             let msg = opts.message.clone().unwrap_or_else(|| {
                 format!(
                     "dvx run: {}",
-                    if names.is_empty() {
+                    if what.is_empty() {
                         "no stage changed".to_string()
                     } else {
-                        names.join(", ")
+                        what
                     }
                 )
             });
@@ -862,6 +874,7 @@ impl<'a> Engine<'a> {
         queue: &Mutex<(VecDeque<Task>, bool)>,
         ready: &Condvar,
         task_n: &mut usize,
+        restored_runs: &mut Vec<Id>,
         progress: &dyn Progress,
     ) -> Result<Option<Prepared>> {
         let s = &self.pipeline.stages[i];
@@ -896,6 +909,11 @@ impl<'a> Engine<'a> {
                 if let Some((rid, rec)) = record::cached(&self.repo.store, &p.key)? {
                     report.state = "restored".into();
                     report.runs.push(rid);
+                    if !opts.dry_run {
+                        // The commit names the record it restored, so history (metrics,
+                        // params, lineage) sees which run these outputs came from.
+                        restored_runs.push(rid);
+                    }
                     if !opts.dry_run {
                         let outs = Self::outputs_of(&rec);
                         self.restore(&outs, progress)?;
@@ -950,10 +968,9 @@ impl<'a> Engine<'a> {
             let mut restored_records = Vec::new();
             if let Some(only) = &opts.datum {
                 if !p.datums.iter().any(|(d, _)| &d.id == only) {
-                    return Err(EngineError::Failed {
+                    return Err(EngineError::UnknownDatum {
                         stage: s.name.clone(),
-                        datum: Some(only.clone()),
-                        message: format!("no such datum; `dvx datums {}` lists them", s.name),
+                        datum: only.clone(),
                     });
                 }
                 st.debug_only = true;
@@ -991,7 +1008,11 @@ impl<'a> Engine<'a> {
             st.records = restored_records;
             if opts.dry_run {
                 let would = p.datums.len() - st.records.len();
-                report.state = "stale".into();
+                report.state = if would == 0 {
+                    "restored".into()
+                } else {
+                    "stale".into()
+                };
                 report.reasons.push(format!(
                     "{would} of {} datums would execute",
                     p.datums.len()

@@ -233,6 +233,20 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
             stages.push(parse_stage(&cx, name, v, k.span())?);
         }
     }
+    let mut seen = std::collections::HashMap::new();
+    for s in &stages {
+        if let Some(prev) = seen.insert(s.name.clone(), s.at) {
+            return Err(EngineError::spec(
+                file,
+                s.at.line,
+                s.at.column,
+                format!(
+                    "stage name `{}` appears twice (also at line {}); foreach and matrix entries must differ",
+                    s.name, prev.line
+                ),
+            ));
+        }
+    }
     Ok(Pipeline {
         file: file.to_path_buf(),
         stages,
@@ -427,9 +441,14 @@ fn substitute(cx: &Ctx, n: &Node, vars: &BTreeMap<String, String>) -> Result<Nod
             ))
         }
         Node::Mapping(m) => {
-            let mut new = m.clone();
+            // Keys too: an output written as `"${item}.json": {cache: false}`.
+            let mut new = marked_yaml::types::MarkedMappingNode::new_empty(*m.span());
             for (k, v) in m.iter() {
-                new.insert(k.clone(), substitute(cx, v, vars)?);
+                let key = match substitute(cx, &Node::Scalar(k.clone()), vars)? {
+                    Node::Scalar(s) => s,
+                    _ => k.clone(),
+                };
+                new.insert(key, substitute(cx, v, vars)?);
             }
             Node::Mapping(new)
         }
@@ -819,5 +838,11 @@ stages:
             err("stages:\n  s:\n    foreach: [a]\n    do:\n      cmd: x ${item.nope}\n")
                 .contains("is not defined")
         );
+        assert!(
+            err("stages:\n  s:\n    foreach: [a, a]\n    do:\n      cmd: x\n")
+                .contains("appears twice")
+        );
+        let pl = p("stages:\n  s:\n    foreach: [a, b]\n    do:\n      cmd: x\n      metrics:\n        - \"${item}.json\": {cache: false}\n").unwrap();
+        assert_eq!(pl.stages[1].metrics[0].path, "b.json");
     }
 }

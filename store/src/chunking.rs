@@ -21,6 +21,80 @@ pub fn chunks(data: &[u8]) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// Data at least this big is cut by several threads.
+const PARALLEL_MIN: usize = 64 << 20;
+/// How far a segment's chunker runs past the next segment's start looking for a shared cut.
+const RESYNC_SPAN: usize = 16 * MAX_CHUNK;
+
+/// The same cut points as `chunks`, found by several threads.
+///
+/// Each segment is cut independently from its start. A content-defined chunker that reaches
+/// a cut point another chunker also produced continues identically from there, so the
+/// segments are stitched at the first cut they share; only when no shared cut turns up within
+/// `RESYNC_SPAN` does the stitch continue sequentially. The result equals a single pass.
+pub fn chunks_parallel(data: &[u8]) -> Vec<(usize, usize)> {
+    use rayon::prelude::*;
+    let threads = rayon::current_num_threads().max(1);
+    if data.len() < PARALLEL_MIN || threads == 1 {
+        return chunks(data);
+    }
+    let cdc = FastCDC::new(data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK);
+    let seg_len = data.len() / (threads * 2);
+    let starts: Vec<usize> = (0..threads * 2).map(|i| i * seg_len).collect();
+    // Cut ends of each segment, each running a little past the next segment's start.
+    let ends: Vec<Vec<usize>> = starts
+        .par_iter()
+        .enumerate()
+        .map(|(i, &s)| {
+            let stop = starts
+                .get(i + 1)
+                .map(|n| (n + RESYNC_SPAN).min(data.len()))
+                .unwrap_or(data.len());
+            let mut out = Vec::with_capacity((stop - s) / AVG_CHUNK + 2);
+            let mut pos = s;
+            while pos < stop {
+                let (_, end) = cdc.cut(pos, data.len() - pos);
+                out.push(end);
+                pos = end;
+            }
+            out
+        })
+        .collect();
+    let mut cuts: Vec<usize> = Vec::with_capacity(data.len() / AVG_CHUNK + 2);
+    let mut pos = 0usize;
+    // The segment whose precomputed cuts we follow, and the index of the cut after `pos` in
+    // it; `None` when `pos` is not one of its cuts (then we cut sequentially).
+    let mut seg = 0usize;
+    let mut next: Option<usize> = Some(0);
+    while pos < data.len() {
+        // Hop to the furthest later segment that also cut at `pos`.
+        for s in (seg + 1..starts.len()).rev() {
+            if pos >= starts[s] {
+                if let Ok(k) = ends[s].binary_search(&pos) {
+                    seg = s;
+                    next = Some(k + 1);
+                    break;
+                }
+            }
+        }
+        let end = match next.and_then(|k| ends[seg].get(k)) {
+            Some(&e) => e,
+            None => cdc.cut(pos, data.len() - pos).1,
+        };
+        cuts.push(end);
+        pos = end;
+        next = ends[seg].binary_search(&pos).ok().map(|k| k + 1);
+    }
+    let mut prev = 0;
+    cuts.into_iter()
+        .map(|e| {
+            let c = (prev, e - prev);
+            prev = e;
+            c
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +135,23 @@ mod tests {
         let b = chunks(&longer);
         // All but the last chunk of the original survive the append unchanged.
         assert_eq!(&a[..a.len() - 1], &b[..a.len() - 1]);
+    }
+
+    #[test]
+    fn parallel_equals_sequential() {
+        // Random data, and repetitive text whose cut points are sparse and shift-prone.
+        let random = pseudo_random(PARALLEL_MIN * 2 + 12345, 11);
+        let text: Vec<u8> = (0..PARALLEL_MIN * 2 + 777)
+            .map(|i| b"id,name,value\n0123456789,abcdefghij,3.14159\n"[(i * 7 + i / 1000) % 41])
+            .collect();
+        for d in [&random, &text] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(3)
+                .build()
+                .unwrap();
+            let par = pool.install(|| chunks_parallel(d));
+            assert_eq!(par, chunks(d));
+        }
     }
 
     /// Golden boundaries: changing chunk parameters or the fastcdc version changes file layout

@@ -27,6 +27,14 @@ pub struct Core {
     /// Seconds a writer waits for another writer before giving up.
     #[serde(default = "default_lock_wait")]
     pub lock_wait_secs: f64,
+    /// "small" (default): zstd for files of one chunk, when it saves space; "all": also the
+    /// chunks of large files (smaller store, slower adds); "none".
+    #[serde(default = "default_compression")]
+    pub compression: String,
+}
+
+fn default_compression() -> String {
+    "small".into()
 }
 
 fn default_lock_wait() -> f64 {
@@ -52,6 +60,7 @@ impl Default for Config {
             core: Core {
                 format: CONFIG_FORMAT,
                 lock_wait_secs: default_lock_wait(),
+                compression: default_compression(),
             },
             user: User::default(),
             other: toml::Table::new(),
@@ -69,6 +78,15 @@ impl Config {
                 message: format!("line {line}, column {col}: {}", e.message()),
             }
         })?;
+        if !matches!(cfg.core.compression.as_str(), "small" | "all" | "none") {
+            return Err(StoreError::Config {
+                path: path.to_path_buf(),
+                message: format!(
+                    "core.compression = {:?}: expected \"small\", \"all\" or \"none\"",
+                    cfg.core.compression
+                ),
+            });
+        }
         if cfg.core.format != CONFIG_FORMAT {
             return Err(StoreError::Config {
                 path: path.to_path_buf(),

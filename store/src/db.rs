@@ -168,6 +168,22 @@ impl Db {
             .collect()
     }
 
+    /// Look up many keys in one call; `sorted` says the keys are in ascending order (faster).
+    /// `decode` turns each found value into what the caller keeps, without copying it first.
+    pub fn multi_get_with<T>(
+        &self,
+        cf: &str,
+        keys: &[Vec<u8>],
+        sorted: bool,
+        decode: impl Fn(&[u8]) -> Option<T>,
+    ) -> Result<Vec<Option<T>>> {
+        self.db
+            .batched_multi_get_cf(self.cf(cf), keys.iter(), sorted)
+            .into_iter()
+            .map(|r| Ok(r?.and_then(|v| decode(&v))))
+            .collect()
+    }
+
     /// All (key, value) pairs whose key starts with `prefix`.
     pub fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<KeyValue>> {
         let mut out = Vec::new();

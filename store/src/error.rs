@@ -86,7 +86,7 @@ impl StoreError {
             AlreadyInitialized(_) => "nothing to do; `dvx status` shows its state".into(),
             PathNotFound(_) => "check the spelling; paths are relative to the current folder".into(),
             OutsideWorkspace { .. } => "dvx only tracks paths inside the project folder".into(),
-            InvalidPath { .. } => "rename the file, or leave it out of the add".into(),
+            InvalidPath { .. } => "change the path named above (or leave it out) and run the command again".into(),
             UnsafePath { .. } => {
                 "the stored data names a path outside the project; the store may be tampered with: run `dvx fsck`".into()
             }

@@ -9,6 +9,7 @@ pub mod chunking;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod fastdiff;
 pub mod fsutil;
 pub mod gitutil;
 pub mod id;

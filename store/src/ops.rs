@@ -406,13 +406,24 @@ impl Repo {
     pub fn status(&self, progress: &dyn Progress) -> Result<Status> {
         let lock = self.checked_lock()?;
         let (head, head_id, base) = self.head_state()?;
+        let _ = progress;
         let roots = base.as_ref().map(|c| c.roots.clone()).unwrap_or_default();
-        let work = self.workspace(&roots, progress)?;
-        let stored = match &base {
-            Some(c) => self.commit_files(c, &roots)?,
-            None => BTreeMap::new(),
-        };
-        let changes = compare(&stored, &work);
+        let mut changes = Vec::new();
+        let mut updates = Vec::new();
+        for r in &roots {
+            let stored = match &base {
+                Some(c) => crate::fastdiff::entry_for(self, &c.tree, r)?,
+                None => None,
+            };
+            let found = self.diff_workspace(r, stored.as_ref())?;
+            changes.extend(found.changes);
+            updates.extend(found.updates);
+        }
+        if self.can_write() && !updates.is_empty() {
+            let txn = self.store.txn()?;
+            self.record_cache(&txn, &updates);
+            txn.commit()?;
+        }
         let pick = |k: ChangeKind| -> Vec<String> {
             changes
                 .iter()

@@ -113,8 +113,11 @@ impl Repo {
             },
             None => (Db::open_read_only(&db_path)?, None),
         };
+        let mut store = Store::new(db, &dot.join("packs"));
+        store.compress_large = config.core.compression == "all";
+        store.compress_small = config.core.compression != "none";
         let repo = Repo {
-            store: Store::new(db, &dot.join("packs")),
+            store,
             root,
             dot,
             config,
@@ -138,7 +141,12 @@ impl Repo {
     fn clean_tmp(&self) {
         if let Ok(rd) = fs::read_dir(self.tmp_dir()) {
             for e in rd.flatten() {
-                let _ = fs::remove_file(e.path());
+                let p = e.path();
+                let _ = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
             }
         }
     }

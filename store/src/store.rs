@@ -16,8 +16,8 @@ use crate::id::Id;
 use crate::object::{Commit, FileManifest, Tree};
 use crate::pack::{encode_chunk, ChunkLoc, PackReader, PackWriter};
 
-/// A chunk compressed for a pack: (codec, stored bytes).
-type Encoded = (u8, Vec<u8>);
+/// A chunk ready for a pack: its codec, and its compressed bytes (None: stored as it is).
+type Encoded = (u8, Option<Vec<u8>>);
 
 /// Files at least this big are hashed with several threads and read through mmap.
 const BIG_FILE: u64 = 8 << 20;
@@ -26,6 +26,10 @@ pub struct Store {
     pub db: Db,
     packs_dir: PathBuf,
     reader: PackReader,
+    /// Compress the chunks of multi-chunk files too (`core.compression = "all"`).
+    pub compress_large: bool,
+    /// Compress files of one chunk when it saves space (`core.compression` not "none").
+    pub compress_small: bool,
 }
 
 impl Store {
@@ -34,6 +38,8 @@ impl Store {
             db,
             packs_dir: packs_dir.to_path_buf(),
             reader: PackReader::new(packs_dir),
+            compress_large: false,
+            compress_small: true,
         }
     }
 
@@ -231,25 +237,55 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
+    fn append_copy(&self, id: Id, src: &File, off: u64, len: u32) -> Result<()> {
+        let loc = {
+            let mut g = self.pack.lock().unwrap_or_else(|p| p.into_inner());
+            if g.is_none() {
+                *g = Some(PackWriter::open(&self.store.packs_dir)?);
+            }
+            match g.as_mut() {
+                Some(w) => w.append_copy(id, src, off, len)?,
+                None => unreachable!("pack writer was just opened"),
+            }
+        };
+        self.put(CF_CHUNKS, id.as_bytes(), &loc.encode());
+        Ok(())
+    }
+
     /// Store one chunk given its raw bytes (compressing if that pays).
     pub fn put_chunk(&self, id: Id, raw: &[u8]) -> Result<()> {
         if self.claim(&id)? {
-            let (codec, stored) = encode_chunk(raw);
-            self.append(id, codec, raw.len() as u32, &stored)?;
+            if self.store.compress_small {
+                let (codec, stored) = encode_chunk(raw);
+                self.append(id, codec, raw.len() as u32, &stored)?;
+            } else {
+                self.append(id, crate::pack::CODEC_RAW, raw.len() as u32, raw)?;
+            }
         }
         Ok(())
     }
 
     /// Store a file's content held in memory; returns its id (= BLAKE3 of `data`).
     pub fn put_bytes(&self, data: &[u8]) -> Result<Id> {
-        let id = if data.len() as u64 >= BIG_FILE {
-            let mut h = blake3::Hasher::new();
-            h.update_rayon(data);
-            Id::from_hash(h.finalize())
+        self.put_bytes_from(data, None)
+    }
+
+    /// `put_bytes`, where `data` is the content of `src` (whose raw chunks can then be copied
+    /// file to file by the kernel).
+    fn put_bytes_from(&self, data: &[u8], src: Option<&File>) -> Result<Id> {
+        let (id, cuts) = if data.len() as u64 >= BIG_FILE {
+            // Whole-file hash and cut points at once: both are a full pass over the data.
+            rayon::join(
+                || {
+                    let mut h = blake3::Hasher::new();
+                    h.update_rayon(data);
+                    Id::from_hash(h.finalize())
+                },
+                || chunking::chunks_parallel(data),
+            )
         } else {
-            Id::of(data)
+            (Id::of(data), chunking::chunks(data))
         };
-        let cuts = chunking::chunks(data);
         if cuts.len() == 1 {
             self.put_chunk(id, data)?;
             return Ok(id);
@@ -257,28 +293,69 @@ impl<'a> Txn<'a> {
         if self.store.has_object(ObjKind::File, &id)? {
             return Ok(id);
         }
-        // Hash and compress chunks in parallel, a window at a time to bound memory.
+        // Hash (and compress) chunks in parallel, a window at a time to bound memory. Chunks
+        // of large files stay uncompressed unless asked: zstd tripled the time of adding a
+        // 1 GB CSV (see the book's performance page).
+        let compress = self.store.compress_large;
+        // Windows are hashed (and compressed) by the thread pool while this thread writes the
+        // previous window to the pack: hashing and writing overlap.
+        let encode_window =
+            |window: &[(usize, usize)]| -> Result<Vec<(Id, usize, usize, Option<Encoded>)>> {
+                window
+                    .par_iter()
+                    .map(|&(off, len)| {
+                        let raw = &data[off..off + len];
+                        let cid = Id::of(raw);
+                        let enc = if self.claim(&cid)? {
+                            Some(if compress {
+                                let (c, v) = encode_chunk(raw);
+                                (c, Some(v))
+                            } else {
+                                (crate::pack::CODEC_RAW, None)
+                            })
+                        } else {
+                            None
+                        };
+                        Ok((cid, off, len, enc))
+                    })
+                    .collect()
+            };
         let mut list = Vec::with_capacity(cuts.len());
-        for window in cuts.chunks(32) {
-            let encoded: Vec<(Id, usize, Option<Encoded>)> = window
-                .par_iter()
-                .map(|&(off, len)| {
-                    let raw = &data[off..off + len];
-                    let cid = Id::of(raw);
-                    let enc = if self.claim(&cid)? {
-                        Some(encode_chunk(raw))
-                    } else {
-                        None
-                    };
-                    Ok((cid, len, enc))
-                })
-                .collect::<Result<_>>()?;
-            for (cid, len, enc) in encoded {
-                if let Some((codec, stored)) = enc {
-                    self.append(cid, codec, len as u32, &stored)?;
+        let windows: Vec<&[(usize, usize)]> = cuts.chunks(32).collect();
+        let mut pending = match windows.first() {
+            Some(w) => Some(encode_window(w)?),
+            None => None,
+        };
+        let mut next_window = 1;
+        while let Some(encoded) = pending.take() {
+            let write =
+                |encoded: Vec<(Id, usize, usize, Option<Encoded>)>| -> Result<Vec<(Id, u32)>> {
+                    let mut done = Vec::with_capacity(encoded.len());
+                    for (cid, off, len, enc) in encoded {
+                        match (enc, src) {
+                            (Some((_, None)), Some(f)) => {
+                                self.append_copy(cid, f, off as u64, len as u32)?
+                            }
+                            (Some((codec, stored)), _) => {
+                                let bytes = stored.as_deref().unwrap_or(&data[off..off + len]);
+                                self.append(cid, codec, len as u32, bytes)?;
+                            }
+                            (None, _) => {}
+                        }
+                        done.push((cid, len as u32));
+                    }
+                    Ok(done)
+                };
+            let (written, next) = match windows.get(next_window) {
+                Some(w) => {
+                    let (a, b) = rayon::join(|| write(encoded), || encode_window(w));
+                    (a?, Some(b?))
                 }
-                list.push((cid, len as u32));
-            }
+                None => (write(encoded)?, None),
+            };
+            list.extend(written);
+            pending = next;
+            next_window += 1;
         }
         let manifest = FileManifest {
             size: data.len() as u64,
@@ -293,11 +370,18 @@ impl<'a> Txn<'a> {
         let mut f = File::open(path).at(path)?;
         let len = f.metadata().at(path)?.len();
         if len >= BIG_FILE {
-            // SAFETY: the map is read-only and dropped before returning; a concurrent writer
-            // truncating the file is a user error that at worst yields a wrong-length read,
-            // which the size check below reports.
-            let map = unsafe { memmap2::Mmap::map(&f) }.at(path)?;
-            let id = self.put_bytes(&map)?;
+            let before = crate::statcache::Stat::of(&f.metadata().at(path)?);
+            // SAFETY: the map is read-only and dropped before returning. A file changed while
+            // it is added is caught by the metadata check below.
+            let map = unsafe { memmap2::MmapOptions::new().populate().map(&f) }.at(path)?;
+            let id = self.put_bytes_from(&map, Some(&f))?;
+            let after = crate::statcache::Stat::of(&f.metadata().at(path)?);
+            if after.mtime_ns != before.mtime_ns || after.size != before.size {
+                return Err(StoreError::InvalidPath {
+                    path: path.to_string_lossy().into_owned(),
+                    reason: "the file changed while it was being added; add it again when it is complete".into(),
+                });
+            }
             return Ok((id, map.len() as u64));
         }
         let mut buf = Vec::with_capacity(len as usize);
@@ -335,7 +419,7 @@ pub fn hash_path(path: &Path) -> Result<(Id, u64)> {
     let mut h = blake3::Hasher::new();
     if len >= BIG_FILE {
         // SAFETY: read-only map, dropped before returning.
-        let map = unsafe { memmap2::Mmap::map(&f) }.at(path)?;
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(&f) }.at(path)?;
         h.update_rayon(&map);
     } else {
         let mut f = f;

@@ -374,6 +374,8 @@ fn example_wine_quality_end_to_end() {
     assert_eq!(s["executed"], 4, "{s}");
     let m: serde_json::Value = serde_json::from_slice(&p.read("metrics.json")).unwrap();
     assert!(m["rmse"].as_f64().unwrap() < 2.0, "{m}");
+    let first = p.dvx(&["metrics", "show", "HEAD", "--json"]).ok().json();
+    assert_eq!(first["metrics.json"], m);
     assert_eq!(run(&p, &[])["executed"], 0);
     let params = String::from_utf8(p.read("params.yaml")).unwrap();
     p.write("params.yaml", params.replace("l2: 0.1", "l2: 0.5"));
@@ -384,6 +386,10 @@ fn example_wine_quality_end_to_end() {
     let s = run(&p, &[]);
     assert_eq!(stage(&s, "train")["state"], "restored", "{s}");
     assert_eq!(s["executed"], 0, "{s}");
+    // The commit names the restored runs, so history shows the metrics that are on disk.
+    assert_eq!(p.dvx(&["metrics", "show", "HEAD", "--json"]).ok().json(), first);
+    let d = p.dvx(&["params", "diff", "HEAD~1", "HEAD", "--json"]).ok().json();
+    assert!(d.to_string().contains("train.l2"), "{d}");
 }
 
 #[test]

@@ -1,0 +1,250 @@
+//! The workspace compared with a stored tree, directory by directory in lockstep (both sides
+//! sorted by name), as git compares its index: no map of every path is ever built, the stat
+//! cache is read with one batched lookup per directory, and directories are walked in
+//! parallel. This keeps a no-op `dvx status` close to the cost of the `lstat` calls themselves.
+
+use std::cmp::Ordering;
+use std::fs;
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::db::CF_STAT;
+use crate::error::{IoContext, Result, StoreError};
+use crate::id::Id;
+use crate::object::{EntryKind, TreeEntry};
+use crate::ops::{Change, ChangeKind};
+use crate::paths::{self, TEMP_PREFIX};
+use crate::repo::Repo;
+use crate::statcache::{Stat, StatEntry};
+use crate::store::hash_path;
+use crate::worktree::{self, file_mode};
+
+struct DiskEntry {
+    name: String,
+    kind: EntryKind,
+    stat: Stat,
+}
+
+/// What the walk found: changes, and stat-cache entries for files it had to hash.
+#[derive(Default)]
+pub struct WalkResult {
+    pub changes: Vec<Change>,
+    pub updates: Vec<(String, StatEntry)>,
+}
+
+fn disk_kind(ft: &fs::FileType) -> Option<EntryKind> {
+    if ft.is_symlink() {
+        Some(EntryKind::Symlink)
+    } else if ft.is_dir() {
+        Some(EntryKind::Dir)
+    } else if ft.is_file() {
+        Some(EntryKind::File)
+    } else {
+        None
+    }
+}
+
+impl Repo {
+    /// Changes from the stored entry `stored` (None: nothing stored) to the workspace at `rel`.
+    pub fn diff_workspace(&self, rel: &str, stored: Option<&TreeEntry>) -> Result<WalkResult> {
+        let out = Mutex::new(WalkResult::default());
+        let abs = paths::abs(&self.root, rel)?;
+        let disk = match fs::symlink_metadata(&abs) {
+            Ok(m) => disk_kind(&m.file_type()).map(|k| (k, Stat::of(&m))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(StoreError::io(&abs, e)),
+        };
+        let name = rel.rsplit('/').next().unwrap_or(rel).to_string();
+        let parent = rel.rfind('/').map(|i| &rel[..i]).unwrap_or("");
+        let disk = disk.map(|(kind, stat)| DiskEntry { name, kind, stat });
+        let cached = match &disk {
+            Some(d) if d.kind == EntryKind::File => self
+                .store
+                .db
+                .get(CF_STAT, rel.as_bytes())?
+                .and_then(|v| StatEntry::decode(&v)),
+            _ => None,
+        };
+        self.compare_entry(parent, disk.as_ref(), cached, stored, &out)?;
+        let mut r = out.into_inner().unwrap_or_else(|p| p.into_inner());
+        r.changes.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(r)
+    }
+
+    fn compare_entry(
+        &self,
+        parent: &str,
+        disk: Option<&DiskEntry>,
+        cached: Option<StatEntry>,
+        stored: Option<&TreeEntry>,
+        out: &Mutex<WalkResult>,
+    ) -> Result<()> {
+        let name = disk
+            .map(|d| d.name.as_str())
+            .or(stored.map(|s| s.name.as_str()))
+            .unwrap_or("");
+        let rel = paths::join(parent, name);
+        let push = |c: Change| {
+            out.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .changes
+                .push(c)
+        };
+        let stored_dir = stored.filter(|s| s.kind == EntryKind::Dir);
+        let stored_leaf = stored.filter(|s| s.kind != EntryKind::Dir);
+        let disk_dir = disk.filter(|d| d.kind == EntryKind::Dir);
+        let disk_leaf = disk.filter(|d| d.kind != EntryKind::Dir);
+        if disk_dir.is_some() || stored_dir.is_some() {
+            self.compare_dir(&rel, disk_dir.is_some(), stored_dir.map(|s| s.id), out)?;
+        }
+        match (disk_leaf, stored_leaf) {
+            (Some(d), Some(s)) => {
+                let (id, mode) = self.leaf_id(&rel, d, cached, out)?;
+                if id != s.id || mode != s.mode || d.kind != s.kind {
+                    push(Change {
+                        path: rel,
+                        change: ChangeKind::Modified,
+                        old_size: Some(s.size),
+                        new_size: Some(d.stat.size),
+                    });
+                }
+            }
+            (Some(d), None) => push(Change {
+                path: rel,
+                change: ChangeKind::Added,
+                old_size: None,
+                new_size: Some(d.stat.size),
+            }),
+            (None, Some(s)) => push(Change {
+                path: rel,
+                change: ChangeKind::Removed,
+                old_size: Some(s.size),
+                new_size: None,
+            }),
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// Id and mode of a file or symlink on disk, via the stat cache when it can vouch for it.
+    fn leaf_id(
+        &self,
+        rel: &str,
+        d: &DiskEntry,
+        cached: Option<StatEntry>,
+        out: &Mutex<WalkResult>,
+    ) -> Result<(Id, u32)> {
+        let abs = self.root.join(rel);
+        if d.kind == EntryKind::Symlink {
+            return Ok((Id::of(&worktree::link_target(&abs)?), 0o777));
+        }
+        let mode = file_mode(d.stat.mode);
+        if let Some(id) = cached.and_then(|c| c.lookup(&d.stat)) {
+            return Ok((id, mode));
+        }
+        let (id, _) = hash_path(&abs)?;
+        out.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .updates
+            .push((rel.to_string(), StatEntry::new(d.stat, id)));
+        Ok((id, mode))
+    }
+
+    fn compare_dir(
+        &self,
+        rel: &str,
+        on_disk: bool,
+        stored: Option<Id>,
+        out: &Mutex<WalkResult>,
+    ) -> Result<()> {
+        let tree = match stored {
+            Some(id) => self.store.get_tree(&id)?.entries,
+            None => Vec::new(),
+        };
+        let mut disk: Vec<DiskEntry> = Vec::new();
+        if on_disk {
+            let abs = paths::abs(&self.root, rel)?;
+            for ent in fs::read_dir(&abs).at(&abs)? {
+                let ent = ent.at(&abs)?;
+                let Ok(name) = ent.file_name().into_string() else {
+                    return Err(StoreError::InvalidPath {
+                        path: ent.path().to_string_lossy().into_owned(),
+                        reason: "the name is not valid UTF-8".into(),
+                    });
+                };
+                if name.starts_with(TEMP_PREFIX) || paths::is_reserved(&paths::join(rel, &name)) {
+                    continue;
+                }
+                let meta = ent.metadata().at(ent.path())?;
+                if let Some(kind) = disk_kind(&meta.file_type()) {
+                    disk.push(DiskEntry {
+                        name,
+                        kind,
+                        stat: Stat::of(&meta),
+                    });
+                }
+            }
+            disk.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        }
+        // One batched stat-cache read for this folder's files.
+        let keys: Vec<Vec<u8>> = disk
+            .iter()
+            .filter(|d| d.kind == EntryKind::File)
+            .map(|d| paths::join(rel, &d.name).into_bytes())
+            .collect();
+        let mut cached = self
+            .store
+            .db
+            .multi_get_with(CF_STAT, &keys, true, StatEntry::decode)?
+            .into_iter();
+        let mut pairs: Vec<(Option<&DiskEntry>, Option<StatEntry>, Option<&TreeEntry>)> =
+            Vec::with_capacity(disk.len().max(tree.len()));
+        let (mut i, mut j) = (0, 0);
+        while i < disk.len() || j < tree.len() {
+            let ord = match (disk.get(i), tree.get(j)) {
+                (Some(d), Some(t)) => d.name.as_bytes().cmp(t.name.as_bytes()),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => break,
+            };
+            let d = (ord != Ordering::Greater).then(|| &disk[i]);
+            let t = (ord != Ordering::Less).then(|| &tree[j]);
+            let c = match d {
+                Some(d) if d.kind == EntryKind::File => cached.next().flatten(),
+                _ => None,
+            };
+            pairs.push((d, c, t));
+            if ord != Ordering::Greater {
+                i += 1;
+            }
+            if ord != Ordering::Less {
+                j += 1;
+            }
+        }
+        // Folders in parallel; files here in order.
+        let (dirs, leaves): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(d, _, t)| {
+            d.is_some_and(|d| d.kind == EntryKind::Dir)
+                || t.is_some_and(|t| t.kind == EntryKind::Dir)
+        });
+        for (d, c, t) in leaves {
+            self.compare_entry(rel, d, c, t, out)?;
+        }
+        dirs.into_par_iter()
+            .try_for_each(|(d, c, t)| self.compare_entry(rel, d, c, t, out))?;
+        Ok(())
+    }
+}
+
+/// A stored path as a tree entry (for the top of a walk).
+pub fn entry_for(repo: &Repo, tree: &Id, rel: &str) -> Result<Option<TreeEntry>> {
+    Ok(
+        worktree::lookup(&repo.store, tree, rel)?.map(|f| TreeEntry {
+            name: rel.rsplit('/').next().unwrap_or(rel).to_string(),
+            kind: f.kind,
+            mode: f.mode,
+            size: f.size,
+            id: f.id,
+        }),
+    )
+}
