@@ -18,6 +18,8 @@ use crate::pack::{encode_chunk, ChunkLoc, PackReader, PackWriter};
 
 /// A chunk ready for a pack: its codec, and its compressed bytes (None: stored as it is).
 type Encoded = (u8, Option<Vec<u8>>);
+/// A hashed chunk: id, offset and length in the file, and its encoding if it must be written.
+type Hashed = (Id, usize, usize, Option<Encoded>);
 
 /// Files at least this big are hashed with several threads and read through mmap.
 const BIG_FILE: u64 = 8 << 20;
@@ -299,27 +301,26 @@ impl<'a> Txn<'a> {
         let compress = self.store.compress_large;
         // Windows are hashed (and compressed) by the thread pool while this thread writes the
         // previous window to the pack: hashing and writing overlap.
-        let encode_window =
-            |window: &[(usize, usize)]| -> Result<Vec<(Id, usize, usize, Option<Encoded>)>> {
-                window
-                    .par_iter()
-                    .map(|&(off, len)| {
-                        let raw = &data[off..off + len];
-                        let cid = Id::of(raw);
-                        let enc = if self.claim(&cid)? {
-                            Some(if compress {
-                                let (c, v) = encode_chunk(raw);
-                                (c, Some(v))
-                            } else {
-                                (crate::pack::CODEC_RAW, None)
-                            })
+        let encode_window = |window: &[(usize, usize)]| -> Result<Vec<Hashed>> {
+            window
+                .par_iter()
+                .map(|&(off, len)| {
+                    let raw = &data[off..off + len];
+                    let cid = Id::of(raw);
+                    let enc = if self.claim(&cid)? {
+                        Some(if compress {
+                            let (c, v) = encode_chunk(raw);
+                            (c, Some(v))
                         } else {
-                            None
-                        };
-                        Ok((cid, off, len, enc))
-                    })
-                    .collect()
-            };
+                            (crate::pack::CODEC_RAW, None)
+                        })
+                    } else {
+                        None
+                    };
+                    Ok((cid, off, len, enc))
+                })
+                .collect()
+        };
         let mut list = Vec::with_capacity(cuts.len());
         let windows: Vec<&[(usize, usize)]> = cuts.chunks(32).collect();
         let mut pending = match windows.first() {
@@ -328,24 +329,23 @@ impl<'a> Txn<'a> {
         };
         let mut next_window = 1;
         while let Some(encoded) = pending.take() {
-            let write =
-                |encoded: Vec<(Id, usize, usize, Option<Encoded>)>| -> Result<Vec<(Id, u32)>> {
-                    let mut done = Vec::with_capacity(encoded.len());
-                    for (cid, off, len, enc) in encoded {
-                        match (enc, src) {
-                            (Some((_, None)), Some(f)) => {
-                                self.append_copy(cid, f, off as u64, len as u32)?
-                            }
-                            (Some((codec, stored)), _) => {
-                                let bytes = stored.as_deref().unwrap_or(&data[off..off + len]);
-                                self.append(cid, codec, len as u32, bytes)?;
-                            }
-                            (None, _) => {}
+            let write = |encoded: Vec<Hashed>| -> Result<Vec<(Id, u32)>> {
+                let mut done = Vec::with_capacity(encoded.len());
+                for (cid, off, len, enc) in encoded {
+                    match (enc, src) {
+                        (Some((_, None)), Some(f)) => {
+                            self.append_copy(cid, f, off as u64, len as u32)?
                         }
-                        done.push((cid, len as u32));
+                        (Some((codec, stored)), _) => {
+                            let bytes = stored.as_deref().unwrap_or(&data[off..off + len]);
+                            self.append(cid, codec, len as u32, bytes)?;
+                        }
+                        (None, _) => {}
                     }
-                    Ok(done)
-                };
+                    done.push((cid, len as u32));
+                }
+                Ok(done)
+            };
             let (written, next) = match windows.get(next_window) {
                 Some(w) => {
                     let (a, b) = rayon::join(|| write(encoded), || encode_window(w));

@@ -387,8 +387,14 @@ fn example_wine_quality_end_to_end() {
     assert_eq!(stage(&s, "train")["state"], "restored", "{s}");
     assert_eq!(s["executed"], 0, "{s}");
     // The commit names the restored runs, so history shows the metrics that are on disk.
-    assert_eq!(p.dvx(&["metrics", "show", "HEAD", "--json"]).ok().json(), first);
-    let d = p.dvx(&["params", "diff", "HEAD~1", "HEAD", "--json"]).ok().json();
+    assert_eq!(
+        p.dvx(&["metrics", "show", "HEAD", "--json"]).ok().json(),
+        first
+    );
+    let d = p
+        .dvx(&["params", "diff", "HEAD~1", "HEAD", "--json"])
+        .ok()
+        .json();
     assert!(d.to_string().contains("train.l2"), "{d}");
 }
 
