@@ -161,7 +161,8 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             }
         }
         Command::Status { json } => {
-            let repo = Repo::open(&cwd, Access::ReadOrWrite("dvx status"))?;
+            // Read-only: a no-op status writes nothing; new hashes are saved by a short writer.
+            let repo = Repo::open(&cwd, Access::Read)?;
             let st = repo.status(&bar)?;
             let stages = match Engine::open(&repo) {
                 Ok(mut e) => Some(e.status(&bar)?),

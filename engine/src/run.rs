@@ -184,6 +184,9 @@ pub struct Engine<'a> {
     pub dag: Dag,
     locked: BTreeMap<String, LockedStage>,
     scratch: PathBuf,
+    /// The code's git commit and who runs, taken once per run for every record.
+    code: Option<dvx_store::object::GitInfo>,
+    user: String,
 }
 
 impl<'a> Engine<'a> {
@@ -193,6 +196,8 @@ impl<'a> Engine<'a> {
         let locked = locked_stages(&repo.root)?;
         let scratch = repo.tmp_dir().join(format!("run-{}", std::process::id()));
         Ok(Engine {
+            code: dvx_store::gitutil::git_info(&repo.root),
+            user: repo.author().name,
             repo,
             pipeline,
             dag,
@@ -577,6 +582,8 @@ impl<'a> Engine<'a> {
             drop(tx);
 
             let result = (|| -> Result<()> {
+                let mut open_txn: Option<dvx_store::store::Txn> = None;
+                let mut txn_since = Instant::now();
                 loop {
                     // Start every stage whose inputs are ready.
                     if !stop {
@@ -665,6 +672,11 @@ impl<'a> Engine<'a> {
                         Ok(d) => d,
                         Err(mpsc::RecvTimeoutError::Timeout) => {
                             children.reap_overdue();
+                            if txn_since.elapsed() >= Duration::from_millis(250) {
+                                if let Some(t) = open_txn.take() {
+                                    t.commit()?;
+                                }
+                            }
                             if children.is_cancelled() {
                                 stop = true;
                             }
@@ -676,12 +688,20 @@ impl<'a> Engine<'a> {
                     while let Ok(d) = rx.try_recv() {
                         batch.push(d);
                     }
-                    let txn = self.repo.store.txn()?;
+                    // Results are recorded in one transaction for up to a quarter second: an
+                    // fsync per finished execution would cost more than a trivial datum.
+                    if open_txn.is_none() {
+                        open_txn = Some(self.repo.store.txn()?);
+                        txn_since = Instant::now();
+                    }
+                    let Some(txn) = open_txn.as_ref() else {
+                        continue;
+                    };
                     let mut completed_stages = Vec::new();
                     for done in batch {
                         let i = done.task.stage;
                         summary.task_ms += done.outcome.duration.as_millis() as u64;
-                        let (rid, rec) = self.record(&txn, &done, prepared.get(&i), progress)?;
+                        let (rid, rec) = self.record(txn, &done, prepared.get(&i), progress)?;
                         runs_made.push(rid);
                         let st = &mut states[i];
                         st.pending -= 1;
@@ -721,7 +741,15 @@ impl<'a> Engine<'a> {
                             completed_stages.push(i);
                         }
                     }
-                    txn.commit()?;
+                    // Finishing a stage reads what was just stored, so commit first then.
+                    if !completed_stages.is_empty()
+                        || stop
+                        || txn_since.elapsed() >= Duration::from_millis(250)
+                    {
+                        if let Some(t) = open_txn.take() {
+                            t.commit()?;
+                        }
+                    }
                     if stop {
                         // Nothing new starts; what runs finishes (or is killed on Ctrl-C).
                         let mut g = queue.lock().unwrap_or_else(|p| p.into_inner());
@@ -734,6 +762,11 @@ impl<'a> Engine<'a> {
                             {
                                 completed_stages.push(t.stage);
                             }
+                        }
+                    }
+                    if !completed_stages.is_empty() {
+                        if let Some(t) = open_txn.take() {
+                            t.commit()?;
                         }
                     }
                     for i in completed_stages {
@@ -750,6 +783,9 @@ impl<'a> Engine<'a> {
                             summary.stages.push(r);
                         }
                     }
+                }
+                if let Some(t) = open_txn.take() {
+                    t.commit()?;
                 }
                 Ok(())
             })();
@@ -1141,7 +1177,7 @@ impl<'a> Engine<'a> {
         let rec = RunRecord {
             attempt: done.attempt,
             cmd: s.cmd.clone(),
-            code: dvx_store::gitutil::git_info(&self.repo.root),
+            code: self.code.clone(),
             datum: done.task.datum.as_ref().map(|(d, _)| d.id.clone()),
             duration_ms: done.outcome.duration.as_millis() as u64,
             end: end.to_rfc3339(),
@@ -1165,7 +1201,7 @@ impl<'a> Engine<'a> {
             start: done.start.to_rfc3339(),
             stderr: log(&done.task.job.stderr)?,
             stdout: log(&done.task.job.stdout)?,
-            user: self.repo.author().name,
+            user: self.user.clone(),
             version: record::RECORD_VERSION,
             wdir: s.wdir.clone(),
         };

@@ -174,11 +174,7 @@ impl Repo {
             updates.extend(found.cache_updates);
             out.insert(rel.clone(), entry);
         }
-        if self.can_write() && !updates.is_empty() {
-            let txn = self.store.txn()?;
-            self.record_cache(&txn, &updates);
-            txn.commit()?;
-        }
+        self.save_cache(&updates)?;
         Ok(out)
     }
 
@@ -195,6 +191,25 @@ impl Repo {
         let roots = normalize_roots(old_roots.into_iter().chain(rels.iter().cloned()));
         let rels = normalize_roots(rels.iter().cloned());
         self.snapshot_and_commit(&rels, roots, message, runs, progress)
+    }
+
+    /// Remember freshly computed hashes: directly when this process writes, otherwise by a
+    /// short writer session if no one else is writing (a busy project just skips it).
+    pub fn save_cache(&self, updates: &[(String, StatEntry)]) -> Result<()> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        if self.can_write() {
+            let txn = self.store.txn()?;
+            self.record_cache(&txn, updates);
+            return txn.commit();
+        }
+        if let Some(w) = Repo::try_writer(&self.root, "dvx status (stat cache)")? {
+            let txn = w.store.txn()?;
+            w.record_cache(&txn, updates);
+            txn.commit()?;
+        }
+        Ok(())
     }
 
     fn record_cache(&self, txn: &Txn, updates: &[(String, StatEntry)]) {
@@ -386,11 +401,7 @@ impl Repo {
             updates.extend(found.cache_updates);
             all.extend(found.files);
         }
-        if self.can_write() && !updates.is_empty() {
-            let txn = self.store.txn()?;
-            self.record_cache(&txn, &updates);
-            txn.commit()?;
-        }
+        self.save_cache(&updates)?;
         Ok(all)
     }
 
@@ -419,11 +430,7 @@ impl Repo {
             changes.extend(found.changes);
             updates.extend(found.updates);
         }
-        if self.can_write() && !updates.is_empty() {
-            let txn = self.store.txn()?;
-            self.record_cache(&txn, &updates);
-            txn.commit()?;
-        }
+        self.save_cache(&updates)?;
         let pick = |k: ChangeKind| -> Vec<String> {
             changes
                 .iter()

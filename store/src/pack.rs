@@ -170,7 +170,12 @@ pub struct PackWriter {
     wrote: bool,
     /// Length before this writer appended anything (0 if it created the file).
     start_len: u64,
+    /// Everything before this offset has been handed to the kernel for write-back.
+    kicked: u64,
 }
+
+/// Start write-back every this many bytes, so the final fsync has little left to wait for.
+const KICK_EVERY: u64 = 32 << 20;
 
 impl PackWriter {
     pub fn open(dir: &Path) -> Result<PackWriter> {
@@ -222,7 +227,28 @@ impl PackWriter {
             pos,
             wrote: fresh,
             start_len,
+            kicked: start_len,
         })
+    }
+
+    /// Ask the kernel to start writing what we appended so far (without waiting), so disk
+    /// writes overlap the hashing of what comes next.
+    fn kick_writeback(&mut self) -> Result<()> {
+        if self.pos - self.kicked < KICK_EVERY {
+            return Ok(());
+        }
+        self.out.flush().at(&self.path)?;
+        // SAFETY: a plain syscall on our own descriptor; errors only mean no early write-back.
+        unsafe {
+            libc::sync_file_range(
+                self.out.get_ref().as_raw_fd(),
+                self.kicked as libc::off64_t,
+                (self.pos - self.kicked) as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+        self.kicked = self.pos;
+        Ok(())
     }
 
     /// Undo this writer's appends (the transaction failed): nothing it wrote is indexed, and
@@ -259,6 +285,7 @@ impl PackWriter {
         };
         self.pos += RECORD_HEADER + stored.len() as u64;
         self.wrote = true;
+        self.kick_writeback()?;
         Ok(loc)
     }
 
@@ -330,6 +357,7 @@ impl PackWriter {
             .seek(SeekFrom::Start(self.pos))
             .at(&self.path)?;
         self.wrote = true;
+        self.kick_writeback()?;
         Ok(ChunkLoc {
             pack: self.pack,
             offset: data_at,

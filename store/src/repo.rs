@@ -129,6 +129,18 @@ impl Repo {
         Ok(repo)
     }
 
+    /// A second handle that writes, if the writer lock is free right now. Used by readers to
+    /// persist caches; only possible while the reader's own database handle is read-only,
+    /// which RocksDB allows beside one writer.
+    pub fn try_writer(root: &Path, cmd: &str) -> Result<Option<Repo>> {
+        match Repo::open(root, Access::ReadOrWrite(cmd)) {
+            Ok(r) if r.can_write() => Ok(Some(r)),
+            Ok(_) => Ok(None),
+            Err(StoreError::DiskFull(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn can_write(&self) -> bool {
         self.lock.is_some()
     }
