@@ -2,9 +2,8 @@
 //! captured to files, with a timeout, and stoppable as a whole on Ctrl-C.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,8 +15,6 @@ pub struct Job {
     pub cwd: PathBuf,
     pub env: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
-    pub stdout: PathBuf,
-    pub stderr: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -25,6 +22,19 @@ pub struct Outcome {
     pub exit: Option<i32>,
     pub error: Option<String>,
     pub duration: Duration,
+    /// Captured output of all commands, in order (pipes, not files: a datum that creates no
+    /// file of its own costs no inode here).
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Outcome {
+    /// The last lines of standard error, for messages.
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        let text = String::from_utf8_lossy(&self.stderr);
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
 }
 
 /// Process groups currently running, so Ctrl-C and timeouts can stop them.
@@ -73,62 +83,66 @@ impl Children {
 pub fn run(job: &Job, children: &Children) -> Outcome {
     let start = Instant::now();
     let deadline = job.timeout.map(|t| start + t);
-    let out = |exit, error| Outcome {
-        exit,
-        error,
-        duration: start.elapsed(),
-    };
-    let (stdout, stderr) = match (File::create(&job.stdout), File::create(&job.stderr)) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return out(None, Some(format!("cannot capture output: {e}"))),
-    };
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let mut error = None;
+    let mut exit = Some(0);
     for cmd in &job.cmds {
         if children.is_cancelled() {
-            return out(None, Some("interrupted".into()));
+            exit = None;
+            error = Some("interrupted".into());
+            break;
         }
-        let (o, e) = match (stdout.try_clone(), stderr.try_clone()) {
-            (Ok(o), Ok(e)) => (o, e),
-            (Err(err), _) | (_, Err(err)) => {
-                return out(None, Some(format!("cannot capture output: {err}")))
-            }
-        };
         let spawned = Command::new("sh")
             .arg("-c")
             .arg(cmd)
             .current_dir(&job.cwd)
             .envs(&job.env)
             .stdin(Stdio::null())
-            .stdout(o)
-            .stderr(e)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .process_group(0)
             .spawn();
-        let mut child = match spawned {
+        let child = match spawned {
             Ok(c) => c,
-            Err(e) => return out(None, Some(format!("cannot start `sh`: {e}"))),
+            Err(e) => {
+                exit = None;
+                error = Some(format!("cannot start `sh`: {e}"));
+                break;
+            }
         };
         let pid = child.id();
         if let Ok(mut m) = children.inner.lock() {
             m.insert(pid, deadline);
         }
-        let status = child.wait();
+        // Reads both pipes until the command (and anything holding its pipes) ends; a timeout
+        // or Ctrl-C kills the process group, which closes them.
+        let output = child.wait_with_output();
         if let Ok(mut m) = children.inner.lock() {
             m.remove(&pid);
         }
-        let status = match status {
-            Ok(s) => s,
-            Err(e) => return out(None, Some(format!("lost the process: {e}"))),
+        let output = match output {
+            Ok(o) => o,
+            Err(e) => {
+                exit = None;
+                error = Some(format!("lost the process: {e}"));
+                break;
+            }
         };
+        stdout.extend_from_slice(&output.stdout);
+        stderr.extend_from_slice(&output.stderr);
+        let status = output.status;
         if status.success() {
             continue;
         }
         if let Some(code) = status.code() {
-            return out(
-                Some(code),
-                Some(format!("`{cmd}` exited with status {code}")),
-            );
+            exit = Some(code);
+            error = Some(format!("`{cmd}` exited with status {code}"));
+            break;
         }
         let sig = status.signal().unwrap_or(0);
-        let why = if deadline.is_some_and(|d| Instant::now() >= d) {
+        exit = None;
+        error = Some(if deadline.is_some_and(|d| Instant::now() >= d) {
             format!(
                 "timed out after {}s",
                 job.timeout.map(|t| t.as_secs()).unwrap_or(0)
@@ -137,15 +151,14 @@ pub fn run(job: &Job, children: &Children) -> Outcome {
             "interrupted".to_string()
         } else {
             format!("`{cmd}` was killed by signal {sig}")
-        };
-        return out(None, Some(why));
+        });
+        break;
     }
-    out(Some(0), None)
-}
-
-/// The tail of a captured output file, for error messages.
-pub fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    Outcome {
+        exit,
+        error,
+        duration: start.elapsed(),
+        stdout,
+        stderr,
+    }
 }

@@ -176,6 +176,9 @@ struct StageState {
     report: Option<StageReport>,
     /// `--datum`: one datum ran for debugging; the stage's outputs are left as they were.
     debug_only: bool,
+    /// Output folders of datums executed in this run (datum id -> scratch folder): their
+    /// files can be moved into place instead of being written again from the store.
+    fresh_dirs: HashMap<String, PathBuf>,
 }
 
 pub struct Engine<'a> {
@@ -477,7 +480,7 @@ impl<'a> Engine<'a> {
         Ok(merged)
     }
 
-    fn job_for(&self, s: &Stage, datum: Option<&Datum>, dir: &Path, out_dir: Option<&Path>) -> Job {
+    fn job_for(&self, s: &Stage, datum: Option<&Datum>, out_dir: Option<&Path>) -> Job {
         let mut env: BTreeMap<String, String> = s.env.clone();
         env.insert("DVX_STAGE".into(), s.name.clone());
         let mut cmds = s.cmd.clone();
@@ -500,8 +503,6 @@ impl<'a> Engine<'a> {
             cwd: self.repo.root.join(&s.wdir),
             env,
             timeout: s.timeout.map(Duration::from_secs),
-            stdout: dir.join("stdout"),
-            stderr: dir.join("stderr"),
         }
     }
 
@@ -556,7 +557,8 @@ impl<'a> Engine<'a> {
                     let start = chrono::Utc::now();
                     let mut attempt = 0;
                     let outcome = loop {
-                        if let Some(o) = &task.out_dir {
+                        if let (Some(o), true) = (&task.out_dir, attempt > 0) {
+                            // A retry starts from an empty output folder again.
                             let _ = std::fs::remove_dir_all(o);
                             let _ = std::fs::create_dir_all(o);
                         }
@@ -716,7 +718,7 @@ impl<'a> Engine<'a> {
                                 datum: rec.datum.clone(),
                                 run: Some(rid),
                                 error: rec.error.clone().unwrap_or_default(),
-                                stderr_tail: exec::tail(&done.task.job.stderr, 10),
+                                stderr_tail: done.outcome.stderr_tail(10),
                             });
                             if !opts.keep_going {
                                 stop = true;
@@ -731,6 +733,11 @@ impl<'a> Engine<'a> {
                                     d.failed += 1;
                                 }
                             }
+                        }
+                        if let (Some((d, _)), Some(dir), true) =
+                            (&done.task.datum, &done.task.out_dir, rec.ok())
+                        {
+                            st.fresh_dirs.insert(d.id.clone(), dir.clone());
                         }
                         st.records.push((
                             done.task.datum.as_ref().map(|(d, _)| d.id.clone()),
@@ -989,13 +996,10 @@ impl<'a> Engine<'a> {
                     std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
                 }
             }
-            *task_n += 1;
-            let dir = self.scratch.join(format!("t{task_n}"));
-            std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
             tasks.push(Task {
                 stage: i,
                 datum: None,
-                job: self.job_for(s, None, &dir, None),
+                job: self.job_for(s, None, None),
                 out_dir: None,
                 key: p.key,
                 retries: s.retries,
@@ -1025,13 +1029,12 @@ impl<'a> Engine<'a> {
                     continue;
                 }
                 *task_n += 1;
-                let dir = self.scratch.join(format!("t{task_n}"));
-                let out_dir = dir.join("out");
-                std::fs::create_dir_all(&out_dir).map_err(|e| StoreError::io(&out_dir, e))?;
+                let out_dir = self.scratch.join(format!("t{task_n}"));
+                std::fs::create_dir(&out_dir).map_err(|e| StoreError::io(&out_dir, e))?;
                 tasks.push(Task {
                     stage: i,
                     datum: Some((d.clone(), *k)),
-                    job: self.job_for(s, Some(d), &dir, Some(&out_dir)),
+                    job: self.job_for(s, Some(d), Some(&out_dir)),
                     out_dir: Some(out_dir),
                     key: *k,
                     retries: s.retries,
@@ -1144,10 +1147,7 @@ impl<'a> Engine<'a> {
                 }
             }
         }
-        let log = |path: &Path| -> Result<Id> {
-            let bytes = std::fs::read(path).unwrap_or_default();
-            Ok(txn.put_bytes(&bytes)?)
-        };
+        let log = |bytes: &[u8]| -> Result<Id> { Ok(txn.put_bytes(bytes)?) };
         let mut inputs: Vec<PathId> = p
             .map(|p| {
                 p.deps
@@ -1199,14 +1199,89 @@ impl<'a> Engine<'a> {
             params: p.map(|p| p.params.clone()).unwrap_or_default(),
             stage: s.name.clone(),
             start: done.start.to_rfc3339(),
-            stderr: log(&done.task.job.stderr)?,
-            stdout: log(&done.task.job.stdout)?,
+            stderr: log(&done.outcome.stderr)?,
+            stdout: log(&done.outcome.stdout)?,
             user: self.user.clone(),
             version: record::RECORD_VERSION,
             wdir: s.wdir.clone(),
         };
         let id = rec.put(txn);
         Ok((id, rec))
+    }
+
+    /// Move the files datums just wrote into their merged place (a rename, no new copy) where
+    /// the workspace does not already hold them; `work` is updated to match. Whatever is not
+    /// moved is written from the store by `apply`.
+    fn move_fresh_outputs(
+        &self,
+        out: &str,
+        st: &StageState,
+        merged: &BTreeMap<String, Flat>,
+        work: &mut BTreeMap<String, Flat>,
+    ) -> Result<Vec<(String, dvx_store::statcache::StatEntry)>> {
+        let mut moved = Vec::new();
+        if st.fresh_dirs.is_empty() {
+            return Ok(moved);
+        }
+        let is_dir = std::fs::symlink_metadata(self.repo.root.join(out))
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
+        if !is_dir {
+            if work.contains_key(out) {
+                return Ok(moved); // a file or link is in the way: `apply` replaces it
+            }
+            self.repo.make_dir(out)?;
+            work.insert(
+                out.to_string(),
+                Flat {
+                    kind: EntryKind::Dir,
+                    mode: 0o755,
+                    size: 0,
+                    id: Id([0; 32]),
+                },
+            );
+        }
+        for (datum, dir) in &st.fresh_dirs {
+            let Some((_, _, rec)) = st.records.iter().find(|r| r.0.as_deref() == Some(datum))
+            else {
+                continue;
+            };
+            let Some(tree) = rec.outputs.first() else {
+                continue;
+            };
+            let mut files = BTreeMap::new();
+            worktree::flatten(&self.repo.store, &tree.id, "", &mut files)?;
+            for (sub, f) in files {
+                if f.kind != EntryKind::File || sub.contains('/') {
+                    continue; // nested folders go through `apply`, which creates them safely
+                }
+                let dest_rel = dvx_store::paths::join(out, &sub);
+                if merged.get(&dest_rel).map(|m| m.id) != Some(f.id)
+                    || work.get(&dest_rel).is_some_and(|w| w.same(&f))
+                {
+                    continue;
+                }
+                if work.contains_key(&dest_rel) {
+                    continue; // something else is there; `apply` replaces it properly
+                }
+                let dest = dvx_store::paths::abs(&self.repo.root, &dest_rel)?;
+                let src = dir.join(&sub);
+                if std::fs::rename(&src, &dest).is_ok() {
+                    worktree::set_mode(&dest, f.mode)?;
+                    let meta =
+                        std::fs::symlink_metadata(&dest).map_err(|e| StoreError::io(&dest, e))?;
+                    work.insert(dest_rel.clone(), f);
+                    moved.push((
+                        dest_rel,
+                        dvx_store::statcache::StatEntry::new(
+                            dvx_store::statcache::Stat::of(&meta),
+                            f.id,
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(moved)
     }
 
     /// All executions of a stage are done: merge datum outputs, note the lock entry.
@@ -1242,10 +1317,11 @@ impl<'a> Engine<'a> {
                 .find(|o| o.cache)
                 .map(|o| o.path.clone())
                 .unwrap_or_default();
-            let work = self.repo.workspace(std::slice::from_ref(&out), progress)?;
+            let mut work = self.repo.workspace(std::slice::from_ref(&out), progress)?;
+            let moved = self.move_fresh_outputs(&out, st, &merged, &mut work)?;
             let applied = self.repo.apply(&merged, &work, progress)?;
             let txn = self.repo.store.txn()?;
-            for (path, e) in &applied.cache {
+            for (path, e) in applied.cache.iter().chain(moved.iter()) {
                 txn.put(dvx_store::db::CF_STAT, path.as_bytes(), &e.encode());
             }
             txn.commit()?;

@@ -243,6 +243,11 @@ impl Repo {
         Ok(applied)
     }
 
+    /// Create a project folder (and its parents) safely; see `ensure_dir`.
+    pub fn make_dir(&self, rel: &str) -> Result<()> {
+        self.ensure_dir(rel, &Mutex::new(HashSet::new()))
+    }
+
     /// Create a folder (and parents) inside the project, refusing to pass through a symlink:
     /// writing through one could land outside the workspace.
     fn ensure_dir(&self, rel: &str, safe: &Mutex<HashSet<String>>) -> Result<()> {
