@@ -845,4 +845,40 @@ stages:
         let pl = p("stages:\n  s:\n    foreach: [a, b]\n    do:\n      cmd: x\n      metrics:\n        - \"${item}.json\": {cache: false}\n").unwrap();
         assert_eq!(pl.stages[1].metrics[0].path, "b.json");
     }
+
+    /// schemas/dvx.yaml.schema.json must describe exactly the fields this parser accepts.
+    #[test]
+    fn json_schema_is_in_step_with_the_parser() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/dvx.yaml.schema.json");
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let keys = |def: &str| -> Vec<String> {
+            let mut k: Vec<String> = schema["$defs"][def]["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            k.sort();
+            k
+        };
+        let mut fields: Vec<String> = STAGE_FIELDS.iter().map(|s| s.to_string()).collect();
+        fields.sort();
+        assert_eq!(keys("stage"), fields);
+        let mut matrix = fields.clone();
+        matrix.push("matrix".into());
+        matrix.sort();
+        assert_eq!(keys("matrixStage"), matrix);
+        assert_eq!(keys("foreachStage"), vec!["do", "foreach"]);
+        assert_eq!(keys("input"), vec!["glob", "path"]);
+        assert_eq!(keys("outOptions"), vec!["cache", "persist"]);
+        // And every bundled example parses.
+        for ex in ["wine-quality", "ndjson-batches"] {
+            let f = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../examples")
+                .join(ex)
+                .join("dvx.yaml");
+            parse(&f, &std::fs::read_to_string(&f).unwrap()).unwrap();
+        }
+    }
 }

@@ -250,6 +250,31 @@ impl Db {
     }
 }
 
+/// Memtables larger than this are flushed when a writer closes the database.
+const FLUSH_ON_CLOSE: u64 = 4 << 20;
+
+impl Drop for Db {
+    /// A large write leaves a large write-ahead log, which every read-only open (status, log,
+    /// ls...) would replay. Flushing it into table files once, here, keeps readers fast.
+    fn drop(&mut self) {
+        if self.read_only {
+            return;
+        }
+        for name in ALL_CFS {
+            let cf = self.cf(name);
+            let size = self
+                .db
+                .property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables")
+                .ok()
+                .flatten()
+                .unwrap_or(0);
+            if size >= FLUSH_ON_CLOSE {
+                let _ = self.db.flush_cf(cf);
+            }
+        }
+    }
+}
+
 /// Changes to apply atomically.
 pub struct Batch {
     inner: WriteBatch,

@@ -204,8 +204,8 @@ impl PackWriter {
 
     fn open_pack(dir: &Path, pack: u32, fresh: bool) -> Result<PackWriter> {
         let path = pack_path(dir, pack);
-        // Not O_APPEND: copy_file_range refuses such targets. Only the lock holder writes, so
-        // seeking to the end is just as safe.
+        // Positioned at the end by hand (not O_APPEND) so sync_file_range can name byte ranges;
+        // only the lock holder writes.
         let mut f = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -287,84 +287,6 @@ impl PackWriter {
         self.wrote = true;
         self.kick_writeback()?;
         Ok(loc)
-    }
-
-    /// Append a raw chunk whose bytes are `len` bytes at `src_off` of `src`, copied inside the
-    /// kernel (copy_file_range: no trip through user memory, a reflink where the filesystem
-    /// can). The caller has hashed those bytes; `put_path` re-checks the file did not change.
-    pub fn append_copy(&mut self, id: Id, src: &File, src_off: u64, len: u32) -> Result<ChunkLoc> {
-        if self.pos >= PACK_ROLL_SIZE {
-            self.sync()?;
-            *self = Self::open_pack(&self.dir.clone(), self.pack + 1, true)?;
-        }
-        let mut hdr = [0u8; RECORD_HEADER as usize];
-        hdr[0..2].copy_from_slice(RECORD_MAGIC);
-        hdr[2] = CODEC_RAW;
-        hdr[3..35].copy_from_slice(id.as_bytes());
-        hdr[35..39].copy_from_slice(&len.to_le_bytes());
-        hdr[39..43].copy_from_slice(&len.to_le_bytes());
-        self.out.write_all(&hdr).at(&self.path)?;
-        self.out.flush().at(&self.path)?;
-        let data_at = self.pos + RECORD_HEADER;
-        let out_fd = self.out.get_ref().as_raw_fd();
-        let mut off_in = src_off as libc::loff_t;
-        let mut off_out = data_at as libc::loff_t;
-        let mut left = len as usize;
-        while left > 0 {
-            // SAFETY: both descriptors are open files owned by this process; the offsets are
-            // valid pointers to locals that the call updates.
-            let n = unsafe {
-                libc::copy_file_range(src.as_raw_fd(), &mut off_in, out_fd, &mut off_out, left, 0)
-            };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EXDEV)
-                        | Some(libc::ENOSYS)
-                        | Some(libc::EOPNOTSUPP)
-                        | Some(libc::EINVAL)
-                ) && left == len as usize
-                {
-                    // Not supported here: copy through user memory instead.
-                    let mut buf = vec![0u8; len as usize];
-                    src.read_exact_at(&mut buf, src_off).at(&self.path)?;
-                    self.out
-                        .get_ref()
-                        .write_all_at(&buf, data_at)
-                        .at(&self.path)?;
-                    break;
-                }
-                return Err(StoreError::io(&self.path, e));
-            }
-            if n == 0 {
-                return Err(StoreError::io(
-                    &self.path,
-                    std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the file shrank while being added",
-                    ),
-                ));
-            }
-            left -= n as usize;
-        }
-        self.pos = data_at + u64::from(len);
-        self.out
-            .get_mut()
-            .seek(SeekFrom::Start(self.pos))
-            .at(&self.path)?;
-        self.wrote = true;
-        self.kick_writeback()?;
-        Ok(ChunkLoc {
-            pack: self.pack,
-            offset: data_at,
-            stored_len: len,
-            raw_len: len,
-            codec: CODEC_RAW,
-        })
     }
 
     /// Flush and fsync: after this, every appended record is durable.

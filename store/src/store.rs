@@ -239,21 +239,6 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
-    fn append_copy(&self, id: Id, src: &File, off: u64, len: u32) -> Result<()> {
-        let loc = {
-            let mut g = self.pack.lock().unwrap_or_else(|p| p.into_inner());
-            if g.is_none() {
-                *g = Some(PackWriter::open(&self.store.packs_dir)?);
-            }
-            match g.as_mut() {
-                Some(w) => w.append_copy(id, src, off, len)?,
-                None => unreachable!("pack writer was just opened"),
-            }
-        };
-        self.put(CF_CHUNKS, id.as_bytes(), &loc.encode());
-        Ok(())
-    }
-
     /// Store one chunk given its raw bytes (compressing if that pays).
     pub fn put_chunk(&self, id: Id, raw: &[u8]) -> Result<()> {
         if self.claim(&id)? {
@@ -269,12 +254,6 @@ impl<'a> Txn<'a> {
 
     /// Store a file's content held in memory; returns its id (= BLAKE3 of `data`).
     pub fn put_bytes(&self, data: &[u8]) -> Result<Id> {
-        self.put_bytes_from(data, None)
-    }
-
-    /// `put_bytes`, where `data` is the content of `src` (whose raw chunks can then be copied
-    /// file to file by the kernel).
-    fn put_bytes_from(&self, data: &[u8], src: Option<&File>) -> Result<Id> {
         let (id, cuts) = if data.len() as u64 >= BIG_FILE {
             // Whole-file hash and cut points at once: both are a full pass over the data.
             rayon::join(
@@ -332,15 +311,9 @@ impl<'a> Txn<'a> {
             let write = |encoded: Vec<Hashed>| -> Result<Vec<(Id, u32)>> {
                 let mut done = Vec::with_capacity(encoded.len());
                 for (cid, off, len, enc) in encoded {
-                    match (enc, src) {
-                        (Some((_, None)), Some(f)) => {
-                            self.append_copy(cid, f, off as u64, len as u32)?
-                        }
-                        (Some((codec, stored)), _) => {
-                            let bytes = stored.as_deref().unwrap_or(&data[off..off + len]);
-                            self.append(cid, codec, len as u32, bytes)?;
-                        }
-                        (None, _) => {}
+                    if let Some((codec, stored)) = enc {
+                        let bytes = stored.as_deref().unwrap_or(&data[off..off + len]);
+                        self.append(cid, codec, len as u32, bytes)?;
                     }
                     done.push((cid, len as u32));
                 }
@@ -374,7 +347,7 @@ impl<'a> Txn<'a> {
             // SAFETY: the map is read-only and dropped before returning. A file changed while
             // it is added is caught by the metadata check below.
             let map = unsafe { memmap2::MmapOptions::new().populate().map(&f) }.at(path)?;
-            let id = self.put_bytes_from(&map, Some(&f))?;
+            let id = self.put_bytes(&map)?;
             let after = crate::statcache::Stat::of(&f.metadata().at(path)?);
             if after.mtime_ns != before.mtime_ns || after.size != before.size {
                 return Err(StoreError::InvalidPath {

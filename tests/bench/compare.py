@@ -416,16 +416,29 @@ def scenario_add_csv(ctx: Ctx) -> dict:
 
     res = {"bytes": size, "cp": {"seconds": cp.seconds, "max_rss_mb": cp.max_rss_mb},
            "cp_sync": {"seconds": cps.seconds}}
+    # Writing 1 GB into memory no process used before is much slower on a virtual machine (the
+    # host backs the pages on first touch), and it hits whichever tool runs first. So each
+    # tool adds the file twice, each time into a fresh project, tools alternating, and the
+    # faster add counts.
+    best = {}
+    for attempt in range(2):
+        for tool in ctx.tools:
+            def part(tool=tool, attempt=attempt):
+                proj = new_project(ctx, tool, f"csv{attempt}")
+                run(["cp", src, proj.path / "big.csv"], ctx.work)
+                warm(proj.path / "big.csv")
+                r = proj.run("add", "big.csv")
+                prev = ctx.state["csv"].get(tool.name)
+                if prev is not None:
+                    shutil.rmtree(prev.path)
+                ctx.state["csv"][tool.name] = proj
+                return {"seconds": r.seconds, "max_rss_mb": r.max_rss_mb,
+                        "store_bytes": tree_bytes(proj.path / tool.store)}
+            got = guarded(ctx, "add-1gb-csv", tool, part)
+            if got is not None and (tool.name not in best or got["seconds"] < best[tool.name]["seconds"]):
+                best[tool.name] = got
     for tool in ctx.tools:
-        def part(tool=tool):
-            proj = new_project(ctx, tool, "csv")
-            run(["cp", src, proj.path / "big.csv"], ctx.work)
-            warm(proj.path / "big.csv")
-            r = proj.run("add", "big.csv")
-            ctx.state["csv"][tool.name] = proj
-            return {"seconds": r.seconds, "max_rss_mb": r.max_rss_mb,
-                    "store_bytes": tree_bytes(proj.path / tool.store)}
-        res[tool.name] = guarded(ctx, "add-1gb-csv", tool, part)
+        res[tool.name] = best.get(tool.name)
     src.unlink()
 
     dvx_s, dvc_s = side_get(res.get("dvx"), "seconds"), side_get(res.get("dvc"), "seconds")
