@@ -254,26 +254,35 @@ impl<'a> Txn<'a> {
 
     /// Store a file's content held in memory; returns its id (= BLAKE3 of `data`).
     pub fn put_bytes(&self, data: &[u8]) -> Result<Id> {
-        let (id, cuts) = if data.len() as u64 >= BIG_FILE {
-            // Whole-file hash and cut points at once: both are a full pass over the data.
-            rayon::join(
-                || {
-                    let mut h = blake3::Hasher::new();
-                    h.update_rayon(data);
-                    Id::from_hash(h.finalize())
-                },
-                || chunking::chunks_parallel(data),
-            )
+        let whole = || {
+            let mut h = blake3::Hasher::new();
+            h.update_rayon(data);
+            Id::from_hash(h.finalize())
+        };
+        let cuts = if data.len() as u64 >= BIG_FILE {
+            chunking::chunks_parallel(data)
         } else {
-            (Id::of(data), chunking::chunks(data))
+            chunking::chunks(data)
         };
         if cuts.len() == 1 {
+            let id = Id::of(data);
             self.put_chunk(id, data)?;
             return Ok(id);
         }
-        if self.store.has_object(ObjKind::File, &id)? {
-            return Ok(id);
-        }
+        // The whole-file hash runs beside the chunk pass: that pass is bound by writing the
+        // pack on one thread, which leaves a core for it.
+        let (id, list) = rayon::join(whole, || self.put_chunks(data, &cuts));
+        let list = list?;
+        let manifest = FileManifest {
+            size: data.len() as u64,
+            chunks: list,
+        };
+        self.put_object(ObjKind::File, &id, &manifest.encode());
+        Ok(id)
+    }
+
+    /// Store the chunks `cuts` of `data`; returns their ids and lengths in order.
+    fn put_chunks(&self, data: &[u8], cuts: &[(usize, usize)]) -> Result<Vec<(Id, u32)>> {
         // Hash (and compress) chunks in parallel, a window at a time to bound memory. Chunks
         // of large files stay uncompressed unless asked: zstd tripled the time of adding a
         // 1 GB CSV (see the book's performance page).
@@ -330,12 +339,7 @@ impl<'a> Txn<'a> {
             pending = next;
             next_window += 1;
         }
-        let manifest = FileManifest {
-            size: data.len() as u64,
-            chunks: list,
-        };
-        self.put_object(ObjKind::File, &id, &manifest.encode());
-        Ok(id)
+        Ok(list)
     }
 
     /// Read and store a file from disk; returns (id, size).
@@ -346,7 +350,7 @@ impl<'a> Txn<'a> {
             let before = crate::statcache::Stat::of(&f.metadata().at(path)?);
             // SAFETY: the map is read-only and dropped before returning. A file changed while
             // it is added is caught by the metadata check below.
-            let map = unsafe { memmap2::MmapOptions::new().populate().map(&f) }.at(path)?;
+            let map = unsafe { memmap2::MmapOptions::new().map(&f) }.at(path)?;
             let id = self.put_bytes(&map)?;
             let after = crate::statcache::Stat::of(&f.metadata().at(path)?);
             if after.mtime_ns != before.mtime_ns || after.size != before.size {
@@ -392,7 +396,7 @@ pub fn hash_path(path: &Path) -> Result<(Id, u64)> {
     let mut h = blake3::Hasher::new();
     if len >= BIG_FILE {
         // SAFETY: read-only map, dropped before returning.
-        let map = unsafe { memmap2::MmapOptions::new().populate().map(&f) }.at(path)?;
+        let map = unsafe { memmap2::MmapOptions::new().map(&f) }.at(path)?;
         h.update_rayon(&map);
     } else {
         let mut f = f;
