@@ -194,33 +194,32 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
         let name = k.as_str();
         check_stage_name(&cx, k)?;
         let map = cx.mapping(v, &format!("stage `{name}`"))?;
-        if let Some(each) = map.get_node("foreach") {
+        // foreach/do and matrix both expand into one stage per entry, named `name@entry`.
+        let expansion = if let Some(each) = map.get_node("foreach") {
             let body = map.get_node("do").ok_or_else(|| {
                 cx.err(
                     k.span(),
                     format!("stage `{name}`: `foreach` needs a `do:` with the stage to repeat"),
                 )
             })?;
-            for (key, extra) in map.iter() {
+            for (key, _) in map.iter() {
                 if !matches!(key.as_str(), "foreach" | "do") {
-                    return Err(cx.err(key.span(), format!("stage `{name}`: only `foreach` and `do` belong beside `foreach`, not `{}`", key.as_str())));
+                    return Err(cx.err(
+                        key.span(),
+                        format!("stage `{name}`: only `foreach` and `do` belong beside `foreach`, not `{}`", key.as_str()),
+                    ));
                 }
-                let _ = extra;
             }
-            for (suffix, vars) in foreach_items(&cx, each)? {
-                let node = substitute(&cx, body, &vars)?;
-                stages.push(parse_stage(
-                    &cx,
-                    &format!("{name}@{suffix}"),
-                    &node,
-                    k.span(),
-                )?);
-            }
+            Some((body.clone(), foreach_items(&cx, each)?))
         } else if let Some(matrix) = map.get_node("matrix") {
             let mut rest = map.clone();
             rest.remove("matrix");
-            let body = Node::Mapping(rest);
-            for (suffix, vars) in matrix_items(&cx, matrix)? {
+            Some((Node::Mapping(rest), matrix_items(&cx, matrix)?))
+        } else {
+            None
+        };
+        if let Some((body, items)) = expansion {
+            for (suffix, vars) in items {
                 let node = substitute(&cx, &body, &vars)?;
                 stages.push(parse_stage(
                     &cx,

@@ -260,16 +260,21 @@ impl Drop for Db {
         if self.read_only {
             return;
         }
-        for name in ALL_CFS {
-            let cf = self.cf(name);
-            let size = self
-                .db
-                .property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables")
-                .ok()
-                .flatten()
-                .unwrap_or(0);
-            if size >= FLUSH_ON_CLOSE {
-                let _ = self.db.flush_cf(cf);
+        let total: u64 = ALL_CFS
+            .iter()
+            .map(|name| {
+                self.db
+                    .property_int_value_cf(self.cf(name), "rocksdb.cur-size-all-mem-tables")
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            })
+            .sum();
+        // All families, not only the big ones: a log is deleted only once every family
+        // holding data in it has been flushed.
+        if total >= FLUSH_ON_CLOSE {
+            for name in ALL_CFS {
+                let _ = self.db.flush_cf(self.cf(name));
             }
         }
     }

@@ -33,25 +33,13 @@ pub struct WalkResult {
     pub updates: Vec<(String, StatEntry)>,
 }
 
-fn disk_kind(ft: &fs::FileType) -> Option<EntryKind> {
-    if ft.is_symlink() {
-        Some(EntryKind::Symlink)
-    } else if ft.is_dir() {
-        Some(EntryKind::Dir)
-    } else if ft.is_file() {
-        Some(EntryKind::File)
-    } else {
-        None
-    }
-}
-
 impl Repo {
     /// Changes from the stored entry `stored` (None: nothing stored) to the workspace at `rel`.
     pub fn diff_workspace(&self, rel: &str, stored: Option<&TreeEntry>) -> Result<WalkResult> {
         let out = Mutex::new(WalkResult::default());
         let abs = paths::abs(&self.root, rel)?;
         let disk = match fs::symlink_metadata(&abs) {
-            Ok(m) => disk_kind(&m.file_type()).map(|k| (k, Stat::of(&m))),
+            Ok(m) => worktree::kind_of(&m.file_type()).map(|k| (k, Stat::of(&m))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(StoreError::io(&abs, e)),
         };
@@ -177,7 +165,7 @@ impl Repo {
                     continue;
                 }
                 let meta = ent.metadata().at(ent.path())?;
-                if let Some(kind) = disk_kind(&meta.file_type()) {
+                if let Some(kind) = worktree::kind_of(&meta.file_type()) {
                     disk.push(DiskEntry {
                         name,
                         kind,

@@ -56,7 +56,8 @@ pub fn file_mode(st_mode: u32) -> u32 {
     }
 }
 
-fn kind_of(ft: &fs::FileType) -> Option<EntryKind> {
+/// The kind of a directory entry; `None` for sockets, fifos and devices (not data).
+pub fn kind_of(ft: &fs::FileType) -> Option<EntryKind> {
     if ft.is_symlink() {
         Some(EntryKind::Symlink)
     } else if ft.is_dir() {
