@@ -170,10 +170,10 @@ impl Db {
 
     /// Look up many keys in one call; `sorted` says the keys are in ascending order (faster).
     /// `decode` turns each found value into what the caller keeps, without copying it first.
-    pub fn multi_get_with<T>(
+    pub fn multi_get_with<T, K: AsRef<[u8]>>(
         &self,
         cf: &str,
-        keys: &[Vec<u8>],
+        keys: &[K],
         sorted: bool,
         decode: impl Fn(&[u8]) -> Option<T>,
     ) -> Result<Vec<Option<T>>> {

@@ -72,7 +72,18 @@ impl Repo {
             .map(|d| d.name.as_str())
             .or(stored.map(|s| s.name.as_str()))
             .unwrap_or("");
-        let rel = paths::join(parent, name);
+        self.compare_at(paths::join(parent, name), disk, cached, stored, out)
+    }
+
+    /// `compare_entry` for an entry whose project-relative path is already built.
+    fn compare_at(
+        &self,
+        rel: String,
+        disk: Option<&DiskEntry>,
+        cached: Option<StatEntry>,
+        stored: Option<&TreeEntry>,
+        out: &Mutex<WalkResult>,
+    ) -> Result<()> {
         let push = |c: Change| {
             out.lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -123,15 +134,14 @@ impl Repo {
         cached: Option<StatEntry>,
         out: &Mutex<WalkResult>,
     ) -> Result<(Id, u32)> {
-        let abs = self.root.join(rel);
         if d.kind == EntryKind::Symlink {
-            return Ok((Id::of(&worktree::link_target(&abs)?), 0o777));
+            return Ok((Id::of(&worktree::link_target(&self.root.join(rel))?), 0o777));
         }
         let mode = file_mode(d.stat.mode);
         if let Some(id) = cached.and_then(|c| c.lookup(&d.stat)) {
             return Ok((id, mode));
         }
-        let (id, _) = hash_path(&abs)?;
+        let (id, _) = hash_path(&self.root.join(rel))?;
         out.lock()
             .unwrap_or_else(|p| p.into_inner())
             .updates
@@ -176,18 +186,27 @@ impl Repo {
             disk.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         }
         // One batched stat-cache read for this folder's files.
-        let keys: Vec<Vec<u8>> = disk
+        // Each file's path is built once: the stat-cache key, then the path compared.
+        let mut file_rels: Vec<String> = disk
             .iter()
             .filter(|d| d.kind == EntryKind::File)
-            .map(|d| paths::join(rel, &d.name).into_bytes())
+            .map(|d| paths::join(rel, &d.name))
             .collect();
+        let keys: Vec<&str> = file_rels.iter().map(String::as_str).collect();
         let mut cached = self
             .store
             .db
             .multi_get_with(CF_STAT, &keys, true, StatEntry::decode)?
             .into_iter();
-        let mut pairs: Vec<(Option<&DiskEntry>, Option<StatEntry>, Option<&TreeEntry>)> =
-            Vec::with_capacity(disk.len().max(tree.len()));
+        drop(keys);
+        let mut file_rels = std::mem::take(&mut file_rels).into_iter();
+        type Pair<'a> = (
+            Option<&'a DiskEntry>,
+            Option<StatEntry>,
+            Option<&'a TreeEntry>,
+            Option<String>,
+        );
+        let mut pairs: Vec<Pair> = Vec::with_capacity(disk.len().max(tree.len()));
         let (mut i, mut j) = (0, 0);
         while i < disk.len() || j < tree.len() {
             let ord = match (disk.get(i), tree.get(j)) {
@@ -198,11 +217,11 @@ impl Repo {
             };
             let d = (ord != Ordering::Greater).then(|| &disk[i]);
             let t = (ord != Ordering::Less).then(|| &tree[j]);
-            let c = match d {
-                Some(d) if d.kind == EntryKind::File => cached.next().flatten(),
-                _ => None,
+            let (c, r) = match d {
+                Some(d) if d.kind == EntryKind::File => (cached.next().flatten(), file_rels.next()),
+                _ => (None, None),
             };
-            pairs.push((d, c, t));
+            pairs.push((d, c, t, r));
             if ord != Ordering::Greater {
                 i += 1;
             }
@@ -211,15 +230,18 @@ impl Repo {
             }
         }
         // Folders in parallel; files here in order.
-        let (dirs, leaves): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(d, _, t)| {
+        let (dirs, leaves): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(d, _, t, _)| {
             d.is_some_and(|d| d.kind == EntryKind::Dir)
                 || t.is_some_and(|t| t.kind == EntryKind::Dir)
         });
-        for (d, c, t) in leaves {
-            self.compare_entry(rel, d, c, t, out)?;
+        for (d, c, t, r) in leaves {
+            match r {
+                Some(r) => self.compare_at(r, d, c, t, out)?,
+                None => self.compare_entry(rel, d, c, t, out)?,
+            }
         }
         dirs.into_par_iter()
-            .try_for_each(|(d, c, t)| self.compare_entry(rel, d, c, t, out))?;
+            .try_for_each(|(d, c, t, _)| self.compare_entry(rel, d, c, t, out))?;
         Ok(())
     }
 }

@@ -525,3 +525,35 @@ fn ctrl_c_stops_children_and_keeps_finished_work() {
     let reasons = stage(&s, "s")["reasons"].to_string();
     assert!(reasons.contains("3 of 6 datums would execute"), "{s}");
 }
+
+#[test]
+fn datum_flag_runs_one_datum_without_publishing() {
+    let p = Project::new();
+    for i in 0..3 {
+        p.write(&format!("in/{i}.txt"), format!("{i}"));
+    }
+    p.write(
+        "dvx.yaml",
+        "stages:\n  s:\n    input: {path: in, glob: \"/*\"}\n    cmd: cp \"$DVX_INPUT\" \"$DVX_OUTPUT/\" && echo $DVX_DATUM_ID >> ran.log\n    outs: [out]\n",
+    );
+    run(&p, &[]);
+    p.write("in/1.txt", "changed");
+    fs::remove_file(p.p("ran.log")).unwrap();
+    let s = run(&p, &["--datum", "1.txt"]);
+    assert_eq!(s["executed"], 1, "{s}");
+    assert_eq!(p.read("ran.log"), b"1.txt\n");
+    assert_eq!(
+        p.read("out/1.txt"),
+        b"1",
+        "debugging one datum does not publish its output"
+    );
+    let err = p.dvx(&["run", "--datum", "nope.txt"]).fails();
+    assert!(
+        err.contains("no datum \"nope.txt\"") && err.contains("dvx datums s"),
+        "{err}"
+    );
+    // A normal run then reuses that execution from the run cache.
+    let s = run(&p, &[]);
+    assert_eq!(stage(&s, "s")["datums"]["executed"], 0, "{s}");
+    assert_eq!(p.read("out/1.txt"), b"changed");
+}
