@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use crate::db::CF_STAT;
 use crate::error::{IoContext, Result, StoreError};
 use crate::id::Id;
-use crate::object::{EntryKind, TreeEntry};
+use crate::object::{EntryKind, EntryRef, Tree, TreeEntry};
 use crate::ops::{Change, ChangeKind};
 use crate::paths::{self, TEMP_PREFIX};
 use crate::repo::Repo;
@@ -54,7 +54,8 @@ impl Repo {
                 .and_then(|v| StatEntry::decode(&v)),
             _ => None,
         };
-        self.compare_entry(parent, disk.as_ref(), cached, stored, &out)?;
+        let stored = stored.map(EntryRef::from);
+        self.compare_entry(parent, disk.as_ref(), cached, stored.as_ref(), &out)?;
         let mut r = out.into_inner().unwrap_or_else(|p| p.into_inner());
         r.changes.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(r)
@@ -65,12 +66,12 @@ impl Repo {
         parent: &str,
         disk: Option<&DiskEntry>,
         cached: Option<StatEntry>,
-        stored: Option<&TreeEntry>,
+        stored: Option<&EntryRef>,
         out: &Mutex<WalkResult>,
     ) -> Result<()> {
         let name = disk
             .map(|d| d.name.as_str())
-            .or(stored.map(|s| s.name.as_str()))
+            .or(stored.map(|s| s.name))
             .unwrap_or("");
         self.compare_at(paths::join(parent, name), disk, cached, stored, out)
     }
@@ -81,7 +82,7 @@ impl Repo {
         rel: String,
         disk: Option<&DiskEntry>,
         cached: Option<StatEntry>,
-        stored: Option<&TreeEntry>,
+        stored: Option<&EntryRef>,
         out: &Mutex<WalkResult>,
     ) -> Result<()> {
         let push = |c: Change| {
@@ -156,8 +157,12 @@ impl Repo {
         stored: Option<Id>,
         out: &Mutex<WalkResult>,
     ) -> Result<()> {
-        let tree = match stored {
-            Some(id) => self.store.get_tree(&id)?.entries,
+        let bytes = match stored {
+            Some(id) => self.store.get_tree_bytes(&id)?,
+            None => Vec::new(),
+        };
+        let tree: Vec<EntryRef> = match stored {
+            Some(id) => Tree::decode_ref(id, &bytes)?,
             None => Vec::new(),
         };
         let mut disk: Vec<DiskEntry> = Vec::new();
@@ -203,7 +208,7 @@ impl Repo {
         type Pair<'a> = (
             Option<&'a DiskEntry>,
             Option<StatEntry>,
-            Option<&'a TreeEntry>,
+            Option<&'a EntryRef<'a>>,
             Option<String>,
         );
         let mut pairs: Vec<Pair> = Vec::with_capacity(disk.len().max(tree.len()));

@@ -57,6 +57,28 @@ pub struct TreeEntry {
     pub id: Id,
 }
 
+/// A tree entry borrowing its name from the encoded tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    pub name: &'a str,
+    pub kind: EntryKind,
+    pub mode: u32,
+    pub size: u64,
+    pub id: Id,
+}
+
+impl<'a> From<&'a TreeEntry> for EntryRef<'a> {
+    fn from(e: &'a TreeEntry) -> EntryRef<'a> {
+        EntryRef {
+            name: &e.name,
+            kind: e.kind,
+            mode: e.mode,
+            size: e.size,
+            id: e.id,
+        }
+    }
+}
+
 /// A directory: entries sorted by name bytes, names unique.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tree {
@@ -175,6 +197,22 @@ impl Tree {
     /// Decode and validate: the result is canonical or an error, never a tree that could name a
     /// path outside the workspace.
     pub fn decode(id: Id, bytes: &[u8]) -> Result<Tree> {
+        let entries = Self::decode_ref(id, bytes)?
+            .into_iter()
+            .map(|e| TreeEntry {
+                name: e.name.to_string(),
+                kind: e.kind,
+                mode: e.mode,
+                size: e.size,
+                id: e.id,
+            })
+            .collect();
+        Ok(Tree { entries })
+    }
+
+    /// Decode and validate without copying names: for walks over large folders, where one
+    /// allocation per entry is most of the work.
+    pub fn decode_ref(id: Id, bytes: &[u8]) -> Result<Vec<EntryRef<'_>>> {
         let bad = |d: &str| StoreError::corrupt("tree", id, d.to_string());
         let mut r = Reader { buf: bytes, pos: 0 };
         if r.take(4) != Some(TREE_MAGIC.as_slice()) {
@@ -185,7 +223,7 @@ impl Tree {
             return Err(bad(&format!("unsupported tree format version {v}")));
         }
         let n = r.varint().ok_or_else(|| bad("truncated"))?;
-        let mut entries = Vec::with_capacity(n.min(1 << 20) as usize);
+        let mut entries: Vec<EntryRef> = Vec::with_capacity(n.min(1 << 20) as usize);
         for _ in 0..n {
             let kind = r
                 .u8()
@@ -203,8 +241,14 @@ impl Tree {
                     reason: format!("tree {} holds an entry with {reason}", id.short()),
                 });
             }
-            entries.push(TreeEntry {
-                name: name.to_string(),
+            if entries
+                .last()
+                .is_some_and(|p| p.name.as_bytes() >= name.as_bytes())
+            {
+                return Err(bad("entries not sorted or not unique"));
+            }
+            entries.push(EntryRef {
+                name,
                 kind,
                 mode,
                 size,
@@ -214,13 +258,7 @@ impl Tree {
         if !r.done() {
             return Err(bad("trailing bytes"));
         }
-        if entries
-            .windows(2)
-            .any(|w| w[0].name.as_bytes() >= w[1].name.as_bytes())
-        {
-            return Err(bad("entries not sorted or not unique"));
-        }
-        Ok(Tree { entries })
+        Ok(entries)
     }
 
     pub fn get(&self, name: &str) -> Option<&TreeEntry> {

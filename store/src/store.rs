@@ -86,6 +86,19 @@ impl Store {
         Ok(bytes)
     }
 
+    /// A tree's encoded bytes, checked against its id (decode with `Tree::decode_ref`).
+    pub fn get_tree_bytes(&self, id: &Id) -> Result<Vec<u8>> {
+        let bytes = self.need_object(ObjKind::Tree, id)?;
+        if Id::of(&bytes) != *id {
+            return Err(StoreError::corrupt(
+                "tree",
+                *id,
+                "content does not match its id",
+            ));
+        }
+        Ok(bytes)
+    }
+
     pub fn get_tree(&self, id: &Id) -> Result<Tree> {
         let bytes = self.need_object(ObjKind::Tree, id)?;
         if Id::of(&bytes) != *id {
