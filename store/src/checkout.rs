@@ -148,15 +148,7 @@ impl Repo {
         };
         txn.commit()?;
         if only.is_empty() {
-            let untracked: Vec<String> = current
-                .map(|c| {
-                    c.roots
-                        .into_iter()
-                        .filter(|r| !target.roots.contains(r))
-                        .collect()
-                })
-                .unwrap_or_default();
-            self.write_lock(&target_id, &target, &untracked)?;
+            self.write_lock(&target_id, &target, current.as_ref())?;
         }
         Ok(CheckoutReport {
             commit: target_id,

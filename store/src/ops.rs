@@ -266,15 +266,7 @@ impl Repo {
         }
         let (id, commit) = self.new_commit(&txn, tree, new_roots, message, runs)?;
         txn.commit()?;
-        let untracked: Vec<String> = base
-            .map(|b| {
-                b.roots
-                    .into_iter()
-                    .filter(|r| !commit.roots.contains(r))
-                    .collect()
-            })
-            .unwrap_or_default();
-        self.write_lock(&id, &commit, &untracked)?;
+        self.write_lock(&id, &commit, base.as_ref())?;
         Ok(CommitReport {
             commit: Some(id),
             branch: Self::branch_name(&head),
@@ -369,13 +361,7 @@ impl Repo {
         let message = message.unwrap_or_else(|| format!("stop tracking {}", rels.join(", ")));
         let (id, commit) = self.new_commit(&txn, tree, roots, message, Vec::new())?;
         txn.commit()?;
-        let untracked: Vec<String> = base
-            .roots
-            .iter()
-            .filter(|r| !commit.roots.contains(r))
-            .cloned()
-            .collect();
-        self.write_lock(&id, &commit, &untracked)?;
+        self.write_lock(&id, &commit, Some(&base))?;
         Ok(CommitReport {
             commit: Some(id),
             branch: Self::branch_name(&head),

@@ -246,8 +246,17 @@ impl Repo {
         })
     }
 
-    /// Rewrite dvx.lock for `commit` and keep the data paths out of git.
-    pub fn write_lock(&self, id: &Id, commit: &Commit, untracked: &[String]) -> Result<()> {
+    /// Rewrite dvx.lock for `commit` and keep the data paths out of git (paths `previous`
+    /// tracked and `commit` does not leave .gitignore).
+    pub fn write_lock(&self, id: &Id, commit: &Commit, previous: Option<&Commit>) -> Result<()> {
+        let untracked: Vec<&String> = previous
+            .map(|p| {
+                p.roots
+                    .iter()
+                    .filter(|r| !commit.roots.contains(r))
+                    .collect()
+            })
+            .unwrap_or_default();
         self.lock_for(id, commit)?
             .write(&self.root, &self.tmp_dir())?;
         if let Some(git_root) = gitutil::git_workdir(&self.root) {
@@ -258,7 +267,7 @@ impl Repo {
                 .unwrap_or_default();
             let rel = |r: &String| crate::paths::join(&prefix, r);
             let add: Vec<String> = commit.roots.iter().map(rel).collect();
-            let rm: Vec<String> = untracked.iter().map(rel).collect();
+            let rm: Vec<String> = untracked.into_iter().map(rel).collect();
             gitutil::update_gitignore(&git_root, &add, &rm, &self.tmp_dir())?;
         }
         Ok(())
