@@ -412,10 +412,7 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             let repo = Repo::open(&cwd, Access::Read)?;
             let engine = Engine::open(&repo)?;
             let p = &engine.pipeline;
-            let at = |rev: &str| -> dvx_engine::Result<metrics::Metrics> {
-                let id = repo.store.resolve(rev)?;
-                Ok(metrics::at_commit(&repo, p, &id)?.0)
-            };
+            let at = |rev: &str| metrics::at_rev(&repo, p, rev).map(|(m, _)| m);
             match cmd {
                 MetricsCmd::Show { rev, json } => {
                     let m = match rev {
@@ -447,10 +444,7 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             let repo = Repo::open(&cwd, Access::Read)?;
             let engine = Engine::open(&repo)?;
             let p = &engine.pipeline;
-            let at = |rev: &str| -> dvx_engine::Result<metrics::Params> {
-                let id = repo.store.resolve(rev)?;
-                Ok(metrics::at_commit(&repo, p, &id)?.1)
-            };
+            let at = |rev: &str| metrics::at_rev(&repo, p, rev).map(|(_, params)| params);
             let old = at(revs.first().map(String::as_str).unwrap_or("HEAD"))?;
             let new = match revs.get(1) {
                 Some(r) => at(r)?,

@@ -20,10 +20,6 @@ pub struct Datum {
     pub input: Option<InputId>,
 }
 
-pub fn kind_name(k: EntryKind) -> &'static str {
-    k.as_str()
-}
-
 /// The datums `input` yields over the workspace state `files` (the input folder flattened).
 pub fn datums(stage: &Stage, input: &Input, files: &BTreeMap<String, Flat>) -> Result<Vec<Datum>> {
     let pattern = input.glob.trim_start_matches('/');
@@ -55,7 +51,7 @@ pub fn datums(stage: &Stage, input: &Input, files: &BTreeMap<String, Flat>) -> R
             id: sub.to_string(),
             path: path.clone(),
             input: id.map(|id| InputId {
-                kind: kind_name(flat.kind),
+                kind: flat.kind.as_str(),
                 id,
             }),
         });

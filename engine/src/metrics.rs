@@ -123,6 +123,11 @@ pub fn at_commit(repo: &Repo, p: &Pipeline, commit: &Id) -> Result<(Metrics, Par
     Ok((metrics, params))
 }
 
+/// `at_commit` for a revision (`HEAD`, a branch, a tag, an id prefix).
+pub fn at_rev(repo: &Repo, p: &Pipeline, rev: &str) -> Result<(Metrics, Params)> {
+    at_commit(repo, p, &repo.store.resolve(rev)?)
+}
+
 /// Key-by-key differences between two maps of maps.
 pub fn diff(old: &Metrics, new: &Metrics) -> Vec<Delta> {
     let mut out = Vec::new();

@@ -113,28 +113,8 @@ pub fn find(store: &Store, prefix: &str) -> Result<Option<(Id, RunRecord)>> {
     if prefix.len() < 4 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(None);
     }
-    let p = prefix.to_ascii_lowercase();
-    let even = &p[..p.len() / 2 * 2];
-    let mut key = vec![ObjKind::Run as u8];
-    key.extend(hex::decode(even).unwrap_or_default());
-    let mut found = Vec::new();
-    store
-        .db
-        .for_each_prefix(dvx_store::db::CF_OBJECTS, &key, |k, _| {
-            if let Some(id) = Id::from_slice(&k[1..]) {
-                if id.to_hex().starts_with(&p) {
-                    found.push(id);
-                }
-            }
-            Ok(found.len() < 2)
-        })?;
-    match found.as_slice() {
-        [one] => Ok(Some((*one, load(store, one)?))),
-        [] => Ok(None),
-        _ => Err(StoreError::AmbiguousRevision {
-            rev: prefix.into(),
-            count: found.len(),
-        }
-        .into()),
+    match store.find_by_prefix(ObjKind::Run, &prefix.to_ascii_lowercase())? {
+        Some(id) => Ok(Some((id, load(store, &id)?))),
+        None => Ok(None),
     }
 }

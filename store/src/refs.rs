@@ -115,8 +115,14 @@ impl Store {
     }
 
     fn commit_by_prefix(&self, hex_prefix: &str) -> Result<Option<Id>> {
+        self.find_by_prefix(ObjKind::Commit, hex_prefix)
+    }
+
+    /// The one object of `kind` whose id starts with `hex_prefix` (lowercase hex, at least 4
+    /// digits); an error naming the count if several do.
+    pub fn find_by_prefix(&self, kind: ObjKind, hex_prefix: &str) -> Result<Option<Id>> {
         let even = &hex_prefix[..hex_prefix.len() / 2 * 2];
-        let mut key = vec![ObjKind::Commit as u8];
+        let mut key = vec![kind as u8];
         key.extend(hex::decode(even).unwrap_or_default());
         let mut found = Vec::new();
         self.db.for_each_prefix(CF_OBJECTS, &key, |k, _| {
