@@ -391,6 +391,25 @@ impl Repo {
         Ok(all)
     }
 
+    /// Changes from `base` (None: nothing stored) to the workspace under `roots`, by the
+    /// lockstep walk of `fastdiff`; hashes it had to compute go into the stat cache.
+    fn changes_since(&self, base: Option<&Commit>, roots: &[String]) -> Result<Vec<Change>> {
+        let mut changes = Vec::new();
+        let mut updates = Vec::new();
+        for r in roots {
+            let stored = match base {
+                Some(c) => crate::fastdiff::entry_for(self, &c.tree, r)?,
+                None => None,
+            };
+            let found = self.diff_workspace(r, stored.as_ref())?;
+            changes.extend(found.changes);
+            updates.extend(found.updates);
+        }
+        self.save_cache(&updates)?;
+        changes.sort_by(|x, y| x.path.cmp(&y.path));
+        Ok(changes)
+    }
+
     /// Everything a commit holds under its roots, flattened.
     pub fn commit_files(&self, c: &Commit, roots: &[String]) -> Result<BTreeMap<String, Flat>> {
         let mut out = BTreeMap::new();
@@ -405,18 +424,7 @@ impl Repo {
         let (head, head_id, base) = self.head_state()?;
         let _ = progress;
         let roots = base.as_ref().map(|c| c.roots.clone()).unwrap_or_default();
-        let mut changes = Vec::new();
-        let mut updates = Vec::new();
-        for r in &roots {
-            let stored = match &base {
-                Some(c) => crate::fastdiff::entry_for(self, &c.tree, r)?,
-                None => None,
-            };
-            let found = self.diff_workspace(r, stored.as_ref())?;
-            changes.extend(found.changes);
-            updates.extend(found.updates);
-        }
-        self.save_cache(&updates)?;
+        let changes = self.changes_since(base.as_ref(), &roots)?;
         let pick = |k: ChangeKind| -> Vec<String> {
             changes
                 .iter()
@@ -469,12 +477,9 @@ impl Repo {
                         .chain(head.iter())
                         .flat_map(|c| c.roots.iter().cloned()),
                 );
-                let stored = match &a {
-                    Some(c) => self.commit_files(c, &roots)?,
-                    None => BTreeMap::new(),
-                };
-                let work = self.workspace(&roots, progress)?;
-                Ok(compare(&stored, &work))
+                // The same lockstep walk as `status`, against whichever commit was asked for.
+                let _ = progress;
+                self.changes_since(a.as_ref(), &roots)
             }
         }
     }
@@ -606,40 +611,6 @@ impl Repo {
         txn.commit()?;
         Ok(id)
     }
-}
-
-/// Compare two flattened states (files and symlinks only; folders follow from their contents).
-pub fn compare(old: &BTreeMap<String, Flat>, new: &BTreeMap<String, Flat>) -> Vec<Change> {
-    let mut out = Vec::new();
-    for (p, o) in old.iter().filter(|(_, f)| is_leaf(f.kind)) {
-        match new.get(p) {
-            Some(n) if n.same(o) => {}
-            Some(n) if is_leaf(n.kind) => out.push(Change {
-                path: p.clone(),
-                change: ChangeKind::Modified,
-                old_size: Some(o.size),
-                new_size: Some(n.size),
-            }),
-            _ => out.push(Change {
-                path: p.clone(),
-                change: ChangeKind::Removed,
-                old_size: Some(o.size),
-                new_size: None,
-            }),
-        }
-    }
-    for (p, n) in new.iter().filter(|(_, f)| is_leaf(f.kind)) {
-        if !old.get(p).is_some_and(|o| is_leaf(o.kind)) {
-            out.push(Change {
-                path: p.clone(),
-                change: ChangeKind::Added,
-                old_size: None,
-                new_size: Some(n.size),
-            });
-        }
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out
 }
 
 fn dir_id(e: Option<&&crate::object::TreeEntry>) -> Option<Id> {

@@ -80,6 +80,23 @@ fn status_reports_modified_deleted_new_and_commit_snapshots() {
     assert_eq!(strs(&st["deleted"]), vec!["images/07.bin"]);
     assert_eq!(strs(&st["new"]), vec!["images/sub/new.bin"]);
     assert_eq!(st["clean"], false);
+    // `diff` with no revision compares HEAD with the workspace, the same way.
+    let d = p.dvx(&["diff", "--json"]).ok().json();
+    let kinds: Vec<(&str, &str)> = d
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["path"].as_str().unwrap(), c["change"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("images/03.bin", "modified"),
+            ("images/07.bin", "removed"),
+            ("images/sub/new.bin", "added")
+        ]
+    );
+    assert_eq!(d[0]["new_size"], 7);
 
     let before = p.head();
     let c = p
