@@ -229,10 +229,54 @@ pub enum Command {
     },
 
     /// Print a run record: what ran, on which inputs, with what result.
-    #[command(after_help = "Examples:\n  dvx show 3f2a9c\n  dvx show 3f2a9c --json")]
+    #[command(
+        after_help = "Examples:\n  dvx show 3f2a9c\n  dvx show 3f2a9c --json\n  dvx show models/model.bin        # the run that made it (HEAD)\n  dvx show models/model.bin@v1 --json"
+    )]
     Show {
-        /// Run id (or a unique prefix of it).
+        /// Run id (or a unique prefix of it), or PATH[@REV]: the run that produced that file.
+        #[arg(value_name = "RUN|PATH[@REV]")]
         run: String,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Trace a file back to the data added by hand, through every run (or, with
+    /// --downstream, everything made from it).
+    #[command(
+        after_help = "Examples:\n  dvx lineage models/model.bin\n  dvx lineage models/model.bin@v1 --json\n  dvx lineage data/raw.csv --downstream\n  dvx lineage out/f3.txt.n --depth 1\n  dvx lineage models/model.bin --dot | dot -Tpng > lineage.png\n  dvx lineage models/model.bin --mermaid\n  dvx lineage models/model.bin --svg > lineage.svg"
+    )]
+    Lineage {
+        /// The file (or folder), optionally at a revision: PATH or PATH@REV (default HEAD).
+        #[arg(value_name = "PATH[@REV]")]
+        target: String,
+        /// Everything derived from the file, in any commit, instead of where it came from.
+        #[arg(long)]
+        downstream: bool,
+        /// Follow at most N runs.
+        #[arg(long, value_name = "N")]
+        depth: Option<usize>,
+        #[arg(long, conflicts_with_all = ["dot", "mermaid", "svg"])]
+        json: bool,
+        /// Graphviz text.
+        #[arg(long, conflicts_with_all = ["mermaid", "svg"])]
+        dot: bool,
+        /// Mermaid flowchart text.
+        #[arg(long, conflicts_with = "svg")]
+        mermaid: bool,
+        /// An SVG picture on standard output (no Graphviz needed).
+        #[arg(long)]
+        svg: bool,
+    },
+
+    /// Run a recorded execution again in a scratch folder, from its recorded inputs, and report
+    /// whether each output is bit-identical.
+    #[command(
+        after_help = "Examples:\n  dvx verify 3f2a9c\n  dvx verify models/model.bin       # the run that made it\n  dvx verify out/f3.txt.n@v1 --json\n\nExits 1 if any output differs or the command fails."
+    )]
+    Verify {
+        /// Run id (or a unique prefix of it), or PATH[@REV]: the run that produced that file.
+        #[arg(value_name = "RUN|PATH[@REV]")]
+        target: String,
         #[arg(long)]
         json: bool,
     },
@@ -256,11 +300,14 @@ pub enum Command {
 
     /// Re-hash every stored object and report damaged or missing ones.
     #[command(
-        after_help = "Examples:\n  dvx fsck\n  dvx fsck --json\n\nExits 1 if anything is wrong."
+        after_help = "Examples:\n  dvx fsck\n  dvx fsck --json\n  dvx fsck --reindex\n\nExits 1 if anything is wrong."
     )]
     Fsck {
         #[arg(long)]
         json: bool,
+        /// Also rebuild the lineage indexes from commits and run records.
+        #[arg(long)]
+        reindex: bool,
     },
 }
 

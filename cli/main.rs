@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use dvx_engine::run::{Engine, RunOptions};
 use dvx_engine::store::{self, paths, Access, Repo, StoreError};
-use dvx_engine::{exec::Children, metrics, record, EngineError};
+use dvx_engine::{exec::Children, lineage, metrics, record, EngineError};
 
 use args::{Cli, Command, MetricsCmd, ParamsCmd};
 use output::{human_bytes, Bar, Out};
@@ -385,9 +385,8 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             }
         }
         Command::Show { run, json } => {
-            let repo = Repo::open(&cwd, Access::Read)?;
-            let (id, rec) = record::find(&repo.store, &run)?
-                .ok_or_else(|| EngineError::UnknownRun(run.clone()))?;
+            let repo = open_lineage(&cwd, out)?;
+            let (id, rec) = run_or_path(&repo, &cwd, &run)?;
             if json {
                 let mut v = serde_json::to_value(&rec).unwrap_or_default();
                 v["id"] = serde_json::Value::String(id.to_hex());
@@ -452,7 +451,56 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             };
             output::print_deltas(out, &metrics::diff(&old, &new), json);
         }
-        Command::Fsck { json } => {
+        Command::Lineage {
+            target,
+            downstream,
+            depth,
+            json,
+            dot,
+            mermaid,
+            svg,
+        } => {
+            let repo = open_lineage(&cwd, out)?;
+            let (p, rev) = lineage::split_rev(&target);
+            let rel = paths::to_rel(&repo.root, &cwd, Path::new(p))?;
+            let g = lineage::lineage(&repo, &rel, rev, downstream, depth)?;
+            if json {
+                out.json(&g);
+            } else if dot {
+                print!("{}", lineage::render_dot(&g));
+            } else if mermaid {
+                print!("{}", lineage::render_mermaid(&g));
+            } else if svg {
+                print!("{}", lineage::svg(&g));
+            } else {
+                print!("{}", lineage::render_tree(&g));
+            }
+        }
+        Command::Verify { target, json } => {
+            let repo = open_lineage(&cwd, out)?;
+            let (id, rec) = run_or_path(&repo, &cwd, &target)?;
+            out.info(&format!("re-running {} ({})", id.short(), rec.stage));
+            let rep = dvx_engine::verify::verify(&repo, &id, &rec)?;
+            if json {
+                out.json(&rep);
+            } else {
+                output::print_verify(out, &rep);
+            }
+            if !rep.identical {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Fsck { json, reindex } => {
+            if reindex {
+                let w = Repo::open(&cwd, Access::Write("dvx fsck --reindex"))?;
+                let r = lineage::reindex(&w.store)?;
+                if !out.quiet {
+                    eprintln!(
+                        "rebuilt the lineage index from {} commits and {} run records",
+                        r.commits, r.runs
+                    );
+                }
+            }
             let repo = Repo::open(&cwd, Access::Read)?;
             let rep = repo.fsck(&bar)?;
             let bad = !rep.problems.is_empty();
@@ -487,6 +535,29 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Open for lineage questions (indexing a store from before lineage existed, once).
+fn open_lineage(cwd: &Path, out: &Out) -> dvx_engine::Result<Repo> {
+    let (repo, built) = lineage::open(cwd)?;
+    if let (Some(r), false) = (built, out.quiet) {
+        eprintln!(
+            "note: built the lineage index of this store ({} commits, {} run records)",
+            r.commits, r.runs
+        );
+    }
+    Ok(repo)
+}
+
+/// A run id, or PATH[@REV] (relative to where the user stands): the run that produced it.
+fn run_or_path(
+    repo: &Repo,
+    cwd: &Path,
+    arg: &str,
+) -> dvx_engine::Result<(store::Id, record::RunRecord)> {
+    lineage::run_or_path(repo, arg, |p| {
+        Ok(paths::to_rel(&repo.root, cwd, Path::new(p))?)
+    })
 }
 
 fn refs_cmd(

@@ -300,6 +300,15 @@ pub fn print_record(id: &Id, r: &RunRecord) {
             if g.dirty { " (dirty)" } else { "" }
         );
     }
+    if let Some(i) = &r.image {
+        println!("image    {i}");
+    }
+    if !r.wdir.is_empty() {
+        println!("wdir     {}", r.wdir);
+    }
+    for (k, v) in &r.env {
+        println!("env      {k}={v}");
+    }
     for (k, v) in &r.params {
         println!("param    {k} = {v}");
     }
@@ -346,4 +355,42 @@ pub fn print_deltas(out: &Out, deltas: &[dvx_engine::metrics::Delta], json: bool
             change
         );
     }
+}
+
+pub fn print_verify(out: &Out, r: &dvx_engine::verify::VerifyReport) {
+    if let Some(e) = &r.error {
+        println!("command failed: {e}");
+    } else if r.exit != Some(0) {
+        println!("command failed: exit {:?}", r.exit);
+    }
+    for o in &r.outputs {
+        if o.identical {
+            println!("identical  {}", o.path);
+        } else {
+            println!(
+                "DIFFERENT  {} (recorded {}, now {})",
+                o.path,
+                o.recorded.short(),
+                o.now.map(|n| n.short()).unwrap_or_else(|| "missing".into())
+            );
+            for f in &o.files {
+                println!("           {f}");
+            }
+        }
+    }
+    let differ = r.outputs.iter().filter(|o| !o.identical).count();
+    out.say(&format!(
+        "run {} ({}{}): {}",
+        r.run.short(),
+        r.stage,
+        r.datum
+            .as_ref()
+            .map(|d| format!(" datum {d}"))
+            .unwrap_or_default(),
+        if r.identical {
+            format!("all {} outputs bit-identical", r.outputs.len())
+        } else {
+            format!("{differ} of {} outputs differ", r.outputs.len())
+        }
+    ));
 }

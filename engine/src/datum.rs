@@ -18,6 +18,8 @@ pub struct Datum {
     /// Project-relative path of the match.
     pub path: String,
     pub input: Option<InputId>,
+    /// Bytes of the match (all files in it, for a folder).
+    pub size: u64,
 }
 
 /// The datums `input` yields over the workspace state `files` (the input folder flattened).
@@ -42,18 +44,19 @@ pub fn datums(stage: &Stage, input: &Input, files: &BTreeMap<String, Flat>) -> R
         if !glob.is_match(sub) {
             continue;
         }
-        let id = if flat.kind == EntryKind::Dir {
-            worktree::build_tree(path, files, &|t| t.id())?.map(|f| f.id)
+        let entry = if flat.kind == EntryKind::Dir {
+            worktree::build_tree(path, files, &|t| t.id())?
         } else {
-            Some(flat.id)
+            Some(*flat)
         };
         out.push(Datum {
             id: sub.to_string(),
             path: path.clone(),
-            input: id.map(|id| InputId {
+            input: entry.map(|e| InputId {
                 kind: flat.kind.as_str(),
-                id,
+                id: e.id,
             }),
+            size: entry.map_or(0, |e| e.size),
         });
     }
     Ok(out)

@@ -37,6 +37,16 @@ pub enum EngineError {
     UnknownDatum { stage: String, datum: String },
     #[error("interrupted")]
     Interrupted,
+    #[error("{path} is not in {rev}")]
+    PathNotInRev { path: String, rev: String },
+    #[error(
+        "no recorded run produced {path} as it is in {rev} (it was added or committed by hand)"
+    )]
+    NotProduced { path: String, rev: String },
+    #[error("the lineage index of this store is missing and cannot be built now: {0}")]
+    NotIndexed(String),
+    #[error("cannot verify run {run}: {message}")]
+    Verify { run: String, message: String },
 }
 
 impl EngineError {
@@ -53,6 +63,10 @@ impl EngineError {
             Interrupted => "finished executions were kept; run again to continue".into(),
             UnknownRun(_) => "run ids are listed by `dvx run --json` and in `dvx log --json` (the `runs` of each commit)".into(),
             UnknownDatum { stage, .. } => format!("`dvx datums {stage}` lists the datums"),
+            PathNotInRev { .. } => "`dvx ls REV` lists what a commit holds; paths are relative to the current folder".into(),
+            NotProduced { path, .. } => format!("`dvx lineage {path}` shows the commit that added it"),
+            NotIndexed(_) => "run `dvx fsck --reindex` once when no other dvx is writing".into(),
+            Verify { .. } => "`dvx show RUN` prints what the run recorded".into(),
         })
     }
 

@@ -12,11 +12,14 @@ pub mod datum;
 pub mod error;
 pub mod exec;
 pub mod key;
+pub mod lineage;
 pub mod metrics;
 pub mod params;
 pub mod record;
 pub mod run;
 pub mod spec;
+pub mod svg;
+pub mod verify;
 
 pub use dvx_store as store;
 pub use error::{EngineError, Result};

@@ -145,6 +145,10 @@ fn shell_quote(s: &str) -> String {
 /// A stage after looking at the workspace: its key(s) and what must happen.
 struct Prepared {
     deps: BTreeMap<String, Option<InputId>>,
+    /// Bytes of each dep (a folder: all its files), for run records.
+    dep_sizes: BTreeMap<String, u64>,
+    /// The files inside folder deps, for the lineage index.
+    dep_files: BTreeMap<String, Flat>,
     params: BTreeMap<String, Value>,
     key: Id,
     datums: Vec<(Datum, Id)>,
@@ -251,7 +255,7 @@ impl<'a> Engine<'a> {
     fn prepare(&self, i: usize, opts: &RunOptions, progress: &dyn Progress) -> Result<Prepared> {
         let s = &self.pipeline.stages[i];
         let dep_paths = self.dep_paths(s)?;
-        let ids = self.repo.path_ids(&dep_paths, progress)?;
+        let (ids, dep_files) = self.repo.path_entries(&dep_paths, true, progress)?;
         for (p, f) in &ids {
             if f.is_none() && !self.produced(p) {
                 let at = s
@@ -374,6 +378,11 @@ impl<'a> Engine<'a> {
         }
         Ok(Prepared {
             up_to_date: reasons.is_empty(),
+            dep_files,
+            dep_sizes: ids
+                .iter()
+                .map(|(p, f)| (p.clone(), f.map_or(0, |f| f.size)))
+                .collect(),
             deps,
             params,
             key,
@@ -1097,18 +1106,28 @@ impl<'a> Engine<'a> {
         let progress = &dvx_store::Quiet;
         let mut error = done.outcome.error.clone();
         let mut outputs = Vec::new();
+        // Every file stored, by project path, for the lineage index (its trees are not
+        // readable until the transaction commits).
+        let mut known: BTreeMap<String, Flat> = BTreeMap::new();
         if error.is_none() {
             match &done.task.out_dir {
                 Some(dir) => {
-                    let (entry, _) = self.repo.ingest(txn, dir, "", progress)?;
+                    let (entry, found) = self.repo.ingest(txn, dir, "", progress)?;
                     if let Some(f) = entry {
+                        let out = s
+                            .outs
+                            .iter()
+                            .find(|o| o.cache)
+                            .map(|o| o.path.clone())
+                            .unwrap_or_default();
+                        known.extend(
+                            found
+                                .files
+                                .into_iter()
+                                .map(|(p, f)| (dvx_store::paths::join(&out, &p), f)),
+                        );
                         outputs.push(PathId {
-                            path: s
-                                .outs
-                                .iter()
-                                .find(|o| o.cache)
-                                .map(|o| o.path.clone())
-                                .unwrap_or_default(),
+                            path: out,
                             kind: "dir".into(),
                             id: f.id,
                             size: f.size,
@@ -1128,7 +1147,10 @@ impl<'a> Engine<'a> {
                         let is_metric = s.metrics.iter().any(|m| m.path == o.path);
                         let store_it = o.cache || is_metric;
                         let entry = if store_it {
-                            self.repo.ingest(txn, &self.repo.root, &o.path, progress)?.0
+                            let (entry, found) =
+                                self.repo.ingest(txn, &self.repo.root, &o.path, progress)?;
+                            known.extend(found.files);
+                            entry
                         } else {
                             self.repo
                                 .path_ids(std::slice::from_ref(&o.path), progress)?
@@ -1157,7 +1179,7 @@ impl<'a> Engine<'a> {
                             path: path.clone(),
                             kind: i.kind.into(),
                             id: i.id,
-                            size: 0,
+                            size: p.dep_sizes.get(path).copied().unwrap_or(0),
                         })
                     })
                     .collect()
@@ -1169,7 +1191,7 @@ impl<'a> Engine<'a> {
                     path: d.path.clone(),
                     kind: i.kind.into(),
                     id: i.id,
-                    size: 0,
+                    size: d.size,
                 });
             }
         }
@@ -1206,6 +1228,9 @@ impl<'a> Engine<'a> {
             wdir: s.wdir.clone(),
         };
         let id = rec.put(txn);
+        let none = BTreeMap::new();
+        let dep_files = p.map_or(&none, |p| &p.dep_files);
+        crate::lineage::index_run(txn, &id, &rec, &known, dep_files)?;
         Ok((id, rec))
     }
 

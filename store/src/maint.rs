@@ -147,6 +147,10 @@ impl Repo {
                 txn.delete(CF_OBJECTS, &k);
             }
         }
+        // Lineage entries of deleted runs and commits go with them.
+        for k in crate::lineage::dead_entries(&self.store, &reach.commits, &reach.runs)? {
+            txn.delete(crate::db::CF_LINEAGE, &k);
+        }
         // Chunks, grouped by pack to decide which packs to rewrite.
         let mut live: HashMap<u32, Vec<(Id, ChunkLoc)>> = HashMap::new();
         let mut dead_in: HashSet<u32> = HashSet::new();

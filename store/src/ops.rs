@@ -91,6 +91,9 @@ pub fn normalize_roots(roots: impl IntoIterator<Item = String>) -> Vec<String> {
     out
 }
 
+/// Entries of several paths (None: nothing there), and the files inside the folders among them.
+pub type PathEntries = (BTreeMap<String, Option<Flat>>, BTreeMap<String, Flat>);
+
 impl Repo {
     fn branch_name(head: &Head) -> Option<String> {
         match head {
@@ -166,16 +169,35 @@ impl Repo {
         rels: &[String],
         progress: &dyn Progress,
     ) -> Result<BTreeMap<String, Option<Flat>>> {
+        Ok(self.path_entries(rels, false, progress)?.0)
+    }
+
+    /// `path_ids`, and with `files` also every file inside folders (keyed by project path).
+    pub fn path_entries(
+        &self,
+        rels: &[String],
+        files: bool,
+        progress: &dyn Progress,
+    ) -> Result<PathEntries> {
         let mut out = BTreeMap::new();
+        let mut inside = BTreeMap::new();
         let mut updates = Vec::new();
         for rel in rels {
             let found = self.identify_path(rel, None, progress)?;
             let entry = worktree::build_tree(rel, &found.files, &|t| t.id())?;
             updates.extend(found.cache_updates);
+            if files && entry.is_some_and(|e| e.kind == EntryKind::Dir) {
+                inside.extend(
+                    found
+                        .files
+                        .into_iter()
+                        .filter(|(_, f)| f.kind != EntryKind::Dir),
+                );
+            }
             out.insert(rel.clone(), entry);
         }
         self.save_cache(&updates)?;
-        Ok(out)
+        Ok((out, inside))
     }
 
     /// Snapshot `rels` (adding them to the tracked paths) as one commit that records `runs`.
@@ -266,6 +288,7 @@ impl Repo {
         }
         let (id, commit) = self.new_commit(&txn, tree, new_roots, message, runs)?;
         txn.commit()?;
+        self.index_commit(&id, &commit)?;
         self.write_lock(&id, &commit, base.as_ref())?;
         Ok(CommitReport {
             commit: Some(id),
@@ -361,6 +384,7 @@ impl Repo {
         let message = message.unwrap_or_else(|| format!("stop tracking {}", rels.join(", ")));
         let (id, commit) = self.new_commit(&txn, tree, roots, message, Vec::new())?;
         txn.commit()?;
+        self.index_commit(&id, &commit)?;
         self.write_lock(&id, &commit, Some(&base))?;
         Ok(CommitReport {
             commit: Some(id),

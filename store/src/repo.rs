@@ -72,6 +72,7 @@ impl Repo {
             let txn = store.txn()?;
             txn.set_head(&Head::Branch(DEFAULT_BRANCH.into()));
             txn.put(crate::db::CF_META, b"format", b"1");
+            crate::lineage::mark_indexed(&txn);
             txn.commit()?;
         }
         // The config file marks the project as ready, so it is written last.

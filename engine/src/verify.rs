@@ -1,0 +1,261 @@
+//! `dvx verify`: run a recorded execution again in a scratch folder, from its recorded inputs
+//! only, and say which outputs came out bit-identical.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use dvx_store::object::EntryKind;
+use dvx_store::store::hash_path;
+use dvx_store::worktree::{self, Flat};
+use dvx_store::{Id, Quiet, Repo, StoreError};
+use serde::Serialize;
+
+use crate::error::{EngineError, Result};
+use crate::exec::{self, Children, Job};
+use crate::record::{PathId, RunRecord};
+
+#[derive(Debug, Serialize)]
+pub struct OutputCheck {
+    pub path: String,
+    pub kind: String,
+    pub recorded: Id,
+    /// What the re-execution produced (None: nothing at that path).
+    pub now: Option<Id>,
+    pub identical: bool,
+    /// For a folder: the files inside that differ, appeared or disappeared.
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    pub run: Id,
+    pub stage: String,
+    pub datum: Option<String>,
+    pub exit: Option<i32>,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+    pub identical: bool,
+    pub outputs: Vec<OutputCheck>,
+}
+
+fn io(p: &Path, e: std::io::Error) -> EngineError {
+    StoreError::io(p, e).into()
+}
+
+/// Write a stored entry at `dest`.
+fn materialize(repo: &Repo, kind: EntryKind, mode: u32, id: &Id, dest: &Path) -> Result<()> {
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+    }
+    match kind {
+        EntryKind::Dir => {
+            std::fs::create_dir_all(dest).map_err(|e| io(dest, e))?;
+            for e in repo.store.get_tree(id)?.entries {
+                materialize(repo, e.kind, e.mode, &e.id, &dest.join(&e.name))?;
+            }
+        }
+        EntryKind::Symlink => {
+            let target = repo.store.read_file(id)?;
+            let target = String::from_utf8_lossy(&target).into_owned();
+            std::os::unix::fs::symlink(target, dest).map_err(|e| io(dest, e))?;
+        }
+        _ => {
+            let mut f = std::fs::File::create(dest).map_err(|e| io(dest, e))?;
+            repo.store.write_file_to(id, &mut f)?;
+            worktree::set_mode(dest, mode)?;
+        }
+    }
+    Ok(())
+}
+
+/// Recorded inputs carry no mode: a file starting with `#!` is made executable.
+fn input_mode(repo: &Repo, p: &PathId) -> u32 {
+    let Ok(chunks) = repo.store.file_chunks(&p.id) else {
+        return 0o644;
+    };
+    match chunks
+        .first()
+        .and_then(|(c, _)| repo.store.read_chunk(c).ok())
+    {
+        Some(b) if b.starts_with(b"#!") => 0o755,
+        _ => 0o644,
+    }
+}
+
+/// The id of whatever is at `rel` under `base` (folders as tree ids), and its files.
+fn identify(base: &Path, rel: &str) -> Result<(Option<Flat>, BTreeMap<String, Flat>)> {
+    if std::fs::symlink_metadata(base.join(rel)).is_err() {
+        return Ok((None, BTreeMap::new()));
+    }
+    let items = worktree::scan(base, rel)?;
+    let found = worktree::identify(
+        base,
+        items,
+        &Default::default(),
+        |abs: &Path, _, _| hash_path(abs).map(|(id, n)| (id, n, true)),
+        &Quiet,
+    )?;
+    let entry = worktree::build_tree(rel, &found.files, &|t| t.id())?;
+    Ok((entry, found.files))
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Re-execute `rec` and compare its outputs with the recorded ones.
+pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
+    let fail = |m: String| EngineError::Verify {
+        run: run.short(),
+        message: m,
+    };
+    if let Some(image) = &rec.image {
+        return Err(fail(format!(
+            "it ran in the image {image}; dvx verify re-executes on this machine only"
+        )));
+    }
+    if !rec.ok() {
+        return Err(fail(
+            "the recorded execution failed; there is nothing to compare".into(),
+        ));
+    }
+    let scratch = repo
+        .tmp_dir()
+        .join(format!("verify-{}-{}", std::process::id(), run.short()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let work = scratch.join("w");
+    std::fs::create_dir_all(&work).map_err(|e| io(&work, e))?;
+    let res = (|| {
+        for i in &rec.inputs {
+            dvx_store::paths::check_rel(&i.path)?;
+            let kind = match i.kind.as_str() {
+                "dir" => EntryKind::Dir,
+                "symlink" => EntryKind::Symlink,
+                _ => EntryKind::File,
+            };
+            let present = match kind {
+                EntryKind::Dir => repo.store.has_object(dvx_store::db::ObjKind::Tree, &i.id)?,
+                _ => repo.store.has_file(&i.id)?,
+            };
+            if !present {
+                return Err(fail(format!(
+                    "its input {} ({}) is not in the store",
+                    i.path,
+                    i.id.short()
+                )));
+            }
+            let mode = if kind == EntryKind::File {
+                input_mode(repo, i)
+            } else {
+                0o644
+            };
+            materialize(repo, kind, mode, &i.id, &work.join(&i.path))?;
+        }
+        let cwd = work.join(&rec.wdir);
+        std::fs::create_dir_all(&cwd).map_err(|e| io(&cwd, e))?;
+        let mut env = rec.env.clone();
+        env.insert("DVX_STAGE".into(), rec.stage.clone());
+        let mut cmds = rec.cmd.clone();
+        let out_dir = scratch.join("out");
+        if let Some(d) = &rec.datum {
+            // The datum's own input is the recorded input whose path ends in the datum id.
+            let suffix = format!("/{d}");
+            let input = rec
+                .inputs
+                .iter()
+                .rev()
+                .find(|i| i.path.ends_with(&suffix) || i.path == *d)
+                .map(|i| work.join(&i.path))
+                .ok_or_else(|| fail(format!("the input of datum {d} is not recorded")))?;
+            std::fs::create_dir_all(&out_dir).map_err(|e| io(&out_dir, e))?;
+            let (si, so) = (
+                input.to_string_lossy().into_owned(),
+                out_dir.to_string_lossy().into_owned(),
+            );
+            env.insert("DVX_INPUT".into(), si.clone());
+            env.insert("DVX_OUTPUT".into(), so.clone());
+            env.insert("DVX_DATUM_ID".into(), d.clone());
+            let (qi, qo) = (shell_quote(&si), shell_quote(&so));
+            cmds = cmds
+                .iter()
+                .map(|c| c.replace("${input}", &qi).replace("${output}", &qo))
+                .collect();
+        } else {
+            for o in &rec.outputs {
+                dvx_store::paths::check_rel(&o.path)?;
+                let abs = work.join(&o.path);
+                // Outputs start absent, as in `dvx run` (the inputs may hold an old copy).
+                match std::fs::symlink_metadata(&abs) {
+                    Ok(m) if m.is_dir() => {
+                        std::fs::remove_dir_all(&abs).map_err(|e| io(&abs, e))?
+                    }
+                    Ok(_) => std::fs::remove_file(&abs).map_err(|e| io(&abs, e))?,
+                    Err(_) => {}
+                }
+                if let Some(parent) = abs.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+                }
+            }
+        }
+        let job = Job {
+            cmds,
+            cwd,
+            env,
+            timeout: None::<Duration>,
+        };
+        let outcome = exec::run(&job, &Children::default());
+        let mut outputs = Vec::new();
+        for o in &rec.outputs {
+            let (entry, files) = if rec.datum.is_some() {
+                let (e, f) = identify(&out_dir, "")?;
+                let f = f
+                    .into_iter()
+                    .map(|(p, x)| (dvx_store::paths::join(&o.path, &p), x))
+                    .collect();
+                (e, f)
+            } else {
+                identify(&work, &o.path)?
+            };
+            let now = entry.map(|e| e.id);
+            let identical = now == Some(o.id);
+            let mut differing = Vec::new();
+            if !identical && o.kind == "dir" && entry.is_some_and(|e| e.kind == EntryKind::Dir) {
+                let recorded = dvx_store::lineage::files_of_tree(&repo.store, &o.id, &o.path)?;
+                for (p, f) in recorded.iter().filter(|(_, f)| f.kind != EntryKind::Dir) {
+                    if files.get(p).map(|x| x.id) != Some(f.id) {
+                        differing.push(p.clone());
+                    }
+                }
+                for (p, _) in files.iter().filter(|(_, f)| f.kind != EntryKind::Dir) {
+                    if !recorded.contains_key(p) && p != &o.path {
+                        differing.push(p.clone());
+                    }
+                }
+                differing.sort();
+            }
+            outputs.push(OutputCheck {
+                path: o.path.clone(),
+                kind: o.kind.clone(),
+                recorded: o.id,
+                now,
+                identical,
+                files: differing,
+            });
+        }
+        Ok(VerifyReport {
+            run: *run,
+            stage: rec.stage.clone(),
+            datum: rec.datum.clone(),
+            exit: outcome.exit,
+            error: outcome.error.clone(),
+            duration_ms: outcome.duration.as_millis() as u64,
+            identical: outcome.exit == Some(0)
+                && outcome.error.is_none()
+                && outputs.iter().all(|o| o.identical),
+            outputs,
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    res
+}
