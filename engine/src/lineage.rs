@@ -254,7 +254,7 @@ pub fn split_rev(arg: &str) -> (&str, &str) {
 struct Walk<'a> {
     store: &'a Store,
     at: Id,
-    ancestors: Option<HashSet<Id>>,
+    ancestors: Option<HashMap<Id, usize>>,
     nodes: Vec<Node>,
     edges: Vec<Edge>,
     files: HashMap<(String, Id), String>,
@@ -288,22 +288,49 @@ impl<'a> Walk<'a> {
         Ok(c)
     }
 
-    /// Every commit reachable from the one lineage is asked at (computed on first need).
-    fn ancestors(&mut self) -> Result<&HashSet<Id>> {
+    /// Every commit reachable from the one lineage is asked at, with its breadth-first
+    /// distance from it (computed on first need).
+    fn ancestors(&mut self) -> Result<&HashMap<Id, usize>> {
         if self.ancestors.is_none() {
-            let mut seen = HashSet::new();
-            let mut stack = vec![self.at];
-            while let Some(id) = stack.pop() {
-                if !seen.insert(id) {
+            let mut seen = HashMap::new();
+            let mut queue = std::collections::VecDeque::from([self.at]);
+            while let Some(id) = queue.pop_front() {
+                if seen.contains_key(&id) {
                     continue;
                 }
+                seen.insert(id, seen.len());
                 if let Some(c) = self.commit(&id)? {
-                    stack.extend(c.parents.iter().copied());
+                    queue.extend(c.parents.iter().copied());
                 }
             }
             self.ancestors = Some(seen);
         }
-        Ok(self.ancestors.get_or_insert_with(HashSet::new))
+        Ok(self.ancestors.get_or_insert_with(HashMap::new))
+    }
+
+    /// Of `commits`, the one nearest to `at` in its history (`oldest`: the farthest), else
+    /// (none in that history) the earliest made.
+    fn pick(&mut self, commits: &[Id], oldest: bool) -> Result<Option<(Id, Commit)>> {
+        let anc = self.ancestors()?;
+        let in_history = commits
+            .iter()
+            .filter_map(|c| anc.get(c).map(|d| (*d, *c)))
+            .reduce(|a, b| if (b.0 > a.0) == oldest { b } else { a });
+        if let Some((_, c)) = in_history {
+            return Ok(self.commit(&c)?.map(|x| (c, x)));
+        }
+        let mut best: Option<(Id, Commit)> = None;
+        for id in commits {
+            if let Some(c) = self.commit(id)? {
+                if best
+                    .as_ref()
+                    .is_none_or(|b| (c.time, *id) < (b.1.time, b.0))
+                {
+                    best = Some((*id, c));
+                }
+            }
+        }
+        Ok(best)
     }
 
     /// Runs indexed under `tag` for this content at this path.
@@ -322,27 +349,10 @@ impl<'a> Walk<'a> {
         Ok(out.into_iter().collect())
     }
 
-    /// The commit that recorded a run: one in the history of `at` if any, else the oldest.
+    /// The commit that recorded a run: the first to list it in the history of `at`.
     fn recording_commit(&mut self, run: &Id) -> Result<Option<(Id, Commit)>> {
         let listed = keys::commits_of_run(self.store, run)?;
-        if listed.is_empty() {
-            return Ok(None);
-        }
-        let anc = self.ancestors()?.clone();
-        let mut best: Option<(bool, i64, Id, Commit)> = None;
-        for id in listed {
-            if let Some(c) = self.commit(&id)? {
-                // Prefer history of `at`, then the earliest.
-                let cand = (!anc.contains(&id), c.time, id, c);
-                if best
-                    .as_ref()
-                    .is_none_or(|b| (cand.0, cand.1, cand.2) < (b.0, b.1, b.2))
-                {
-                    best = Some(cand);
-                }
-            }
-        }
-        Ok(best.map(|(_, _, id, c)| (id, c)))
+        self.pick(&listed, true)
     }
 
     /// The run that produced this content at this path, as seen from `at`.
@@ -351,15 +361,20 @@ impl<'a> Walk<'a> {
         if cands.len() <= 1 {
             return Ok(cands.first().copied());
         }
-        // Several runs made the same bytes there: the one this history recorded wins...
-        let anc = self.ancestors()?.clone();
+        // Several runs made the same bytes there: the one recorded nearest in this history...
+        let mut by_commit: HashMap<Id, Id> = HashMap::new();
         for r in &cands {
-            if keys::commits_of_run(self.store, r)?
-                .iter()
-                .any(|c| anc.contains(c))
-            {
-                return Ok(Some(*r));
+            for c in keys::commits_of_run(self.store, r)? {
+                by_commit.insert(c, *r);
             }
+        }
+        let anc = self.ancestors()?;
+        if let Some((_, c)) = by_commit
+            .keys()
+            .filter_map(|c| anc.get(c).map(|d| (*d, *c)))
+            .min()
+        {
+            return Ok(by_commit.get(&c).copied());
         }
         // ...else the latest of them.
         let mut best: Option<(String, Id)> = None;
@@ -376,10 +391,12 @@ impl<'a> Walk<'a> {
     /// The commit that first brought this content to this path: from the path-history index,
     /// else by walking first parents back from `at` (stores indexed before a crash, say).
     fn added_by(&mut self, path: &str, id: &Id) -> Result<Option<(Id, Commit)>> {
-        if let Some((c, _)) = keys::history(self.store, path, id)?.into_iter().next() {
-            if let Some(commit) = self.commit(&c)? {
-                return Ok(Some((c, commit)));
-            }
+        let brought: Vec<Id> = keys::history(self.store, path, id)?
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        if let Some(found) = self.pick(&brought, true)? {
+            return Ok(Some(found));
         }
         let mut cur = Some(self.at);
         let mut found: Option<(Id, Commit)> = None;
@@ -651,7 +668,11 @@ pub fn run_or_path(
         Ok(p) if !p.is_empty() => (p, rev),
         _ => return Err(EngineError::UnknownRun(arg.to_string())),
     };
+    let hex = arg.len() >= 4 && arg.bytes().all(|b| b.is_ascii_hexdigit());
     match producer_of(repo, &p, rev) {
+        Err(EngineError::PathNotInRev { .. }) if hex => {
+            Err(EngineError::UnknownRun(arg.to_string()))
+        }
         // A file named like a hex id, or `name@x` meant literally.
         Err(EngineError::Store(dvx_store::StoreError::UnknownRevision(_))) if rev != "HEAD" => {
             let whole = rel(arg)?;

@@ -3,6 +3,7 @@
 mod common;
 mod concurrency;
 mod errors;
+mod lineage;
 mod pipeline;
 mod safety;
 mod workflow;
