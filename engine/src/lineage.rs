@@ -571,7 +571,8 @@ impl<'a> Walk<'a> {
             return Ok(n);
         }
         for run in consumers {
-            let Ok(rec) = record::load(self.store, &run) else {
+            // A failed execution read the file but derived nothing from it.
+            let Some(rec) = record::load(self.store, &run).ok().filter(|r| r.ok()) else {
                 continue;
             };
             let (r, new_run) = self.push_run(run, &rec)?;
@@ -885,4 +886,122 @@ pub fn svg(g: &Graph) -> String {
         .map(|e| (e.from.clone(), e.to.clone()))
         .collect();
     crate::svg::render(&boxes, &edges, &g.root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(v: &Value) -> Vec<String> {
+        let mut k: Vec<String> = v
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        k.sort();
+        k
+    }
+
+    fn sample() -> Graph {
+        let who = CommitRef {
+            commit: Id::of(b"c"),
+            author: Person {
+                email: "e".into(),
+                name: "n".into(),
+            },
+            time: "t".into(),
+            message: "m".into(),
+        };
+        Graph {
+            version: GRAPH_VERSION,
+            direction: "upstream".into(),
+            commit: Id::of(b"c"),
+            root: "f0".into(),
+            nodes: vec![
+                Node::File(Box::new(FileNode {
+                    id: "f0".into(),
+                    path: "a".into(),
+                    kind: "file".into(),
+                    object: Id::of(b"a"),
+                    origin: "added".into(),
+                    added: Some(who.clone()),
+                    truncated: false,
+                })),
+                Node::Run(Box::new(RunNode {
+                    id: "r0".into(),
+                    run: Id::of(b"r"),
+                    stage: "s".into(),
+                    datum: None,
+                    cmd: vec![],
+                    params: BTreeMap::new(),
+                    env: BTreeMap::new(),
+                    wdir: String::new(),
+                    image: None,
+                    code: Some(GitInfo {
+                        commit: "0".repeat(40),
+                        dirty: false,
+                    }),
+                    user: "u".into(),
+                    host: "h".into(),
+                    start: "s".into(),
+                    end: "e".into(),
+                    exit: Some(0),
+                    commit: Some(who),
+                })),
+            ],
+            edges: vec![Edge {
+                from: "f0".into(),
+                to: "r0".into(),
+                rel: "produced_by".into(),
+            }],
+        }
+    }
+
+    /// schemas/lineage.schema.json describes exactly what `--json` writes.
+    #[test]
+    fn json_schema_is_in_step_with_the_graph() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/lineage.schema.json");
+        let s: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let g = serde_json::to_value(sample()).unwrap();
+        assert_eq!(keys(&g), keys(&s["properties"]));
+        let d = &s["$defs"];
+        assert_eq!(keys(&g["nodes"][0]), keys(&d["file"]["properties"]));
+        assert_eq!(keys(&g["nodes"][1]), keys(&d["run"]["properties"]));
+        assert_eq!(keys(&g["edges"][0]), keys(&d["edge"]["properties"]));
+        assert_eq!(
+            keys(&g["nodes"][0]["added"]),
+            keys(&d["commitRef"]["properties"])
+        );
+        for def in ["file", "run", "edge", "commitRef"] {
+            let mut req: Vec<String> = d[def]["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+                .collect();
+            req.sort();
+            assert_eq!(req, keys(&d[def]["properties"]), "{def}");
+        }
+    }
+
+    #[test]
+    fn rev_suffix_is_split_at_the_last_at() {
+        assert_eq!(split_rev("a/b.txt"), ("a/b.txt", "HEAD"));
+        assert_eq!(split_rev("a/b.txt@v1"), ("a/b.txt", "v1"));
+        assert_eq!(split_rev("a@b.txt@HEAD~2"), ("a@b.txt", "HEAD~2"));
+        assert_eq!(split_rev("a.txt@"), ("a.txt", "HEAD"));
+        assert_eq!(split_rev("@v1"), ("@v1", "HEAD"));
+    }
+
+    #[test]
+    fn renderers_name_every_node() {
+        let g = sample();
+        let t = render_tree(&g);
+        assert!(t.starts_with("a ("), "{t}");
+        assert!(t.contains("added by n <e> t"), "{t}");
+        assert!(t.contains("run ") && t.contains(" s\n"), "{t}");
+        assert!(render_dot(&g).contains("f0 -> r0 [label=\"produced_by\"]"));
+        assert!(render_mermaid(&g).contains("f0 -->|produced_by| r0"));
+        assert!(svg(&g).contains("<g id=\"r0\">"));
+    }
 }

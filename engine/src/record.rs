@@ -118,3 +118,95 @@ pub fn find(store: &Store, prefix: &str) -> Result<Option<(Id, RunRecord)>> {
         None => Ok(None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RunRecord {
+        RunRecord {
+            attempt: 0,
+            cmd: vec!["wc -l < in.csv > n.txt".into()],
+            code: Some(GitInfo {
+                commit: "0".repeat(40),
+                dirty: false,
+            }),
+            datum: None,
+            duration_ms: 12,
+            end: "2026-01-01T00:00:01+00:00".into(),
+            env: BTreeMap::from([("LANG".to_string(), "C".to_string())]),
+            error: None,
+            executor: "local".into(),
+            exit: Some(0),
+            host: "h".into(),
+            image: None,
+            inputs: vec![PathId {
+                path: "in.csv".into(),
+                kind: "file".into(),
+                id: Id::of(b"a,b\n"),
+                size: 4,
+            }],
+            key: Id::of(b"key"),
+            outputs: vec![PathId {
+                path: "n.txt".into(),
+                kind: "file".into(),
+                id: Id::of(b"1\n"),
+                size: 2,
+            }],
+            params: BTreeMap::from([("params.yaml:k".to_string(), serde_json::json!(2))]),
+            stage: "count".into(),
+            start: "2026-01-01T00:00:00+00:00".into(),
+            stderr: Id::of(b""),
+            stdout: Id::of(b""),
+            user: "u".into(),
+            version: RECORD_VERSION,
+            wdir: String::new(),
+        }
+    }
+
+    /// The exact bytes of a record decide its id: a change here is a format change.
+    #[test]
+    fn golden_record_bytes() {
+        let bytes = sample().encode();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.starts_with(r#"{"attempt":0,"cmd":["wc -l < in.csv > n.txt"],"code":{"commit":"0000000000000000000000000000000000000000","dirty":false},"datum":null,"duration_ms":12,"#), "{text}");
+        assert!(text.contains(r#""inputs":[{"path":"in.csv","kind":"file","id":""#));
+        assert!(
+            text.ends_with(r#","user":"u","version":1,"wdir":""}"#),
+            "{text}"
+        );
+        assert_eq!(
+            Id::of(&bytes).to_hex(),
+            "18f36ee9e03ca738f23fda1adb180910232bcd2e641f5de9b1dcacce0748f8ea"
+        );
+        let back: RunRecord = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, sample());
+    }
+
+    /// schemas/run-record.schema.json names exactly the fields a record has.
+    #[test]
+    fn schema_is_in_step_with_the_record() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../schemas/run-record.schema.json");
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let keys = |v: &Value| -> Vec<String> {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let written: Value = serde_json::from_slice(&sample().encode()).unwrap();
+        assert_eq!(keys(&written), keys(&schema["properties"]));
+        let mut required: Vec<String> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect();
+        required.sort();
+        assert_eq!(keys(&written), required);
+        assert_eq!(
+            keys(&written["inputs"][0]),
+            keys(&schema["$defs"]["pathId"]["properties"])
+        );
+    }
+}
