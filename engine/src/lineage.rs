@@ -39,11 +39,14 @@ fn expand(store: &Store, p: &PathId, known: &BTreeMap<String, Flat>) -> Result<V
     if kind_of(&p.kind) != EntryKind::Dir {
         return Ok(out);
     }
+    // Everything inside sorts together right after `path/` (a sibling such as `path.csv`
+    // sorts between `path` and `path/`).
+    let prefix = format!("{}/", p.path);
     let inside: Vec<(String, Id)> = known
-        .range(p.path.clone()..)
-        .take_while(|(k, _)| dvx_store::paths::is_under(k, &p.path))
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
         // Folders inside carry placeholder ids until their tree is built: files only.
-        .filter(|(k, f)| **k != p.path && f.kind != EntryKind::Dir)
+        .filter(|(_, f)| f.kind != EntryKind::Dir)
         .map(|(k, f)| (k.clone(), f.id))
         .collect();
     if !inside.is_empty() {
@@ -982,6 +985,50 @@ mod tests {
             req.sort();
             assert_eq!(req, keys(&d[def]["properties"]), "{def}");
         }
+    }
+
+    /// A store without lineage indexes (made before they existed) is indexed on first use,
+    /// and gc drops the entries of what it deletes.
+    #[test]
+    fn old_stores_are_indexed_on_first_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("p");
+        std::fs::create_dir(&root).unwrap();
+        Repo::init(&root).unwrap();
+        std::fs::write(root.join("a.csv"), "x,y\n").unwrap();
+        {
+            let repo = Repo::open(&root, dvx_store::Access::Write("test")).unwrap();
+            repo.add(&["a.csv".into()], Some("first".into()), &dvx_store::Quiet)
+                .unwrap();
+            // Make it look like an old store: no marker, no entries.
+            let txn = repo.store.txn().unwrap();
+            txn.delete(dvx_store::db::CF_META, keys::META_KEY);
+            for (k, _) in repo.store.db.scan_prefix(CF_LINEAGE, b"").unwrap() {
+                txn.delete(CF_LINEAGE, &k);
+            }
+            txn.commit().unwrap();
+        }
+        let (repo, built) = open(&root).unwrap();
+        let built = built.expect("indexed on first use");
+        assert_eq!((built.commits, built.runs), (1, 0));
+        let g = lineage(&repo, "a.csv", "HEAD", false, None).unwrap();
+        let Node::File(f) = &g.nodes[0] else {
+            panic!("a file first")
+        };
+        assert_eq!(f.origin, "added");
+        assert_eq!(f.added.as_ref().map(|a| a.message.as_str()), Some("first"));
+        drop(repo);
+        assert!(open(&root).unwrap().1.is_none(), "only once");
+
+        // Entries naming commits or runs that are gone are found for gc to delete.
+        let repo = Repo::open(&root, dvx_store::Access::Read).unwrap();
+        let n = repo.store.db.scan_prefix(CF_LINEAGE, b"").unwrap().len();
+        assert!(n > 0);
+        let dead = keys::dead_entries(&repo.store, &HashSet::new(), &HashSet::new()).unwrap();
+        assert_eq!(dead.len(), n);
+        let head = repo.store.head_commit().unwrap().unwrap();
+        let live = keys::dead_entries(&repo.store, &HashSet::from([head]), &HashSet::new());
+        assert!(live.unwrap().is_empty());
     }
 
     #[test]

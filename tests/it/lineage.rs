@@ -502,3 +502,45 @@ fn gc_keeps_records_and_reindex_answers_the_same() {
     assert_eq!(graph(&p, &["count.txt"]), head);
     assert_eq!(graph(&p, &["in/f1.txt", "--downstream"]), down);
 }
+
+#[test]
+fn files_inside_folder_outputs_and_deps_have_their_own_lineage() {
+    let p = Project::new();
+    p.write("data/x.csv", "1,2\n");
+    p.write("data/y.csv", "3,4\n");
+    p.write(
+        "train.sh",
+        "#!/bin/sh\nmkdir -p model/sub\ncat data/*.csv > model/sub/w.bin\necho '{}' > model.json\n",
+    );
+    p.write(
+        "dvx.yaml",
+        "stages:\n  train:\n    cmd: sh train.sh\n    deps: [data, train.sh]\n    outs: [model, model.json]\n",
+    );
+    p.dvx(&["add", "data", "train.sh", "-m", "data and code"])
+        .ok();
+    p.dvx(&["run"]).ok();
+    // A file deep in an output folder (next to a sibling output `model.json`).
+    let g = graph(&p, &["model/sub/w.bin"]);
+    assert_eq!(
+        runs(&g),
+        BTreeSet::from([("train".to_string(), String::new())])
+    );
+    let fs = files(&g);
+    assert_eq!(fs["model/sub/w.bin"]["origin"], "run");
+    assert_eq!(fs["data"]["origin"], "added");
+    assert_eq!(fs["train.sh"]["added"]["message"], "data and code");
+    // One file of a folder dep leads downstream to the run that read the folder.
+    let g = graph(&p, &["data/y.csv", "--downstream"]);
+    assert_eq!(
+        runs(&g),
+        BTreeSet::from([("train".to_string(), String::new())])
+    );
+    let outs: BTreeSet<String> = files(&g).into_keys().collect();
+    assert_eq!(
+        outs,
+        BTreeSet::from(["data/y.csv".into(), "model".into(), "model.json".into()])
+    );
+    let r = p.dvx(&["verify", "model/sub/w.bin", "--json"]).ok().json();
+    assert_eq!(r["identical"], true, "{r}");
+    assert_eq!(r["outputs"].as_array().unwrap().len(), 2);
+}
