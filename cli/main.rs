@@ -385,8 +385,7 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             }
         }
         Command::Show { run, json } => {
-            let repo = open_lineage(&cwd, out)?;
-            let (id, rec) = run_or_path(&repo, &cwd, &run)?;
+            let (_repo, id, rec) = run_or_path(&cwd, out, &run)?;
             if json {
                 let mut v = serde_json::to_value(&rec).unwrap_or_default();
                 v["id"] = serde_json::Value::String(id.to_hex());
@@ -477,8 +476,7 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             }
         }
         Command::Verify { target, json } => {
-            let repo = open_lineage(&cwd, out)?;
-            let (id, rec) = run_or_path(&repo, &cwd, &target)?;
+            let (repo, id, rec) = run_or_path(&cwd, out, &target)?;
             out.info(&format!("re-running {} ({})", id.short(), rec.stage));
             let rep = dvx_engine::verify::verify(&repo, &id, &rec)?;
             if json {
@@ -550,14 +548,22 @@ fn open_lineage(cwd: &Path, out: &Out) -> dvx_engine::Result<Repo> {
 }
 
 /// A run id, or PATH[@REV] (relative to where the user stands): the run that produced it.
+/// A run id needs no lineage index, so it is tried first.
 fn run_or_path(
-    repo: &Repo,
     cwd: &Path,
+    out: &Out,
     arg: &str,
-) -> dvx_engine::Result<(store::Id, record::RunRecord)> {
-    lineage::run_or_path(repo, arg, |p| {
+) -> dvx_engine::Result<(Repo, store::Id, record::RunRecord)> {
+    let repo = Repo::open(cwd, Access::Read)?;
+    if let Some(found) = lineage::find_run(&repo, arg)? {
+        return Ok((repo, found.0, found.1));
+    }
+    drop(repo);
+    let repo = open_lineage(cwd, out)?;
+    let (id, rec) = lineage::run_or_path(&repo, arg, |p| {
         Ok(paths::to_rel(&repo.root, cwd, Path::new(p))?)
-    })
+    })?;
+    Ok((repo, id, rec))
 }
 
 fn refs_cmd(

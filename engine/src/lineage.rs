@@ -655,6 +655,18 @@ pub fn producer_of(repo: &Repo, path: &str, rev: &str) -> Result<(Id, RunRecord)
     Ok((run, record::load(&repo.store, &run)?))
 }
 
+/// The run `arg` names by id or unique prefix, if it looks like one and is stored.
+pub fn find_run(repo: &Repo, arg: &str) -> Result<Option<(Id, RunRecord)>> {
+    if arg.len() < 4 || !arg.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    match record::find(&repo.store, arg) {
+        // A missing record with a full id: maybe a file of that name.
+        Err(EngineError::Store(dvx_store::StoreError::MissingObject { .. })) => Ok(None),
+        r => r,
+    }
+}
+
 /// A run id (or unique prefix) if `arg` names a stored run, else `PATH[@REV]`'s producer.
 /// `rel` turns the user's path into a project-relative one.
 pub fn run_or_path(
@@ -662,10 +674,8 @@ pub fn run_or_path(
     arg: &str,
     rel: impl Fn(&str) -> Result<String>,
 ) -> Result<(Id, RunRecord)> {
-    if !arg.contains(['/', '@', '.']) {
-        if let Some(found) = record::find(&repo.store, arg)? {
-            return Ok(found);
-        }
+    if let Some(found) = find_run(repo, arg)? {
+        return Ok(found);
     }
     let (p, rev) = split_rev(arg);
     let (p, rev) = match rel(p) {
