@@ -86,14 +86,14 @@ pub fn run_commit_key(run: &Id, commit: &Id) -> Vec<u8> {
     k
 }
 
-/// Paths whose entry in `new` differs from `old` (None: nothing before), folders included;
-/// identical subtrees are skipped without being read.
+/// Call `f` for each path whose entry in `new` differs from `old` (None: nothing before),
+/// folders included; identical subtrees are skipped without being read.
 fn changed(
     store: &Store,
     old: Option<&Id>,
     new: &Id,
     prefix: &str,
-    out: &mut Vec<(String, Flat)>,
+    f: &mut dyn FnMut(&str, &Flat) -> Result<()>,
 ) -> Result<()> {
     let new_tree = store.get_tree(new)?;
     let old_tree = match old {
@@ -106,42 +106,73 @@ fn changed(
             continue;
         }
         let p = paths::join(prefix, &e.name);
-        out.push((p.clone(), Flat::from_entry(e)));
+        f(&p, &Flat::from_entry(e))?;
         if e.kind == EntryKind::Dir {
             let old_sub = before.filter(|b| b.kind == EntryKind::Dir).map(|b| &b.id);
-            changed(store, old_sub, &e.id, &p, out)?;
+            changed(store, old_sub, &e.id, &p, f)?;
         }
     }
     Ok(())
 }
 
-/// Index one commit (already stored): the paths it changed and the runs it lists.
-pub fn index_commit(store: &Store, txn: &Txn, id: &Id, commit: &Commit) -> Result<()> {
-    let parent_tree = match commit.parents.first() {
+fn parent_tree(store: &Store, commit: &Commit) -> Result<Option<Id>> {
+    Ok(match commit.parents.first() {
         Some(p) => match store.get_object(ObjKind::Commit, p)? {
             Some(bytes) => Some(Commit::decode(*p, &bytes)?.tree),
             None => None,
         },
         None => None,
-    };
-    let mut paths = Vec::new();
-    changed(store, parent_tree.as_ref(), &commit.tree, "", &mut paths)?;
+    })
+}
+
+/// Index one commit (already stored) into `txn`: the paths it changed and the runs it lists.
+pub fn index_commit(store: &Store, txn: &Txn, id: &Id, commit: &Commit) -> Result<()> {
     let time = commit.time.to_be_bytes();
-    for (p, f) in &paths {
-        txn.put(CF_LINEAGE, &history_key(p, &f.id, id), &time);
-    }
+    changed(
+        store,
+        parent_tree(store, commit)?.as_ref(),
+        &commit.tree,
+        "",
+        &mut |p, f| {
+            txn.put(CF_LINEAGE, &history_key(p, &f.id, id), &time);
+            Ok(())
+        },
+    )?;
     for r in &commit.runs {
         txn.put(CF_LINEAGE, &run_commit_key(r, id), b"");
     }
     Ok(())
 }
 
+/// Entries written per batch when indexing a commit on its own: a 100,000-file add must not
+/// hold them all in memory at once.
+const BATCH: usize = 20_000;
+
 impl Repo {
     /// Index a commit just made, in its own small write. A crash before it leaves history that
     /// lineage still answers by walking commits, and `dvx fsck --reindex` rebuilds.
     pub fn index_commit(&self, id: &Id, commit: &Commit) -> Result<()> {
-        let txn = self.store.txn()?;
-        index_commit(&self.store, &txn, id, commit)?;
+        let store = &self.store;
+        let time = commit.time.to_be_bytes();
+        let mut txn = store.txn()?;
+        let mut n = 0;
+        changed(
+            store,
+            parent_tree(store, commit)?.as_ref(),
+            &commit.tree,
+            "",
+            &mut |p, f| {
+                txn.put(CF_LINEAGE, &history_key(p, &f.id, id), &time);
+                n += 1;
+                if n % BATCH == 0 {
+                    std::mem::replace(&mut txn, store.txn()?).commit()?;
+                }
+                Ok(())
+            },
+        )?;
+        for r in &commit.runs {
+            txn.put(CF_LINEAGE, &run_commit_key(r, id), b"");
+        }
         txn.commit()
     }
 }
