@@ -257,7 +257,10 @@ pub fn split_rev(arg: &str) -> (&str, &str) {
 struct Walk<'a> {
     store: &'a Store,
     at: Id,
-    ancestors: Option<HashMap<Id, usize>>,
+    /// Breadth-first walk of the history of `at`, as far as it went: order of each commit
+    /// met, and the commits still to visit.
+    order: HashMap<Id, usize>,
+    frontier: std::collections::VecDeque<Id>,
     nodes: Vec<Node>,
     edges: Vec<Edge>,
     files: HashMap<(String, Id), String>,
@@ -270,7 +273,8 @@ impl<'a> Walk<'a> {
         Walk {
             store,
             at,
-            ancestors: None,
+            order: HashMap::new(),
+            frontier: std::collections::VecDeque::from([at]),
             nodes: Vec::new(),
             edges: Vec::new(),
             files: HashMap::new(),
@@ -291,44 +295,50 @@ impl<'a> Walk<'a> {
         Ok(c)
     }
 
-    /// Every commit reachable from the one lineage is asked at, with its breadth-first
-    /// distance from it (computed on first need).
-    fn ancestors(&mut self) -> Result<&HashMap<Id, usize>> {
-        if self.ancestors.is_none() {
-            let mut seen = HashMap::new();
-            let mut queue = std::collections::VecDeque::from([self.at]);
-            while let Some(id) = queue.pop_front() {
-                if seen.contains_key(&id) {
-                    continue;
-                }
-                seen.insert(id, seen.len());
-                if let Some(c) = self.commit(&id)? {
-                    queue.extend(c.parents.iter().copied());
-                }
-            }
-            self.ancestors = Some(seen);
+    /// The place of `target` in a breadth-first walk of the history of `at` (0 is `at`
+    /// itself), or None if it is not in that history. The walk goes only as far as needed and
+    /// resumes where it stopped, so a lineage query costs what it reads, not the history.
+    fn distance(&mut self, target: &Id) -> Result<Option<usize>> {
+        if let Some(d) = self.order.get(target) {
+            return Ok(Some(*d));
         }
-        Ok(self.ancestors.get_or_insert_with(HashMap::new))
+        while let Some(id) = self.frontier.pop_front() {
+            if self.order.contains_key(&id) {
+                continue;
+            }
+            let d = self.order.len();
+            self.order.insert(id, d);
+            if let Some(c) = self.commit(&id)? {
+                self.frontier.extend(c.parents.iter().copied());
+            }
+            if id == *target {
+                return Ok(Some(d));
+            }
+        }
+        Ok(None)
     }
 
     /// Of `commits`, the one nearest to `at` in its history (`oldest`: the farthest), else
     /// (none in that history) the earliest made.
     fn pick(&mut self, commits: &[Id], oldest: bool) -> Result<Option<(Id, Commit)>> {
-        let anc = self.ancestors()?;
-        let in_history = commits
-            .iter()
-            .filter_map(|c| anc.get(c).map(|d| (*d, *c)))
-            .reduce(|a, b| if (b.0 > a.0) == oldest { b } else { a });
+        if let [only] = commits {
+            return Ok(self.commit(only)?.map(|c| (*only, c)));
+        }
+        let mut in_history: Option<(usize, Id)> = None;
+        for c in commits {
+            if let Some(d) = self.distance(c)? {
+                if in_history.is_none_or(|(b, _)| (d > b) == oldest) {
+                    in_history = Some((d, *c));
+                }
+            }
+        }
         if let Some((_, c)) = in_history {
             return Ok(self.commit(&c)?.map(|x| (c, x)));
         }
         let mut best: Option<(Id, Commit)> = None;
         for id in commits {
             if let Some(c) = self.commit(id)? {
-                if best
-                    .as_ref()
-                    .is_none_or(|b| (c.time, *id) < (b.1.time, b.0))
-                {
+                if best.as_ref().is_none_or(|b| (c.time, *id) < (b.1.time, b.0)) {
                     best = Some((*id, c));
                 }
             }
@@ -371,12 +381,16 @@ impl<'a> Walk<'a> {
                 by_commit.insert(c, *r);
             }
         }
-        let anc = self.ancestors()?;
-        if let Some((_, c)) = by_commit
-            .keys()
-            .filter_map(|c| anc.get(c).map(|d| (*d, *c)))
-            .min()
-        {
+        let mut nearest: Option<(usize, Id)> = None;
+        let listed: Vec<Id> = by_commit.keys().copied().collect();
+        for c in listed {
+            if let Some(d) = self.distance(&c)? {
+                if nearest.is_none_or(|(b, _)| d < b) {
+                    nearest = Some((d, c));
+                }
+            }
+        }
+        if let Some((_, c)) = nearest {
             return Ok(by_commit.get(&c).copied());
         }
         // ...else the latest of them.
