@@ -338,7 +338,10 @@ impl<'a> Walk<'a> {
         let mut best: Option<(Id, Commit)> = None;
         for id in commits {
             if let Some(c) = self.commit(id)? {
-                if best.as_ref().is_none_or(|b| (c.time, *id) < (b.1.time, b.0)) {
+                if best
+                    .as_ref()
+                    .is_none_or(|b| (c.time, *id) < (b.1.time, b.0))
+                {
                     best = Some((*id, c));
                 }
             }
