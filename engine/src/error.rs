@@ -39,9 +39,7 @@ pub enum EngineError {
     Interrupted,
     #[error("{path} is not in {rev}")]
     PathNotInRev { path: String, rev: String },
-    #[error(
-        "no recorded run produced {path} as it is in {rev} (it was added or committed by hand)"
-    )]
+    #[error("no single recorded run produced {path} as it is in {rev}")]
     NotProduced { path: String, rev: String },
     #[error("the lineage index of this store is missing and cannot be built now: {0}")]
     NotIndexed(String),
@@ -64,7 +62,7 @@ impl EngineError {
             UnknownRun(_) => "run ids are listed by `dvx run --json` and in `dvx log --json` (the `runs` of each commit)".into(),
             UnknownDatum { stage, .. } => format!("`dvx datums {stage}` lists the datums"),
             PathNotInRev { .. } => "`dvx ls REV` lists what a commit holds; paths are relative to the current folder".into(),
-            NotProduced { path, .. } => format!("`dvx lineage {path}` shows the commit that added it"),
+            NotProduced { path, .. } => format!("`dvx lineage {path}` shows where it came from: the commit that added it, or the run of each file in a merged folder"),
             NotIndexed(_) => "run `dvx fsck --reindex` once when no other dvx is writing".into(),
             Verify { .. } => "`dvx show RUN` prints what the run recorded".into(),
         })

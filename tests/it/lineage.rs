@@ -461,7 +461,10 @@ fn unknown_paths_revisions_and_runs_are_errors() {
     let e = p.dvx(&["lineage", "count.txt@nosuchrev"]).fails();
     assert!(e.contains("nosuchrev"), "{e}");
     let e = p.dvx(&["show", "in/f1.txt"]).fails();
-    assert!(e.contains("no recorded run produced in/f1.txt"), "{e}");
+    assert!(
+        e.contains("no single recorded run produced in/f1.txt"),
+        "{e}"
+    );
     assert!(e.contains("dvx lineage in/f1.txt"), "{e}");
     let e = p.dvx(&["verify", "abcdef12"]).fails();
     assert!(e.contains("unknown run"), "{e}");
