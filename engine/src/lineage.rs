@@ -1056,6 +1056,29 @@ mod tests {
         let head = repo.store.head_commit().unwrap().unwrap();
         let live = keys::dead_entries(&repo.store, &HashSet::from([head]), &HashSet::new());
         assert!(live.unwrap().is_empty());
+        drop(repo);
+
+        // Path history lost (a crash between a commit and its index): found by walking.
+        std::fs::write(root.join("b.csv"), "b\n").unwrap();
+        {
+            let repo = Repo::open(&root, dvx_store::Access::Write("test")).unwrap();
+            repo.add(&["b.csv".into()], Some("second".into()), &dvx_store::Quiet)
+                .unwrap();
+            let txn = repo.store.txn().unwrap();
+            for (k, _) in repo.store.db.scan_prefix(CF_LINEAGE, b"h").unwrap() {
+                txn.delete(CF_LINEAGE, &k);
+            }
+            txn.commit().unwrap();
+        }
+        let (repo, built) = open(&root).unwrap();
+        assert!(built.is_none());
+        for (path, message) in [("a.csv", "first"), ("b.csv", "second")] {
+            let g = lineage(&repo, path, "HEAD", false, None).unwrap();
+            let Node::File(f) = &g.nodes[0] else {
+                panic!("a file first")
+            };
+            assert_eq!(f.added.as_ref().map(|a| a.message.as_str()), Some(message));
+        }
     }
 
     #[test]
