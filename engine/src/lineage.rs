@@ -1014,8 +1014,9 @@ mod tests {
         }
     }
 
-    /// A store without lineage indexes (made before they existed) is indexed on first use,
-    /// and gc drops the entries of what it deletes.
+    /// A store without lineage indexes (made before they existed) is indexed on first use;
+    /// gc finds the entries of what it deletes; a commit whose path history was lost still
+    /// names who added its data.
     #[test]
     fn old_stores_are_indexed_on_first_use() {
         let dir = tempfile::tempdir().unwrap();
