@@ -2,6 +2,7 @@
 
 mod args;
 mod output;
+mod remote;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -160,7 +161,11 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
                 ));
             }
         }
-        Command::Status { json } => {
+        Command::Status {
+            remote: Some(r),
+            json,
+        } => remote::status(&cwd, out, r, json)?,
+        Command::Status { remote: None, json } => {
             // Read-only: a no-op status writes nothing; new hashes are saved by a short writer.
             let repo = Repo::open(&cwd, Access::Read)?;
             let st = repo.status(&bar)?;
@@ -312,6 +317,43 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
                 ));
             }
         }
+        Command::Remote(cmd) => remote::remote_cmd(&cwd, out, cmd)?,
+        Command::Push {
+            remote: r,
+            revs,
+            all,
+            force,
+            dry_run,
+            json,
+        } => remote::push(&cwd, out, &bar, r, revs, all, force, dry_run, json)?,
+        Command::Fetch {
+            remote: r,
+            all_history,
+            json,
+        } => remote::fetch(&cwd, out, &bar, r, all_history, json)?,
+        Command::Pull {
+            paths: p,
+            remote: r,
+            branch,
+            force,
+            json,
+        } => {
+            let rels = if p.is_empty() {
+                Vec::new()
+            } else {
+                let repo = Repo::open(&cwd, Access::Read)?;
+                rel_args(&repo, &cwd, &p, false)?
+            };
+            remote::pull(&cwd, out, &bar, rels, r, branch, force, json)?
+        }
+        Command::Clone {
+            url,
+            dir,
+            branch,
+            no_checkout,
+            conn,
+            json,
+        } => remote::clone(&cwd, out, &bar, url, dir, branch, no_checkout, conn, json)?,
         Command::Run {
             stages,
             jobs,

@@ -375,7 +375,7 @@ impl Repo {
 }
 
 /// Every 64-hex-digit string inside a JSON document (the ids a run record names).
-fn referenced_ids(bytes: &[u8]) -> Vec<Id> {
+pub(crate) fn referenced_ids(bytes: &[u8]) -> Vec<Id> {
     fn walk(v: &serde_json::Value, out: &mut Vec<Id>) {
         match v {
             serde_json::Value::String(s) if s.len() == 64 => {
