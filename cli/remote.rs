@@ -138,7 +138,11 @@ pub fn push(
     let verb = if dry_run { "would upload" } else { "uploaded" };
     out.say(&format!(
         "{} {}: {verb} {} objects ({}) in {} packs",
-        if dry_run { "dry run: push to" } else { "pushed to" },
+        if dry_run {
+            "dry run: push to"
+        } else {
+            "pushed to"
+        },
         remote.name,
         rep.objects,
         human_bytes(rep.bytes),
@@ -169,7 +173,11 @@ pub fn fetch(
 ) -> dvx_engine::Result<()> {
     let repo = Repo::open(cwd, Access::Write("dvx fetch"))?;
     let remote = Remote::open(&repo, remote.as_deref())?;
-    let want = if all_history { Want::History } else { Want::Tips };
+    let want = if all_history {
+        Want::History
+    } else {
+        Want::Tips
+    };
     let rep = repo.fetch(&remote, &want, bar)?;
     if json {
         out.json(&rep);
@@ -249,7 +257,13 @@ pub fn clone(
             cwd.join(last)
         }
     };
-    let rep = ops::clone(&dir, config_of(url, conn), branch.as_deref(), no_checkout, bar)?;
+    let rep = ops::clone(
+        &dir,
+        config_of(url, conn),
+        branch.as_deref(),
+        no_checkout,
+        bar,
+    )?;
     if json {
         out.json(&rep);
         return Ok(());

@@ -82,7 +82,11 @@ impl Repo {
                 }
             }
         };
-        let head = if only.is_empty() { Some(new_head) } else { None };
+        let head = if only.is_empty() {
+            Some(new_head)
+        } else {
+            None
+        };
         self.checkout_to(target_id, head, only, force, progress)
     }
 

@@ -4,5 +4,6 @@ mod common;
 mod concurrency;
 mod errors;
 mod pipeline;
+mod remote;
 mod safety;
 mod workflow;

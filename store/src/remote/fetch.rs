@@ -81,7 +81,12 @@ impl Meta {
 }
 
 impl Repo {
-    pub fn fetch(&self, remote: &Remote, want: &Want, progress: &dyn Progress) -> Result<FetchReport> {
+    pub fn fetch(
+        &self,
+        remote: &Remote,
+        want: &Want,
+        progress: &dyn Progress,
+    ) -> Result<FetchReport> {
         remote.check_format(false)?;
         let (refs, head) = remote.list_refs()?;
         let idx = remote.load_index()?;
@@ -121,13 +126,14 @@ impl Repo {
             Want::Tips | Want::History => refs.iter().map(|(_, s)| s.commit).collect(),
             Want::Branch { branch, .. } => {
                 let name = format!("{HEADS}{branch}");
-                let s = refs.iter().find(|(n, _)| *n == name).ok_or_else(|| {
-                    StoreError::Remote {
-                        remote: remote.name.clone(),
-                        message: format!("the remote has no branch {branch:?}"),
-                        kind: RemoteErrorKind::NotFound,
-                    }
-                })?;
+                let s =
+                    refs.iter()
+                        .find(|(n, _)| *n == name)
+                        .ok_or_else(|| StoreError::Remote {
+                            remote: remote.name.clone(),
+                            message: format!("the remote has no branch {branch:?}"),
+                            kind: RemoteErrorKind::NotFound,
+                        })?;
                 vec![s.1.commit]
             }
         };
@@ -228,9 +234,8 @@ impl Repo {
                     )));
                 }
                 if e.kind == Kind::File {
-                    FileManifest::decode(e.id, &raw).map_err(|err| {
-                        remote.corrupt(format!("file manifest {}: {err}", e.id))
-                    })?;
+                    FileManifest::decode(e.id, &raw)
+                        .map_err(|err| remote.corrupt(format!("file manifest {}: {err}", e.id)))?;
                 }
                 out.insert((e.kind, e.id), raw);
             }
@@ -508,7 +513,10 @@ fn decode(remote: &Remote, pack: &Id, e: &Entry, stored: &[u8]) -> Result<Vec<u8
 
 impl Remote {
     /// Fetch the stored bytes of groups of entries (each group within one pack).
-    fn download(&self, groups: Vec<(Id, Vec<Entry>)>) -> Result<Vec<(Id, Vec<Entry>, Vec<bytes::Bytes>)>> {
+    fn download(
+        &self,
+        groups: Vec<(Id, Vec<Entry>)>,
+    ) -> Result<Vec<(Id, Vec<Entry>, Vec<bytes::Bytes>)>> {
         let mut out = Vec::new();
         self.download_each(groups, &mut |p, e, d| {
             out.push((p, e, d));
@@ -523,22 +531,28 @@ impl Remote {
         groups: Vec<(Id, Vec<Entry>)>,
         f: &mut dyn FnMut(Id, Vec<Entry>, Vec<bytes::Bytes>) -> Result<()>,
     ) -> Result<()> {
-        type Done = std::result::Result<(Id, Vec<Entry>, Vec<bytes::Bytes>), (String, object_store::Error)>;
+        type Done =
+            std::result::Result<(Id, Vec<Entry>, Vec<bytes::Bytes>), (String, object_store::Error)>;
         let mut set: tokio::task::JoinSet<Done> = tokio::task::JoinSet::new();
         let wait_one = |set: &mut tokio::task::JoinSet<Done>,
-                            f: &mut dyn FnMut(Id, Vec<Entry>, Vec<bytes::Bytes>) -> Result<()>|
+                        f: &mut dyn FnMut(Id, Vec<Entry>, Vec<bytes::Bytes>) -> Result<()>|
          -> Result<()> {
             match self.block_on(set.join_next()) {
                 Some(Ok(Ok((p, e, d)))) => {
-                    if d.len() != e.len() || d.iter().zip(&e).any(|(b, e)| b.len() != e.stored_len as usize) {
+                    if d.len() != e.len()
+                        || d.iter()
+                            .zip(&e)
+                            .any(|(b, e)| b.len() != e.stored_len as usize)
+                    {
                         return Err(self.corrupt(format!("pack {} is truncated", p.short())));
                     }
                     f(p, e, d)
                 }
                 Some(Ok(Err((key, err)))) => Err(match self.err(&key, err) {
-                    StoreError::Remote { kind: RemoteErrorKind::NotFound, .. } => {
-                        self.corrupt(format!("{key} is listed in its index but missing"))
-                    }
+                    StoreError::Remote {
+                        kind: RemoteErrorKind::NotFound,
+                        ..
+                    } => self.corrupt(format!("{key} is listed in its index but missing")),
                     e => e,
                 }),
                 Some(Err(e)) => Err(self.corrupt(format!("download task failed: {e}"))),

@@ -142,7 +142,8 @@ impl PackBuilder {
         self.buf.push(codec);
         self.buf.extend_from_slice(id.as_bytes());
         self.buf.extend_from_slice(&raw_len.to_le_bytes());
-        self.buf.extend_from_slice(&(stored.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(stored.len() as u32).to_le_bytes());
         let offset = self.buf.len() as u64;
         self.buf.extend_from_slice(stored);
         self.entries.push(Entry {
@@ -273,11 +274,11 @@ mod tests {
         assert_eq!(idx.len(), 12 + 2 * ENTRY_LEN + 32);
         assert_eq!(
             id.to_hex(),
-            "2bb1f3d1e7b0e29e3e4bff8b9d9a5e3c4e7d1f0bb8f1b2a1f1b8c3a5d2e6f7a8"
+            "c4c25b0773c780de76b96ee279c7ca47e7c2fb3bcecaf04dcf2a39d5147b4452"
         );
         assert_eq!(
             Id::of(&idx).to_hex(),
-            "0000000000000000000000000000000000000000000000000000000000000000"
+            "9d9d68b3f76ecb1693acb7a08ce8cde0b2ffeb685c4d68a8c5a58483b9950ed2"
         );
     }
 }

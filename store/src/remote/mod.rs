@@ -129,7 +129,11 @@ pub fn parse_url(url: &str) -> Result<(String, String, String)> {
             if !rest.starts_with('/') {
                 return Err(bad("a file URL needs an absolute path (file:///path)"));
             }
-            return Ok((scheme, rest.trim_end_matches('/').to_string(), String::new()));
+            return Ok((
+                scheme,
+                rest.trim_end_matches('/').to_string(),
+                String::new(),
+            ));
         }
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
@@ -150,7 +154,11 @@ pub fn parse_url(url: &str) -> Result<(String, String, String)> {
     if url.is_empty() {
         return Err(bad("empty URL"));
     }
-    Ok(("file".into(), url.trim_end_matches('/').to_string(), String::new()))
+    Ok((
+        "file".into(),
+        url.trim_end_matches('/').to_string(),
+        String::new(),
+    ))
 }
 
 fn is_loopback(endpoint: &str) -> bool {
@@ -225,6 +233,11 @@ impl Remote {
             },
         };
         let local = LocalConfig::load(&repo.dot.join("config.local.toml"))?;
+        // Projects made before remotes existed: keep the index cache out of git.
+        let ignore = repo.dot.join(".gitignore");
+        if !fs::read_to_string(&ignore).is_ok_and(|t| t.contains("/remotes/")) {
+            crate::gitutil::write_internal_gitignore(&repo.dot)?;
+        }
         match cfg.remote.get(&name) {
             Some(rc) => {
                 let cache = repo.dot.join("remotes").join(&name);
@@ -303,8 +316,7 @@ impl Remote {
                     // A profile named on purpose wins over the environment's keys.
                     if rc.profile.is_some() || std::env::var("AWS_ACCESS_KEY_ID").is_err() {
                         creds.access_key_id = creds.access_key_id.or(pc.access_key_id);
-                        creds.secret_access_key =
-                            creds.secret_access_key.or(pc.secret_access_key);
+                        creds.secret_access_key = creds.secret_access_key.or(pc.secret_access_key);
                         creds.session_token = creds.session_token.or(pc.session_token);
                     }
                     region = region.or(pregion);
@@ -335,9 +347,7 @@ impl Remote {
                         });
                     }
                     client = client.with_allow_http(http);
-                    b = b
-                        .with_endpoint(ep)
-                        .with_virtual_hosted_style_request(false);
+                    b = b.with_endpoint(ep).with_virtual_hosted_style_request(false);
                 }
                 let s = b
                     .with_client_options(client)
@@ -514,9 +524,8 @@ impl Remote {
         match self.get(name)? {
             None => Ok(None),
             Some((bytes, version)) => {
-                let commit = layout::decode_ref(name, &bytes).map_err(|_| {
-                    self.corrupt(format!("ref {name} does not hold a commit id"))
-                })?;
+                let commit = layout::decode_ref(name, &bytes)
+                    .map_err(|_| self.corrupt(format!("ref {name} does not hold a commit id")))?;
                 Ok(Some(RefState {
                     commit,
                     version,
@@ -579,17 +588,18 @@ impl Remote {
                 None => missing.push(p),
             }
         }
-        let fetched: Vec<(Id, Bytes)> = self.block_on(
-            stream::iter(missing)
-                .map(|p| async move {
-                    let path = ObjPath::from(layout::index_key(&p));
-                    let r = self.store.get(&path).await?;
-                    Ok::<_, object_store::Error>((p, r.bytes().await?))
-                })
-                .buffer_unordered(self.jobs)
-                .try_collect(),
-        )
-        .map_err(|e| self.err("reading pack indexes", e))?;
+        let fetched: Vec<(Id, Bytes)> = self
+            .block_on(
+                stream::iter(missing)
+                    .map(|p| async move {
+                        let path = ObjPath::from(layout::index_key(&p));
+                        let r = self.store.get(&path).await?;
+                        Ok::<_, object_store::Error>((p, r.bytes().await?))
+                    })
+                    .buffer_unordered(self.jobs)
+                    .try_collect(),
+            )
+            .map_err(|e| self.err("reading pack indexes", e))?;
         for (p, bytes) in fetched {
             let entries = layout::decode_index(p, &bytes)
                 .map_err(|e| self.corrupt(format!("{}: {e}", layout::index_key(&p))))?;
@@ -663,6 +673,33 @@ impl Remote {
     }
 }
 
+/// Ids the cached indexes of this project's remotes list: data a partial clone may lack.
+pub fn promised_ids(dot: &FsPath) -> std::collections::HashSet<Id> {
+    let mut out = std::collections::HashSet::new();
+    let Ok(remotes) = fs::read_dir(dot.join("remotes")) else {
+        return out;
+    };
+    for r in remotes.flatten() {
+        for f in fs::read_dir(r.path().join("idx"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = f.file_name().to_string_lossy().into_owned();
+            let Some(pack) = name.strip_suffix(".idx").and_then(|h| h.parse::<Id>().ok()) else {
+                continue;
+            };
+            if let Ok(entries) = fs::read(f.path())
+                .map_err(|_| ())
+                .and_then(|b| layout::decode_index(pack, &b).map_err(|_| ()))
+            {
+                out.extend(entries.into_iter().map(|e| e.id));
+            }
+        }
+    }
+    out
+}
+
 /// The messages of an error and its sources, joined.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -684,8 +721,7 @@ fn summarize_network(full: &str) -> String {
         "the server did not answer in time".into()
     } else if l.contains("dns") || l.contains("resolve") {
         "cannot resolve the server's name".into()
-    } else if l.contains("connection reset") || l.contains("broken pipe") || l.contains("closed")
-    {
+    } else if l.contains("connection reset") || l.contains("broken pipe") || l.contains("closed") {
         "the connection was dropped".into()
     } else {
         let first = full.lines().next().unwrap_or(full);

@@ -164,7 +164,10 @@ impl Repo {
             progress,
         )?;
         let tracking = format!("{HEADS}{branch}");
-        let target = match self.store.ref_target(&format!("{REMOTES}{}/{branch}", remote.name))? {
+        let target = match self
+            .store
+            .ref_target(&format!("{REMOTES}{}/{branch}", remote.name))?
+        {
             Some(t) => t,
             None => fetch
                 .refs
@@ -280,12 +283,7 @@ pub fn clone(
     progress: &dyn Progress,
 ) -> Result<CloneReport> {
     let existed = dir.exists();
-    if existed
-        && fs::read_dir(dir)
-            .at(dir)?
-            .next()
-            .is_some()
-    {
+    if existed && fs::read_dir(dir).at(dir)?.next().is_some() {
         return Err(StoreError::InvalidPath {
             path: dir.display().to_string(),
             reason: "exists and is not empty".into(),

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::layout::{self, Kind, PackBuilder};
-use super::{Remote, RemoteErrorKind, RemoteIndex, RefState};
+use super::{RefState, Remote, RemoteErrorKind, RemoteIndex};
 use crate::db::ObjKind;
 use crate::error::{Result, StoreError};
 use crate::id::Id;
@@ -139,10 +139,9 @@ impl Repo {
             }
             match kind {
                 Kind::Chunk => {
-                    let loc = st.chunk_loc(&id)?.ok_or(StoreError::MissingObject {
-                        kind: "chunk",
-                        id,
-                    })?;
+                    let loc = st
+                        .chunk_loc(&id)?
+                        .ok_or(StoreError::MissingObject { kind: "chunk", id })?;
                     plan.chunk_bytes += u64::from(loc.stored_len);
                     plan.chunks.push((id, loc));
                     continue;
@@ -167,23 +166,23 @@ impl Repo {
                     }
                 }
                 Kind::File => {
-                    let bytes = st
-                        .get_object(ObjKind::File, &id)?
-                        .ok_or(StoreError::MissingObject {
-                            kind: "file manifest",
-                            id,
-                        })?;
+                    let bytes =
+                        st.get_object(ObjKind::File, &id)?
+                            .ok_or(StoreError::MissingObject {
+                                kind: "file manifest",
+                                id,
+                            })?;
                     for (c, _) in FileManifest::decode(id, &bytes)?.chunks {
                         stack.push((Kind::Chunk, c, false));
                     }
                 }
                 Kind::Run => {
-                    let bytes = st
-                        .get_object(ObjKind::Run, &id)?
-                        .ok_or(StoreError::MissingObject {
-                            kind: "run record",
-                            id,
-                        })?;
+                    let bytes =
+                        st.get_object(ObjKind::Run, &id)?
+                            .ok_or(StoreError::MissingObject {
+                                kind: "run record",
+                                id,
+                            })?;
                     // A record names its logs and the data it read and wrote; whatever of
                     // that this store holds travels with it.
                     for r in crate::maint::referenced_ids(&bytes) {
@@ -224,7 +223,9 @@ impl Repo {
             },
             e => e,
         };
-        let local = self.refs_to_push(&opts.refs, opts.all).map_err(with_remote)?;
+        let local = self
+            .refs_to_push(&opts.refs, opts.all)
+            .map_err(with_remote)?;
         let mut report = PushReport {
             remote: remote.name.clone(),
             url: remote.url.clone(),
@@ -287,7 +288,16 @@ impl Repo {
         for (name, state, id) in &moves {
             remote.update_ref(name, state.as_ref(), id)?;
         }
-        if let Some((name, _, _)) = moves.iter().find(|m| m.0.starts_with(HEADS)) {
+        // The remote's default branch: the one checked out here, if it went up.
+        let current = match self.store.head()? {
+            Head::Branch(b) => Some(format!("{HEADS}{b}")),
+            Head::Detached(_) => None,
+        };
+        let default = moves
+            .iter()
+            .find(|m| Some(&m.0) == current.as_ref())
+            .or_else(|| moves.iter().find(|m| m.0.starts_with(HEADS)));
+        if let Some((name, _, _)) = default {
             if remote.get("HEAD")?.is_none() {
                 remote.put_new("HEAD", format!("ref: {name}\n").into_bytes())?;
             }
@@ -355,7 +365,11 @@ impl Repo {
                     id,
                 })?;
             if kind != Kind::File && Id::of(&raw) != id {
-                return Err(StoreError::corrupt(ok.name(), id, "content does not match its id"));
+                return Err(StoreError::corrupt(
+                    ok.name(),
+                    id,
+                    "content does not match its id",
+                ));
             }
             let (codec, stored) = pack::encode_chunk(&raw);
             if !pb.is_empty() && pb.len() + stored.len() > remote.pack_size {
@@ -423,14 +437,11 @@ impl Repo {
 }
 
 type Built = (Id, Vec<u8>, Vec<u8>);
-type Uploads = tokio::task::JoinSet<std::result::Result<(String, u64), (String, object_store::Error)>>;
+type Uploads =
+    tokio::task::JoinSet<std::result::Result<(String, u64), (String, object_store::Error)>>;
 
 /// Upload a pack, then its index (an index on the remote means a complete pack).
-fn spawn_upload(
-    remote: &Remote,
-    set: &mut Uploads,
-    (id, pack, index): Built,
-) {
+fn spawn_upload(remote: &Remote, set: &mut Uploads, (id, pack, index): Built) {
     let store = remote.store.clone();
     let n = pack.len() as u64;
     set.spawn_on(
