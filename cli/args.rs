@@ -261,6 +261,46 @@ pub enum Command {
         json: bool,
     },
 
+    /// Bring data from another dvx project, pinned to a commit of it (lineage records where it came from).
+    #[command(
+        after_help = "Examples:\n  dvx import s3://team-data/raw images/2024 -o data/images\n  dvx import /mnt/share/labels labels.csv --rev v3\n  dvx import origin-of-truth data/ref --endpoint http://127.0.0.1:9000\n\nThe source is a remote URL (or the name of one of this project's remotes). dvx.lock\nrecords the source; `dvx update DEST` moves the import to the source's newest commit."
+    )]
+    Import {
+        /// The other project's remote URL, or a remote name of this project.
+        url: String,
+        /// Path inside that project.
+        path: String,
+        /// Branch, tag or full commit id there (default: its default branch).
+        #[arg(long)]
+        rev: Option<String>,
+        /// Where to put it here (default: the last part of PATH, in the current folder).
+        #[arg(short, long, value_name = "DEST")]
+        out: Option<PathBuf>,
+        /// Replace what is at DEST.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        conn: RemoteConn,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Move an import to the newest commit of the branch or tag it follows (or to --rev).
+    #[command(
+        after_help = "Examples:\n  dvx update data/images\n  dvx update data/images --rev v4"
+    )]
+    Update {
+        #[arg(value_name = "DEST")]
+        dest: PathBuf,
+        #[arg(long)]
+        rev: Option<String>,
+        /// Discard local changes to the imported data.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Run the pipeline in dvx.yaml: only stale stages and datums execute.
     #[command(
         after_help = "Examples:\n  dvx run                      # everything that is stale\n  dvx run train -j 4           # `train` and what it needs, 4 at a time\n  dvx run --dry-run            # what would run, and why\n  dvx run process --datum batch-007.ndjson   # one datum, for debugging\n\nA minimal dvx.yaml:\n  stages:\n    count:\n      cmd: wc -l data/raw.csv > counts.txt\n      deps: [data/raw.csv]\n      outs: [counts.txt]"

@@ -354,6 +354,34 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             conn,
             json,
         } => remote::clone(&cwd, out, &bar, url, dir, branch, no_checkout, conn, json)?,
+        Command::Import {
+            url,
+            path,
+            rev,
+            out: dest,
+            force,
+            conn,
+            json,
+        } => {
+            let repo = Repo::open(&cwd, Access::Write("dvx import"))?;
+            let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+            let dest = dest.unwrap_or_else(|| PathBuf::from(last));
+            let rel = rel_args(&repo, &cwd, &[dest], false)?.remove(0);
+            let rc = remote::source_config(&repo, &cwd, url, conn);
+            let rep = dvx_engine::import::import(&repo, &rc, &path, rev.as_deref(), &rel, force, &bar)?;
+            remote::say_import(out, &rep, json);
+        }
+        Command::Update {
+            dest,
+            rev,
+            force,
+            json,
+        } => {
+            let repo = Repo::open(&cwd, Access::Write("dvx update"))?;
+            let rel = rel_args(&repo, &cwd, &[dest], false)?.remove(0);
+            let rep = dvx_engine::import::update(&repo, &rel, rev.as_deref(), force, &bar)?;
+            remote::say_import(out, &rep, json);
+        }
         Command::Run {
             stages,
             jobs,

@@ -316,3 +316,35 @@ pub fn status(cwd: &Path, out: &Out, remote: String, json: bool) -> dvx_engine::
     }
     Ok(())
 }
+
+/// The source of an import: one of this project's remotes by name, or a URL.
+pub fn source_config(repo: &Repo, cwd: &Path, url: String, conn: RemoteConn) -> RemoteConfig {
+    match repo.config.remote.get(&url) {
+        Some(rc) => rc.clone(),
+        None => config_of(absolute_url(cwd, url), conn),
+    }
+}
+
+pub fn say_import(out: &Out, rep: &dvx_engine::import::ImportReport, json: bool) {
+    if json {
+        out.json(rep);
+    } else if !rep.changed {
+        out.say(&format!(
+            "{} is up to date with {}:{} at {}",
+            rep.dest,
+            rep.source.url,
+            rep.source.path,
+            rep.source.commit.short()
+        ));
+    } else {
+        out.say(&format!(
+            "imported {}:{} at {} into {}: wrote {} files ({})",
+            rep.source.url,
+            rep.source.path,
+            rep.source.commit.short(),
+            rep.dest,
+            rep.files_written,
+            human_bytes(rep.bytes_written)
+        ));
+    }
+}

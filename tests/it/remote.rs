@@ -880,3 +880,81 @@ fn tags_and_branches_travel_and_diverged_pull_is_refused() {
     let d = clone(&r, &[]);
     assert_eq!(d.read("c/data/x.txt"), b"2c\n");
 }
+
+fn import_and_update(kind: Kind) {
+    let r = Remote::new(kind, "import");
+    let src = Project::new();
+    src.write("data/labels/a.csv", "id,label\n1,cat\n");
+    src.write("data/labels/b.csv", "id,label\n2,dog\n");
+    src.write("data/other.bin", noise(100_000, 9));
+    src.dvx(&["add", "data"]).ok();
+    src.dvx(&["tag", "v1"]).ok();
+    r.add_to(&src);
+    run(&src, "", &s(&["push", "--all"])).ok();
+    let v1 = src.head();
+
+    let dst = Project::new();
+    let mut args = s(&["import", &r.url, "data/labels", "-o", "ext/labels", "--json"]);
+    args.extend(r.conn());
+    let rep = run(&dst, "", &args).ok().json();
+    assert_eq!(rep["source"]["commit"], v1.as_str());
+    assert_eq!(dst.read("ext/labels/a.csv"), b"id,label\n1,cat\n");
+    assert!(!dst.exists("ext/other.bin"));
+    // Tracked like added data; the import is a run record naming its source.
+    let lock: serde_json::Value =
+        serde_json::from_slice(&dst.read("dvx.lock")).unwrap();
+    assert_eq!(lock["imports"]["ext/labels"]["path"], "data/labels");
+    assert_eq!(lock["imports"]["ext/labels"]["url"], r.url.as_str());
+    let run_id = rep["run"].as_str().unwrap().to_string();
+    let rec = dst.dvx(&["show", &run_id, "--json"]).ok().json();
+    assert_eq!(rec["executor"], "import");
+    assert!(rec["inputs"][0]["path"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("#data/labels@{v1}")));
+    assert_eq!(rec["outputs"][0]["path"], "ext/labels");
+    assert!(dst.status()["clean"].as_bool().unwrap());
+    // Nothing new at the source: update changes nothing.
+    let up = run(&dst, "", &s(&["update", "ext/labels", "--json"])).ok().json();
+    assert_eq!(up["changed"], false);
+    // The source moves on; update follows its default branch.
+    src.write("data/labels/a.csv", "id,label\n1,lion\n");
+    src.dvx(&["commit", "-m", "relabel"]).ok();
+    run(&src, "", &s(&["push"])).ok();
+    let up = run(&dst, "", &s(&["update", "ext/labels", "--json"])).ok().json();
+    assert_eq!(up["changed"], true);
+    assert_eq!(dst.read("ext/labels/a.csv"), b"id,label\n1,lion\n");
+    // Back to the tag, pinned.
+    run(&dst, "", &s(&["update", "ext/labels", "--rev", "v1"])).ok();
+    assert_eq!(dst.read("ext/labels/a.csv"), b"id,label\n1,cat\n");
+    // Local edits are not thrown away silently.
+    dst.write("ext/labels/a.csv", "mine\n");
+    let err = run(&dst, "", &s(&["update", "ext/labels"])).fails();
+    assert!(err.contains("uncommitted"), "{err}");
+    assert_eq!(dst.read("ext/labels/a.csv"), b"mine\n");
+    // A destination in the way is refused; a path the source lacks is named.
+    let err = run(&dst, "", &{
+        let mut a = s(&["import", &r.url, "data/labels", "-o", "ext/labels"]);
+        a.extend(r.conn());
+        a
+    })
+    .fails();
+    assert!(err.contains("already exists"), "{err}");
+    let err = run(&dst, "", &{
+        let mut a = s(&["import", &r.url, "data/nope"]);
+        a.extend(r.conn());
+        a
+    })
+    .fails();
+    assert!(err.contains("not found"), "{err}");
+    dst.assert_fsck_clean();
+}
+
+#[test]
+fn import_and_update_folder() {
+    import_and_update(Kind::Folder);
+}
+#[test]
+fn import_and_update_moto() {
+    import_and_update(Kind::Moto);
+}

@@ -35,6 +35,8 @@ pub enum Want {
     Branch { branch: String, paths: Vec<String> },
     /// Every commit's data.
     History,
+    /// One commit (or some paths of it), leaving refs alone: an import from another project.
+    Commit { commit: Id, paths: Vec<String> },
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -136,9 +138,10 @@ impl Repo {
                         })?;
                 vec![s.1.commit]
             }
+            Want::Commit { commit, .. } => vec![*commit],
         };
         let paths: &[String] = match want {
-            Want::Branch { paths, .. } => paths,
+            Want::Branch { paths, .. } | Want::Commit { paths, .. } => paths,
             _ => &[],
         };
         let (chunks, files) = self.wanted_chunks(
@@ -168,6 +171,11 @@ impl Repo {
         }
         report.objects = meta.objs.len() as u64 + n;
         let tracking = !remote.name.contains(['/', ':']);
+        let refs = if matches!(want, Want::Commit { .. }) {
+            Vec::new()
+        } else {
+            refs
+        };
         for (name, s) in &refs {
             let (local, status) = if let Some(b) = name.strip_prefix(HEADS) {
                 if !tracking {
