@@ -368,7 +368,8 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             let dest = dest.unwrap_or_else(|| PathBuf::from(last));
             let rel = rel_args(&repo, &cwd, &[dest], false)?.remove(0);
             let rc = remote::source_config(&repo, &cwd, url, conn);
-            let rep = dvx_engine::import::import(&repo, &rc, &path, rev.as_deref(), &rel, force, &bar)?;
+            let rep =
+                dvx_engine::import::import(&repo, &rc, &path, rev.as_deref(), &rel, force, &bar)?;
             remote::say_import(out, &rep, json);
         }
         Command::Update {

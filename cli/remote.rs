@@ -226,6 +226,7 @@ pub fn pull(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn clone(
     cwd: &Path,
     out: &Out,

@@ -116,14 +116,17 @@ pub fn import(
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
     paths::check_rel(dest)?;
-    let tracked = repo
-        .head_state()?
-        .2
-        .is_some_and(|c| c.roots.iter().any(|r| paths::is_under(dest, r) || paths::is_under(r, dest)));
+    let tracked = repo.head_state()?.2.is_some_and(|c| {
+        c.roots
+            .iter()
+            .any(|r| paths::is_under(dest, r) || paths::is_under(r, dest))
+    });
     if !force && (repo.root.join(dest).symlink_metadata().is_ok() || tracked) {
         return Err(StoreError::InvalidPath {
             path: dest.to_string(),
-            reason: "already exists; choose another destination with -o, or pass --force to replace it".into(),
+            reason:
+                "already exists; choose another destination with -o, or pass --force to replace it"
+                    .into(),
         }
         .into());
     }
@@ -148,7 +151,9 @@ pub fn update(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
-    let lock = repo.checked_lock()?.ok_or_else(|| StoreError::NotTracked(dest.to_string()))?;
+    let lock = repo
+        .checked_lock()?
+        .ok_or_else(|| StoreError::NotTracked(dest.to_string()))?;
     let mut src = imports(&lock)
         .remove(dest)
         .ok_or_else(|| StoreError::InvalidPath {
@@ -304,12 +309,9 @@ fn bring(
     let run = rec.put(&txn);
     let mut edits = BTreeMap::new();
     edits.insert(dest.to_string(), Some(node));
-    let tree = worktree::edit_tree(
-        &repo.store,
-        head.as_ref().map(|h| &h.tree),
-        &edits,
-        &|t| txn.put_tree(t),
-    )?;
+    let tree = worktree::edit_tree(&repo.store, head.as_ref().map(|h| &h.tree), &edits, &|t| {
+        txn.put_tree(t)
+    })?;
     let mut roots = head.as_ref().map(|h| h.roots.clone()).unwrap_or_default();
     roots.retain(|r| !paths::is_under(r, dest));
     roots.push(dest.to_string());

@@ -894,15 +894,21 @@ fn import_and_update(kind: Kind) {
     let v1 = src.head();
 
     let dst = Project::new();
-    let mut args = s(&["import", &r.url, "data/labels", "-o", "ext/labels", "--json"]);
+    let mut args = s(&[
+        "import",
+        &r.url,
+        "data/labels",
+        "-o",
+        "ext/labels",
+        "--json",
+    ]);
     args.extend(r.conn());
     let rep = run(&dst, "", &args).ok().json();
     assert_eq!(rep["source"]["commit"], v1.as_str());
     assert_eq!(dst.read("ext/labels/a.csv"), b"id,label\n1,cat\n");
     assert!(!dst.exists("ext/other.bin"));
     // Tracked like added data; the import is a run record naming its source.
-    let lock: serde_json::Value =
-        serde_json::from_slice(&dst.read("dvx.lock")).unwrap();
+    let lock: serde_json::Value = serde_json::from_slice(&dst.read("dvx.lock")).unwrap();
     assert_eq!(lock["imports"]["ext/labels"]["path"], "data/labels");
     assert_eq!(lock["imports"]["ext/labels"]["url"], r.url.as_str());
     let run_id = rep["run"].as_str().unwrap().to_string();
@@ -915,13 +921,17 @@ fn import_and_update(kind: Kind) {
     assert_eq!(rec["outputs"][0]["path"], "ext/labels");
     assert!(dst.status()["clean"].as_bool().unwrap());
     // Nothing new at the source: update changes nothing.
-    let up = run(&dst, "", &s(&["update", "ext/labels", "--json"])).ok().json();
+    let up = run(&dst, "", &s(&["update", "ext/labels", "--json"]))
+        .ok()
+        .json();
     assert_eq!(up["changed"], false);
     // The source moves on; update follows its default branch.
     src.write("data/labels/a.csv", "id,label\n1,lion\n");
     src.dvx(&["commit", "-m", "relabel"]).ok();
     run(&src, "", &s(&["push"])).ok();
-    let up = run(&dst, "", &s(&["update", "ext/labels", "--json"])).ok().json();
+    let up = run(&dst, "", &s(&["update", "ext/labels", "--json"]))
+        .ok()
+        .json();
     assert_eq!(up["changed"], true);
     assert_eq!(dst.read("ext/labels/a.csv"), b"id,label\n1,lion\n");
     // Back to the tag, pinned.

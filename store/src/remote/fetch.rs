@@ -494,6 +494,9 @@ impl Repo {
     }
 }
 
+/// A group of entries of one pack and their stored bytes.
+type Fetched = (Id, Vec<Entry>, Vec<bytes::Bytes>);
+
 /// Decode an object's stored bytes.
 fn decode(remote: &Remote, pack: &Id, e: &Entry, stored: &[u8]) -> Result<Vec<u8>> {
     if e.codec == CODEC_RAW {
@@ -521,10 +524,7 @@ fn decode(remote: &Remote, pack: &Id, e: &Entry, stored: &[u8]) -> Result<Vec<u8
 
 impl Remote {
     /// Fetch the stored bytes of groups of entries (each group within one pack).
-    fn download(
-        &self,
-        groups: Vec<(Id, Vec<Entry>)>,
-    ) -> Result<Vec<(Id, Vec<Entry>, Vec<bytes::Bytes>)>> {
+    fn download(&self, groups: Vec<(Id, Vec<Entry>)>) -> Result<Vec<Fetched>> {
         let mut out = Vec::new();
         self.download_each(groups, &mut |p, e, d| {
             out.push((p, e, d));

@@ -75,6 +75,9 @@ pub struct RefState {
     raw: Vec<u8>,
 }
 
+/// A remote's refs by full name, and its default branch.
+pub type RemoteRefs = (Vec<(String, RefState)>, Option<String>);
+
 /// Every object the remote holds, from its pack indexes.
 #[derive(Default)]
 pub struct RemoteIndex {
@@ -429,7 +432,10 @@ impl Remote {
             _ => {
                 let full = error_chain(&e);
                 let lower = full.to_ascii_lowercase();
-                let kind = if lower.contains("403")
+                let no_creds =
+                    lower.contains("169.254.169.254") || lower.contains("metadata.google");
+                let kind = if no_creds
+                    || lower.contains("403")
                     || lower.contains("accessdenied")
                     || lower.contains("invalidaccesskeyid")
                     || lower.contains("signaturedoesnotmatch")
@@ -442,12 +448,21 @@ impl Remote {
                     RemoteErrorKind::Network
                 };
                 let short = match kind {
+                    RemoteErrorKind::Auth if no_creds => {
+                        "no credentials found (none in the environment or a profile, and no instance role)".to_string()
+                    }
                     RemoteErrorKind::Auth => "access denied by the server".to_string(),
                     RemoteErrorKind::NotFound => "no such bucket".to_string(),
                     _ => summarize_network(&full),
                 };
                 (kind, format!("{what}: {short}"))
             }
+        };
+        // DVX_DEBUG=1 shows the client's whole error chain (it never holds secrets).
+        let message = if std::env::var_os("DVX_DEBUG").is_some() {
+            format!("{message} [{}]", error_chain(&e))
+        } else {
+            message
         };
         StoreError::Remote {
             remote: self.name.clone(),
@@ -617,7 +632,7 @@ impl Remote {
     }
 
     /// The remote's branches and tags (`refs/heads/X`, `refs/tags/X`) and its HEAD branch.
-    pub fn list_refs(&self) -> Result<(Vec<(String, RefState)>, Option<String>)> {
+    pub fn list_refs(&self) -> Result<RemoteRefs> {
         let names: Vec<String> = self
             .list("refs/")?
             .into_iter()
