@@ -175,6 +175,20 @@ fn is_loopback(endpoint: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "[" | "::1") || host.starts_with("127.")
 }
 
+/// Whether an endpoint is plain http, refusing that for hosts other than this machine unless
+/// the remote allows it.
+fn check_http(name: &str, ep: &str, rc: &RemoteConfig) -> Result<bool> {
+    let http = ep.starts_with("http://");
+    if http && !(rc.allow_http.unwrap_or(false) || is_loopback(ep)) {
+        return Err(StoreError::Remote {
+            remote: name.to_string(),
+            message: format!("endpoint {ep} is plain http"),
+            kind: RemoteErrorKind::Config,
+        });
+    }
+    Ok(http)
+}
+
 /// Credentials from an AWS profile (~/.aws/credentials and ~/.aws/config).
 fn aws_profile(profile: &str) -> (RemoteSecrets, Option<String>, Option<String>) {
     let home = std::env::var("HOME").unwrap_or_default();
@@ -341,15 +355,7 @@ impl Remote {
                 b = b.with_region(region);
                 let mut client = client;
                 if let Some(ep) = &endpoint {
-                    let http = ep.starts_with("http://");
-                    if http && !(rc.allow_http.unwrap_or(false) || is_loopback(ep)) {
-                        return Err(StoreError::Remote {
-                            remote: name.to_string(),
-                            message: format!("endpoint {ep} is plain http"),
-                            kind: RemoteErrorKind::Config,
-                        });
-                    }
-                    client = client.with_allow_http(http);
+                    client = client.with_allow_http(check_http(name, ep, rc)?);
                     b = b.with_endpoint(ep).with_virtual_hosted_style_request(false);
                 }
                 let s = b
@@ -367,14 +373,21 @@ impl Remote {
                     .build()
                     .map_err(cfg_err)?,
             ),
-            "az" => Arc::new(
-                MicrosoftAzureBuilder::from_env()
-                    .with_container_name(&bucket)
-                    .with_client_options(client)
-                    .with_retry(retry)
-                    .build()
-                    .map_err(cfg_err)?,
-            ),
+            "az" => {
+                let mut b = MicrosoftAzureBuilder::from_env().with_container_name(&bucket);
+                let mut client = client;
+                if let Some(ep) = &rc.endpoint {
+                    // Azurite and other emulators: http://127.0.0.1:10000/ACCOUNT
+                    client = client.with_allow_http(check_http(name, ep, rc)?);
+                    b = b.with_endpoint(ep.clone());
+                }
+                Arc::new(
+                    b.with_client_options(client)
+                        .with_retry(retry)
+                        .build()
+                        .map_err(cfg_err)?,
+                )
+            }
             _ => {
                 let dir = PathBuf::from(&bucket);
                 if !dir.is_absolute() {
