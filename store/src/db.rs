@@ -17,8 +17,8 @@ use std::thread;
 use std::time::Duration;
 
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, LogLevel,
-    Options, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction,
+    IteratorMode, LogLevel, Options, WriteBatch, WriteOptions, DB,
 };
 
 use crate::error::{Result, StoreError};
@@ -85,6 +85,12 @@ fn cf_options(name: &str) -> Options {
         _ => o.set_compression_type(DBCompressionType::Lz4),
     }
     o.set_write_buffer_size(16 << 20);
+    if name == CF_STAT {
+        // `status` reads a folder's entries as one ordered scan: bigger blocks, fewer reads.
+        let mut t = BlockBasedOptions::default();
+        t.set_block_size(32 << 10);
+        o.set_block_based_table_factory(&t);
+    }
     o
 }
 
@@ -97,6 +103,9 @@ fn db_options() -> Options {
     o.set_log_level(LogLevel::Warn);
     o.set_max_total_wal_size(64 << 20);
     o.increase_parallelism(2);
+    // Opening starts a thread per table file to open (16 by default, per column family):
+    // about 110 threads for a read that lasts 0.2 s. The files are few; open them in turn.
+    o.set_max_file_opening_threads(1);
     o
 }
 
