@@ -154,8 +154,7 @@ mod tests {
             id: Id::of(b"a,b\n"),
         });
         let ck = ContainerKey {
-            image: "sha256:6a50f64137a12899270f7b1f56cc9b95af8a1cc4793309e526a7ab89a852502f"
-                .into(),
+            image: "sha256:6a50f64137a12899270f7b1f56cc9b95af8a1cc4793309e526a7ab89a852502f".into(),
             network: false,
         };
         let k = key_with(&s, &deps, &params, Some(("a.csv", &input)), Some(&ck));
@@ -166,12 +165,17 @@ mod tests {
         let plain = key(&s, &deps, &params, Some(("a.csv", &input)));
         assert_ne!(plain, k);
         let other_image = ContainerKey {
-            image: "sha256:1111111111111111111111111111111111111111111111111111111111111111"
-                .into(),
+            image: "sha256:1111111111111111111111111111111111111111111111111111111111111111".into(),
             network: false,
         };
         assert_ne!(
-            key_with(&s, &deps, &params, Some(("a.csv", &input)), Some(&other_image)),
+            key_with(
+                &s,
+                &deps,
+                &params,
+                Some(("a.csv", &input)),
+                Some(&other_image)
+            ),
             k
         );
         let networked = ContainerKey {
@@ -179,7 +183,13 @@ mod tests {
             ..ck.clone()
         };
         assert_ne!(
-            key_with(&s, &deps, &params, Some(("a.csv", &input)), Some(&networked)),
+            key_with(
+                &s,
+                &deps,
+                &params,
+                Some(("a.csv", &input)),
+                Some(&networked)
+            ),
             k
         );
         // Limits and batching do not change what a stage computes.

@@ -625,8 +625,7 @@ fn parse_image(cx: &Ctx, n: &Node) -> Result<String> {
     let s = s.trim();
     let ok = !s.is_empty()
         && !s.starts_with('-')
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c));
     if !ok {
         return Err(cx.err(
@@ -1006,7 +1005,10 @@ stages:
             }
         );
         let plain = p("stages:\n  a:\n    cmd: x\n").unwrap();
-        assert_eq!((plain.stages[0].image.clone(), plain.stages[0].batch), (None, 1));
+        assert_eq!(
+            (plain.stages[0].image.clone(), plain.stages[0].batch),
+            (None, 1)
+        );
         assert_eq!(
             err("stages:\n  a:\n    cmd: x\n    network: true\n"),
             "dvx.yaml:4:14: network: only for stages that run in a container (set `image`)"
@@ -1031,8 +1033,10 @@ stages:
             err("stages:\n  a:\n    cmd: x\n    image: b\n    resources: {disk: 1}\n")
                 .starts_with("dvx.yaml:5:17: resources: unknown field `disk`")
         );
-        assert!(err("stages:\n  a:\n    cmd: x\n    image: b\n    batch: 4\n")
-            .starts_with("dvx.yaml:5:12: batch: only for stages with `input`"));
+        assert!(
+            err("stages:\n  a:\n    cmd: x\n    image: b\n    batch: 4\n")
+                .starts_with("dvx.yaml:5:12: batch: only for stages with `input`")
+        );
     }
 
     /// schemas/dvx.yaml.schema.json must describe exactly the fields this parser accepts.
