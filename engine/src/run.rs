@@ -1349,7 +1349,12 @@ impl<'a> Engine<'a> {
         let mut outputs = Vec::new();
         if done.task.job.container.is_some() && done.task.out_dir.is_none() {
             for o in s.all_outs() {
-                container::clear_placeholder(&self.repo.root.join(&o.path));
+                let abs = self.repo.root.join(&o.path);
+                container::clear_placeholder(&abs);
+                if error.is_some() {
+                    // A failed run leaves no empty output folder made for the mount.
+                    let _ = std::fs::remove_dir(&abs);
+                }
             }
         }
         if error.is_none() {

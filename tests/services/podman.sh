@@ -10,8 +10,9 @@
 # small CI machines allow (podman's defaults can exceed their hard limits).
 set -euo pipefail
 
-base=${DVX_PODMAN_BASE:-${TMPDIR:-/tmp}/dvx-services/podman}
+base=${DVX_PODMAN_BASE:-${TMPDIR:-/tmp}/dvx-services-$(id -u)/podman}
 image=localhost/dvx-busybox:latest
+variant=localhost/dvx-busybox:variant
 
 missing=()
 command -v podman >/dev/null || missing+=(podman)
@@ -55,9 +56,11 @@ mv "$base/storage.conf.new" "$base/storage.conf"
 export CONTAINERS_CONF="$base/containers.conf"
 export CONTAINERS_STORAGE_CONF="$base/storage.conf"
 
-# The test image: busybox (static) with one link per applet, nothing else. Imported, not
-# pulled: no registry is needed.
-if ! podman image exists "$image"; then
+# The test images: busybox (static) with one link per applet, nothing else, and a variant
+# with one more file (another image id). Imported, not pulled: no registry is needed.
+import_image() { # NAME [EXTRA-FILE-CONTENT]
+  local name=$1 extra=${2:-} root
+  podman image exists "$name" && return 0
   root=$(mktemp -d "$base/tmp/rootfs.XXXXXX")
   mkdir -p "$root/bin" "$root/etc" "$root/tmp"
   chmod 1777 "$root/tmp"
@@ -67,10 +70,14 @@ if ! podman image exists "$image"; then
   done
   echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
   echo 'root:x:0:' >"$root/etc/group"
-  tar -C "$root" -c . | podman import --quiet --change 'CMD ["/bin/sh"]' --change 'ENV PATH=/bin' - "$image" >/dev/null
+  [ -z "$extra" ] || echo "$extra" >"$root/etc/variant"
+  tar -C "$root" -c . | podman import --quiet --change 'CMD ["/bin/sh"]' --change 'ENV PATH=/bin' - "$name" >/dev/null
   rm -rf "$root"
-fi
+}
+import_image "$image"
+import_image "$variant" variant
 
 echo "export CONTAINERS_CONF='$CONTAINERS_CONF'"
 echo "export CONTAINERS_STORAGE_CONF='$CONTAINERS_STORAGE_CONF'"
 echo "export DVX_TEST_IMAGE='$image'"
+echo "export DVX_TEST_IMAGE_VARIANT='$variant'"
