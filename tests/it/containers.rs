@@ -455,3 +455,55 @@ fn batched_datums_give_the_same_results() {
         .unwrap()
         .contains("exited with status 4"));
 }
+
+/// The docker command line, here talking to podman's Docker-compatible API socket: the same
+/// code path serves docker users.
+#[test]
+fn docker_cli_through_an_api_socket() {
+    need_podman!();
+    if Command::new("docker").arg("--version").output().is_err() {
+        eprintln!("skipped: no docker command line");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("api.sock");
+    let mut service = Command::new("podman")
+        .args(["system", "service", "--time=0"])
+        .arg(format!("unix://{}", sock.display()))
+        .envs(services().into_iter().flatten().map(|(k, v)| (k, v)))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("podman system service starts");
+    let t = Instant::now();
+    while !sock.exists() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let host = format!("unix://{}", sock.display());
+    let docker = [
+        ("DVX_CONTAINER_RUNTIME", "docker"),
+        ("DOCKER_HOST", host.as_str()),
+    ];
+    let p = datum_project(None);
+    let s = dvx_env(&p, &["run", "--json"], &docker).ok().json();
+    assert_eq!(stage(&s, "count")["datums"]["executed"], 5);
+    assert_eq!(p.read("counts/4.txt.n"), b"4\n");
+    let rec = record(&p, &stage(&s, "count")["runs"][0]);
+    assert_eq!(rec["executor"], "docker");
+    assert!(rec["image"]
+        .as_str()
+        .unwrap()
+        .ends_with(&image_id(&image())));
+    p.write(
+        "dvx.yaml",
+        format!("stages:\n  dockerslow:\n    image: {}\n    cmd: sleep 60\n    timeout: 1s\n    outs: [x]\n", image()),
+    );
+    let err = dvx_env(&p, &["run"], &docker).fails();
+    assert!(err.contains("timed out after 1s"), "{err}");
+    assert_eq!(
+        podman(&["ps", "-a", "--filter", "name=dvx-dockerslow-", "-q"]),
+        ""
+    );
+    let _ = service.kill();
+    let _ = service.wait();
+}
