@@ -73,8 +73,40 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// The runtime named by `DVX_CONTAINER_RUNTIME`, or the first of podman and docker on PATH.
-pub fn detect(stage: &str) -> Result<Runtime> {
+/// `runtime` of the `[containers]` table of `.dvx/config.toml`, if set.
+pub fn configured_runtime(repo: &dvx_store::Repo) -> Result<Option<String>> {
+    let Some(table) = repo.config.other.get("containers") else {
+        return Ok(None);
+    };
+    let bad = |message: String| -> EngineError {
+        dvx_store::StoreError::Config {
+            path: repo.root.join(dvx_store::repo::DOT).join("config.toml"),
+            message,
+        }
+        .into()
+    };
+    let Some(table) = table.as_table() else {
+        return Err(bad("[containers] must be a table".into()));
+    };
+    if let Some(k) = table.keys().find(|k| k.as_str() != "runtime") {
+        return Err(bad(format!(
+            "containers.{k}: unknown setting; expected `runtime`"
+        )));
+    }
+    match table.get("runtime") {
+        None => Ok(None),
+        Some(v) => match v.as_str() {
+            Some(r) if !r.trim().is_empty() => Ok(Some(r.trim().to_string())),
+            _ => Err(bad(
+                "containers.runtime: expected \"podman\", \"docker\" or a path".into(),
+            )),
+        },
+    }
+}
+
+/// The runtime named by `DVX_CONTAINER_RUNTIME`, else by `[containers] runtime` in the
+/// project's settings, else the first of podman and docker on PATH.
+pub fn detect(stage: &str, configured: Option<&str>) -> Result<Runtime> {
     let flavor = |program: &Path| -> &'static str {
         let file = program
             .file_name()
@@ -86,7 +118,11 @@ pub fn detect(stage: &str) -> Result<Runtime> {
             "podman"
         }
     };
-    if let Some(want) = std::env::var(RUNTIME_ENV).ok().filter(|s| !s.is_empty()) {
+    let chosen = match std::env::var(RUNTIME_ENV).ok().filter(|s| !s.is_empty()) {
+        Some(v) => Some((v, RUNTIME_ENV)),
+        None => configured.map(|c| (c.to_string(), "[containers] runtime in .dvx/config.toml")),
+    };
+    if let Some((want, from)) = chosen {
         let program = if want.contains('/') {
             Some(PathBuf::from(&want)).filter(|p| is_executable(p))
         } else {
@@ -100,9 +136,9 @@ pub fn detect(stage: &str) -> Result<Runtime> {
             None => Err(EngineError::Container {
                 stage: stage.into(),
                 message: format!(
-                    "the container runtime `{want}` ({RUNTIME_ENV}) is not an executable on PATH"
+                    "the container runtime `{want}` ({from}) is not an executable on PATH"
                 ),
-                hint: format!("set {RUNTIME_ENV} to podman, docker or the path of one of them, or unset it to use whichever is installed"),
+                hint: format!("set {RUNTIME_ENV} (or [containers] runtime in .dvx/config.toml) to podman, docker or the path of one of them, or unset it to use whichever is installed"),
             }),
         };
     }
@@ -226,18 +262,27 @@ impl Runtime {
 /// datums use them.
 #[derive(Default)]
 pub struct Resolver {
+    /// `[containers] runtime` from the project's settings.
+    configured: Option<String>,
     runtime: Mutex<Option<Runtime>>,
     images: Mutex<HashMap<String, Image>>,
 }
 
 impl Resolver {
+    pub fn new(configured: Option<String>) -> Resolver {
+        Resolver {
+            configured,
+            ..Resolver::default()
+        }
+    }
+
     pub fn resolve(&self, stage: &str, reference: &str) -> Result<(Runtime, Image)> {
         let runtime = {
             let mut g = self.runtime.lock().unwrap_or_else(|p| p.into_inner());
             match &*g {
                 Some(r) => r.clone(),
                 None => {
-                    let r = detect(stage)?;
+                    let r = detect(stage, self.configured.as_deref())?;
                     *g = Some(r.clone());
                     r
                 }

@@ -257,6 +257,7 @@ impl<'a> Engine<'a> {
         let pipeline = load_pipeline(&repo.root)?;
         let dag = Dag::build(&pipeline)?;
         let locked = locked_stages(&repo.root)?;
+        let containers = container::Resolver::new(container::configured_runtime(repo)?);
         let scratch = repo.tmp_dir().join(format!("run-{}", std::process::id()));
         Ok(Engine {
             code: dvx_store::gitutil::git_info(&repo.root),
@@ -266,7 +267,7 @@ impl<'a> Engine<'a> {
             dag,
             locked,
             scratch,
-            containers: container::Resolver::default(),
+            containers,
         })
     }
 

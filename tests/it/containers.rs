@@ -285,7 +285,7 @@ fn a_missing_runtime_is_a_clear_error() {
         "{err}"
     );
     assert!(
-        err.contains("hint: set DVX_CONTAINER_RUNTIME to podman, docker"),
+        err.contains("hint: set DVX_CONTAINER_RUNTIME (or [containers] runtime in .dvx/config.toml) to podman, docker"),
         "{err}"
     );
     // Nothing on PATH at all.
@@ -295,6 +295,31 @@ fn a_missing_runtime_is_a_clear_error() {
         "{err}"
     );
     assert!(err.contains("hint: install podman"), "{err}");
+
+    // The project's settings can name the runtime; the environment overrides them.
+    let config = p.p(".dvx/config.toml");
+    let base = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{base}\n[containers]\nruntime = \"dvx-configured-runtime\"\n"),
+    )
+    .unwrap();
+    let err = dvx(&p, &["run"]).fails();
+    assert!(
+        err.contains("`dvx-configured-runtime` ([containers] runtime in .dvx/config.toml)"),
+        "{err}"
+    );
+    dvx_env(&p, &["run"], &[("DVX_CONTAINER_RUNTIME", "podman")]).ok();
+    std::fs::write(
+        &config,
+        format!("{base}\n[containers]\nruntim = \"podman\"\n"),
+    )
+    .unwrap();
+    let err = dvx(&p, &["run", "--force"]).fails();
+    assert!(
+        err.contains("containers.runtim: unknown setting; expected `runtime`"),
+        "{err}"
+    );
 }
 
 #[test]
