@@ -175,6 +175,9 @@ fn a_new_image_digest_runs_the_stage_again() {
     let second = run_json(&p);
     assert_eq!(stage(&second, "probe")["state"], "executed");
     assert_eq!(p.read("v.txt"), b"variant\n");
+    // That image's default user is 1234; the container still runs as the invoking user, so it
+    // can write the output and the file is theirs.
+    assert_eq!(p.p("v.txt").metadata().unwrap().uid(), uid());
     let rec = record(&p, &stage(&second, "probe")["runs"][0]);
     assert_eq!(
         rec["image"].as_str().unwrap(),

@@ -12,7 +12,7 @@ set -euo pipefail
 
 base=${DVX_PODMAN_BASE:-${TMPDIR:-/tmp}/dvx-services-$(id -u)/podman}
 image=localhost/dvx-busybox:latest
-variant=localhost/dvx-busybox:variant
+variant=localhost/dvx-busybox:variant-u1234
 
 missing=()
 command -v podman >/dev/null || missing+=(podman)
@@ -57,9 +57,11 @@ export CONTAINERS_CONF="$base/containers.conf"
 export CONTAINERS_STORAGE_CONF="$base/storage.conf"
 
 # The test images: busybox (static) with one link per applet, nothing else, and a variant
-# with one more file (another image id). Imported, not pulled: no registry is needed.
-import_image() { # NAME [EXTRA-FILE-CONTENT]
+# with one more file (another image id) whose default user is 1234, not root. Imported, not
+# pulled: no registry is needed.
+import_image() { # NAME [EXTRA-FILE-CONTENT [IMPORT-OPTION...]]
   local name=$1 extra=${2:-} root
+  shift $(( $# < 2 ? $# : 2 ))
   podman image exists "$name" && return 0
   root=$(mktemp -d "$base/tmp/rootfs.XXXXXX")
   mkdir -p "$root/bin" "$root/etc" "$root/tmp"
@@ -71,11 +73,11 @@ import_image() { # NAME [EXTRA-FILE-CONTENT]
   echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
   echo 'root:x:0:' >"$root/etc/group"
   [ -z "$extra" ] || echo "$extra" >"$root/etc/variant"
-  tar -C "$root" -c . | podman import --quiet --change 'CMD ["/bin/sh"]' --change 'ENV PATH=/bin' - "$name" >/dev/null
+  tar -C "$root" -c . | podman import --quiet --change 'CMD ["/bin/sh"]' --change 'ENV PATH=/bin' "$@" - "$name" >/dev/null
   rm -rf "$root"
 }
 import_image "$image"
-import_image "$variant" variant
+import_image "$variant" variant --change 'USER 1234:1234'
 
 echo "export CONTAINERS_CONF='$CONTAINERS_CONF'"
 echo "export CONTAINERS_STORAGE_CONF='$CONTAINERS_STORAGE_CONF'"
