@@ -535,3 +535,61 @@ fn docker_cli_through_an_api_socket() {
     let _ = service.kill();
     let _ = service.wait();
 }
+
+#[test]
+fn ctrl_c_removes_running_containers() {
+    need_podman!();
+    let p = Project::new();
+    for i in 0..4 {
+        p.write(&format!("in/{i}"), format!("{i}"));
+    }
+    // Datums 0 and 1 are quick; 2 and 3 sleep in their containers.
+    p.write(
+        "dvx.yaml",
+        format!("stages:\n  interrupted:\n    image: {}\n    input: {{path: in}}\n    cmd: if [ $(cat $DVX_INPUT) -ge 2 ]; then sleep 41; fi; cp $DVX_INPUT $DVX_OUTPUT/\n    outs: [out]\n", image()),
+    );
+    let mut c = p.cmd_in("", &["run", "-j", "4"]);
+    c.envs(services().into_iter().flatten().map(|(k, v)| (k, v)));
+    let child = c
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the sleepers' containers run.
+    let t = Instant::now();
+    while podman(&["ps", "--filter", "name=dvx-interrupted-", "-q"])
+        .lines()
+        .count()
+        < 2
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "containers never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: sending SIGINT to a child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let t = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("interrupted"), "{err}");
+    assert_eq!(
+        podman(&["ps", "-a", "--filter", "name=dvx-interrupted-", "-q"]),
+        ""
+    );
+    // The interrupted datums run again; finished ones are kept (on a busy machine a quick
+    // one may not have finished before Ctrl-C).
+    let s = dvx(&p, &["run", "--json", "--dry-run"]).ok().json();
+    let reasons = stage(&s, "interrupted")["reasons"].to_string();
+    assert!(
+        reasons.contains("2 of 4 datums would execute")
+            || reasons.contains("3 of 4 datums would execute"),
+        "{s}"
+    );
+}
