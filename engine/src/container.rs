@@ -394,12 +394,14 @@ fn script(cmds: &[String]) -> String {
 }
 
 /// The batch script: every datum in turn with its own DVX_INPUT/DVX_OUTPUT, its output and
-/// exit status kept apart under /dvx/log; one datum failing does not stop the others.
+/// exit status kept apart under /dvx/log; one datum failing does not stop the others. The
+/// closing parenthesis has a line of its own so that a command ending in a comment cannot
+/// swallow it.
 fn batch_script(batch: &[BatchDatum]) -> String {
     let mut s = String::new();
     for (k, d) in batch.iter().enumerate() {
         s.push_str(&format!(
-            "(export DVX_INPUT={IN}/{k} DVX_OUTPUT={OUT}/{k} DVX_DATUM_ID={}\n{}) >{LOG}/{k}.out 2>{LOG}/{k}.err </dev/null\necho $? >{LOG}/{k}.exit\n",
+            "(export DVX_INPUT={IN}/{k} DVX_OUTPUT={OUT}/{k} DVX_DATUM_ID={}\n{}\n) >{LOG}/{k}.out 2>{LOG}/{k}.err </dev/null\necho $? >{LOG}/{k}.exit\n",
             quote(&d.id),
             script(&d.cmds)
         ));
@@ -800,7 +802,7 @@ mod tests {
             id: "x.csv".into(),
             cmds: vec!["wc -l $DVX_INPUT".into()],
         }]);
-        assert_eq!(b, "(export DVX_INPUT=/dvx/in/0 DVX_OUTPUT=/dvx/out/0 DVX_DATUM_ID='x.csv'\nexec wc -l $DVX_INPUT) >/dvx/log/0.out 2>/dvx/log/0.err </dev/null\necho $? >/dvx/log/0.exit\n");
+        assert_eq!(b, "(export DVX_INPUT=/dvx/in/0 DVX_OUTPUT=/dvx/out/0 DVX_DATUM_ID='x.csv'\nexec wc -l $DVX_INPUT\n) >/dvx/log/0.out 2>/dvx/log/0.err </dev/null\necho $? >/dvx/log/0.exit\n");
     }
 
     #[test]
