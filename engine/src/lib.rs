@@ -12,6 +12,7 @@ pub mod dag;
 pub mod datum;
 pub mod error;
 pub mod exec;
+pub mod import;
 pub mod key;
 pub mod metrics;
 pub mod params;

@@ -5,5 +5,6 @@ mod concurrency;
 mod containers;
 mod errors;
 mod pipeline;
+mod remote;
 mod safety;
 mod workflow;
