@@ -6,6 +6,9 @@
 #
 #   eval "$(tests/services/podman.sh)"
 #
+# The settings and podman's storage live under DVX_PODMAN_BASE (default
+# ${TMPDIR:-/tmp}/dvx-services-UID/podman), apart from any podman set-up of the machine.
+#
 # runc rather than crun: crun refuses hosts with hybrid cgroups. The ulimits stay below what
 # small CI machines allow (podman's defaults can exceed their hard limits).
 set -euo pipefail
