@@ -309,6 +309,9 @@ pub fn print_record(id: &Id, r: &RunRecord) {
         "who      {} on {} ({} executor)",
         r.user, r.host, r.executor
     );
+    if let Some(image) = &r.image {
+        println!("image    {image}");
+    }
     if let Some(g) = &r.code {
         println!(
             "code     git {}{}",

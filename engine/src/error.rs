@@ -37,6 +37,12 @@ pub enum EngineError {
     UnknownDatum { stage: String, datum: String },
     #[error("interrupted")]
     Interrupted,
+    #[error("stage {stage}: {message}")]
+    Container {
+        stage: String,
+        message: String,
+        hint: String,
+    },
 }
 
 impl EngineError {
@@ -53,6 +59,7 @@ impl EngineError {
             Interrupted => "finished executions were kept; run again to continue".into(),
             UnknownRun(_) => "run ids are listed by `dvx run --json` and in `dvx log --json` (the `runs` of each commit)".into(),
             UnknownDatum { stage, .. } => format!("`dvx datums {stage}` lists the datums"),
+            Container { hint, .. } => hint.clone(),
         })
     }
 

@@ -2,6 +2,7 @@
 
 mod common;
 mod concurrency;
+mod containers;
 mod errors;
 mod pipeline;
 mod remote;
