@@ -1035,3 +1035,27 @@ fn import_and_update_folder() {
 fn import_and_update_moto() {
     import_and_update(Kind::Moto);
 }
+
+#[test]
+fn a_missing_bucket_is_named() {
+    let s = servers();
+    let a = Project::new();
+    a.write("data/x.txt", "x\n");
+    a.dvx(&["add", "data"]).ok();
+    run(
+        &a,
+        "",
+        &self::s(&[
+            "remote",
+            "add",
+            "origin",
+            "s3://no-such-bucket-here/p",
+            "--endpoint",
+            &s.moto,
+        ]),
+    )
+    .ok();
+    let err = run(&a, "", &self::s(&["push"])).fails();
+    assert!(err.contains("no such bucket"), "{err}");
+    a.assert_fsck_clean();
+}

@@ -433,6 +433,10 @@ impl Remote {
     fn err(&self, what: &str, e: object_store::Error) -> StoreError {
         use object_store::Error as E;
         let (kind, message) = match &e {
+            E::NotFound { .. } if no_bucket(&e) => (
+                RemoteErrorKind::NotFound,
+                "no such bucket (dvx does not create buckets: create it first)".to_string(),
+            ),
             E::NotFound { .. } => (RemoteErrorKind::NotFound, format!("{what}: not found")),
             E::Precondition { .. } | E::AlreadyExists { .. } => (
                 RemoteErrorKind::Rejected,
@@ -465,7 +469,9 @@ impl Remote {
                         "no credentials found (none in the environment or a profile, and no instance role)".to_string()
                     }
                     RemoteErrorKind::Auth => "access denied by the server".to_string(),
-                    RemoteErrorKind::NotFound => "no such bucket".to_string(),
+                    RemoteErrorKind::NotFound => {
+                        "no such bucket (dvx does not create buckets: create it first)".to_string()
+                    }
                     _ => summarize_network(&full),
                 };
                 (kind, format!("{what}: {short}"))
@@ -510,7 +516,7 @@ impl Remote {
         });
         match r {
             Ok(v) => Ok(Some(v)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e @ object_store::Error::NotFound { .. }) if !no_bucket(&e) => Ok(None),
             Err(e) => Err(self.err(key, e)),
         }
     }
@@ -726,6 +732,14 @@ pub fn promised_ids(dot: &FsPath) -> std::collections::HashSet<Id> {
         }
     }
     out
+}
+
+/// A "not found" that is about the bucket (or container), not the object.
+fn no_bucket(e: &object_store::Error) -> bool {
+    let s = error_chain(e).to_ascii_lowercase();
+    s.contains("nosuchbucket")
+        || s.contains("containernotfound")
+        || s.contains("bucket does not exist")
 }
 
 /// The messages of an error and its sources, joined.
