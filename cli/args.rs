@@ -49,8 +49,13 @@ pub enum Command {
     },
 
     /// Show tracked paths that were modified, deleted or added since the last commit.
-    #[command(after_help = "Examples:\n  dvx status\n  dvx status --json | jq .modified")]
+    #[command(
+        after_help = "Examples:\n  dvx status\n  dvx status --json | jq .modified\n  dvx status --remote          # what a push would send to the default remote"
+    )]
     Status {
+        /// Compare branches with a remote (default: the default remote) instead.
+        #[arg(long, value_name = "REMOTE", num_args = 0..=1, default_missing_value = "")]
+        remote: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -170,6 +175,128 @@ pub enum Command {
     Gc {
         #[arg(long)]
         dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Manage remotes: where data is shared (S3, GCS, Azure, a folder).
+    #[command(subcommand)]
+    Remote(RemoteCmd),
+
+    /// Upload commits and their data to a remote, then move its branches.
+    #[command(
+        after_help = "Examples:\n  dvx push                      # the current branch to the default remote\n  dvx push origin main v1.0     # a branch and a tag\n  dvx push --all --dry-run      # what would go up\n\nData goes up first, in packs; the remote's branches move last and only as fast-forwards,\nso two people pushing at once never lose a commit: the later one is told to fetch first.\nA push that was interrupted uploads only what is still missing when run again."
+    )]
+    Push {
+        /// Remote name (default: the default remote) or URL.
+        remote: Option<String>,
+        /// Branches or tags to push (default: the current branch).
+        #[arg(value_name = "REV")]
+        revs: Vec<String>,
+        /// Push every branch and tag.
+        #[arg(long)]
+        all: bool,
+        /// Replace the remote's branch even if that drops commits it has.
+        #[arg(long)]
+        force: bool,
+        /// Show what would be uploaded; upload nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Download a remote's branches, tags and data (into the store; the workspace is left alone).
+    #[command(
+        after_help = "Examples:\n  dvx fetch\n  dvx fetch origin --all-history\n  dvx log origin/main\n\nBranches land as REMOTE/BRANCH. By default the data of each branch's newest commit comes\ndown; --all-history brings every commit's data."
+    )]
+    Fetch {
+        remote: Option<String>,
+        /// Data of every commit, not just each branch's newest.
+        #[arg(long)]
+        all_history: bool,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Fetch the current branch and bring the workspace to it (all of it, or only PATHs).
+    #[command(
+        after_help = "Examples:\n  dvx pull\n  dvx pull data/images/cats     # only the bytes these paths need\n  dvx pull -r backup --branch dev\n\nThe local branch moves forward to the remote's; dvx never merges: if both have new\ncommits, pull stops and says so."
+    )]
+    Pull {
+        /// Only these tracked paths.
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Remote name or URL (default: the default remote).
+        #[arg(short, long)]
+        remote: Option<String>,
+        /// Branch to pull (default: the current one).
+        #[arg(short, long)]
+        branch: Option<String>,
+        /// Overwrite uncommitted changes.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Make a new project from a remote, with its default branch checked out.
+    #[command(
+        after_help = "Examples:\n  dvx clone s3://team-data/cats cats --endpoint http://127.0.0.1:9000\n  dvx clone /mnt/share/cats cats\n  dvx clone s3://team-data/cats cats --no-checkout && cd cats && dvx pull images/2024"
+    )]
+    Clone {
+        /// s3://bucket/prefix, gs://bucket/prefix, az://container/prefix, file:///path or a folder.
+        url: String,
+        /// Folder to create (default: the last part of the URL).
+        dir: Option<PathBuf>,
+        /// Branch to check out (default: the remote's default branch).
+        #[arg(short, long)]
+        branch: Option<String>,
+        /// Fetch commits and trees only; bring data later with `dvx pull [PATH...]`.
+        #[arg(long)]
+        no_checkout: bool,
+        #[command(flatten)]
+        conn: RemoteConn,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Bring data from another dvx project, pinned to a commit of it (lineage records where it came from).
+    #[command(
+        after_help = "Examples:\n  dvx import s3://team-data/raw images/2024 -o data/images\n  dvx import /mnt/share/labels labels.csv --rev v3\n  dvx import origin-of-truth data/ref --endpoint http://127.0.0.1:9000\n\nThe source is a remote URL (or the name of one of this project's remotes). dvx.lock\nrecords the source; `dvx update DEST` moves the import to the source's newest commit."
+    )]
+    Import {
+        /// The other project's remote URL, or a remote name of this project.
+        url: String,
+        /// Path inside that project.
+        path: String,
+        /// Branch, tag or full commit id there (default: its default branch).
+        #[arg(long)]
+        rev: Option<String>,
+        /// Where to put it here (default: the last part of PATH, in the current folder).
+        #[arg(short, long, value_name = "DEST")]
+        out: Option<PathBuf>,
+        /// Replace what is at DEST.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        conn: RemoteConn,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Move an import to the newest commit of the branch or tag it follows (or to --rev).
+    #[command(
+        after_help = "Examples:\n  dvx update data/images\n  dvx update data/images --rev v4"
+    )]
+    Update {
+        #[arg(value_name = "DEST")]
+        dest: PathBuf,
+        #[arg(long)]
+        rev: Option<String>,
+        /// Discard local changes to the imported data.
+        #[arg(long)]
+        force: bool,
         #[arg(long)]
         json: bool,
     },
@@ -342,4 +469,58 @@ pub enum ParamsCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How to reach a remote (all optional; credentials come from the environment or a profile).
+#[derive(clap::Args, Clone, Default)]
+pub struct RemoteConn {
+    /// S3-compatible endpoint, e.g. http://127.0.0.1:9000.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    #[arg(long)]
+    pub region: Option<String>,
+    /// AWS profile (from ~/.aws/credentials and ~/.aws/config).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Allow plain http to a non-loopback endpoint.
+    #[arg(long)]
+    pub allow_http: bool,
+    /// Transfers at once (default 8).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Seconds before a request is abandoned and retried (default 60).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Retries of a failed request, with backoff (default 5).
+    #[arg(long, value_name = "N")]
+    pub retries: Option<usize>,
+}
+
+#[derive(Subcommand)]
+pub enum RemoteCmd {
+    /// Add a remote (the first one becomes the default).
+    #[command(
+        after_help = "Examples:\n  dvx remote add origin s3://team-data/cats\n  dvx remote add local s3://bucket/prefix --endpoint http://127.0.0.1:9000\n  dvx remote add backup /mnt/share/cats\n  dvx remote add origin gs://bucket/prefix --force     # change it\n\nCredentials are never written here: they come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY\n(or GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_ACCOUNT_KEY), --profile, or\n.dvx/config.local.toml, which git ignores."
+    )]
+    Add {
+        name: String,
+        url: String,
+        #[command(flatten)]
+        conn: RemoteConn,
+        /// Replace a remote of that name.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List remotes.
+    #[command(after_help = "Examples:\n  dvx remote list\n  dvx remote list --json")]
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a remote (and the branches fetched from it).
+    #[command(after_help = "Examples:\n  dvx remote remove backup")]
+    Remove { name: String },
+    /// Make a remote the default for push, pull and fetch.
+    #[command(after_help = "Examples:\n  dvx remote default origin")]
+    Default { name: String },
 }

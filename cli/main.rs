@@ -2,6 +2,7 @@
 
 mod args;
 mod output;
+mod remote;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -160,7 +161,11 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
                 ));
             }
         }
-        Command::Status { json } => {
+        Command::Status {
+            remote: Some(r),
+            json,
+        } => remote::status(&cwd, out, r, json)?,
+        Command::Status { remote: None, json } => {
             // Read-only: a no-op status writes nothing; new hashes are saved by a short writer.
             let repo = Repo::open(&cwd, Access::Read)?;
             let st = repo.status(&bar)?;
@@ -311,6 +316,72 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
                     rep.commits_kept
                 ));
             }
+        }
+        Command::Remote(cmd) => remote::remote_cmd(&cwd, out, cmd)?,
+        Command::Push {
+            remote: r,
+            revs,
+            all,
+            force,
+            dry_run,
+            json,
+        } => remote::push(&cwd, out, &bar, r, revs, all, force, dry_run, json)?,
+        Command::Fetch {
+            remote: r,
+            all_history,
+            json,
+        } => remote::fetch(&cwd, out, &bar, r, all_history, json)?,
+        Command::Pull {
+            paths: p,
+            remote: r,
+            branch,
+            force,
+            json,
+        } => {
+            let rels = if p.is_empty() {
+                Vec::new()
+            } else {
+                let repo = Repo::open(&cwd, Access::Read)?;
+                rel_args(&repo, &cwd, &p, false)?
+            };
+            remote::pull(&cwd, out, &bar, rels, r, branch, force, json)?
+        }
+        Command::Clone {
+            url,
+            dir,
+            branch,
+            no_checkout,
+            conn,
+            json,
+        } => remote::clone(&cwd, out, &bar, url, dir, branch, no_checkout, conn, json)?,
+        Command::Import {
+            url,
+            path,
+            rev,
+            out: dest,
+            force,
+            conn,
+            json,
+        } => {
+            let repo = Repo::open(&cwd, Access::Write("dvx import"))?;
+            let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+            let dest = dest.unwrap_or_else(|| PathBuf::from(last));
+            let rel = rel_args(&repo, &cwd, &[dest], false)?.remove(0);
+            let rc = remote::source_config(&repo, &cwd, url, conn);
+            let rep =
+                dvx_engine::import::import(&repo, &rc, &path, rev.as_deref(), &rel, force, &bar)?;
+            remote::say_import(out, &rep, json);
+        }
+        Command::Update {
+            dest,
+            rev,
+            force,
+            json,
+        } => {
+            let repo = Repo::open(&cwd, Access::Write("dvx update"))?;
+            let rel = rel_args(&repo, &cwd, &[dest], false)?.remove(0);
+            let rep = dvx_engine::import::update(&repo, &rel, rev.as_deref(), force, &bar)?;
+            remote::say_import(out, &rep, json);
         }
         Command::Run {
             stages,

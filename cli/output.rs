@@ -87,6 +87,22 @@ impl Progress for Bar {
             *g = Some(pb);
         }
     }
+    fn start_bytes(&self, what: &str, total: u64) {
+        if self.hidden {
+            return;
+        }
+        let pb = ProgressBar::new(total);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        ) {
+            pb.set_style(style.progress_chars("=> "));
+        }
+        pb.set_message(what.to_string());
+        pb.enable_steady_tick(Duration::from_millis(200));
+        if let Ok(mut g) = self.bar.lock() {
+            *g = Some(pb);
+        }
+    }
     fn inc(&self, n: u64) {
         if let Some(pb) = self.current() {
             pb.inc(n);
@@ -293,6 +309,9 @@ pub fn print_record(id: &Id, r: &RunRecord) {
         "who      {} on {} ({} executor)",
         r.user, r.host, r.executor
     );
+    if let Some(image) = &r.image {
+        println!("image    {image}");
+    }
     if let Some(g) = &r.code {
         println!(
             "code     git {}{}",

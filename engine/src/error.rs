@@ -45,6 +45,12 @@ pub enum EngineError {
     NotIndexed(String),
     #[error("cannot verify run {run}: {message}")]
     Verify { run: String, message: String },
+    #[error("stage {stage}: {message}")]
+    Container {
+        stage: String,
+        message: String,
+        hint: String,
+    },
 }
 
 impl EngineError {
@@ -65,6 +71,7 @@ impl EngineError {
             NotProduced { path, .. } => format!("`dvx lineage {path}` shows where it came from: the commit that added it, or the run of each file in a merged folder"),
             NotIndexed(_) => "run `dvx fsck --reindex` once when no other dvx is writing".into(),
             Verify { .. } => "`dvx show RUN` prints what the run recorded".into(),
+            Container { hint, .. } => hint.clone(),
         })
     }
 

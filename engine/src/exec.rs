@@ -15,6 +15,8 @@ pub struct Job {
     pub cwd: PathBuf,
     pub env: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
+    /// Run in a container instead of here (stages with `image:`).
+    pub container: Option<crate::container::Spec>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +76,19 @@ impl Children {
         }
     }
 
+    /// Watch a process group started elsewhere (a container runtime's client).
+    pub(crate) fn track(&self, pid: u32, deadline: Option<Instant>) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.insert(pid, deadline);
+        }
+    }
+
+    pub(crate) fn untrack(&self, pid: u32) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.remove(&pid);
+        }
+    }
+
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
     }
@@ -107,6 +122,9 @@ pub fn shell_script(cmd: &str) -> String {
 
 /// Run the commands of a job one after another; stop at the first failure.
 pub fn run(job: &Job, children: &Children) -> Outcome {
+    if let Some(spec) = &job.container {
+        return crate::container::run(job, spec, children);
+    }
     let start = Instant::now();
     let deadline = job.timeout.map(|t| start + t);
     let mut stdout = Vec::new();

@@ -4,6 +4,10 @@
 //! which name per-run folders), the environment the stage declares, its working folder, the
 //! values of its parameters, its outputs' declarations, and the id of every input. Nothing
 //! else: renaming an unrelated file or moving the project leaves keys alone.
+//!
+//! A stage that runs in a container adds the image's id and whether it has a network; the
+//! field is absent for other stages, so their keys are what they were before containers.
+//! Resource limits and batching are left out: they decide how fast, not what.
 
 use std::collections::BTreeMap;
 
@@ -22,9 +26,19 @@ pub struct InputId {
     pub id: Id,
 }
 
+/// What the key takes from a container stage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContainerKey {
+    /// The image id the reference resolved to (`sha256:...`), not the name or tag.
+    pub image: String,
+    pub network: bool,
+}
+
 #[derive(Serialize)]
 struct KeyDoc<'a> {
     cmd: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<&'a ContainerKey>,
     datum: Option<(&'a str, &'a Option<InputId>)>,
     deps: &'a BTreeMap<String, Option<InputId>>,
     env: &'a BTreeMap<String, String>,
@@ -41,8 +55,20 @@ pub fn key(
     params: &BTreeMap<String, Value>,
     datum: Option<(&str, &Option<InputId>)>,
 ) -> Id {
+    key_with(stage, deps, params, datum, None)
+}
+
+/// [`key`] for a stage that runs in a container.
+pub fn key_with(
+    stage: &Stage,
+    deps: &BTreeMap<String, Option<InputId>>,
+    params: &BTreeMap<String, Value>,
+    datum: Option<(&str, &Option<InputId>)>,
+    container: Option<&ContainerKey>,
+) -> Id {
     let doc = KeyDoc {
         cmd: &stage.cmd,
+        container,
         datum,
         deps,
         env: &stage.env,
@@ -115,5 +141,62 @@ mod tests {
         // The stage's name is not part of the key (renaming a stage keeps its cache).
         let s3 = stage("stages:\n  fit:\n    cmd: python train.py\n    deps: [train.py]\n    outs: [model.pkl]\n    params: [lr]\n");
         assert_eq!(key(&s3, &deps, &params, None), k);
+    }
+
+    /// A container stage's key: pinned, and sensitive to the image id and network only.
+    #[test]
+    fn golden_container_key() {
+        let s = stage("stages:\n  conv:\n    image: localhost/tool:1\n    cmd: convert ${input} ${output}\n    input: {path: raw}\n    outs: [converted]\n");
+        let deps = BTreeMap::new();
+        let params = BTreeMap::new();
+        let input = Some(InputId {
+            kind: "file",
+            id: Id::of(b"a,b\n"),
+        });
+        let ck = ContainerKey {
+            image: "sha256:6a50f64137a12899270f7b1f56cc9b95af8a1cc4793309e526a7ab89a852502f".into(),
+            network: false,
+        };
+        let k = key_with(&s, &deps, &params, Some(("a.csv", &input)), Some(&ck));
+        assert_eq!(
+            k.to_hex(),
+            "052debf21077bb7d832c05de2b5f35607a656aa5fb728d3b1b956b17b0fd299d"
+        );
+        let plain = key(&s, &deps, &params, Some(("a.csv", &input)));
+        assert_ne!(plain, k);
+        let other_image = ContainerKey {
+            image: "sha256:1111111111111111111111111111111111111111111111111111111111111111".into(),
+            network: false,
+        };
+        assert_ne!(
+            key_with(
+                &s,
+                &deps,
+                &params,
+                Some(("a.csv", &input)),
+                Some(&other_image)
+            ),
+            k
+        );
+        let networked = ContainerKey {
+            network: true,
+            ..ck.clone()
+        };
+        assert_ne!(
+            key_with(
+                &s,
+                &deps,
+                &params,
+                Some(("a.csv", &input)),
+                Some(&networked)
+            ),
+            k
+        );
+        // Limits and batching do not change what a stage computes.
+        let limited = stage("stages:\n  conv:\n    image: localhost/tool:1\n    cmd: convert ${input} ${output}\n    input: {path: raw}\n    outs: [converted]\n    resources: {cpus: 1, memory: 1g}\n    batch: 10\n");
+        assert_eq!(
+            key_with(&limited, &deps, &params, Some(("a.csv", &input)), Some(&ck)),
+            k
+        );
     }
 }

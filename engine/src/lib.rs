@@ -7,10 +7,12 @@
 //! The CLI talks to the engine, and the engine to the store (`cli → engine → store`); the
 //! store is re-exported here so the CLI depends on one library.
 
+pub mod container;
 pub mod dag;
 pub mod datum;
 pub mod error;
 pub mod exec;
+pub mod import;
 pub mod key;
 pub mod lineage;
 pub mod metrics;

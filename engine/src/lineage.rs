@@ -139,6 +139,28 @@ pub fn index_fetched(store: &Store, runs: &[Id], commits: &[Id]) -> Result<()> {
     Ok(txn.commit()?)
 }
 
+/// Index what a fetch brought, from its report: the run records it names, and the commits
+/// from each ref it moved back to where that ref was (or as far as the store has them).
+pub fn index_fetch(store: &Store, rep: &dvx_store::remote::fetch::FetchReport) -> Result<()> {
+    let mut commits = Vec::new();
+    let mut seen = HashSet::new();
+    for u in &rep.refs {
+        let mut stack = vec![u.new];
+        while let Some(id) = stack.pop() {
+            if Some(id) == u.old || !seen.insert(id) {
+                continue;
+            }
+            // A commit not fetched (only tips were) ends the walk there.
+            let Some(bytes) = store.get_object(ObjKind::Commit, &id)? else {
+                continue;
+            };
+            stack.extend(Commit::decode(id, &bytes)?.parents);
+            commits.push(id);
+        }
+    }
+    index_fetched(store, &rep.new_runs, &commits)
+}
+
 /// Open the project for reading lineage. A store made before lineage existed is indexed
 /// first, once (that takes the writer lock briefly); the report says so.
 pub fn open(start: &std::path::Path) -> Result<(Repo, Option<ReindexReport>)> {

@@ -13,11 +13,12 @@ use dvx_store::{Id, Progress, Repo, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::container::{self, Mount};
 use crate::dag::{is_glob, Dag};
 use crate::datum::{datums, Datum};
 use crate::error::{EngineError, Result};
 use crate::exec::{self, Children, Job, Outcome};
-use crate::key::{self, InputId};
+use crate::key::{self, ContainerKey, InputId};
 use crate::params::stage_params;
 use crate::record::{self, PathId, RunRecord};
 use crate::spec::{self, Pipeline, Stage, PIPELINE_FILE};
@@ -85,6 +86,9 @@ pub struct LockedStage {
     pub params: BTreeMap<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datums: Option<u64>,
+    /// Container stages: the image that ran (`NAME@sha256:ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +142,23 @@ fn input_id(f: &Option<Flat>) -> Option<InputId> {
     })
 }
 
+/// Bind mounts are written `HOST:TARGET[:ro]`: a path with `:` or `,` cannot be one.
+fn check_mounts(s: &Stage, mounts: &[Mount]) -> Result<()> {
+    for m in mounts {
+        let host = m.host.to_string_lossy();
+        if host.contains([':', ',']) {
+            return Err(EngineError::Container {
+                stage: s.name.clone(),
+                message: format!(
+                    "cannot mount {host} in a container: the path contains ':' or ','"
+                ),
+                hint: "move the project to a path without ':' or ','".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
@@ -163,6 +184,43 @@ struct Task {
     out_dir: Option<PathBuf>,
     key: Id,
     retries: u32,
+    /// Datums run together in one container (`batch:`); each keeps its own task for its
+    /// record and for retries, which run it alone.
+    batch: Vec<Task>,
+}
+
+impl Task {
+    /// How many executions (records) the task yields.
+    fn executions(&self) -> usize {
+        self.batch.len().max(1)
+    }
+}
+
+/// Run a task's job until it succeeds or its retries are spent; `first` is an outcome
+/// already had (a batch member's), counted as attempt `attempt`.
+fn attempts(
+    task: &Task,
+    children: &Children,
+    mut attempt: u32,
+    mut first: Option<Outcome>,
+) -> (Outcome, u32) {
+    loop {
+        let o = match first.take() {
+            Some(o) => o,
+            None => {
+                if let (Some(o), true) = (&task.out_dir, attempt > 0) {
+                    // A retry starts from an empty output folder again.
+                    let _ = std::fs::remove_dir_all(o);
+                    let _ = std::fs::create_dir_all(o);
+                }
+                exec::run(&task.job, children)
+            }
+        };
+        if o.exit == Some(0) || attempt >= task.retries || children.is_cancelled() {
+            return (o, attempt);
+        }
+        attempt += 1;
+    }
 }
 
 struct Done {
@@ -194,6 +252,8 @@ pub struct Engine<'a> {
     /// The code's git commit and who runs, taken once per run for every record.
     code: Option<dvx_store::object::GitInfo>,
     user: String,
+    /// Container runtime and image ids, looked up once per run.
+    containers: container::Resolver,
 }
 
 impl<'a> Engine<'a> {
@@ -201,6 +261,7 @@ impl<'a> Engine<'a> {
         let pipeline = load_pipeline(&repo.root)?;
         let dag = Dag::build(&pipeline)?;
         let locked = locked_stages(&repo.root)?;
+        let containers = container::Resolver::new(container::configured_runtime(repo)?);
         let scratch = repo.tmp_dir().join(format!("run-{}", std::process::id()));
         Ok(Engine {
             code: dvx_store::gitutil::git_info(&repo.root),
@@ -210,6 +271,7 @@ impl<'a> Engine<'a> {
             dag,
             locked,
             scratch,
+            containers,
         })
     }
 
@@ -279,6 +341,7 @@ impl<'a> Engine<'a> {
         let deps: BTreeMap<String, Option<InputId>> =
             ids.iter().map(|(p, f)| (p.clone(), input_id(f))).collect();
         let params = stage_params(&self.repo.root, s)?;
+        let container = self.container_key(s)?;
         let mut datum_keys = Vec::new();
         if let Some(input) = &s.input {
             let files = self
@@ -296,7 +359,13 @@ impl<'a> Engine<'a> {
                 ));
             }
             for d in datums(s, input, &files)? {
-                let k = key::key(s, &deps, &params, Some((d.id.as_str(), &d.input)));
+                let k = key::key_with(
+                    s,
+                    &deps,
+                    &params,
+                    Some((d.id.as_str(), &d.input)),
+                    container.as_ref(),
+                );
                 datum_keys.push((d, k));
             }
             if datum_keys.is_empty() {
@@ -309,7 +378,7 @@ impl<'a> Engine<'a> {
         let key = if s.input.is_some() {
             key::combine(&datum_keys.iter().map(|(_, k)| *k).collect::<Vec<_>>())
         } else {
-            key::key(s, &deps, &params, None)
+            key::key_with(s, &deps, &params, None, container.as_ref())
         };
         let mut reasons = Vec::new();
         match self.locked.get(&s.name) {
@@ -317,6 +386,18 @@ impl<'a> Engine<'a> {
             Some(l) => {
                 if l.cmd != s.cmd {
                     reasons.push("command changed".into());
+                }
+                let image_now = self.pinned_image(s);
+                let id_of = |p: &Option<String>| {
+                    p.as_ref()
+                        .and_then(|p| p.rsplit('@').next().map(String::from))
+                };
+                if id_of(&l.image) != id_of(&image_now) {
+                    reasons.push(match (&l.image, &image_now) {
+                        (Some(old), Some(now)) => format!("image changed ({old} -> {now})"),
+                        (None, Some(now)) => format!("now runs in {now}"),
+                        _ => "no longer runs in a container".into(),
+                    });
                 }
                 for (p, id) in &deps {
                     if l.deps.get(p) != Some(id) {
@@ -489,12 +570,150 @@ impl<'a> Engine<'a> {
         Ok(merged)
     }
 
-    fn job_for(&self, s: &Stage, datum: Option<&Datum>, out_dir: Option<&Path>) -> Job {
+    /// What a container stage's key takes from its image (None for other stages).
+    fn container_key(&self, s: &Stage) -> Result<Option<ContainerKey>> {
+        let Some(reference) = &s.image else {
+            return Ok(None);
+        };
+        let (_, image) = self.containers.resolve(&s.name, reference)?;
+        Ok(Some(ContainerKey {
+            image: image.id,
+            network: s.network,
+        }))
+    }
+
+    /// `NAME@sha256:ID` of a container stage's image, once resolved in this run.
+    fn pinned_image(&self, s: &Stage) -> Option<String> {
+        let reference = s.image.as_ref()?;
+        self.containers
+            .resolve(&s.name, reference)
+            .ok()
+            .map(|(_, i)| i.pinned())
+    }
+
+    /// The container part of a job: the project read-only, and either a datum's input and
+    /// output folder, or the stage's outputs writable at their places.
+    fn container_spec(
+        &self,
+        s: &Stage,
+        datum: Option<(&Datum, &Path)>,
+    ) -> Result<Option<container::Spec>> {
+        let Some(reference) = &s.image else {
+            return Ok(None);
+        };
+        let (runtime, image) = self.containers.resolve(&s.name, reference)?;
+        let root = &self.repo.root;
+        let mut mounts = vec![Mount::ro(root.clone(), container::WORK)];
+        match datum {
+            Some((d, out)) => {
+                mounts.push(Mount::ro(root.join(&d.path), container::IN));
+                mounts.push(Mount::rw(out.to_path_buf(), container::OUT));
+            }
+            None => {
+                for o in s.all_outs() {
+                    mounts.push(Mount::rw(
+                        root.join(&o.path),
+                        format!("{}/{}", container::WORK, o.path),
+                    ));
+                }
+            }
+        }
+        check_mounts(s, &mounts)?;
+        Ok(Some(container::Spec {
+            runtime,
+            image,
+            stage: s.name.clone(),
+            mounts,
+            workdir: if s.wdir.is_empty() {
+                container::WORK.to_string()
+            } else {
+                format!("{}/{}", container::WORK, s.wdir)
+            },
+            network: s.network,
+            resources: s.resources.clone(),
+            batch: Vec::new(),
+            log_dir: None,
+        }))
+    }
+
+    /// One job for several datums of a container stage, run in one container.
+    fn batch_task(
+        &self,
+        s: &Stage,
+        i: usize,
+        members: Vec<Task>,
+        log_dir: PathBuf,
+    ) -> Result<Task> {
+        let mut spec = match self.container_spec(s, None)? {
+            Some(spec) => spec,
+            None => {
+                return Err(EngineError::Failed {
+                    stage: s.name.clone(),
+                    datum: None,
+                    message: "batch needs an image".into(),
+                })
+            }
+        };
+        let root = &self.repo.root;
+        spec.mounts = vec![
+            Mount::ro(root.clone(), container::WORK),
+            Mount::rw(log_dir.clone(), "/dvx/log"),
+        ];
+        for (k, m) in members.iter().enumerate() {
+            let (Some((d, _)), Some(out)) = (&m.datum, &m.out_dir) else {
+                continue;
+            };
+            let (input, output) = (
+                format!("{}/{k}", container::IN),
+                format!("{}/{k}", container::OUT),
+            );
+            spec.mounts
+                .push(Mount::ro(root.join(&d.path), input.clone()));
+            spec.mounts.push(Mount::rw(out.clone(), output.clone()));
+            spec.batch.push(container::BatchDatum {
+                id: d.id.clone(),
+                cmds: s
+                    .cmd
+                    .iter()
+                    .map(|c| {
+                        c.replace("${input}", &shell_quote(&input))
+                            .replace("${output}", &shell_quote(&output))
+                    })
+                    .collect(),
+            });
+        }
+        check_mounts(s, &spec.mounts)?;
+        spec.log_dir = Some(log_dir);
+        let mut env = s.env.clone();
+        env.insert("DVX_STAGE".into(), s.name.clone());
+        Ok(Task {
+            stage: i,
+            datum: None,
+            job: Job {
+                cmds: s.cmd.clone(),
+                cwd: root.join(&s.wdir),
+                env,
+                timeout: s.timeout.map(Duration::from_secs),
+                container: Some(spec),
+            },
+            out_dir: None,
+            key: members.first().map(|m| m.key).unwrap_or(Id([0; 32])),
+            retries: s.retries,
+            batch: members,
+        })
+    }
+
+    fn job_for(&self, s: &Stage, datum: Option<&Datum>, out_dir: Option<&Path>) -> Result<Job> {
         let mut env: BTreeMap<String, String> = s.env.clone();
         env.insert("DVX_STAGE".into(), s.name.clone());
         let mut cmds = s.cmd.clone();
+        let container = self.container_spec(s, datum.zip(out_dir))?;
         if let (Some(d), Some(o)) = (datum, out_dir) {
-            let input = self.repo.root.join(&d.path);
+            let (input, o) = if container.is_some() {
+                (PathBuf::from(container::IN), Path::new(container::OUT))
+            } else {
+                (self.repo.root.join(&d.path), o)
+            };
             env.insert("DVX_INPUT".into(), input.to_string_lossy().into_owned());
             env.insert("DVX_OUTPUT".into(), o.to_string_lossy().into_owned());
             env.insert("DVX_DATUM_ID".into(), d.id.clone());
@@ -507,12 +726,13 @@ impl<'a> Engine<'a> {
                 .map(|c| c.replace("${input}", &qi).replace("${output}", &qo))
                 .collect();
         }
-        Job {
+        Ok(Job {
             cmds,
             cwd: self.repo.root.join(&s.wdir),
             env,
             timeout: s.timeout.map(Duration::from_secs),
-        }
+            container,
+        })
     }
 
     /// Run the pipeline (or `opts.targets`).
@@ -562,31 +782,37 @@ impl<'a> Engine<'a> {
                             g = ready.wait(g).unwrap_or_else(|p| p.into_inner());
                         }
                     };
-                    let Some(task) = task else { return };
+                    let Some(mut task) = task else { return };
                     let start = chrono::Utc::now();
-                    let mut attempt = 0;
-                    let outcome = loop {
-                        if let (Some(o), true) = (&task.out_dir, attempt > 0) {
-                            // A retry starts from an empty output folder again.
-                            let _ = std::fs::remove_dir_all(o);
-                            let _ = std::fs::create_dir_all(o);
+                    let results = match (&task.job.container, task.batch.is_empty()) {
+                        (Some(spec), false) => {
+                            let outcomes = container::run_batch(&task.job, spec, children);
+                            std::mem::take(&mut task.batch)
+                                .into_iter()
+                                .zip(outcomes)
+                                .map(|(member, o)| {
+                                    let (o, a) = attempts(&member, children, 0, Some(o));
+                                    (member, o, a)
+                                })
+                                .collect()
                         }
-                        let o = exec::run(&task.job, children);
-                        if o.exit == Some(0) || attempt >= task.retries || children.is_cancelled() {
-                            break o;
+                        _ => {
+                            let (o, a) = attempts(&task, children, 0, None);
+                            vec![(task, o, a)]
                         }
-                        attempt += 1;
                     };
-                    if tx
-                        .send(Done {
-                            task,
-                            outcome,
-                            attempt,
-                            start,
-                        })
-                        .is_err()
-                    {
-                        return;
+                    for (task, outcome, attempt) in results {
+                        if tx
+                            .send(Done {
+                                task,
+                                outcome,
+                                attempt,
+                                start,
+                            })
+                            .is_err()
+                        {
+                            return;
+                        }
                     }
                 });
             }
@@ -772,7 +998,7 @@ impl<'a> Engine<'a> {
                         let dropped: Vec<Task> = g.0.drain(..).collect();
                         drop(g);
                         for t in dropped {
-                            states[t.stage].pending -= 1;
+                            states[t.stage].pending -= t.executions();
                             states[t.stage].failed = true;
                             if states[t.stage].pending == 0 && !completed_stages.contains(&t.stage)
                             {
@@ -909,6 +1135,7 @@ impl<'a> Engine<'a> {
                 .collect(),
             params: p.params.clone(),
             datums: s.input.as_ref().map(|_| p.datums.len() as u64),
+            image: self.pinned_image(s),
         }
     }
 
@@ -1005,13 +1232,24 @@ impl<'a> Engine<'a> {
                     std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
                 }
             }
+            if s.image.is_some() {
+                // Each output is mounted writable at its place, so it must exist first.
+                for o in s.all_outs() {
+                    let abs = self.repo.root.join(&o.path);
+                    if let Some(parent) = abs.parent() {
+                        std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
+                    }
+                    container::prepare_output(&abs)?;
+                }
+            }
             tasks.push(Task {
                 stage: i,
                 datum: None,
-                job: self.job_for(s, None, None),
+                job: self.job_for(s, None, None)?,
                 out_dir: None,
                 key: p.key,
                 retries: s.retries,
+                batch: Vec::new(),
             });
         } else {
             let mut restored_records = Vec::new();
@@ -1043,11 +1281,24 @@ impl<'a> Engine<'a> {
                 tasks.push(Task {
                     stage: i,
                     datum: Some((d.clone(), *k)),
-                    job: self.job_for(s, Some(d), Some(&out_dir)),
+                    job: self.job_for(s, Some(d), Some(&out_dir))?,
                     out_dir: Some(out_dir),
                     key: *k,
                     retries: s.retries,
+                    batch: Vec::new(),
                 });
+            }
+            if s.image.is_some() && s.batch > 1 && tasks.len() > 1 {
+                let mut batched = Vec::new();
+                let mut rest = tasks.into_iter().peekable();
+                while rest.peek().is_some() {
+                    let members: Vec<Task> = rest.by_ref().take(s.batch as usize).collect();
+                    *task_n += 1;
+                    let log_dir = self.scratch.join(format!("b{task_n}"));
+                    std::fs::create_dir(&log_dir).map_err(|e| StoreError::io(&log_dir, e))?;
+                    batched.push(self.batch_task(s, i, members, log_dir)?);
+                }
+                tasks = batched;
             }
             if let Some(dc) = report.datums.as_mut() {
                 dc.restored = restored_records.len() as u64;
@@ -1082,8 +1333,8 @@ impl<'a> Engine<'a> {
             }
             return Ok(None);
         }
-        st.pending = tasks.len();
-        progress.start(&s.name, tasks.len() as u64);
+        st.pending = tasks.iter().map(Task::executions).sum();
+        progress.start(&s.name, st.pending as u64);
         {
             let mut g = queue.lock().unwrap_or_else(|p| p.into_inner());
             g.0.extend(tasks);
@@ -1109,6 +1360,16 @@ impl<'a> Engine<'a> {
         // Every file stored, by project path, for the lineage index (its trees are not
         // readable until the transaction commits).
         let mut known: BTreeMap<String, Flat> = BTreeMap::new();
+        if done.task.job.container.is_some() && done.task.out_dir.is_none() {
+            for o in s.all_outs() {
+                let abs = self.repo.root.join(&o.path);
+                container::clear_placeholder(&abs);
+                if error.is_some() {
+                    // A failed run leaves no empty output folder made for the mount.
+                    let _ = std::fs::remove_dir(&abs);
+                }
+            }
+        }
         if error.is_none() {
             match &done.task.out_dir {
                 Some(dir) => {
@@ -1205,7 +1466,13 @@ impl<'a> Engine<'a> {
             end: end.to_rfc3339(),
             env: s.env.clone(),
             error: error.clone(),
-            executor: "local".into(),
+            executor: done
+                .task
+                .job
+                .container
+                .as_ref()
+                .map_or("local", |c| c.runtime.name)
+                .into(),
             exit: if error.is_some() && done.outcome.exit == Some(0) {
                 None
             } else {
@@ -1214,7 +1481,7 @@ impl<'a> Engine<'a> {
             host: std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
                 .unwrap_or_default(),
-            image: None,
+            image: done.task.job.container.as_ref().map(|c| c.image.pinned()),
             inputs,
             key: done.task.key,
             outputs,

@@ -64,10 +64,29 @@ pub struct Stage {
     pub always_changed: bool,
     pub frozen: bool,
     pub input: Option<Input>,
+    /// The container image the commands run in (`NAME[:TAG|@DIGEST]`); None runs them here.
+    pub image: Option<String>,
+    /// Container stages only: network access (off by default).
+    pub network: bool,
+    /// Container stages only: limits passed to the runtime.
+    pub resources: Resources,
+    /// Container datum stages only: how many datums run in one container (1: one each).
+    pub batch: u32,
     #[serde(skip)]
     pub at: Pos,
     #[serde(skip)]
     pub dep_at: Vec<Pos>,
+}
+
+/// `resources:` of a container stage, as validated text for the runtime's flags.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Resources {
+    /// CPUs, such as `2` or `0.5`.
+    pub cpus: Option<String>,
+    /// Memory, such as `512m` or `2g`.
+    pub memory: Option<String>,
+    /// GPUs: `all` or a count.
+    pub gpus: Option<String>,
 }
 
 impl Stage {
@@ -102,6 +121,10 @@ const STAGE_FIELDS: &[&str] = &[
     "always_changed",
     "frozen",
     "input",
+    "image",
+    "network",
+    "resources",
+    "batch",
     "desc",
 ];
 
@@ -596,6 +619,77 @@ fn parse_timeout(cx: &Ctx, n: &Node) -> Result<u64> {
         })
 }
 
+/// An image reference: `NAME[:TAG][@DIGEST]`, without spaces or shell-unsafe characters.
+fn parse_image(cx: &Ctx, n: &Node) -> Result<String> {
+    let s = cx.string(n, "image")?;
+    let s = s.trim();
+    let ok = !s.is_empty()
+        && !s.starts_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c));
+    if !ok {
+        return Err(cx.err(
+            n.span(),
+            "image: expected NAME[:TAG] or NAME@sha256:DIGEST (such as `python:3.12-slim`)",
+        ));
+    }
+    Ok(s.to_string())
+}
+
+fn parse_resources(cx: &Ctx, n: &Node) -> Result<Resources> {
+    let m = cx.mapping(n, "resources")?;
+    let mut r = Resources::default();
+    for (k, v) in m.iter() {
+        let text = cx.string(v, &format!("resources.{}", k.as_str()))?;
+        let t = text.trim().to_string();
+        match k.as_str() {
+            "cpus" => {
+                if !t.parse::<f64>().is_ok_and(|c| c > 0.0 && c.is_finite()) {
+                    return Err(cx.err(
+                        v.span(),
+                        "resources.cpus: expected a number of CPUs > 0 (such as 2 or 0.5)",
+                    ));
+                }
+                r.cpus = Some(t);
+            }
+            "memory" => {
+                let lower = t.to_ascii_lowercase();
+                let digits = lower.trim_end_matches(['b', 'k', 'm', 'g']);
+                let suffix = &lower[digits.len()..];
+                if digits.is_empty()
+                    || !digits.bytes().all(|b| b.is_ascii_digit())
+                    || suffix.len() > 1
+                    || digits.parse::<u64>().map_or(true, |d| d == 0)
+                {
+                    return Err(cx.err(
+                        v.span(),
+                        "resources.memory: expected a size such as 512m or 2g (b, k, m or g)",
+                    ));
+                }
+                r.memory = Some(lower);
+            }
+            "gpus" => {
+                if t != "all" && !t.parse::<u32>().is_ok_and(|g| g > 0) {
+                    return Err(cx.err(
+                        v.span(),
+                        "resources.gpus: expected `all` or a number of GPUs > 0",
+                    ));
+                }
+                r.gpus = Some(t);
+            }
+            other => {
+                return Err(cx.err(
+                    k.span(),
+                    format!(
+                        "resources: unknown field `{other}`; expected `cpus`, `memory` or `gpus`"
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(r)
+}
+
 fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<Stage> {
     let map = cx.mapping(node, &format!("stage `{name}`"))?;
     for (k, _) in map.iter() {
@@ -713,6 +807,35 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
             format!("stage `{name}`: a stage with `input` needs exactly one output folder in `outs` (where the datums' outputs are merged)"),
         ));
     }
+    let image = match map.get_node("image") {
+        Some(n) => Some(parse_image(cx, n)?),
+        None => None,
+    };
+    // Container options mean nothing without a container: say so instead of ignoring them.
+    for field in ["network", "resources", "batch"] {
+        if let (Some(n), None) = (map.get_node(field), &image) {
+            return Err(cx.err(
+                n.span(),
+                format!("{field}: only for stages that run in a container (set `image`)"),
+            ));
+        }
+    }
+    let batch = match map.get_node("batch") {
+        Some(n) => {
+            if input.is_none() {
+                return Err(cx.err(
+                    n.span(),
+                    "batch: only for stages with `input` (it is the number of datums per container)",
+                ));
+            }
+            let b = cx.uint(n, "batch")?;
+            if b == 0 || b > u32::MAX as u64 {
+                return Err(cx.err(n.span(), "batch: expected a whole number >= 1"));
+            }
+            b as u32
+        }
+        None => 1,
+    };
     Ok(Stage {
         name: name.to_string(),
         cmd,
@@ -739,6 +862,16 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
             None => false,
         },
         input,
+        image,
+        network: match map.get_node("network") {
+            Some(n) => cx.boolean(n, "network")?,
+            None => false,
+        },
+        resources: match map.get_node("resources") {
+            Some(n) => parse_resources(cx, n)?,
+            None => Resources::default(),
+        },
+        batch,
         at: Ctx::pos(name_span),
         dep_at,
     })
@@ -788,7 +921,7 @@ stages:
     fn errors_point_at_the_place() {
         assert_eq!(
             err("stages:\n  a:\n    cmd: x\n    dpes: [y]\n"),
-            "dvx.yaml:4:5: stage `a`: unknown field `dpes`; expected one of: cmd, deps, outs, metrics, params, env, wdir, retries, timeout, always_changed, frozen, input, desc"
+            "dvx.yaml:4:5: stage `a`: unknown field `dpes`; expected one of: cmd, deps, outs, metrics, params, env, wdir, retries, timeout, always_changed, frozen, input, image, network, resources, batch, desc"
         );
         assert!(err("stages:\n  a:\n    cmd: x\n    retries: lots\n")
             .starts_with("dvx.yaml:4:14: retries: expected a whole number"));
@@ -845,6 +978,67 @@ stages:
         assert_eq!(pl.stages[1].metrics[0].path, "b.json");
     }
 
+    #[test]
+    fn container_fields() {
+        let pl = p(r#"
+stages:
+  conv:
+    image: localhost/tool:1.2@sha256:abc
+    cmd: convert ${input} ${output}
+    input: {path: raw}
+    outs: [converted]
+    network: true
+    resources: {cpus: 0.5, memory: 512M, gpus: all}
+    batch: 8
+"#)
+        .unwrap();
+        let s = &pl.stages[0];
+        assert_eq!(s.image.as_deref(), Some("localhost/tool:1.2@sha256:abc"));
+        assert!(s.network);
+        assert_eq!(s.batch, 8);
+        assert_eq!(
+            s.resources,
+            Resources {
+                cpus: Some("0.5".into()),
+                memory: Some("512m".into()),
+                gpus: Some("all".into())
+            }
+        );
+        let plain = p("stages:\n  a:\n    cmd: x\n").unwrap();
+        assert_eq!(
+            (plain.stages[0].image.clone(), plain.stages[0].batch),
+            (None, 1)
+        );
+        assert_eq!(
+            err("stages:\n  a:\n    cmd: x\n    network: true\n"),
+            "dvx.yaml:4:14: network: only for stages that run in a container (set `image`)"
+        );
+        assert_eq!(
+            err("stages:\n  a:\n    cmd: x\n    image: busybox\n    network: yes please\n"),
+            "dvx.yaml:5:14: network: expected true or false"
+        );
+        assert!(err("stages:\n  a:\n    cmd: x\n    image: [a]\n")
+            .starts_with("dvx.yaml:4:12: image: expected a string"));
+        assert!(err("stages:\n  a:\n    cmd: x\n    image: \"a b\"\n")
+            .starts_with("dvx.yaml:4:12: image: expected NAME"));
+        assert!(
+            err("stages:\n  a:\n    cmd: x\n    image: b\n    resources: {memory: lots}\n")
+                .starts_with("dvx.yaml:5:25: resources.memory: expected a size")
+        );
+        assert!(
+            err("stages:\n  a:\n    cmd: x\n    image: b\n    resources: {cpus: 0}\n")
+                .starts_with("dvx.yaml:5:23: resources.cpus")
+        );
+        assert!(
+            err("stages:\n  a:\n    cmd: x\n    image: b\n    resources: {disk: 1}\n")
+                .starts_with("dvx.yaml:5:17: resources: unknown field `disk`")
+        );
+        assert!(
+            err("stages:\n  a:\n    cmd: x\n    image: b\n    batch: 4\n")
+                .starts_with("dvx.yaml:5:12: batch: only for stages with `input`")
+        );
+    }
+
     /// schemas/dvx.yaml.schema.json must describe exactly the fields this parser accepts.
     #[test]
     fn json_schema_is_in_step_with_the_parser() {
@@ -871,6 +1065,7 @@ stages:
         assert_eq!(keys("foreachStage"), vec!["do", "foreach"]);
         assert_eq!(keys("input"), vec!["glob", "path"]);
         assert_eq!(keys("outOptions"), vec!["cache", "persist"]);
+        assert_eq!(keys("resources"), vec!["cpus", "gpus", "memory"]);
         // And every bundled example parses.
         for ex in ["wine-quality", "ndjson-batches"] {
             let f = Path::new(env!("CARGO_MANIFEST_DIR"))

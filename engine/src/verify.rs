@@ -203,6 +203,7 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
             cwd,
             env,
             timeout: None::<Duration>,
+            container: None,
         };
         let outcome = exec::run(&job, &Children::default());
         let mut outputs = Vec::new();

@@ -82,6 +82,25 @@ impl Repo {
                 }
             }
         };
+        let head = if only.is_empty() {
+            Some(new_head)
+        } else {
+            None
+        };
+        self.checkout_to(target_id, head, only, force, progress)
+    }
+
+    /// Make the workspace (or just `only`) hold commit `target_id`. With `head`, HEAD becomes
+    /// it, and a branch it names moves to the target (a fast-forward after a pull) and the
+    /// lock is rewritten; without, HEAD stays where it is.
+    pub fn checkout_to(
+        &self,
+        target_id: Id,
+        head: Option<Head>,
+        only: &[String],
+        force: bool,
+        progress: &dyn Progress,
+    ) -> Result<CheckoutReport> {
         let target = self.store.get_commit(&target_id)?;
         let (_, _, current) = self.head_state()?;
 
@@ -137,17 +156,24 @@ impl Repo {
         for (p, e) in &applied.cache {
             txn.put(CF_STAT, p.as_bytes(), &e.encode());
         }
-        let branch = if only.is_empty() {
-            txn.set_head(&new_head);
-            match &new_head {
-                Head::Branch(b) => Some(b.clone()),
-                Head::Detached(_) => None,
+        let branch = match &head {
+            Some(h) => {
+                if let Head::Branch(b) = h {
+                    let name = format!("{HEADS}{b}");
+                    if self.store.ref_target(&name)? != Some(target_id) {
+                        txn.set_ref(&name, &target_id);
+                    }
+                }
+                txn.set_head(h);
+                match h {
+                    Head::Branch(b) => Some(b.clone()),
+                    Head::Detached(_) => None,
+                }
             }
-        } else {
-            None
+            None => None,
         };
         txn.commit()?;
-        if only.is_empty() {
+        if head.is_some() {
             self.write_lock(&target_id, &target, current.as_ref())?;
         }
         Ok(CheckoutReport {

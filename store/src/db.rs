@@ -17,8 +17,8 @@ use std::thread;
 use std::time::Duration;
 
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, LogLevel,
-    Options, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction,
+    IteratorMode, LogLevel, Options, WriteBatch, WriteOptions, DB,
 };
 
 use crate::error::{Result, StoreError};
@@ -85,6 +85,12 @@ fn cf_options(name: &str) -> Options {
         _ => o.set_compression_type(DBCompressionType::Lz4),
     }
     o.set_write_buffer_size(16 << 20);
+    if name == CF_STAT {
+        // `status` reads a folder's entries as one ordered scan: bigger blocks, fewer reads.
+        let mut t = BlockBasedOptions::default();
+        t.set_block_size(32 << 10);
+        o.set_block_based_table_factory(&t);
+    }
     o
 }
 
@@ -97,6 +103,9 @@ fn db_options() -> Options {
     o.set_log_level(LogLevel::Warn);
     o.set_max_total_wal_size(64 << 20);
     o.increase_parallelism(2);
+    // Opening starts a thread per table file to open (16 by default, per column family):
+    // about 110 threads for a read that lasts 0.2 s. The files are few; open them in turn.
+    o.set_max_file_opening_threads(1);
     o
 }
 
@@ -216,6 +225,41 @@ impl Db {
         Ok(())
     }
 
+    /// Call `f(name, value)` for each key `prefix` + `name` where `name` has no `/`: the direct
+    /// children of a folder, in order, jumping over each subfolder's keys with one seek. Stops
+    /// when `f` returns false.
+    pub fn for_each_child(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let mut it = self.db.raw_iterator_cf(self.cf(cf));
+        it.seek(prefix);
+        let mut skip = Vec::new();
+        while it.valid() {
+            let Some(k) = it.key() else { break };
+            if !k.starts_with(prefix) {
+                break;
+            }
+            let rest = &k[prefix.len()..];
+            if let Some(p) = rest.iter().position(|&b| b == b'/') {
+                // Past "prefix/sub/...": the next key after it starts "prefix/sub0" ('/' + 1).
+                skip.clear();
+                skip.extend_from_slice(&k[..prefix.len() + p]);
+                skip.push(b'/' + 1);
+                it.seek(&skip);
+                continue;
+            }
+            if !f(rest, it.value().unwrap_or_default())? {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+
     pub fn write(&self, batch: Batch) -> Result<()> {
         if batch.inner.is_empty() {
             return Ok(());
@@ -297,5 +341,28 @@ impl Batch {
     }
     pub fn is_empty(&self) -> bool {
         self.inner.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod child_tests {
+    use super::*;
+
+    #[test]
+    fn children_skip_subfolders_in_one_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("db")).unwrap();
+        for k in [
+            "a/x", "a/b/c", "a/b.txt", "a/b0", "a/c/d/e", "a/z", "ab/q", "a/b/d/e",
+        ] {
+            db.put(CF_STAT, k.as_bytes(), b"v").unwrap();
+        }
+        let mut seen = Vec::new();
+        db.for_each_child(CF_STAT, b"a/", |name, _| {
+            seen.push(String::from_utf8_lossy(name).into_owned());
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(seen, ["b.txt", "b0", "x", "z"]);
     }
 }

@@ -75,6 +75,22 @@ pub enum StoreError {
     Db(String),
     #[error("git: {0}")]
     Git(String),
+    #[error("{}{message}", remote_prefix(.remote))]
+    Remote {
+        remote: String,
+        message: String,
+        kind: crate::remote::RemoteErrorKind,
+    },
+    #[error("no remote named {0:?}")]
+    UnknownRemote(String),
+}
+
+fn remote_prefix(remote: &str) -> String {
+    if remote.is_empty() {
+        String::new()
+    } else {
+        format!("remote {remote}: ")
+    }
 }
 
 impl StoreError {
@@ -112,6 +128,8 @@ impl StoreError {
             NotTracked(_) => "`dvx status` and `dvx ls` show what is tracked".into(),
             Db(_) => "if another dvx was killed, run the command again; otherwise run `dvx fsck`".into(),
             Git(_) => return None,
+            Remote { kind, .. } => return kind.hint(),
+            UnknownRemote(_) => "list remotes with `dvx remote list`; add one with `dvx remote add NAME URL`".into(),
         })
     }
 

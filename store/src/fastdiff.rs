@@ -190,26 +190,43 @@ impl Repo {
             }
             disk.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         }
-        // One batched stat-cache read for this folder's files.
-        // Each file's path is built once: the stat-cache key, then the path compared.
-        let mut file_rels: Vec<String> = disk
-            .iter()
-            .filter(|d| d.kind == EntryKind::File)
-            .map(|d| paths::join(rel, &d.name))
-            .collect();
-        let keys: Vec<&str> = file_rels.iter().map(String::as_str).collect();
-        let mut cached = self
-            .store
-            .db
-            .multi_get_with(CF_STAT, &keys, true, StatEntry::decode)?
-            .into_iter();
-        drop(keys);
-        let mut file_rels = std::mem::take(&mut file_rels).into_iter();
+        // The stat cache for this folder's files: one ordered scan of the folder's keys,
+        // merged with the sorted listing (at the top, a batched lookup of the few names).
+        let mut cached: Vec<Option<StatEntry>> = vec![None; disk.len()];
+        if rel.is_empty() {
+            let idx: Vec<usize> = (0..disk.len())
+                .filter(|&i| disk[i].kind == EntryKind::File)
+                .collect();
+            let keys: Vec<&str> = idx.iter().map(|&i| disk[i].name.as_str()).collect();
+            let found = self
+                .store
+                .db
+                .multi_get_with(CF_STAT, &keys, true, StatEntry::decode)?;
+            for (i, e) in idx.into_iter().zip(found) {
+                cached[i] = e;
+            }
+        } else if disk.iter().any(|d| d.kind == EntryKind::File) {
+            let prefix = format!("{rel}/");
+            let mut k = 0;
+            self.store
+                .db
+                .for_each_child(CF_STAT, prefix.as_bytes(), |name, v| {
+                    while k < disk.len() && disk[k].name.as_bytes() < name {
+                        k += 1;
+                    }
+                    if k < disk.len()
+                        && disk[k].name.as_bytes() == name
+                        && disk[k].kind == EntryKind::File
+                    {
+                        cached[k] = StatEntry::decode(v);
+                    }
+                    Ok(k < disk.len())
+                })?;
+        }
         type Pair<'a> = (
             Option<&'a DiskEntry>,
             Option<StatEntry>,
             Option<&'a EntryRef<'a>>,
-            Option<String>,
         );
         let mut pairs: Vec<Pair> = Vec::with_capacity(disk.len().max(tree.len()));
         let (mut i, mut j) = (0, 0);
@@ -222,11 +239,8 @@ impl Repo {
             };
             let d = (ord != Ordering::Greater).then(|| &disk[i]);
             let t = (ord != Ordering::Less).then(|| &tree[j]);
-            let (c, r) = match d {
-                Some(d) if d.kind == EntryKind::File => (cached.next().flatten(), file_rels.next()),
-                _ => (None, None),
-            };
-            pairs.push((d, c, t, r));
+            let c = if d.is_some() { cached[i] } else { None };
+            pairs.push((d, c, t));
             if ord != Ordering::Greater {
                 i += 1;
             }
@@ -235,18 +249,25 @@ impl Repo {
             }
         }
         // Folders in parallel; files here in order.
-        let (dirs, leaves): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(d, _, t, _)| {
+        let (dirs, leaves): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(d, _, t)| {
             d.is_some_and(|d| d.kind == EntryKind::Dir)
                 || t.is_some_and(|t| t.kind == EntryKind::Dir)
         });
-        for (d, c, t, r) in leaves {
-            match r {
-                Some(r) => self.compare_at(r, d, c, t, out)?,
-                None => self.compare_entry(rel, d, c, t, out)?,
+        for (d, c, t) in leaves {
+            // The common case, an unchanged file the cache vouches for, builds no path at all.
+            if let (Some(d), Some(c), Some(t)) = (d, c, t) {
+                if d.kind == EntryKind::File
+                    && t.kind == EntryKind::File
+                    && c.lookup(&d.stat) == Some(t.id)
+                    && file_mode(d.stat.mode) == t.mode
+                {
+                    continue;
+                }
             }
+            self.compare_entry(rel, d, c, t, out)?;
         }
         dirs.into_par_iter()
-            .try_for_each(|(d, c, t, _)| self.compare_entry(rel, d, c, t, out))?;
+            .try_for_each(|(d, c, t)| self.compare_entry(rel, d, c, t, out))?;
         Ok(())
     }
 }

@@ -97,7 +97,7 @@ pub fn write_internal_gitignore(dot: &Path) -> Result<()> {
     let p = dot.join(".gitignore");
     fs::write(
         &p,
-        "# dvx internals: the store lives here, not in git\n/db/\n/packs/\n/tmp/\n/lock\n/lock.info\n/config.local.toml\n",
+        "# dvx internals: the store lives here, not in git\n/db/\n/packs/\n/tmp/\n/lock\n/lock.info\n/config.local.toml\n/remotes/\n",
     )
     .at(&p)
 }

@@ -22,6 +22,7 @@ pub mod ops;
 pub mod pack;
 pub mod paths;
 pub mod refs;
+pub mod remote;
 pub mod repo;
 pub mod statcache;
 pub mod store;
@@ -34,6 +35,10 @@ pub use repo::{Access, Repo};
 /// Progress of long work, shown by the CLI. Implementations must be cheap and thread-safe.
 pub trait Progress: Sync {
     fn start(&self, _what: &str, _total: u64) {}
+    /// Like `start`, counting bytes (shown with a rate).
+    fn start_bytes(&self, what: &str, total: u64) {
+        self.start(what, total)
+    }
     fn inc(&self, _n: u64) {}
     fn finish(&self) {}
 }

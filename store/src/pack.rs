@@ -131,6 +131,38 @@ pub fn decode_chunk(id: Id, loc: &ChunkLoc, stored: &[u8]) -> Result<Vec<u8>> {
     Ok(raw)
 }
 
+/// Decode stored bytes without checking a hash (for objects not named by their bytes' hash).
+pub fn decompress_unchecked(loc: &ChunkLoc, stored: &[u8]) -> std::io::Result<Vec<u8>> {
+    match loc.codec {
+        CODEC_RAW => Ok(stored.to_vec()),
+        CODEC_ZSTD => decompress(stored, loc.raw_len as usize),
+        c => Err(std::io::Error::other(format!("unknown codec {c}"))),
+    }
+}
+
+/// Check stored bytes against their id without keeping the decoded copy (no copy at all for
+/// uncompressed chunks).
+pub fn verify_stored(id: Id, codec: u8, raw_len: u32, stored: &[u8]) -> Result<()> {
+    if codec == CODEC_RAW {
+        if stored.len() != raw_len as usize || Id::of(stored) != id {
+            return Err(StoreError::corrupt(
+                "chunk",
+                id,
+                "content does not match its id",
+            ));
+        }
+        return Ok(());
+    }
+    let loc = ChunkLoc {
+        pack: 0,
+        offset: 0,
+        stored_len: stored.len() as u32,
+        raw_len,
+        codec,
+    };
+    decode_chunk(id, &loc, stored).map(|_| ())
+}
+
 pub fn pack_path(dir: &Path, n: u32) -> PathBuf {
     dir.join(format!("pack-{n:06}.pack"))
 }
@@ -356,6 +388,12 @@ impl PackReader {
 
     /// Read and verify one chunk.
     pub fn read(&self, id: Id, loc: &ChunkLoc) -> Result<Vec<u8>> {
+        let buf = self.read_stored(id, loc)?;
+        decode_chunk(id, loc, &buf)
+    }
+
+    /// A chunk's bytes as stored (compressed or not), unverified.
+    pub fn read_stored(&self, id: Id, loc: &ChunkLoc) -> Result<Vec<u8>> {
         let f = self.file(loc.pack).map_err(|e| match e {
             StoreError::PathNotFound(_) => StoreError::MissingObject {
                 kind: "pack file",
@@ -371,7 +409,7 @@ impl PackReader {
                 StoreError::io(pack_path(&self.dir, loc.pack), e)
             }
         })?;
-        decode_chunk(id, loc, &buf)
+        Ok(buf)
     }
 
     /// Forget cached handles (after packs were replaced by gc).

@@ -8,6 +8,8 @@ use crate::store::{Store, Txn};
 pub const HEAD: &str = "HEAD";
 pub const HEADS: &str = "refs/heads/";
 pub const TAGS: &str = "refs/tags/";
+/// Where fetched branches are kept: `refs/remotes/REMOTE/BRANCH`.
+pub const REMOTES: &str = "refs/remotes/";
 pub const DEFAULT_BRANCH: &str = "main";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,7 +105,7 @@ impl Store {
         if base.starts_with("refs/") {
             return self.ref_target(base);
         }
-        for prefix in [HEADS, TAGS] {
+        for prefix in [HEADS, TAGS, REMOTES] {
             if let Some(id) = self.ref_target(&format!("{prefix}{base}"))? {
                 return Ok(Some(id));
             }
@@ -112,6 +114,23 @@ impl Store {
             return self.commit_by_prefix(&base.to_ascii_lowercase());
         }
         Ok(None)
+    }
+
+    /// Whether `ancestor` is `desc` or one of its ancestors (commits missing locally end
+    /// that line of the search).
+    pub fn is_ancestor(&self, ancestor: &Id, desc: &Id) -> Result<bool> {
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![*desc];
+        while let Some(id) = stack.pop() {
+            if id == *ancestor {
+                return Ok(true);
+            }
+            if !seen.insert(id) || !self.has_object(ObjKind::Commit, &id)? {
+                continue;
+            }
+            stack.extend(self.get_commit(&id)?.parents);
+        }
+        Ok(false)
     }
 
     fn commit_by_prefix(&self, hex_prefix: &str) -> Result<Option<Id>> {

@@ -265,6 +265,15 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
+    /// Store a chunk as it came from elsewhere (a remote), already encoded. The caller has
+    /// verified that it decodes to `id`.
+    pub fn put_stored_chunk(&self, id: Id, codec: u8, raw_len: u32, stored: &[u8]) -> Result<()> {
+        if self.claim(&id)? {
+            self.append(id, codec, raw_len, stored)?;
+        }
+        Ok(())
+    }
+
     /// Store a file's content held in memory; returns its id (= BLAKE3 of `data`).
     pub fn put_bytes(&self, data: &[u8]) -> Result<Id> {
         let whole = || {

@@ -547,3 +547,51 @@ fn files_inside_folder_outputs_and_deps_have_their_own_lineage() {
     assert_eq!(r["identical"], true, "{r}");
     assert_eq!(r["outputs"].as_array().unwrap().len(), 2);
 }
+
+/// Records travel with the data: a clone (and a later pull) answers lineage as the origin does.
+#[test]
+fn lineage_survives_push_clone_and_pull() {
+    let a = three_stage();
+    let remote = tempfile::Builder::new()
+        .prefix("dvx-remote-")
+        .tempdir()
+        .expect("tempdir");
+    let url = remote.path().join("r").display().to_string();
+    a.dvx(&["remote", "add", "origin", &url]).ok();
+    a.dvx(&["push"]).ok();
+
+    let b = Project::empty();
+    b.dvx(&["clone", &url, "c"]).ok();
+    let at_a = |args: &[&str]| graph(&a, args);
+    let at_c = |args: &[&str]| {
+        let mut v = vec!["lineage", "--json"];
+        v.extend_from_slice(args);
+        b.dvx_in("c", &v).ok().json()
+    };
+    assert_eq!(at_c(&["count.txt"]), at_a(&["count.txt"]));
+    assert_eq!(
+        at_c(&["in/f2.txt", "--downstream"]),
+        at_a(&["in/f2.txt", "--downstream"])
+    );
+    // The record itself, and its captured output, came too.
+    let run = at_c(&["up/f2.txt"])["nodes"][1]["run"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    b.dvx_in("c", &["show", &run]).ok();
+    b.dvx_in("c", &["logs", &run]).ok();
+
+    // New work at the origin arrives with its lineage on pull.
+    a.write("in/f2.txt", "changed\n");
+    a.dvx(&["add", "in", "-m", "new f2"]).ok();
+    a.dvx(&["run"]).ok();
+    a.dvx(&["push"]).ok();
+    b.dvx_in("c", &["pull"]).ok();
+    let new = at_c(&["up/f2.txt"]);
+    assert_eq!(new, at_a(&["up/f2.txt"]));
+    assert_eq!(files(&new)["in/f2.txt"]["added"]["message"], "new f2");
+    // The old answer too, by commit id (tags stay local unless pushed).
+    let v1 = at_a(&["count.txt@v1"]);
+    let at = format!("count.txt@{}", v1["commit"].as_str().unwrap());
+    assert_eq!(at_c(&[&at]), v1);
+}

@@ -2,8 +2,10 @@
 
 mod common;
 mod concurrency;
+mod containers;
 mod errors;
 mod lineage;
 mod pipeline;
+mod remote;
 mod safety;
 mod workflow;

@@ -1,0 +1,598 @@
+//! Fetch: bring a remote's refs and the objects they need into the local store.
+//!
+//! Objects that name others (commits, trees, file manifests, run records) are small and all
+//! come down; chunks come down only for what is wanted: the tips of the remote's branches, one
+//! branch (pull), some paths of it (partial pull), or all history. Every object is verified
+//! against its id before it is written; a file's manifest is checked by hashing the file
+//! whole once its chunks are in. Chunks are committed in batches, so an interrupted fetch
+//! keeps what it finished; commits, trees and refs land in one last transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::layout::{Entry, Kind};
+use super::push::RefUpdate;
+use super::{Remote, RemoteErrorKind, RemoteIndex};
+use crate::db::{CF_CHUNKS, CF_OBJECTS};
+use crate::error::{Result, StoreError};
+use crate::id::Id;
+use crate::object::{Commit, EntryKind, FileManifest, Tree};
+use crate::pack::{self, CODEC_RAW};
+use crate::refs::{HEADS, REMOTES, TAGS};
+use crate::repo::Repo;
+use crate::Progress;
+
+/// Which chunks to bring (all metadata always comes).
+#[derive(Clone, Debug)]
+pub enum Want {
+    /// None: commits, trees, manifests and records only (`clone --no-checkout`).
+    Nothing,
+    /// What the tips of every remote branch and tag hold.
+    Tips,
+    /// What one branch's tip holds, or only some paths of it.
+    Branch { branch: String, paths: Vec<String> },
+    /// Every commit's data.
+    History,
+    /// One commit (or some paths of it), leaving refs alone: an import from another project.
+    Commit { commit: Id, paths: Vec<String> },
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct FetchReport {
+    pub remote: String,
+    pub url: String,
+    /// Remote branches and tags and where the local copies moved.
+    pub refs: Vec<RefUpdate>,
+    /// The remote's default branch.
+    pub head: Option<String>,
+    /// Objects written (chunks included) and the bytes downloaded.
+    pub objects: u64,
+    pub chunks: u64,
+    pub bytes: u64,
+    /// Run records that came down (their lineage can be indexed).
+    pub new_runs: Vec<Id>,
+}
+
+/// Commits, trees, manifests and records downloaded, not yet written.
+struct Meta {
+    objs: HashMap<(Kind, Id), Vec<u8>>,
+}
+
+impl Meta {
+    fn get(&self, repo: &Repo, kind: Kind, id: &Id) -> Result<Option<Vec<u8>>> {
+        if let Some(b) = self.objs.get(&(kind, *id)) {
+            return Ok(Some(b.clone()));
+        }
+        match kind.obj_kind() {
+            Some(k) => repo.store.get_object(k, id),
+            None => Ok(None),
+        }
+    }
+
+    fn has(&self, repo: &Repo, kind: Kind, id: &Id) -> Result<bool> {
+        if self.objs.contains_key(&(kind, *id)) {
+            return Ok(true);
+        }
+        match kind.obj_kind() {
+            Some(k) => repo.store.has_object(k, id),
+            None => Ok(false),
+        }
+    }
+}
+
+impl Repo {
+    pub fn fetch(
+        &self,
+        remote: &Remote,
+        want: &Want,
+        progress: &dyn Progress,
+    ) -> Result<FetchReport> {
+        remote.check_format(false)?;
+        let (refs, head) = remote.list_refs()?;
+        let idx = remote.load_index()?;
+        let mut report = FetchReport {
+            remote: remote.name.clone(),
+            url: remote.url.clone(),
+            head,
+            ..Default::default()
+        };
+
+        // 1. Every object but chunks that this store lacks.
+        let mut needed: Vec<(Kind, Id)> = idx
+            .entries
+            .keys()
+            .filter(|(k, _)| *k != Kind::Chunk)
+            .copied()
+            .collect();
+        needed.sort();
+        let keys: Vec<Vec<u8>> = needed
+            .iter()
+            .map(|(k, id)| k.obj_kind().map(|o| o.key(id).to_vec()).unwrap_or_default())
+            .collect();
+        let present = self.store.db.multi_get(CF_OBJECTS, &keys)?;
+        let needed: Vec<(Kind, Id)> = needed
+            .into_iter()
+            .zip(present)
+            .filter(|(_, p)| p.is_none())
+            .map(|(n, _)| n)
+            .collect();
+        let meta = Meta {
+            objs: self.download_meta(remote, &idx, &needed)?,
+        };
+
+        // 2. The chunks wanted, and the manifests to check once they are in.
+        let tips: Vec<Id> = match want {
+            Want::Nothing => Vec::new(),
+            Want::Tips | Want::History => refs.iter().map(|(_, s)| s.commit).collect(),
+            Want::Branch { branch, .. } => {
+                let name = format!("{HEADS}{branch}");
+                let s =
+                    refs.iter()
+                        .find(|(n, _)| *n == name)
+                        .ok_or_else(|| StoreError::Remote {
+                            remote: remote.name.clone(),
+                            message: format!("the remote has no branch {branch:?}"),
+                            kind: RemoteErrorKind::NotFound,
+                        })?;
+                vec![s.1.commit]
+            }
+            Want::Commit { commit, .. } => vec![*commit],
+        };
+        let paths: &[String] = match want {
+            Want::Branch { paths, .. } | Want::Commit { paths, .. } => paths,
+            _ => &[],
+        };
+        let (chunks, files) = self.wanted_chunks(
+            remote,
+            &idx,
+            &meta,
+            &tips,
+            matches!(want, Want::History),
+            paths,
+        )?;
+        let (n, bytes) = self.download_chunks(remote, &idx, &chunks, progress)?;
+        report.chunks = n;
+        report.bytes = bytes;
+        for f in files {
+            self.check_file(remote, &meta, &f)?;
+        }
+
+        // 3. Objects and refs, in one transaction.
+        let txn = self.store.txn()?;
+        for ((kind, id), bytes) in &meta.objs {
+            if let Some(k) = kind.obj_kind() {
+                txn.put_object(k, id, bytes);
+            }
+            if *kind == Kind::Run {
+                report.new_runs.push(*id);
+            }
+        }
+        report.objects = meta.objs.len() as u64 + n;
+        let tracking = !remote.name.contains(['/', ':']);
+        let refs = if matches!(want, Want::Commit { .. }) {
+            Vec::new()
+        } else {
+            refs
+        };
+        for (name, s) in &refs {
+            let (local, status) = if let Some(b) = name.strip_prefix(HEADS) {
+                if !tracking {
+                    continue;
+                }
+                let local = format!("{REMOTES}{}/{b}", remote.name);
+                (local, None)
+            } else if let Some(t) = name.strip_prefix(TAGS) {
+                // Tags are shared names: a local tag that differs is left alone.
+                let local = format!("{TAGS}{t}");
+                match self.store.ref_target(&local)? {
+                    Some(id) if id != s.commit => (local, Some("kept local")),
+                    _ => (local, None),
+                }
+            } else {
+                continue;
+            };
+            let old = self.store.ref_target(&local)?;
+            let status = status.unwrap_or(match old {
+                None => "new",
+                Some(o) if o == s.commit => "up to date",
+                Some(_) => "updated",
+            });
+            if status == "new" || status == "updated" {
+                txn.set_ref(&local, &s.commit);
+            }
+            report.refs.push(RefUpdate {
+                name: local,
+                old,
+                new: s.commit,
+                status: status.into(),
+            });
+        }
+        txn.commit()?;
+        Ok(report)
+    }
+
+    /// Download objects (not chunks), verified, into memory.
+    fn download_meta(
+        &self,
+        remote: &Remote,
+        idx: &RemoteIndex,
+        needed: &[(Kind, Id)],
+    ) -> Result<HashMap<(Kind, Id), Vec<u8>>> {
+        let mut by_pack: HashMap<Id, Vec<Entry>> = HashMap::new();
+        for (k, id) in needed {
+            if let Some((p, e)) = idx.get(*k, id) {
+                by_pack.entry(p).or_default().push(e);
+            }
+        }
+        let groups: Vec<(Id, Vec<Entry>)> = by_pack.into_iter().collect();
+        let fetched = remote.download(groups)?;
+        let mut out = HashMap::new();
+        for (pack, entries, data) in fetched {
+            for (e, stored) in entries.iter().zip(data) {
+                let raw = decode(remote, &pack, e, &stored)?;
+                // Manifests are named by their file's content: checked once the chunks are in.
+                if e.kind != Kind::File && Id::of(&raw) != e.id {
+                    return Err(remote.corrupt(format!(
+                        "{} {} in pack {} does not match its id",
+                        e.kind.name(),
+                        e.id,
+                        pack.short()
+                    )));
+                }
+                if e.kind == Kind::File {
+                    FileManifest::decode(e.id, &raw)
+                        .map_err(|err| remote.corrupt(format!("file manifest {}: {err}", e.id)))?;
+                }
+                out.insert((e.kind, e.id), raw);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The chunks (missing here) that the tips hold, and the new manifests whose files those
+    /// chunks complete.
+    fn wanted_chunks(
+        &self,
+        remote: &Remote,
+        idx: &RemoteIndex,
+        meta: &Meta,
+        tips: &[Id],
+        history: bool,
+        paths: &[String],
+    ) -> Result<(Vec<Id>, Vec<Id>)> {
+        let missing = |kind: &str, id: &Id| {
+            remote.corrupt(format!("the remote lacks {kind} {id}, which its refs need"))
+        };
+        let mut seen: HashSet<(Kind, Id)> = HashSet::new();
+        let mut chunks = Vec::new();
+        let mut files = Vec::new();
+        let mut stack: Vec<(Kind, Id)> = Vec::new();
+        for tip in tips {
+            let bytes = meta
+                .get(self, Kind::Commit, tip)?
+                .ok_or_else(|| missing("commit", tip))?;
+            let c = Commit::decode(*tip, &bytes)?;
+            if paths.is_empty() {
+                stack.push((Kind::Commit, *tip));
+                continue;
+            }
+            for p in paths {
+                match self.find_in_tree(meta, &c.tree, p)? {
+                    Some(node) => stack.push(node),
+                    None => {
+                        return Err(StoreError::NotInRevision {
+                            path: p.clone(),
+                            commit: tip.short(),
+                        })
+                    }
+                }
+            }
+        }
+        while let Some((kind, id)) = stack.pop() {
+            if !seen.insert((kind, id)) {
+                continue;
+            }
+            match kind {
+                Kind::Commit => {
+                    let bytes = meta
+                        .get(self, kind, &id)?
+                        .ok_or_else(|| missing("commit", &id))?;
+                    let c = Commit::decode(id, &bytes)?;
+                    stack.push((Kind::Tree, c.tree));
+                    stack.extend(c.runs.iter().map(|r| (Kind::Run, *r)));
+                    if history {
+                        stack.extend(c.parents.iter().map(|p| (Kind::Commit, *p)));
+                    }
+                }
+                Kind::Tree => {
+                    let bytes = meta
+                        .get(self, kind, &id)?
+                        .ok_or_else(|| missing("tree", &id))?;
+                    for e in Tree::decode_ref(id, &bytes)? {
+                        if e.kind == EntryKind::Dir {
+                            stack.push((Kind::Tree, e.id));
+                        } else if meta.has(self, Kind::File, &e.id)? {
+                            stack.push((Kind::File, e.id));
+                        } else {
+                            stack.push((Kind::Chunk, e.id));
+                        }
+                    }
+                }
+                Kind::File => {
+                    let bytes = meta
+                        .get(self, kind, &id)?
+                        .ok_or_else(|| missing("file manifest", &id))?;
+                    let mut any = false;
+                    for (c, _) in FileManifest::decode(id, &bytes)?.chunks {
+                        if !self.store.db.contains(CF_CHUNKS, c.as_bytes())? {
+                            any = true;
+                            stack.push((Kind::Chunk, c));
+                        }
+                    }
+                    if any {
+                        files.push(id);
+                    }
+                }
+                Kind::Run => {
+                    // The logs of a run come with it; its inputs and outputs are data of
+                    // their own commits.
+                    let Some(bytes) = meta.get(self, kind, &id)? else {
+                        continue;
+                    };
+                    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                    for f in ["stdout", "stderr"] {
+                        if let Some(log) = v.get(f).and_then(|x| x.as_str()?.parse::<Id>().ok()) {
+                            if meta.has(self, Kind::File, &log)? {
+                                stack.push((Kind::File, log));
+                            } else if idx.has(Kind::Chunk, &log) {
+                                stack.push((Kind::Chunk, log));
+                            }
+                        }
+                    }
+                }
+                Kind::Chunk => {
+                    if self.store.db.contains(CF_CHUNKS, id.as_bytes())? {
+                        continue;
+                    }
+                    if !idx.has(Kind::Chunk, &id) {
+                        return Err(missing("chunk", &id));
+                    }
+                    chunks.push(id);
+                }
+            }
+        }
+        Ok((chunks, files))
+    }
+
+    /// The node a path names inside a tree (with downloaded trees), if any.
+    fn find_in_tree(&self, meta: &Meta, root: &Id, path: &str) -> Result<Option<(Kind, Id)>> {
+        let mut cur = (Kind::Tree, *root);
+        for name in path.split('/').filter(|s| !s.is_empty() && *s != ".") {
+            if cur.0 != Kind::Tree {
+                return Ok(None);
+            }
+            let Some(bytes) = meta.get(self, Kind::Tree, &cur.1)? else {
+                return Ok(None);
+            };
+            let entries = Tree::decode_ref(cur.1, &bytes)?;
+            let Some(e) = entries.iter().find(|e| e.name == name) else {
+                return Ok(None);
+            };
+            cur = if e.kind == EntryKind::Dir {
+                (Kind::Tree, e.id)
+            } else if meta.has(self, Kind::File, &e.id)? {
+                (Kind::File, e.id)
+            } else {
+                (Kind::Chunk, e.id)
+            };
+        }
+        Ok(Some(cur))
+    }
+
+    /// Download chunks pack by pack, several at once, verifying each and committing in
+    /// batches. Returns (chunks, bytes).
+    fn download_chunks(
+        &self,
+        remote: &Remote,
+        idx: &RemoteIndex,
+        chunks: &[Id],
+        progress: &dyn Progress,
+    ) -> Result<(u64, u64)> {
+        if chunks.is_empty() {
+            return Ok((0, 0));
+        }
+        let mut by_pack: HashMap<Id, Vec<Entry>> = HashMap::new();
+        let mut total = 0u64;
+        for id in chunks {
+            if let Some((p, e)) = idx.get(Kind::Chunk, id) {
+                total += u64::from(e.stored_len);
+                by_pack.entry(p).or_default().push(e);
+            }
+        }
+        // Requests of at most a pack's size, so big packs still spread over connections.
+        let mut groups: Vec<(Id, Vec<Entry>)> = Vec::new();
+        for (p, mut es) in by_pack {
+            es.sort_by_key(|e| e.offset);
+            let mut cur = Vec::new();
+            let mut size = 0usize;
+            for e in es {
+                if !cur.is_empty() && size + e.stored_len as usize > remote.pack_size {
+                    groups.push((p, std::mem::take(&mut cur)));
+                    size = 0;
+                }
+                size += e.stored_len as usize;
+                cur.push(e);
+            }
+            if !cur.is_empty() {
+                groups.push((p, cur));
+            }
+        }
+        progress.start_bytes("downloading", total);
+        let mut txn = self.store.txn()?;
+        let mut in_txn = 0u64;
+        let mut count = 0u64;
+        let mut bytes = 0u64;
+        let mut handle = |pack: Id, entries: Vec<Entry>, data: Vec<bytes::Bytes>| -> Result<()> {
+            entries
+                .par_iter()
+                .zip(data.par_iter())
+                .try_for_each(|(e, b)| {
+                    pack::verify_stored(e.id, e.codec, e.raw_len, b).map_err(|_| {
+                        remote.corrupt(format!(
+                            "chunk {} in pack {} does not match its id",
+                            e.id,
+                            pack.short()
+                        ))
+                    })
+                })?;
+            for (e, b) in entries.iter().zip(&data) {
+                txn.put_stored_chunk(e.id, e.codec, e.raw_len, b)?;
+                in_txn += b.len() as u64;
+                bytes += b.len() as u64;
+                count += 1;
+                progress.inc(b.len() as u64);
+            }
+            // Commit now and then: an interrupted fetch keeps what it verified.
+            if in_txn >= 256 << 20 {
+                let done = std::mem::replace(&mut txn, self.store.txn()?);
+                done.commit()?;
+                in_txn = 0;
+            }
+            Ok(())
+        };
+        remote.download_each(groups, &mut handle)?;
+        txn.commit()?;
+        progress.finish();
+        Ok((count, bytes))
+    }
+
+    /// A new manifest is trusted once its chunks, in order, hash to the file's id.
+    fn check_file(&self, remote: &Remote, meta: &Meta, id: &Id) -> Result<()> {
+        let Some(bytes) = meta.objs.get(&(Kind::File, *id)) else {
+            return Ok(());
+        };
+        let m = FileManifest::decode(*id, bytes)?;
+        let mut h = blake3::Hasher::new();
+        for (c, _) in &m.chunks {
+            match self.store.read_chunk(c) {
+                Ok(data) => {
+                    h.update(&data);
+                }
+                // Not fetched (a partial pull): checked when it is.
+                Err(StoreError::MissingObject { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        if Id::from_hash(h.finalize()) != *id {
+            return Err(remote.corrupt(format!(
+                "file manifest {id} lists chunks that do not make up the file"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A group of entries of one pack and their stored bytes.
+type Fetched = (Id, Vec<Entry>, Vec<bytes::Bytes>);
+
+/// Decode an object's stored bytes.
+fn decode(remote: &Remote, pack: &Id, e: &Entry, stored: &[u8]) -> Result<Vec<u8>> {
+    if e.codec == CODEC_RAW {
+        return Ok(stored.to_vec());
+    }
+    let loc = pack::ChunkLoc {
+        pack: 0,
+        offset: 0,
+        stored_len: stored.len() as u32,
+        raw_len: e.raw_len,
+        codec: e.codec,
+    };
+    // decode_chunk checks the hash of the decoded bytes, which for objects is their id, but
+    // manifests are named by their file: decompress without that check.
+    match pack::decompress_unchecked(&loc, stored) {
+        Ok(raw) => Ok(raw),
+        Err(_) => Err(remote.corrupt(format!(
+            "{} {} in pack {} cannot be decoded",
+            e.kind.name(),
+            e.id,
+            pack.short()
+        ))),
+    }
+}
+
+impl Remote {
+    /// Fetch the stored bytes of groups of entries (each group within one pack).
+    fn download(&self, groups: Vec<(Id, Vec<Entry>)>) -> Result<Vec<Fetched>> {
+        let mut out = Vec::new();
+        self.download_each(groups, &mut |p, e, d| {
+            out.push((p, e, d));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Fetch groups several at once, handing each to `f` on this thread as it arrives.
+    fn download_each(
+        &self,
+        groups: Vec<(Id, Vec<Entry>)>,
+        f: &mut dyn FnMut(Id, Vec<Entry>, Vec<bytes::Bytes>) -> Result<()>,
+    ) -> Result<()> {
+        type Done =
+            std::result::Result<(Id, Vec<Entry>, Vec<bytes::Bytes>), (String, object_store::Error)>;
+        let mut set: tokio::task::JoinSet<Done> = tokio::task::JoinSet::new();
+        let wait_one = |set: &mut tokio::task::JoinSet<Done>,
+                        f: &mut dyn FnMut(Id, Vec<Entry>, Vec<bytes::Bytes>) -> Result<()>|
+         -> Result<()> {
+            match self.block_on(set.join_next()) {
+                Some(Ok(Ok((p, e, d)))) => {
+                    if d.len() != e.len()
+                        || d.iter()
+                            .zip(&e)
+                            .any(|(b, e)| b.len() != e.stored_len as usize)
+                    {
+                        return Err(self.corrupt(format!("pack {} is truncated", p.short())));
+                    }
+                    f(p, e, d)
+                }
+                Some(Ok(Err((key, err)))) => Err(match self.err(&key, err) {
+                    StoreError::Remote {
+                        kind: RemoteErrorKind::NotFound,
+                        ..
+                    } => self.corrupt(format!("{key} is listed in its index but missing")),
+                    e => e,
+                }),
+                Some(Err(e)) => Err(self.corrupt(format!("download task failed: {e}"))),
+                None => Ok(()),
+            }
+        };
+        for (pack, entries) in groups {
+            while set.len() >= self.jobs {
+                wait_one(&mut set, f)?;
+            }
+            let store = self.store.clone();
+            set.spawn_on(
+                async move {
+                    let key = super::layout::pack_key(&pack);
+                    let ranges: Vec<std::ops::Range<u64>> = entries
+                        .iter()
+                        .map(|e| e.offset..e.offset + u64::from(e.stored_len))
+                        .collect();
+                    match store
+                        .get_ranges(&object_store::path::Path::from(key.as_str()), &ranges)
+                        .await
+                    {
+                        Ok(d) => Ok((pack, entries, d)),
+                        Err(e) => Err((key, e)),
+                    }
+                },
+                self.rt.handle(),
+            );
+        }
+        while !set.is_empty() {
+            wait_one(&mut set, f)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,832 @@
+//! Remotes: the store shared through object storage (S3, GCS, Azure, a folder).
+//!
+//! Objects travel in packs with an index (`layout`), so thousands of small files cost a few
+//! requests. Data goes up before refs, and refs move with conditional writes (`push`); what
+//! comes down is verified against its id before it enters the local store (`fetch`).
+
+pub mod fetch;
+pub mod layout;
+pub mod ops;
+pub mod push;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjPath;
+use object_store::prefix::PrefixStore;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig,
+    UpdateVersion,
+};
+
+use crate::config::{LocalConfig, RemoteConfig, RemoteSecrets};
+use crate::error::{IoContext, Result, StoreError};
+use crate::id::Id;
+use crate::repo::Repo;
+use layout::{Entry, Kind};
+
+/// What went wrong with a remote, for the hint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteErrorKind {
+    /// The server could not be reached, or stopped answering.
+    Network,
+    /// Credentials missing, wrong, or without permission.
+    Auth,
+    /// The URL names nothing dvx can use.
+    NotFound,
+    /// A ref moved on the remote: someone else pushed.
+    Rejected,
+    /// The remote holds damaged or missing data.
+    Corrupt,
+    /// The remote's settings are wrong.
+    Config,
+    /// Local and remote branch both have commits of their own.
+    Diverged,
+}
+
+impl RemoteErrorKind {
+    pub fn hint(self) -> Option<String> {
+        Some(match self {
+            RemoteErrorKind::Network => "check the URL and endpoint and that the server is up; running the command again resumes where it stopped".into(),
+            RemoteErrorKind::Auth => "check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, --profile, or .dvx/config.local.toml)".into(),
+            RemoteErrorKind::NotFound => "check the URL; a new remote is set up by the first `dvx push`".into(),
+            RemoteErrorKind::Rejected => "run `dvx fetch` (or `dvx pull`) first, then push again".into(),
+            RemoteErrorKind::Corrupt => "the remote's copy is damaged: push again from a clone that has the data (nothing was written locally)".into(),
+            RemoteErrorKind::Config => "see `dvx remote list`; change it with `dvx remote add --force NAME URL ...`".into(),
+            RemoteErrorKind::Diverged => "dvx does not merge data: check out the remote's commit (`dvx checkout REMOTE/BRANCH`) and redo your change on it, or `dvx push --force` to replace the remote's".into(),
+        })
+    }
+}
+
+/// A remote's state of one ref, as read: the commit and what a conditional write needs.
+#[derive(Clone, Debug)]
+pub struct RefState {
+    pub commit: Id,
+    version: UpdateVersion,
+    raw: Vec<u8>,
+}
+
+/// A remote's refs by full name, and its default branch.
+pub type RemoteRefs = (Vec<(String, RefState)>, Option<String>);
+
+/// Every object the remote holds, from its pack indexes.
+#[derive(Default)]
+pub struct RemoteIndex {
+    pub packs: Vec<Id>,
+    pub entries: HashMap<(Kind, Id), (u32, Entry)>,
+}
+
+impl RemoteIndex {
+    pub fn has(&self, kind: Kind, id: &Id) -> bool {
+        self.entries.contains_key(&(kind, *id))
+    }
+
+    pub fn get(&self, kind: Kind, id: &Id) -> Option<(Id, Entry)> {
+        self.entries
+            .get(&(kind, *id))
+            .map(|(p, e)| (self.packs[*p as usize], *e))
+    }
+
+    fn add_pack(&mut self, pack: Id, entries: Vec<Entry>) {
+        let n = self.packs.len() as u32;
+        self.packs.push(pack);
+        for e in entries {
+            self.entries.entry((e.kind, e.id)).or_insert((n, e));
+        }
+    }
+}
+
+pub struct Remote {
+    pub name: String,
+    pub url: String,
+    store: Arc<dyn ObjectStore>,
+    /// For folder remotes: the folder, where refs move under a file lock.
+    folder: Option<PathBuf>,
+    rt: tokio::runtime::Runtime,
+    pub jobs: usize,
+    /// Target size of a pack.
+    pub pack_size: usize,
+    /// Where pack indexes are kept between commands (they never change once written).
+    cache_dir: Option<PathBuf>,
+}
+
+/// `(scheme, bucket or folder, prefix)` of a remote URL.
+pub fn parse_url(url: &str) -> Result<(String, String, String)> {
+    let bad = |why: &str| StoreError::Remote {
+        remote: String::new(),
+        message: format!("{url:?}: {why}"),
+        kind: RemoteErrorKind::Config,
+    };
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme == "file" {
+            if !rest.starts_with('/') {
+                return Err(bad("a file URL needs an absolute path (file:///path)"));
+            }
+            return Ok((
+                scheme,
+                rest.trim_end_matches('/').to_string(),
+                String::new(),
+            ));
+        }
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(bad("no bucket or container named"));
+        }
+        let scheme = match scheme.as_str() {
+            "s3" | "s3a" => "s3",
+            "gs" | "gcs" => "gs",
+            "az" | "azure" | "abfs" => "az",
+            _ => return Err(bad("unknown scheme (use s3://, gs://, az:// or file://)")),
+        };
+        return Ok((
+            scheme.to_string(),
+            bucket.to_string(),
+            prefix.trim_matches('/').to_string(),
+        ));
+    }
+    if url.is_empty() {
+        return Err(bad("empty URL"));
+    }
+    Ok((
+        "file".into(),
+        url.trim_end_matches('/').to_string(),
+        String::new(),
+    ))
+}
+
+fn is_loopback(endpoint: &str) -> bool {
+    let host = endpoint
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(endpoint)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    matches!(host, "127.0.0.1" | "localhost" | "[" | "::1") || host.starts_with("127.")
+}
+
+/// Whether an endpoint is plain http, refusing that for hosts other than this machine unless
+/// the remote allows it.
+fn check_http(name: &str, ep: &str, rc: &RemoteConfig) -> Result<bool> {
+    let http = ep.starts_with("http://");
+    if http && !(rc.allow_http.unwrap_or(false) || is_loopback(ep)) {
+        return Err(StoreError::Remote {
+            remote: name.to_string(),
+            message: format!("endpoint {ep} is plain http"),
+            kind: RemoteErrorKind::Config,
+        });
+    }
+    Ok(http)
+}
+
+/// Credentials from an AWS profile (~/.aws/credentials and ~/.aws/config).
+fn aws_profile(profile: &str) -> (RemoteSecrets, Option<String>, Option<String>) {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let creds_path = std::env::var("AWS_SHARED_CREDENTIALS_FILE")
+        .unwrap_or_else(|_| format!("{home}/.aws/credentials"));
+    let config_path =
+        std::env::var("AWS_CONFIG_FILE").unwrap_or_else(|_| format!("{home}/.aws/config"));
+    let section = |path: &str, names: &[String]| -> HashMap<String, String> {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        let mut cur = false;
+        let mut out = HashMap::new();
+        for line in text.lines() {
+            let l = line.trim();
+            if l.starts_with('[') && l.ends_with(']') {
+                let n = l[1..l.len() - 1].trim();
+                cur = names.iter().any(|x| x == n);
+            } else if cur {
+                if let Some((k, v)) = l.split_once('=') {
+                    out.insert(k.trim().to_string(), v.trim().to_string());
+                }
+            }
+        }
+        out
+    };
+    let c = section(&creds_path, &[profile.to_string()]);
+    let k = section(
+        &config_path,
+        &[format!("profile {profile}"), profile.to_string()],
+    );
+    let get = |key: &str| c.get(key).or_else(|| k.get(key)).cloned();
+    (
+        RemoteSecrets {
+            access_key_id: get("aws_access_key_id"),
+            secret_access_key: get("aws_secret_access_key"),
+            session_token: get("aws_session_token"),
+        },
+        k.get("region").cloned(),
+        k.get("endpoint_url").cloned(),
+    )
+}
+
+impl Remote {
+    /// The remote `name` of this project (or its default), or a URL given in its place.
+    pub fn open(repo: &Repo, name: Option<&str>) -> Result<Remote> {
+        let cfg = &repo.config;
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => match (&cfg.core.remote, cfg.remote.len()) {
+                (Some(n), _) => n.clone(),
+                (None, 1) => cfg.remote.keys().next().cloned().unwrap_or_default(),
+                (None, 0) => return Err(StoreError::UnknownRemote("(none configured)".into())),
+                (None, _) => {
+                    return Err(StoreError::Remote {
+                        remote: String::new(),
+                        message: "several remotes and no default".into(),
+                        kind: RemoteErrorKind::Config,
+                    })
+                }
+            },
+        };
+        let local = LocalConfig::load(&repo.dot.join("config.local.toml"))?;
+        // Projects made before remotes existed: keep the index cache out of git.
+        let ignore = repo.dot.join(".gitignore");
+        if !fs::read_to_string(&ignore).is_ok_and(|t| t.contains("/remotes/")) {
+            crate::gitutil::write_internal_gitignore(&repo.dot)?;
+        }
+        match cfg.remote.get(&name) {
+            Some(rc) => {
+                let cache = repo.dot.join("remotes").join(&name);
+                Remote::connect(&name, rc, local.remote.get(&name), Some(cache))
+            }
+            None if name.contains("://") || name.starts_with('/') || name.starts_with('.') => {
+                let rc = RemoteConfig {
+                    url: name.clone(),
+                    ..Default::default()
+                };
+                let cache = repo
+                    .dot
+                    .join("remotes")
+                    .join(format!("url-{}", Id::of(name.as_bytes()).short()));
+                Remote::connect(&name, &rc, None, Some(cache))
+            }
+            None => Err(StoreError::UnknownRemote(name)),
+        }
+    }
+
+    /// Connect to a remote (nothing is requested yet).
+    pub fn connect(
+        name: &str,
+        rc: &RemoteConfig,
+        secrets: Option<&RemoteSecrets>,
+        cache_dir: Option<PathBuf>,
+    ) -> Result<Remote> {
+        let (scheme, bucket, prefix) = parse_url(&rc.url).map_err(|e| match e {
+            StoreError::Remote { message, kind, .. } => StoreError::Remote {
+                remote: name.to_string(),
+                message,
+                kind,
+            },
+            e => e,
+        })?;
+        let env_num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
+        let timeout = env_num("DVX_REMOTE_TIMEOUT")
+            .or(rc.timeout_secs)
+            .unwrap_or(60.0)
+            .max(0.1);
+        let retries = env_num("DVX_REMOTE_RETRIES")
+            .map(|v| v as usize)
+            .or(rc.retries)
+            .unwrap_or(5);
+        let jobs = rc.jobs.unwrap_or(8).clamp(1, 64);
+        let client = ClientOptions::new()
+            .with_timeout(Duration::from_secs_f64(timeout))
+            .with_connect_timeout(Duration::from_secs_f64(timeout.min(10.0)));
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(5),
+                base: 2.0,
+            },
+            max_retries: retries,
+            retry_timeout: Duration::from_secs_f64((timeout * (retries as f64 + 1.0)).min(300.0)),
+        };
+        let cfg_err = |e: object_store::Error| StoreError::Remote {
+            remote: name.to_string(),
+            message: e.to_string(),
+            kind: RemoteErrorKind::Config,
+        };
+        let mut folder = None;
+        let inner: Arc<dyn ObjectStore> = match scheme.as_str() {
+            "s3" => {
+                let mut b = AmazonS3Builder::from_env().with_bucket_name(&bucket);
+                let mut endpoint = rc.endpoint.clone();
+                let mut region = rc.region.clone();
+                let profile = rc
+                    .profile
+                    .clone()
+                    .or_else(|| std::env::var("AWS_PROFILE").ok());
+                let mut creds = secrets.cloned().unwrap_or_default();
+                if let Some(p) = &profile {
+                    let (pc, pregion, pendpoint) = aws_profile(p);
+                    // A profile named on purpose wins over the environment's keys.
+                    if rc.profile.is_some() || std::env::var("AWS_ACCESS_KEY_ID").is_err() {
+                        creds.access_key_id = creds.access_key_id.or(pc.access_key_id);
+                        creds.secret_access_key = creds.secret_access_key.or(pc.secret_access_key);
+                        creds.session_token = creds.session_token.or(pc.session_token);
+                    }
+                    region = region.or(pregion);
+                    endpoint = endpoint.or(pendpoint);
+                }
+                if let Some(k) = creds.access_key_id {
+                    b = b.with_access_key_id(k);
+                }
+                if let Some(s) = creds.secret_access_key {
+                    b = b.with_secret_access_key(s);
+                }
+                if let Some(t) = creds.session_token {
+                    b = b.with_token(t);
+                }
+                let region = region
+                    .or_else(|| std::env::var("AWS_REGION").ok())
+                    .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                    .unwrap_or_else(|| "us-east-1".into());
+                b = b.with_region(region);
+                let mut client = client;
+                if let Some(ep) = &endpoint {
+                    client = client.with_allow_http(check_http(name, ep, rc)?);
+                    b = b.with_endpoint(ep).with_virtual_hosted_style_request(false);
+                }
+                let s = b
+                    .with_client_options(client)
+                    .with_retry(retry)
+                    .build()
+                    .map_err(cfg_err)?;
+                Arc::new(s)
+            }
+            "gs" => Arc::new(
+                GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(&bucket)
+                    .with_client_options(client)
+                    .with_retry(retry)
+                    .build()
+                    .map_err(cfg_err)?,
+            ),
+            "az" => {
+                let mut b = MicrosoftAzureBuilder::from_env().with_container_name(&bucket);
+                let mut client = client;
+                if let Some(ep) = &rc.endpoint {
+                    // Azurite and other emulators: http://127.0.0.1:10000/ACCOUNT
+                    client = client.with_allow_http(check_http(name, ep, rc)?);
+                    b = b.with_endpoint(ep.clone());
+                }
+                Arc::new(
+                    b.with_client_options(client)
+                        .with_retry(retry)
+                        .build()
+                        .map_err(cfg_err)?,
+                )
+            }
+            _ => {
+                let dir = PathBuf::from(&bucket);
+                if !dir.is_absolute() {
+                    return Err(StoreError::Remote {
+                        remote: name.to_string(),
+                        message: format!("{:?}: a folder remote needs an absolute path", rc.url),
+                        kind: RemoteErrorKind::Config,
+                    });
+                }
+                fs::create_dir_all(&dir).at(&dir)?;
+                folder = Some(dir.clone());
+                Arc::new(LocalFileSystem::new_with_prefix(&dir).map_err(cfg_err)?)
+            }
+        };
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            inner
+        } else {
+            Arc::new(PrefixStore::new(inner, ObjPath::from(prefix.as_str())))
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::io("tokio runtime", e))?;
+        let pack_size = std::env::var("DVX_PACK_SIZE")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(16 << 20)
+            .max(1024);
+        Ok(Remote {
+            name: name.to_string(),
+            url: rc.url.clone(),
+            store,
+            folder,
+            rt,
+            jobs,
+            pack_size,
+            cache_dir,
+        })
+    }
+
+    /// Turn an object_store error into ours, in plain words.
+    fn err(&self, what: &str, e: object_store::Error) -> StoreError {
+        use object_store::Error as E;
+        let (kind, message) = match &e {
+            E::NotFound { .. } if no_bucket(&e) => (
+                RemoteErrorKind::NotFound,
+                "no such bucket (dvx does not create buckets: create it first)".to_string(),
+            ),
+            E::NotFound { .. } => (RemoteErrorKind::NotFound, format!("{what}: not found")),
+            E::Precondition { .. } | E::AlreadyExists { .. } => (
+                RemoteErrorKind::Rejected,
+                format!("{what}: changed on the remote meanwhile"),
+            ),
+            E::PermissionDenied { .. } | E::Unauthenticated { .. } => (
+                RemoteErrorKind::Auth,
+                format!("{what}: access denied by the server"),
+            ),
+            _ => {
+                let full = error_chain(&e);
+                let lower = full.to_ascii_lowercase();
+                let no_creds =
+                    lower.contains("169.254.169.254") || lower.contains("metadata.google");
+                let kind = if no_creds
+                    || lower.contains("403")
+                    || lower.contains("accessdenied")
+                    || lower.contains("invalidaccesskeyid")
+                    || lower.contains("signaturedoesnotmatch")
+                    || lower.contains("forbidden")
+                {
+                    RemoteErrorKind::Auth
+                } else if lower.contains("nosuchbucket") {
+                    RemoteErrorKind::NotFound
+                } else {
+                    RemoteErrorKind::Network
+                };
+                let short = match kind {
+                    RemoteErrorKind::Auth if no_creds => {
+                        "no credentials found (none in the environment or a profile, and no instance role)".to_string()
+                    }
+                    RemoteErrorKind::Auth => "access denied by the server".to_string(),
+                    RemoteErrorKind::NotFound => {
+                        "no such bucket (dvx does not create buckets: create it first)".to_string()
+                    }
+                    _ => summarize_network(&full),
+                };
+                (kind, format!("{what}: {short}"))
+            }
+        };
+        // DVX_DEBUG=1 shows the client's whole error chain (it never holds secrets).
+        let message = if std::env::var_os("DVX_DEBUG").is_some() {
+            format!("{message} [{}]", error_chain(&e))
+        } else {
+            message
+        };
+        StoreError::Remote {
+            remote: self.name.clone(),
+            message,
+            kind,
+        }
+    }
+
+    pub fn corrupt(&self, message: String) -> StoreError {
+        StoreError::Remote {
+            remote: self.name.clone(),
+            message,
+            kind: RemoteErrorKind::Corrupt,
+        }
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// Read a whole object; None if it does not exist.
+    pub fn get(&self, key: &str) -> Result<Option<(Bytes, UpdateVersion)>> {
+        let path = ObjPath::from(key);
+        let r = self.block_on(async {
+            let r = self.store.get(&path).await?;
+            let version = UpdateVersion {
+                e_tag: r.meta.e_tag.clone(),
+                version: r.meta.version.clone(),
+            };
+            let bytes = r.bytes().await?;
+            Ok::<_, object_store::Error>((bytes, version))
+        });
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(e @ object_store::Error::NotFound { .. }) if !no_bucket(&e) => Ok(None),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    /// Keys under `prefix` (relative to the remote's root).
+    pub fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let p = ObjPath::from(prefix);
+        let metas: Vec<object_store::ObjectMeta> = self
+            .block_on(self.store.list(Some(&p)).try_collect())
+            .map_err(|e| self.err(&format!("listing {prefix}"), e))?;
+        Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
+    }
+
+    /// Write an object, replacing any.
+    pub fn put(&self, key: &str, data: Vec<u8>) -> Result<()> {
+        let path = ObjPath::from(key);
+        self.block_on(self.store.put(&path, PutPayload::from(data)))
+            .map(|_| ())
+            .map_err(|e| self.err(key, e))
+    }
+
+    /// Write an object only if none exists; false if one did.
+    pub fn put_new(&self, key: &str, data: Vec<u8>) -> Result<bool> {
+        let path = ObjPath::from(key);
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self.block_on(self.store.put_opts(&path, PutPayload::from(data), opts)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(e) => Err(self.err(key, e)),
+        }
+    }
+
+    /// Read a ref.
+    pub fn read_ref(&self, name: &str) -> Result<Option<RefState>> {
+        match self.get(name)? {
+            None => Ok(None),
+            Some((bytes, version)) => {
+                let commit = layout::decode_ref(name, &bytes)
+                    .map_err(|_| self.corrupt(format!("ref {name} does not hold a commit id")))?;
+                Ok(Some(RefState {
+                    commit,
+                    version,
+                    raw: bytes.to_vec(),
+                }))
+            }
+        }
+    }
+
+    /// Move a ref to `to` if it still is what was read (`expected`; None: if it does not
+    /// exist). Someone else's push in between makes this fail with a "fetch first" error.
+    pub fn update_ref(&self, name: &str, expected: Option<&RefState>, to: &Id) -> Result<()> {
+        let data = layout::encode_ref(to);
+        let rejected = || StoreError::Remote {
+            remote: self.name.clone(),
+            message: format!("{name} was changed by another push meanwhile"),
+            kind: RemoteErrorKind::Rejected,
+        };
+        if let Some(dir) = &self.folder {
+            return folder_update_ref(dir, name, expected.map(|e| e.raw.as_slice()), &data)
+                .and_then(|ok| if ok { Ok(()) } else { Err(rejected()) });
+        }
+        let mode = match expected {
+            None => PutMode::Create,
+            Some(s) => PutMode::Update(s.version.clone()),
+        };
+        let opts = PutOptions {
+            mode,
+            ..Default::default()
+        };
+        let path = ObjPath::from(name);
+        match self.block_on(self.store.put_opts(&path, PutPayload::from(data), opts)) {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Err(rejected()),
+            Err(e) => Err(self.err(name, e)),
+        }
+    }
+
+    /// All of the remote's pack indexes: cached ones from disk, new ones downloaded.
+    pub fn load_index(&self) -> Result<RemoteIndex> {
+        let keys = self.list("packs/")?;
+        let packs: Vec<Id> = keys
+            .iter()
+            .filter_map(|k| layout::pack_of_index_key(k))
+            .collect();
+        let cache = self.cache_dir.as_ref().map(|d| d.join("idx"));
+        if let Some(c) = &cache {
+            fs::create_dir_all(c).at(c)?;
+        }
+        let mut have: Vec<(Id, Vec<Entry>)> = Vec::new();
+        let mut missing = Vec::new();
+        for p in packs {
+            let cached = cache
+                .as_ref()
+                .and_then(|c| fs::read(c.join(format!("{}.idx", p.to_hex()))).ok())
+                .and_then(|b| layout::decode_index(p, &b).ok());
+            match cached {
+                Some(e) => have.push((p, e)),
+                None => missing.push(p),
+            }
+        }
+        let fetched: Vec<(Id, Bytes)> = self
+            .block_on(
+                stream::iter(missing)
+                    .map(|p| async move {
+                        let path = ObjPath::from(layout::index_key(&p));
+                        let r = self.store.get(&path).await?;
+                        Ok::<_, object_store::Error>((p, r.bytes().await?))
+                    })
+                    .buffer_unordered(self.jobs)
+                    .try_collect(),
+            )
+            .map_err(|e| self.err("reading pack indexes", e))?;
+        for (p, bytes) in fetched {
+            let entries = layout::decode_index(p, &bytes)
+                .map_err(|e| self.corrupt(format!("{}: {e}", layout::index_key(&p))))?;
+            if let Some(c) = &cache {
+                let dest = c.join(format!("{}.idx", p.to_hex()));
+                let _ = crate::fsutil::write_atomic(&dest, &bytes, c);
+            }
+            have.push((p, entries));
+        }
+        let mut idx = RemoteIndex::default();
+        for (p, e) in have {
+            idx.add_pack(p, e);
+        }
+        Ok(idx)
+    }
+
+    /// The remote's branches and tags (`refs/heads/X`, `refs/tags/X`) and its HEAD branch.
+    pub fn list_refs(&self) -> Result<RemoteRefs> {
+        let names: Vec<String> = self
+            .list("refs/")?
+            .into_iter()
+            .filter(|k| k.starts_with("refs/heads/") || k.starts_with("refs/tags/"))
+            .collect();
+        let mut out = Vec::new();
+        for n in names {
+            if let Some(s) = self.read_ref(&n)? {
+                out.push((n, s));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        let head = self.get("HEAD")?.and_then(|(b, _)| {
+            String::from_utf8_lossy(&b)
+                .trim()
+                .strip_prefix("ref: refs/heads/")
+                .map(str::to_string)
+        });
+        Ok((out, head))
+    }
+
+    /// Check the marker that says this is a dvx remote of a format we read. With `create`,
+    /// a new remote gets one; otherwise an empty location is an error.
+    pub fn check_format(&self, create: bool) -> Result<()> {
+        let marker = format!("{{\"format\":{}}}\n", layout::REMOTE_FORMAT);
+        match self.get(layout::MARKER)? {
+            Some((b, _)) => {
+                let v: serde_json::Value = serde_json::from_slice(&b)
+                    .map_err(|_| self.corrupt(format!("{} is not JSON", layout::MARKER)))?;
+                let f = v.get("format").and_then(|f| f.as_u64()).unwrap_or(0);
+                if f != u64::from(layout::REMOTE_FORMAT) {
+                    return Err(StoreError::Remote {
+                        remote: self.name.clone(),
+                        message: format!(
+                            "remote format {f} is not understood by this dvx (it reads format {})",
+                            layout::REMOTE_FORMAT
+                        ),
+                        kind: RemoteErrorKind::Config,
+                    });
+                }
+                Ok(())
+            }
+            None if create => {
+                self.put_new(layout::MARKER, marker.into_bytes())?;
+                Ok(())
+            }
+            None => Err(StoreError::Remote {
+                remote: self.name.clone(),
+                message: format!("{} holds no dvx data", self.url),
+                kind: RemoteErrorKind::NotFound,
+            }),
+        }
+    }
+}
+
+/// Ids the cached indexes of this project's remotes list: data a partial clone may lack.
+pub fn promised_ids(dot: &FsPath) -> std::collections::HashSet<Id> {
+    let mut out = std::collections::HashSet::new();
+    let Ok(remotes) = fs::read_dir(dot.join("remotes")) else {
+        return out;
+    };
+    for r in remotes.flatten() {
+        for f in fs::read_dir(r.path().join("idx"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = f.file_name().to_string_lossy().into_owned();
+            let Some(pack) = name.strip_suffix(".idx").and_then(|h| h.parse::<Id>().ok()) else {
+                continue;
+            };
+            if let Ok(entries) = fs::read(f.path())
+                .map_err(|_| ())
+                .and_then(|b| layout::decode_index(pack, &b).map_err(|_| ()))
+            {
+                out.extend(entries.into_iter().map(|e| e.id));
+            }
+        }
+    }
+    out
+}
+
+/// A "not found" that is about the bucket (or container), not the object.
+fn no_bucket(e: &object_store::Error) -> bool {
+    let s = error_chain(e).to_ascii_lowercase();
+    s.contains("nosuchbucket")
+        || s.contains("containernotfound")
+        || s.contains("bucket does not exist")
+}
+
+/// The messages of an error and its sources, joined.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// A network failure in a few words (the full chain of a client error is long).
+fn summarize_network(full: &str) -> String {
+    let l = full.to_ascii_lowercase();
+    if l.contains("connection refused") || l.contains("tcp connect") {
+        "cannot connect to the server (connection refused)".into()
+    } else if l.contains("timed out") || l.contains("timeout") {
+        "the server did not answer in time".into()
+    } else if l.contains("dns") || l.contains("resolve") {
+        "cannot resolve the server's name".into()
+    } else if l.contains("connection reset") || l.contains("broken pipe") || l.contains("closed") {
+        "the connection was dropped".into()
+    } else {
+        let first = full.lines().next().unwrap_or(full);
+        first.chars().take(300).collect()
+    }
+}
+
+/// A conditional ref update in a folder: compare and swap under a file lock.
+fn folder_update_ref(
+    dir: &FsPath,
+    name: &str,
+    expected: Option<&[u8]>,
+    data: &[u8],
+) -> Result<bool> {
+    use std::os::fd::AsRawFd;
+    let lock_path = dir.join("refs.lock");
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .at(&lock_path)?;
+    // SAFETY: flock on a file descriptor we own; released when `lock` is closed.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(StoreError::io(&lock_path, std::io::Error::last_os_error()));
+    }
+    let path = dir.join(name);
+    let current = match fs::read(&path) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(StoreError::io(&path, e)),
+    };
+    if current.as_deref() != expected {
+        return Ok(false);
+    }
+    let parent = path.parent().unwrap_or(dir);
+    fs::create_dir_all(parent).at(parent)?;
+    crate::fsutil::write_atomic(&path, data, parent)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("s3://b/some/prefix/").unwrap(),
+            ("s3".into(), "b".into(), "some/prefix".into())
+        );
+        assert_eq!(
+            parse_url("file:///tmp/r").unwrap(),
+            ("file".into(), "/tmp/r".into(), "".into())
+        );
+        assert_eq!(
+            parse_url("/tmp/r/").unwrap(),
+            ("file".into(), "/tmp/r".into(), "".into())
+        );
+        assert!(parse_url("ftp://x/y").is_err());
+        assert!(parse_url("s3:///y").is_err());
+        assert!(is_loopback("http://127.0.0.1:5055"));
+        assert!(is_loopback("http://localhost:5055/"));
+        assert!(!is_loopback("http://s3.example.com"));
+    }
+}

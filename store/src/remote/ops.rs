@@ -1,0 +1,377 @@
+//! What users do with remotes beyond push and fetch: configure them, pull, clone, and see
+//! what is not pushed yet.
+
+use std::fs;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::fetch::{FetchReport, Want};
+use super::push::PushOptions;
+use super::{parse_url, Remote, RemoteErrorKind};
+use crate::checkout::CheckoutReport;
+use crate::config::RemoteConfig;
+use crate::error::{IoContext, Result, StoreError};
+use crate::id::Id;
+use crate::refs::{Head, HEADS, REMOTES};
+use crate::repo::{Access, Repo};
+use crate::Progress;
+
+#[derive(Debug, Serialize)]
+pub struct PullReport {
+    pub fetch: FetchReport,
+    pub branch: String,
+    /// "fast-forward", "up to date", "ahead" (local has commits the remote lacks)
+    pub status: String,
+    pub checkout: Option<CheckoutReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CloneReport {
+    pub root: String,
+    pub fetch: FetchReport,
+    pub branch: Option<String>,
+    pub checkout: Option<CheckoutReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RemoteStatus {
+    pub remote: String,
+    pub url: String,
+    pub branches: Vec<BranchStatus>,
+    /// Objects (and their stored bytes) a push of these branches would upload.
+    pub objects_to_push: u64,
+    pub bytes_to_push: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BranchStatus {
+    pub branch: String,
+    pub local: Id,
+    pub remote: Option<Id>,
+    /// "up to date", "ahead", "behind", "diverged", "not pushed", "unknown" (the remote's
+    /// commit is not here: fetch)
+    pub state: String,
+}
+
+fn check_remote_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with(['-', '.']);
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidRefName {
+            name: name.to_string(),
+            what: "remote",
+        })
+    }
+}
+
+impl Repo {
+    fn save_config(&self, cfg: &crate::config::Config) -> Result<()> {
+        crate::fsutil::write_atomic(
+            &self.dot.join("config.toml"),
+            cfg.to_toml().as_bytes(),
+            &self.tmp_dir(),
+        )
+    }
+
+    /// Add (or with `replace`, change) a remote. The first remote becomes the default.
+    pub fn add_remote(&self, name: &str, rc: RemoteConfig, replace: bool) -> Result<()> {
+        check_remote_name(name)?;
+        parse_url(&rc.url)?;
+        let mut cfg = self.config.clone();
+        if cfg.remote.contains_key(name) && !replace {
+            return Err(StoreError::Remote {
+                remote: name.to_string(),
+                message: "already exists".into(),
+                kind: RemoteErrorKind::Config,
+            });
+        }
+        cfg.remote.insert(name.to_string(), rc);
+        if cfg.core.remote.is_none() {
+            cfg.core.remote = Some(name.to_string());
+        }
+        self.save_config(&cfg)
+    }
+
+    /// Forget a remote and the refs fetched from it.
+    pub fn remove_remote(&self, name: &str) -> Result<()> {
+        let mut cfg = self.config.clone();
+        if cfg.remote.remove(name).is_none() {
+            return Err(StoreError::UnknownRemote(name.to_string()));
+        }
+        if cfg.core.remote.as_deref() == Some(name) {
+            cfg.core.remote = None;
+        }
+        let txn = self.store.txn()?;
+        for (r, _) in self.store.list_refs(&format!("{REMOTES}{name}/"))? {
+            txn.delete_ref(&format!("{REMOTES}{name}/{r}"));
+        }
+        txn.commit()?;
+        let cache = self.dot.join("remotes").join(name);
+        if cache.exists() {
+            fs::remove_dir_all(&cache).at(&cache)?;
+        }
+        self.save_config(&cfg)
+    }
+
+    pub fn set_default_remote(&self, name: &str) -> Result<()> {
+        if !self.config.remote.contains_key(name) {
+            return Err(StoreError::UnknownRemote(name.to_string()));
+        }
+        let mut cfg = self.config.clone();
+        cfg.core.remote = Some(name.to_string());
+        self.save_config(&cfg)
+    }
+
+    /// The branch a pull or status is about: the named one or HEAD's.
+    fn current_branch(&self, branch: Option<&str>) -> Result<String> {
+        match branch {
+            Some(b) => Ok(b.to_string()),
+            None => match self.store.head()? {
+                Head::Branch(b) => Ok(b),
+                Head::Detached(_) => Err(StoreError::Remote {
+                    remote: String::new(),
+                    message: "HEAD is detached: name the branch".into(),
+                    kind: RemoteErrorKind::Config,
+                }),
+            },
+        }
+    }
+
+    /// Fetch a branch (only `paths` of it, if given) and bring the workspace to it: a
+    /// fast-forward of the local branch. A local branch with commits of its own is left
+    /// alone (ahead) or refused (diverged).
+    pub fn pull(
+        &self,
+        remote: &Remote,
+        branch: Option<&str>,
+        paths: &[String],
+        force: bool,
+        progress: &dyn Progress,
+    ) -> Result<PullReport> {
+        let branch = self.current_branch(branch)?;
+        let fetch = self.fetch(
+            remote,
+            &Want::Branch {
+                branch: branch.clone(),
+                paths: paths.to_vec(),
+            },
+            progress,
+        )?;
+        let tracking = format!("{HEADS}{branch}");
+        let target = match self
+            .store
+            .ref_target(&format!("{REMOTES}{}/{branch}", remote.name))?
+        {
+            Some(t) => t,
+            None => fetch
+                .refs
+                .iter()
+                .find(|r| r.name.ends_with(&format!("/{branch}")))
+                .map(|r| r.new)
+                .ok_or_else(|| StoreError::Remote {
+                    remote: remote.name.clone(),
+                    message: format!("the remote has no branch {branch:?}"),
+                    kind: RemoteErrorKind::NotFound,
+                })?,
+        };
+        let local = self.store.ref_target(&tracking)?;
+        let on_branch = matches!(self.store.head()?, Head::Branch(ref b) if *b == branch);
+        let status = match local {
+            Some(l) if l == target => "up to date",
+            None => "fast-forward",
+            Some(l) if self.store.is_ancestor(&l, &target)? => "fast-forward",
+            Some(l) if self.store.is_ancestor(&target, &l)? => "ahead",
+            Some(l) => {
+                return Err(StoreError::Remote {
+                    remote: remote.name.clone(),
+                    message: format!(
+                        "branch {branch} ({}) and the remote's ({}) have diverged",
+                        l.short(),
+                        target.short()
+                    ),
+                    kind: RemoteErrorKind::Diverged,
+                })
+            }
+        };
+        let checkout = if status == "ahead" {
+            None
+        } else if on_branch || local.is_none() {
+            Some(self.checkout_to(
+                target,
+                Some(Head::Branch(branch.clone())),
+                paths,
+                force,
+                progress,
+            )?)
+        } else {
+            // Another branch is checked out: move the pulled one, leave the workspace.
+            let txn = self.store.txn()?;
+            txn.set_ref(&tracking, &target);
+            txn.commit()?;
+            None
+        };
+        Ok(PullReport {
+            fetch,
+            branch,
+            status: status.into(),
+            checkout,
+        })
+    }
+
+    /// What a push of the current branch (or all branches) would send, and how each branch
+    /// stands against the remote's.
+    pub fn remote_status(&self, remote: &Remote, all: bool) -> Result<RemoteStatus> {
+        let local = self.refs_to_push(&[], all)?;
+        let mut branches = Vec::new();
+        for (name, id) in &local {
+            let Some(b) = name.strip_prefix(HEADS) else {
+                continue;
+            };
+            let r = remote.read_ref(name)?.map(|s| s.commit);
+            let state = match r {
+                None => "not pushed",
+                Some(r) if r == *id => "up to date",
+                Some(r) if !self.store.has_object(crate::db::ObjKind::Commit, &r)? => "unknown",
+                Some(r) if self.store.is_ancestor(&r, id)? => "ahead",
+                Some(r) if self.store.is_ancestor(id, &r)? => "behind",
+                Some(_) => "diverged",
+            };
+            branches.push(BranchStatus {
+                branch: b.to_string(),
+                local: *id,
+                remote: r,
+                state: state.into(),
+            });
+        }
+        let opts = PushOptions {
+            all,
+            dry_run: true,
+            force: true,
+            ..Default::default()
+        };
+        let idx = remote.load_index()?;
+        let tips: Vec<Id> = self
+            .refs_to_push(&opts.refs, all)?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        let plan = self.push_plan(&idx, &tips)?;
+        Ok(RemoteStatus {
+            remote: remote.name.clone(),
+            url: remote.url.clone(),
+            branches,
+            objects_to_push: (plan.chunks.len() + plan.meta.len()) as u64,
+            bytes_to_push: plan.chunk_bytes,
+        })
+    }
+}
+
+/// Clone a remote into `dir` (new or empty): a project whose remote `origin` is `rc`, with
+/// the remote's default branch (or `branch`) checked out. A failed clone leaves no folder
+/// behind.
+pub fn clone(
+    dir: &Path,
+    rc: RemoteConfig,
+    branch: Option<&str>,
+    no_checkout: bool,
+    progress: &dyn Progress,
+) -> Result<CloneReport> {
+    let existed = dir.exists();
+    if existed && fs::read_dir(dir).at(dir)?.next().is_some() {
+        return Err(StoreError::InvalidPath {
+            path: dir.display().to_string(),
+            reason: "exists and is not empty".into(),
+        });
+    }
+    let res = clone_into(dir, rc, branch, no_checkout, progress);
+    if res.is_err() {
+        if existed {
+            if let Ok(rd) = fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    let p = e.path();
+                    let _ = if p.is_dir() {
+                        fs::remove_dir_all(&p)
+                    } else {
+                        fs::remove_file(&p)
+                    };
+                }
+            }
+        } else {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+    res
+}
+
+fn clone_into(
+    dir: &Path,
+    rc: RemoteConfig,
+    branch: Option<&str>,
+    no_checkout: bool,
+    progress: &dyn Progress,
+) -> Result<CloneReport> {
+    fs::create_dir_all(dir).at(dir)?;
+    Repo::init(dir)?;
+    {
+        let repo = Repo::open(dir, Access::Write("dvx clone"))?;
+        repo.add_remote("origin", rc, false)?;
+    }
+    let repo = Repo::open(dir, Access::Write("dvx clone"))?;
+    let remote = Remote::open(&repo, Some("origin"))?;
+    remote.check_format(false)?;
+    let (refs, head) = remote.list_refs()?;
+    let branch = match branch {
+        Some(b) => Some(b.to_string()),
+        None => head
+            .filter(|h| refs.iter().any(|(n, _)| *n == format!("{HEADS}{h}")))
+            .or_else(|| {
+                refs.iter()
+                    .find_map(|(n, _)| n.strip_prefix(HEADS).map(str::to_string))
+            }),
+    };
+    let want = match (&branch, no_checkout) {
+        (Some(b), false) => Want::Branch {
+            branch: b.clone(),
+            paths: Vec::new(),
+        },
+        _ => Want::Nothing,
+    };
+    let fetch = repo.fetch(&remote, &want, progress)?;
+    let mut checkout = None;
+    if let Some(b) = &branch {
+        let target = repo
+            .store
+            .ref_target(&format!("{REMOTES}origin/{b}"))?
+            .ok_or_else(|| StoreError::Remote {
+                remote: "origin".into(),
+                message: format!("the remote has no branch {b:?}"),
+                kind: RemoteErrorKind::NotFound,
+            })?;
+        if no_checkout {
+            let txn = repo.store.txn()?;
+            txn.set_ref(&format!("{HEADS}{b}"), &target);
+            txn.set_head(&Head::Branch(b.clone()));
+            txn.commit()?;
+        } else {
+            checkout = Some(repo.checkout_to(
+                target,
+                Some(Head::Branch(b.clone())),
+                &[],
+                true,
+                progress,
+            )?);
+        }
+    }
+    Ok(CloneReport {
+        root: dir.display().to_string(),
+        fetch,
+        branch,
+        checkout,
+    })
+}

@@ -1,0 +1,463 @@
+//! Push: upload what the remote lacks, in packs, then move its refs conditionally.
+//!
+//! Packs go up in two waves. Chunks first, many packs at once; then the objects that name
+//! other objects (file manifests, trees, run records, commits), children before parents, one
+//! pack after another. So whenever an object is in a remote index, everything it reaches is
+//! too, and the walk below stops at any object the remote has: a push killed midway and run
+//! again uploads only what is still missing.
+
+use std::collections::HashSet;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::layout::{self, Kind, PackBuilder};
+use super::{RefState, Remote, RemoteErrorKind, RemoteIndex};
+use crate::db::ObjKind;
+use crate::error::{Result, StoreError};
+use crate::id::Id;
+use crate::object::{EntryKind, FileManifest, Tree};
+use crate::pack::{self, ChunkLoc};
+use crate::refs::{Head, HEADS, REMOTES, TAGS};
+use crate::repo::Repo;
+use crate::Progress;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RefUpdate {
+    /// Full ref name (`refs/heads/main`).
+    pub name: String,
+    pub old: Option<Id>,
+    pub new: Id,
+    /// "new", "fast-forward", "forced", "up to date", "rejected"
+    pub status: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PushReport {
+    pub remote: String,
+    pub url: String,
+    pub dry_run: bool,
+    pub refs: Vec<RefUpdate>,
+    /// Objects uploaded (chunks included) and their stored bytes.
+    pub objects: u64,
+    pub chunks: u64,
+    pub bytes: u64,
+    pub packs: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct PushOptions {
+    /// Branches or tags to push; empty: the current branch.
+    pub refs: Vec<String>,
+    /// Every branch and tag.
+    pub all: bool,
+    /// Replace remote refs even when that is not a fast-forward.
+    pub force: bool,
+    /// Work out what would be uploaded; upload nothing.
+    pub dry_run: bool,
+}
+
+/// What a push must upload: chunks, then other objects children first.
+#[derive(Default)]
+pub struct Plan {
+    pub chunks: Vec<(Id, ChunkLoc)>,
+    pub meta: Vec<(Kind, Id)>,
+    pub chunk_bytes: u64,
+}
+
+impl Repo {
+    /// The local refs a push names, as (full name, commit).
+    pub fn refs_to_push(&self, names: &[String], all: bool) -> Result<Vec<(String, Id)>> {
+        let mut out = Vec::new();
+        if all {
+            for prefix in [HEADS, TAGS] {
+                for (n, id) in self.store.list_refs(prefix)? {
+                    out.push((format!("{prefix}{n}"), id));
+                }
+            }
+            return Ok(out);
+        }
+        if names.is_empty() {
+            return match self.store.head()? {
+                Head::Branch(b) => {
+                    let name = format!("{HEADS}{b}");
+                    let id = self
+                        .store
+                        .ref_target(&name)?
+                        .ok_or(StoreError::NothingTracked)?;
+                    Ok(vec![(name, id)])
+                }
+                Head::Detached(_) => Err(StoreError::Remote {
+                    remote: String::new(),
+                    message: "HEAD is detached: name the branch or tag to push".into(),
+                    kind: RemoteErrorKind::Config,
+                }),
+            };
+        }
+        for n in names {
+            let mut found = false;
+            for prefix in [HEADS, TAGS] {
+                let full = if n.starts_with("refs/") {
+                    n.clone()
+                } else {
+                    format!("{prefix}{n}")
+                };
+                if let Some(id) = self.store.ref_target(&full)? {
+                    out.push((full, id));
+                    found = true;
+                    break;
+                }
+            }
+            if !found {
+                return Err(StoreError::UnknownRevision(n.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Everything reachable from `tips` that the remote lacks.
+    pub fn push_plan(&self, idx: &RemoteIndex, tips: &[Id]) -> Result<Plan> {
+        let st = &self.store;
+        let mut plan = Plan::default();
+        let mut seen: HashSet<(Kind, Id)> = HashSet::new();
+        let mut stack: Vec<(Kind, Id, bool)> =
+            tips.iter().map(|t| (Kind::Commit, *t, false)).collect();
+        let leaf = |id: Id| -> Result<(Kind, Id, bool)> {
+            Ok(if st.has_object(ObjKind::File, &id)? {
+                (Kind::File, id, false)
+            } else {
+                (Kind::Chunk, id, false)
+            })
+        };
+        while let Some((kind, id, expanded)) = stack.pop() {
+            if expanded {
+                plan.meta.push((kind, id));
+                continue;
+            }
+            if idx.has(kind, &id) || !seen.insert((kind, id)) {
+                continue;
+            }
+            match kind {
+                Kind::Chunk => {
+                    let loc = st
+                        .chunk_loc(&id)?
+                        .ok_or(StoreError::MissingObject { kind: "chunk", id })?;
+                    plan.chunk_bytes += u64::from(loc.stored_len);
+                    plan.chunks.push((id, loc));
+                    continue;
+                }
+                _ => stack.push((kind, id, true)),
+            }
+            match kind {
+                Kind::Commit => {
+                    let c = st.get_commit(&id)?;
+                    stack.extend(c.parents.iter().map(|p| (Kind::Commit, *p, false)));
+                    stack.push((Kind::Tree, c.tree, false));
+                    stack.extend(c.runs.iter().map(|r| (Kind::Run, *r, false)));
+                }
+                Kind::Tree => {
+                    let bytes = st.get_tree_bytes(&id)?;
+                    for e in Tree::decode_ref(id, &bytes)? {
+                        if e.kind == EntryKind::Dir {
+                            stack.push((Kind::Tree, e.id, false));
+                        } else {
+                            stack.push(leaf(e.id)?);
+                        }
+                    }
+                }
+                Kind::File => {
+                    let bytes =
+                        st.get_object(ObjKind::File, &id)?
+                            .ok_or(StoreError::MissingObject {
+                                kind: "file manifest",
+                                id,
+                            })?;
+                    for (c, _) in FileManifest::decode(id, &bytes)?.chunks {
+                        stack.push((Kind::Chunk, c, false));
+                    }
+                }
+                Kind::Run => {
+                    let bytes =
+                        st.get_object(ObjKind::Run, &id)?
+                            .ok_or(StoreError::MissingObject {
+                                kind: "run record",
+                                id,
+                            })?;
+                    // A record names its logs and the data it read and wrote; whatever of
+                    // that this store holds travels with it.
+                    for r in crate::maint::referenced_ids(&bytes) {
+                        if r == id {
+                            continue;
+                        }
+                        if st.has_object(ObjKind::Tree, &r)? {
+                            stack.push((Kind::Tree, r, false));
+                        } else if st.has_object(ObjKind::File, &r)? {
+                            stack.push((Kind::File, r, false));
+                        } else if st.chunk_loc(&r)?.is_some() {
+                            stack.push((Kind::Chunk, r, false));
+                        }
+                    }
+                }
+                Kind::Chunk => {}
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Push refs to a remote: upload the objects it lacks, then move its refs.
+    pub fn push(
+        &self,
+        remote: &Remote,
+        opts: &PushOptions,
+        progress: &dyn Progress,
+    ) -> Result<PushReport> {
+        let with_remote = |e: StoreError| match e {
+            StoreError::Remote {
+                remote: r,
+                message,
+                kind,
+            } if r.is_empty() => StoreError::Remote {
+                remote: remote.name.clone(),
+                message,
+                kind,
+            },
+            e => e,
+        };
+        let local = self
+            .refs_to_push(&opts.refs, opts.all)
+            .map_err(with_remote)?;
+        let mut report = PushReport {
+            remote: remote.name.clone(),
+            url: remote.url.clone(),
+            dry_run: opts.dry_run,
+            ..Default::default()
+        };
+        remote.check_format(!opts.dry_run)?;
+        // Decide each ref before uploading anything.
+        let mut moves: Vec<(String, Option<RefState>, Id)> = Vec::new();
+        for (name, id) in &local {
+            let state = remote.read_ref(name)?;
+            let old = state.as_ref().map(|s| s.commit);
+            let status = match old {
+                None => "new",
+                Some(o) if o == *id => "up to date",
+                Some(o) if name.starts_with(HEADS) && self.store.is_ancestor(&o, id)? => {
+                    "fast-forward"
+                }
+                Some(_) if opts.force => "forced",
+                Some(o) => {
+                    let why = if self.store.has_object(ObjKind::Commit, &o)? {
+                        "the remote's is not an ancestor of yours"
+                    } else {
+                        "the remote has commits you do not have"
+                    };
+                    return Err(StoreError::Remote {
+                        remote: remote.name.clone(),
+                        message: format!(
+                            "rejected {name}: {why} (remote {}, local {})",
+                            o.short(),
+                            id.short()
+                        ),
+                        kind: RemoteErrorKind::Rejected,
+                    });
+                }
+            };
+            report.refs.push(RefUpdate {
+                name: name.clone(),
+                old,
+                new: *id,
+                status: status.into(),
+            });
+            if status != "up to date" {
+                moves.push((name.clone(), state, *id));
+            }
+        }
+        let idx = remote.load_index()?;
+        let tips: Vec<Id> = moves.iter().map(|m| m.2).collect();
+        let plan = self.push_plan(&idx, &tips)?;
+        report.chunks = plan.chunks.len() as u64;
+        report.objects = (plan.chunks.len() + plan.meta.len()) as u64;
+        if opts.dry_run {
+            report.bytes = plan.chunk_bytes;
+            return Ok(report);
+        }
+        let (packs, bytes) = self.upload(remote, plan, progress)?;
+        report.packs = packs;
+        report.bytes = bytes;
+        // Refs last: the data they name is all there now.
+        for (name, state, id) in &moves {
+            remote.update_ref(name, state.as_ref(), id)?;
+        }
+        // The remote's default branch: the one checked out here, if it went up.
+        let current = match self.store.head()? {
+            Head::Branch(b) => Some(format!("{HEADS}{b}")),
+            Head::Detached(_) => None,
+        };
+        let default = moves
+            .iter()
+            .find(|m| Some(&m.0) == current.as_ref())
+            .or_else(|| moves.iter().find(|m| m.0.starts_with(HEADS)));
+        if let Some((name, _, _)) = default {
+            if remote.get("HEAD")?.is_none() {
+                remote.put_new("HEAD", format!("ref: {name}\n").into_bytes())?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Build and upload the plan's packs; returns (packs, stored bytes).
+    fn upload(&self, remote: &Remote, plan: Plan, progress: &dyn Progress) -> Result<(u64, u64)> {
+        progress.start_bytes("uploading", plan.chunk_bytes);
+        let mut packs = 0u64;
+        let mut bytes = 0u64;
+        let mut set: Uploads = tokio::task::JoinSet::new();
+        let mut wait_one = |set: &mut Uploads| -> Result<()> {
+            if let Some(r) = remote.block_on(set.join_next()) {
+                match r {
+                    Ok(Ok((_, n))) => {
+                        progress.inc(n);
+                        packs += 1;
+                        bytes += n;
+                    }
+                    Ok(Err((key, e))) => return Err(remote.err(&key, e)),
+                    Err(e) => {
+                        return Err(remote.corrupt(format!("upload task failed: {e}")));
+                    }
+                }
+            }
+            Ok(())
+        };
+        // Wave 1: chunks, several packs in flight.
+        let mut group: Vec<(Id, ChunkLoc)> = Vec::new();
+        let mut group_bytes = 0usize;
+        let mut groups = Vec::new();
+        for (id, loc) in plan.chunks {
+            let n = loc.stored_len as usize + layout::RECORD_HEADER;
+            if !group.is_empty() && group_bytes + n > remote.pack_size {
+                groups.push(std::mem::take(&mut group));
+                group_bytes = 0;
+            }
+            group.push((id, loc));
+            group_bytes += n;
+        }
+        if !group.is_empty() {
+            groups.push(group);
+        }
+        for g in groups {
+            let pack = self.chunk_pack(&g)?;
+            while set.len() >= remote.jobs {
+                wait_one(&mut set)?;
+            }
+            spawn_upload(remote, &mut set, pack);
+        }
+        while !set.is_empty() {
+            wait_one(&mut set)?;
+        }
+        // Wave 2: the rest, in order, one pack at a time.
+        let mut pb = PackBuilder::new();
+        for (kind, id) in plan.meta {
+            let Some(ok) = kind.obj_kind() else { continue };
+            let raw = self
+                .store
+                .get_object(ok, &id)?
+                .ok_or(StoreError::MissingObject {
+                    kind: ok.name(),
+                    id,
+                })?;
+            if kind != Kind::File && Id::of(&raw) != id {
+                return Err(StoreError::corrupt(
+                    ok.name(),
+                    id,
+                    "content does not match its id",
+                ));
+            }
+            let (codec, stored) = pack::encode_chunk(&raw);
+            if !pb.is_empty() && pb.len() + stored.len() > remote.pack_size {
+                spawn_upload(remote, &mut set, std::mem::take(&mut pb).finish());
+                wait_one(&mut set)?;
+            }
+            pb.add(kind, id, codec, raw.len() as u32, &stored);
+        }
+        if !pb.is_empty() {
+            spawn_upload(remote, &mut set, pb.finish());
+            wait_one(&mut set)?;
+        }
+        progress.finish();
+        Ok((packs, bytes))
+    }
+
+    /// A pack of chunks, read from the local packs and verified on the way.
+    fn chunk_pack(&self, group: &[(Id, ChunkLoc)]) -> Result<(Id, Vec<u8>, Vec<u8>)> {
+        let reader = self.store.pack_reader();
+        let stored: Vec<Vec<u8>> = group
+            .par_iter()
+            .map(|(id, loc)| {
+                let b = reader.read_stored(*id, loc)?;
+                pack::verify_stored(*id, loc.codec, loc.raw_len, &b)?;
+                Ok(b)
+            })
+            .collect::<Result<_>>()?;
+        let total: usize = stored.iter().map(|b| b.len() + layout::RECORD_HEADER).sum();
+        let mut pb = PackBuilder::with_capacity(total);
+        for ((id, loc), b) in group.iter().zip(&stored) {
+            pb.add(Kind::Chunk, *id, loc.codec, loc.raw_len, b);
+        }
+        Ok(pb.finish())
+    }
+
+    /// Remember where the remote's branches are now (`refs/remotes/REMOTE/BRANCH`). Best
+    /// effort: a busy writer lock only delays it to the next fetch.
+    pub fn record_remote_refs(&self, remote: &str, refs: &[RefUpdate]) -> Result<()> {
+        let updates: Vec<(String, Id)> = refs
+            .iter()
+            .filter_map(|r| {
+                r.name
+                    .strip_prefix(HEADS)
+                    .map(|b| (format!("{REMOTES}{remote}/{b}"), r.new))
+            })
+            .collect();
+        if updates.is_empty() || remote.contains(['/', ':']) {
+            return Ok(());
+        }
+        let write = |repo: &Repo| -> Result<()> {
+            let txn = repo.store.txn()?;
+            for (n, id) in &updates {
+                txn.set_ref(n, id);
+            }
+            txn.commit()
+        };
+        if self.can_write() {
+            return write(self);
+        }
+        if let Some(w) = Repo::try_writer(&self.root, "dvx push")? {
+            write(&w)?;
+        }
+        Ok(())
+    }
+}
+
+type Built = (Id, Vec<u8>, Vec<u8>);
+type Uploads =
+    tokio::task::JoinSet<std::result::Result<(String, u64), (String, object_store::Error)>>;
+
+/// Upload a pack, then its index (an index on the remote means a complete pack).
+fn spawn_upload(remote: &Remote, set: &mut Uploads, (id, pack, index): Built) {
+    let store = remote.store.clone();
+    let n = pack.len() as u64;
+    set.spawn_on(
+        async move {
+            let pk = layout::pack_key(&id);
+            let ik = layout::index_key(&id);
+            store
+                .put(&object_store::path::Path::from(pk.as_str()), pack.into())
+                .await
+                .map_err(|e| (pk.clone(), e))?;
+            store
+                .put(&object_store::path::Path::from(ik.as_str()), index.into())
+                .await
+                .map_err(|e| (ik.clone(), e))?;
+            Ok((pk, n))
+        },
+        remote.rt.handle(),
+    );
+}

