@@ -11,6 +11,7 @@ use dvx_store::worktree::{self, Flat};
 use dvx_store::{Id, Quiet, Repo, StoreError};
 use serde::Serialize;
 
+use crate::container::{self, Mount};
 use crate::error::{EngineError, Result};
 use crate::exec::{self, Children, Job};
 use crate::record::{PathId, RunRecord};
@@ -110,11 +111,25 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
         run: run.short(),
         message: m,
     };
-    if let Some(image) = &rec.image {
-        return Err(fail(format!(
-            "it ran in the image {image}; dvx verify re-executes on this machine only"
-        )));
-    }
+    // A container run runs again in the very image it recorded (by id), with no network and
+    // default resources (the record keeps neither setting).
+    let image = match &rec.image {
+        None => None,
+        Some(pinned) => {
+            let (name, id) = pinned
+                .rsplit_once('@')
+                .ok_or_else(|| fail(format!("its image {pinned} is not pinned to an id")))?;
+            let configured = container::configured_runtime(repo)?;
+            let runtime = container::detect(&rec.stage, configured.as_deref())?;
+            Some((
+                runtime,
+                container::Image {
+                    reference: name.to_string(),
+                    id: id.to_string(),
+                },
+            ))
+        }
+    };
     if !rec.ok() {
         return Err(fail(
             "the recorded execution failed; there is nothing to compare".into(),
@@ -158,6 +173,7 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
         env.insert("DVX_STAGE".into(), rec.stage.clone());
         let mut cmds = rec.cmd.clone();
         let out_dir = scratch.join("out");
+        let mut mounts = vec![Mount::ro(work.clone(), container::WORK)];
         if let Some(d) = &rec.datum {
             // The datum's own input is the recorded input whose path ends in the datum id.
             let suffix = format!("/{d}");
@@ -169,10 +185,16 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
                 .map(|i| work.join(&i.path))
                 .ok_or_else(|| fail(format!("the input of datum {d} is not recorded")))?;
             std::fs::create_dir_all(&out_dir).map_err(|e| io(&out_dir, e))?;
-            let (si, so) = (
-                input.to_string_lossy().into_owned(),
-                out_dir.to_string_lossy().into_owned(),
-            );
+            let (si, so) = if image.is_some() {
+                mounts.push(Mount::ro(input.clone(), container::IN));
+                mounts.push(Mount::rw(out_dir.clone(), container::OUT));
+                (container::IN.to_string(), container::OUT.to_string())
+            } else {
+                (
+                    input.to_string_lossy().into_owned(),
+                    out_dir.to_string_lossy().into_owned(),
+                )
+            };
             env.insert("DVX_INPUT".into(), si.clone());
             env.insert("DVX_OUTPUT".into(), so.clone());
             env.insert("DVX_DATUM_ID".into(), d.clone());
@@ -196,6 +218,11 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
                 if let Some(parent) = abs.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
                 }
+                if image.is_some() {
+                    // Mounted one by one, as `dvx run` does, so each must exist first.
+                    container::prepare_output(&abs)?;
+                    mounts.push(Mount::rw(abs, format!("{}/{}", container::WORK, o.path)));
+                }
             }
         }
         let job = Job {
@@ -203,9 +230,28 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
             cwd,
             env,
             timeout: None::<Duration>,
-            container: None,
+            container: image.map(|(runtime, image)| container::Spec {
+                runtime,
+                image,
+                stage: rec.stage.clone(),
+                mounts,
+                workdir: if rec.wdir.is_empty() {
+                    container::WORK.to_string()
+                } else {
+                    format!("{}/{}", container::WORK, rec.wdir)
+                },
+                network: false,
+                resources: Default::default(),
+                batch: Vec::new(),
+                log_dir: None,
+            }),
         };
         let outcome = exec::run(&job, &Children::default());
+        if job.container.is_some() && rec.datum.is_none() {
+            for o in &rec.outputs {
+                container::clear_placeholder(&work.join(&o.path));
+            }
+        }
         let mut outputs = Vec::new();
         for o in &rec.outputs {
             let (entry, files) = if rec.datum.is_some() {

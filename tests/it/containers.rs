@@ -593,3 +593,35 @@ fn ctrl_c_removes_running_containers() {
         "{s}"
     );
 }
+
+/// `dvx verify` runs a container run again in the image it recorded, and lineage names it.
+#[test]
+fn verify_and_lineage_of_container_runs() {
+    need_podman!();
+    let p = Project::new();
+    let img = image();
+    p.write("in/a.txt", "b\na\n");
+    p.write("in/b.txt", "d\nc\n");
+    p.write("data/words.txt", "b\na\nc\n");
+    p.write(
+        "dvx.yaml",
+        format!(
+            "stages:\n  sort:\n    image: {img}\n    cmd: sort data/words.txt > sorted.txt && mkdir -p rep && echo busybox > rep/where\n    deps: [data/words.txt]\n    outs: [sorted.txt, rep]\n  each:\n    image: {img}\n    input: {{path: in, glob: \"/*.txt\"}}\n    cmd: sort ${{input}} > ${{output}}/$DVX_DATUM_ID\n    outs: [sorted]\n  stamp:\n    image: {img}\n    cmd: date +%s%N > stamp.txt\n    deps: [sorted.txt]\n    outs: [stamp.txt]\n"
+        ),
+    );
+    dvx(&p, &["add", "in", "data", "-m", "inputs"]).ok();
+    run_json(&p);
+    let pinned = format!("{img}@{}", image_id(&img));
+    for path in ["sorted.txt", "rep/where", "sorted/b.txt"] {
+        let r = dvx(&p, &["verify", path, "--json"]).ok().json();
+        assert_eq!(r["identical"], true, "{path}: {r}");
+        let g = dvx(&p, &["lineage", path, "--json"]).ok().json();
+        assert_eq!(g["nodes"][1]["image"], pinned.as_str(), "{g}");
+    }
+    assert_eq!(p.read("sorted/b.txt"), b"c\nd\n");
+    let r = dvx(&p, &["verify", "stamp.txt", "--json"]);
+    assert!(!r.out.status.success());
+    let j = r.json();
+    assert_eq!(j["exit"], 0, "{j}");
+    assert_eq!(j["outputs"][0]["identical"], false);
+}
