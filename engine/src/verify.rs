@@ -70,6 +70,73 @@ fn materialize(repo: &Repo, kind: EntryKind, mode: u32, id: &Id, dest: &Path) ->
     Ok(())
 }
 
+/// Parameter files are not inputs (their values are): write each one the run read, with the
+/// values it recorded, unless an input already put the file there.
+fn write_params(work: &Path, rec: &RunRecord) -> Result<()> {
+    let mut files: BTreeMap<&str, serde_json::Map<String, serde_json::Value>> = BTreeMap::new();
+    for (k, v) in &rec.params {
+        let Some((file, key)) = k.split_once(':') else {
+            continue;
+        };
+        let mut node = files.entry(file).or_default();
+        let parts: Vec<&str> = key.split('.').collect();
+        for (n, part) in parts.iter().enumerate() {
+            if n + 1 == parts.len() {
+                node.insert(part.to_string(), v.clone());
+            } else {
+                let next = node
+                    .entry(part.to_string())
+                    .or_insert_with(|| serde_json::Value::Object(Default::default()));
+                if !next.is_object() {
+                    *next = serde_json::Value::Object(Default::default());
+                }
+                match next.as_object_mut() {
+                    Some(m) => node = m,
+                    None => break,
+                }
+            }
+        }
+    }
+    for (file, tree) in files {
+        dvx_store::paths::check_rel(file)?;
+        let dest = work.join(&rec.wdir).join(file);
+        if dest.exists() {
+            continue;
+        }
+        let mut text = String::new();
+        yaml_block(&tree, 0, &mut text);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
+        std::fs::write(&dest, text).map_err(|e| io(&dest, e))?;
+    }
+    Ok(())
+}
+
+/// Block-style YAML: nested mappings indented by two spaces, scalars as JSON (valid YAML).
+fn yaml_block(m: &serde_json::Map<String, serde_json::Value>, indent: usize, out: &mut String) {
+    for (k, v) in m {
+        let pad = " ".repeat(indent);
+        match v {
+            serde_json::Value::Object(inner) => {
+                out.push_str(&format!("{pad}{k}:\n"));
+                yaml_block(inner, indent + 2, out);
+            }
+            other => out.push_str(&format!("{pad}{k}: {other}\n")),
+        }
+    }
+}
+
+/// An input that the store lacks, from the workspace or git, if it still has the recorded id.
+fn code_copy(repo: &Repo, rec: &RunRecord, i: &PathId) -> Option<Vec<u8>> {
+    let here = std::fs::read(repo.root.join(&i.path)).ok();
+    if let Some(b) = here.filter(|b| Id::of(b) == i.id) {
+        return Some(b);
+    }
+    let commit = rec.code.as_ref()?.commit.clone();
+    dvx_store::gitutil::blob_at(&repo.root, &commit, &i.path).filter(|b| Id::of(b) == i.id)
+}
+
 /// Recorded inputs carry no mode: a file starting with `#!` is made executable.
 fn input_mode(repo: &Repo, p: &PathId) -> u32 {
     let Ok(chunks) = repo.store.file_chunks(&p.id) else {
@@ -154,11 +221,30 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
                 _ => repo.store.has_file(&i.id)?,
             };
             if !present {
-                return Err(fail(format!(
-                    "its input {} ({}) is not in the store",
-                    i.path,
-                    i.id.short()
-                )));
+                // Code is usually kept by git, not dvx: the workspace copy or the file in the
+                // recorded git commit will do, if it has the recorded content.
+                let copy = (kind == EntryKind::File)
+                    .then(|| code_copy(repo, &rec, i))
+                    .flatten();
+                let Some(bytes) = copy else {
+                    return Err(fail(format!(
+                        "its input {} ({}) is neither in the store nor, with that content, in the workspace or the recorded git commit",
+                        i.path,
+                        i.id.short()
+                    )));
+                };
+                let dest = work.join(&i.path);
+                if let Some(parent) = dest.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+                }
+                std::fs::write(&dest, &bytes).map_err(|e| io(&dest, e))?;
+                let mode = if bytes.starts_with(b"#!") {
+                    0o755
+                } else {
+                    0o644
+                };
+                worktree::set_mode(&dest, mode)?;
+                continue;
             }
             let mode = if kind == EntryKind::File {
                 input_mode(repo, i)
@@ -167,6 +253,7 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
             };
             materialize(repo, kind, mode, &i.id, &work.join(&i.path))?;
         }
+        write_params(&work, &rec)?;
         let cwd = work.join(&rec.wdir);
         std::fs::create_dir_all(&cwd).map_err(|e| io(&cwd, e))?;
         let mut env = rec.env.clone();

@@ -29,6 +29,19 @@ pub fn git_info(root: &Path) -> Option<GitInfo> {
     })
 }
 
+/// The bytes git holds for `rel` (relative to the project `root`) in commit `commit`, if any.
+pub fn blob_at(root: &Path, commit: &str, rel: &str) -> Option<Vec<u8>> {
+    let repo = git2::Repository::discover(root).ok()?;
+    let workdir = repo.workdir()?.canonicalize().ok()?;
+    let prefix = root.canonicalize().ok()?;
+    let in_repo = prefix.strip_prefix(&workdir).ok()?.join(rel);
+    let oid = git2::Oid::from_str(commit).ok()?;
+    let tree = repo.find_commit(oid).ok()?.tree().ok()?;
+    let entry = tree.get_path(&in_repo).ok()?;
+    let blob = entry.to_object(&repo).ok()?.peel_to_blob().ok()?;
+    Some(blob.content().to_vec())
+}
+
 /// user.name / user.email from git's configuration, if set.
 pub fn git_user(root: &Path) -> (Option<String>, Option<String>) {
     let cfg = git2::Repository::discover(root)

@@ -595,3 +595,47 @@ fn lineage_survives_push_clone_and_pull() {
     let at = format!("count.txt@{}", v1["commit"].as_str().unwrap());
     assert_eq!(at_c(&[&at]), v1);
 }
+
+/// Code kept by git and values from params.yaml: verify finds the script in the recorded git
+/// commit (the workspace copy has changed since) and writes the parameter file from the
+/// recorded values (the workspace's has changed too).
+#[test]
+fn verify_takes_code_from_git_and_parameters_from_the_record() {
+    let p = Project::new();
+    p.write("data/in.txt", "abc\n");
+    p.dvx(&["add", "data"]).ok();
+    p.write(
+        "gen.sh",
+        "#!/bin/sh\nscale=$(sed -n 's/^  scale: //p' params.yaml)\necho \"$(cat data/in.txt) x$scale\" > out.txt\n",
+    );
+    p.write("params.yaml", "model:\n  scale: 3\n");
+    p.write(
+        "dvx.yaml",
+        "stages:\n  gen:\n    cmd: sh gen.sh\n    deps: [gen.sh, data/in.txt]\n    params: [model.scale]\n    outs: [out.txt]\n",
+    );
+    git(
+        p.path(),
+        &[
+            "add",
+            "gen.sh",
+            "params.yaml",
+            "dvx.yaml",
+            ".gitignore",
+            "dvx.lock",
+        ],
+    );
+    git(p.path(), &["commit", "-q", "-m", "code"]);
+    p.dvx(&["run"]).ok();
+    assert_eq!(p.read("out.txt"), b"abc x3\n");
+    // Both change in the workspace after the run; verify must use what the run used.
+    p.write("gen.sh", "#!/bin/sh\necho changed > out.txt\n");
+    p.write("params.yaml", "model:\n  scale: 9\n");
+    let v = p.dvx(&["verify", "out.txt", "--json"]).ok().json();
+    assert_eq!(v["identical"], true, "{v}");
+    // Without git history for the script (a new, uncommitted version and no record of the
+    // old one), verify says which input it cannot find.
+    git(p.path(), &["rm", "-q", "--cached", "gen.sh"]);
+    std::fs::remove_dir_all(p.p(".git")).unwrap();
+    let err = p.dvx(&["verify", "out.txt"]).fails();
+    assert!(err.contains("gen.sh"), "{err}");
+}
