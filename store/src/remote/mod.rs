@@ -530,14 +530,6 @@ impl Remote {
         Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
     }
 
-    /// Write an object, replacing any.
-    pub fn put(&self, key: &str, data: Vec<u8>) -> Result<()> {
-        let path = ObjPath::from(key);
-        self.block_on(self.store.put(&path, PutPayload::from(data)))
-            .map(|_| ())
-            .map_err(|e| self.err(key, e))
-    }
-
     /// Write an object only if none exists; false if one did.
     pub fn put_new(&self, key: &str, data: Vec<u8>) -> Result<bool> {
         let path = ObjPath::from(key);
