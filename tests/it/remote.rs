@@ -402,6 +402,12 @@ fn round_trip(kind: Kind) {
     let r = Remote::new(kind, "roundtrip");
     let a = project_with_data();
     r.add_to(&a);
+    // A dry run against the new remote uploads nothing and says what would go up.
+    let dry = run(&a, "", &s(&["push", "--dry-run", "--json"]))
+        .ok()
+        .json();
+    assert!(dry["objects"].as_u64().unwrap() > 40, "{dry}");
+    assert!(r.keys().iter().all(|k| !k.starts_with("packs/")));
     let push = run(&a, "", &s(&["push", "--json"])).ok().json();
     assert_eq!(push["refs"][0]["status"], "new");
     assert!(push["packs"].as_u64().unwrap() >= 2, "{push}");

@@ -232,7 +232,14 @@ impl Repo {
             dry_run: opts.dry_run,
             ..Default::default()
         };
-        remote.check_format(!opts.dry_run)?;
+        match remote.check_format(!opts.dry_run) {
+            // A dry run against a remote nothing was pushed to yet: everything would go up.
+            Err(StoreError::Remote {
+                kind: RemoteErrorKind::NotFound,
+                ..
+            }) if opts.dry_run => {}
+            r => r?,
+        }
         // Decide each ref before uploading anything.
         let mut moves: Vec<(String, Option<RefState>, Id)> = Vec::new();
         for (name, id) in &local {
