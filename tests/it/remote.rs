@@ -1065,3 +1065,57 @@ fn a_missing_bucket_is_named() {
     assert!(err.contains("no such bucket"), "{err}");
     a.assert_fsck_clean();
 }
+
+#[test]
+fn credentials_from_an_aws_profile() {
+    let r = Remote::new(Kind::Weed, "profile");
+    let a = Project::new();
+    a.write("data/x.txt", "x\n");
+    a.dvx(&["add", "data"]).ok();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".aws")).unwrap();
+    std::fs::write(
+        home.path().join(".aws/credentials"),
+        format!("[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n\n[team]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        home.path().join(".aws/config"),
+        "[profile team]\nregion = us-east-1\n",
+    )
+    .unwrap();
+    let mut args = s(&["remote", "add", "origin", &r.url, "--profile", "team"]);
+    args.extend(r.conn());
+    run(&a, "", &args).ok();
+    let push = |extra: &[(&str, &str)]| {
+        let mut c = a.cmd_in("", &["push"]);
+        c.env("HOME", home.path())
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("DVX_REMOTE_RETRIES", "0");
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        Run {
+            out: c.output().unwrap(),
+        }
+    };
+    // The named profile wins over the environment's keys.
+    push(&[
+        ("AWS_ACCESS_KEY_ID", "wrong"),
+        ("AWS_SECRET_ACCESS_KEY", "wrong"),
+    ])
+    .ok();
+    let cfg = std::fs::read_to_string(a.p(".dvx/config.toml")).unwrap();
+    assert!(cfg.contains("profile = \"team\""), "{cfg}");
+    assert!(!cfg.contains(SECRET));
+    // Without --profile: AWS_PROFILE, else the default profile (whose keys are wrong here).
+    let mut args = s(&["remote", "add", "--force", "origin", &r.url]);
+    args.extend(r.conn());
+    run(&a, "", &args).ok();
+    a.write("data/y.txt", "y\n");
+    a.dvx(&["commit"]).ok();
+    let err = push(&[]).fails();
+    assert!(err.contains("access denied"), "{err}");
+    push(&[("AWS_PROFILE", "team")]).ok();
+}

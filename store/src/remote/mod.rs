@@ -323,10 +323,12 @@ impl Remote {
                 let mut b = AmazonS3Builder::from_env().with_bucket_name(&bucket);
                 let mut endpoint = rc.endpoint.clone();
                 let mut region = rc.region.clone();
+                // As the AWS tools do: the named profile, else AWS_PROFILE, else "default".
                 let profile = rc
                     .profile
                     .clone()
-                    .or_else(|| std::env::var("AWS_PROFILE").ok());
+                    .or_else(|| std::env::var("AWS_PROFILE").ok())
+                    .or_else(|| Some("default".into()));
                 let mut creds = secrets.cloned().unwrap_or_default();
                 if let Some(p) = &profile {
                     let (pc, pregion, pendpoint) = aws_profile(p);
