@@ -1119,3 +1119,29 @@ fn credentials_from_an_aws_profile() {
     assert!(err.contains("access denied"), "{err}");
     push(&[("AWS_PROFILE", "team")]).ok();
 }
+
+#[test]
+fn a_pack_missing_from_the_remote_is_named() {
+    let r = Remote::new(Kind::Folder, "missing");
+    let a = Project::new();
+    a.write("data/big.bin", noise(800_000, 21));
+    a.dvx(&["add", "data"]).ok();
+    r.add_to(&a);
+    run(&a, "", &s(&["push"])).ok();
+    let packs = Path::new(&r.url).join("packs");
+    let biggest = std::fs::read_dir(&packs)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+        .max_by_key(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .unwrap()
+        .path();
+    std::fs::remove_file(&biggest).unwrap();
+    let b = Project::new();
+    r.add_to(&b);
+    let err = run(&b, "", &s(&["pull"])).fails();
+    let name = biggest.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(err.contains(&name) && err.contains("missing"), "{err}");
+    assert!(!b.exists("data/big.bin"));
+    b.assert_fsck_clean();
+}
