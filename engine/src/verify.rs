@@ -224,7 +224,7 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
                 // Code is usually kept by git, not dvx: the workspace copy or the file in the
                 // recorded git commit will do, if it has the recorded content.
                 let copy = (kind == EntryKind::File)
-                    .then(|| code_copy(repo, &rec, i))
+                    .then(|| code_copy(repo, rec, i))
                     .flatten();
                 let Some(bytes) = copy else {
                     return Err(fail(format!(
@@ -253,7 +253,7 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
             };
             materialize(repo, kind, mode, &i.id, &work.join(&i.path))?;
         }
-        write_params(&work, &rec)?;
+        write_params(&work, rec)?;
         let cwd = work.join(&rec.wdir);
         std::fs::create_dir_all(&cwd).map_err(|e| io(&cwd, e))?;
         let mut env = rec.env.clone();
