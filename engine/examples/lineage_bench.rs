@@ -55,6 +55,7 @@ fn file(path: &str, content: &[u8]) -> PathId {
         kind: "file".into(),
         id: Id::of(content),
         size: content.len() as u64,
+        mode: None,
     }
 }
 

@@ -259,12 +259,14 @@ fn bring(
         kind: node.kind.as_str().into(),
         id: node.id,
         size: node.size,
+        mode: None,
     };
     let output = PathId {
         path: dest.to_string(),
         kind: node.kind.as_str().into(),
         id: node.id,
         size: node.size,
+        mode: (node.kind == EntryKind::File).then_some(node.mode),
     };
     let key_doc = serde_json::json!({"import": [&src.url, &src.path, commit.to_hex(), dest]});
     let end = chrono::Utc::now();

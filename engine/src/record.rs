@@ -21,6 +21,10 @@ pub struct PathId {
     pub kind: String,
     pub id: Id,
     pub size: u64,
+    /// Permission bits of a file output (0o644, 0o755), so a restore from the run cache
+    /// gives back an executable as executable. Absent for folders, inputs and older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
 }
 
 /// One execution. Canonical JSON (fields in sorted order); its id is the hash of that.
@@ -145,6 +149,7 @@ mod tests {
                 kind: "file".into(),
                 id: Id::of(b"a,b\n"),
                 size: 4,
+                mode: None,
             }],
             key: Id::of(b"key"),
             outputs: vec![PathId {
@@ -152,6 +157,7 @@ mod tests {
                 kind: "file".into(),
                 id: Id::of(b"1\n"),
                 size: 2,
+                mode: None,
             }],
             params: BTreeMap::from([("params.yaml:k".to_string(), serde_json::json!(2))]),
             stage: "count".into(),
@@ -204,9 +210,18 @@ mod tests {
             .collect();
         required.sort();
         assert_eq!(keys(&written), required);
-        assert_eq!(
-            keys(&written["inputs"][0]),
-            keys(&schema["$defs"]["pathId"]["properties"])
-        );
+        // `mode` is the one optional field of a path (file outputs only).
+        let mut path_keys = keys(&written["inputs"][0]);
+        path_keys.push("mode".into());
+        path_keys.sort();
+        assert_eq!(path_keys, keys(&schema["$defs"]["pathId"]["properties"]));
+        let mut required: Vec<String> = schema["$defs"]["pathId"]["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect();
+        required.sort();
+        assert_eq!(keys(&written["inputs"][0]), required);
     }
 }

@@ -511,7 +511,11 @@ impl<'a> Engine<'a> {
                     o.path.clone(),
                     Some(Flat {
                         kind,
-                        mode: if kind == EntryKind::Dir { 0o755 } else { 0o644 },
+                        mode: match (kind, o.mode) {
+                            (EntryKind::Dir, _) => 0o755,
+                            (_, Some(m)) => m,
+                            (_, None) => 0o644,
+                        },
                         size: o.size,
                         id: o.id,
                     }),
@@ -1392,6 +1396,7 @@ impl<'a> Engine<'a> {
                             kind: "dir".into(),
                             id: f.id,
                             size: f.size,
+                            mode: None,
                         });
                     }
                 }
@@ -1424,6 +1429,7 @@ impl<'a> Engine<'a> {
                                 kind: f.kind.as_str().into(),
                                 id: f.id,
                                 size: f.size,
+                                mode: (f.kind == EntryKind::File).then_some(f.mode),
                             });
                         }
                     }
@@ -1441,6 +1447,7 @@ impl<'a> Engine<'a> {
                             kind: i.kind.into(),
                             id: i.id,
                             size: p.dep_sizes.get(path).copied().unwrap_or(0),
+                            mode: None,
                         })
                     })
                     .collect()
@@ -1453,6 +1460,7 @@ impl<'a> Engine<'a> {
                     kind: i.kind.into(),
                     id: i.id,
                     size: d.size,
+                    mode: None,
                 });
             }
         }

@@ -557,3 +557,23 @@ fn datum_flag_runs_one_datum_without_publishing() {
     assert_eq!(stage(&s, "s")["datums"]["executed"], 0, "{s}");
     assert_eq!(p.read("out/1.txt"), b"changed");
 }
+
+/// An executable a stage makes comes back executable from the run cache.
+#[test]
+fn restored_outputs_keep_their_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new();
+    p.write(
+        "dvx.yaml",
+        "stages:\n  build:\n    cmd: printf '#!/bin/sh\\necho hi\\n' > tool.sh && chmod 755 tool.sh\n    outs: [tool.sh]\n",
+    );
+    p.dvx(&["run"]).ok();
+    std::fs::remove_file(p.p("tool.sh")).unwrap();
+    let r = p.dvx(&["run", "--json"]).ok().json();
+    assert_eq!(r["restored"], 1, "{r}");
+    let mode = std::fs::metadata(p.p("tool.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755);
+}
