@@ -869,6 +869,20 @@ fn remote_config_commands_and_errors() {
         .dvx(&[
             "remote",
             "add",
+            "gcs",
+            "gs://b/p",
+            "--endpoint",
+            "http://127.0.0.1:1",
+        ])
+        .fails();
+    assert!(
+        err.contains("--endpoint applies to s3:// and az://"),
+        "{err}"
+    );
+    let err = a
+        .dvx(&[
+            "remote",
+            "add",
             "pub",
             "s3://b/p",
             "--endpoint",

@@ -175,6 +175,18 @@ fn is_loopback(endpoint: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "[" | "::1") || host.starts_with("127.")
 }
 
+/// An endpoint is for S3-compatible servers and Azure emulators only.
+pub fn check_endpoint(name: &str, scheme: &str, rc: &RemoteConfig) -> Result<()> {
+    if rc.endpoint.is_some() && !matches!(scheme, "s3" | "az") {
+        return Err(StoreError::Remote {
+            remote: name.to_string(),
+            message: format!("--endpoint applies to s3:// and az:// remotes, not {scheme}://"),
+            kind: RemoteErrorKind::Config,
+        });
+    }
+    Ok(())
+}
+
 /// Whether an endpoint is plain http, refusing that for hosts other than this machine unless
 /// the remote allows it.
 fn check_http(name: &str, ep: &str, rc: &RemoteConfig) -> Result<bool> {
@@ -317,6 +329,7 @@ impl Remote {
             message: e.to_string(),
             kind: RemoteErrorKind::Config,
         };
+        check_endpoint(name, &scheme, rc)?;
         let mut folder = None;
         let inner: Arc<dyn ObjectStore> = match scheme.as_str() {
             "s3" => {

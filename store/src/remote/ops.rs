@@ -82,7 +82,8 @@ impl Repo {
     /// Add (or with `replace`, change) a remote. The first remote becomes the default.
     pub fn add_remote(&self, name: &str, rc: RemoteConfig, replace: bool) -> Result<()> {
         check_remote_name(name)?;
-        parse_url(&rc.url)?;
+        let (scheme, _, _) = parse_url(&rc.url)?;
+        super::check_endpoint(name, &scheme, &rc)?;
         let mut cfg = self.config.clone();
         if cfg.remote.contains_key(name) && !replace {
             return Err(StoreError::Remote {
