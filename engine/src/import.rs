@@ -292,9 +292,7 @@ fn bring(
         error: None,
         executor: "import".into(),
         exit: Some(0),
-        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default(),
+        host: dvx_store::fsutil::hostname(),
         image: None,
         inputs: vec![input],
         key: Id::of(key_doc.to_string().as_bytes()),

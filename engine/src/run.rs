@@ -1486,9 +1486,7 @@ impl<'a> Engine<'a> {
             } else {
                 done.outcome.exit
             },
-            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_default(),
+            host: dvx_store::fsutil::hostname(),
             image: done.task.job.container.as_ref().map(|c| c.image.pinned()),
             inputs,
             key: done.task.key,

@@ -21,3 +21,10 @@ pub fn write_atomic(dest: &Path, data: &[u8], tmp_dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// This machine's name, for lock holders, authors and run records.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}

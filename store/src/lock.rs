@@ -26,12 +26,6 @@ pub struct WriterLock {
     info: PathBuf,
 }
 
-fn hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
 impl WriterLock {
     /// Try for up to `wait`; on timeout fail naming the holder.
     pub fn acquire(dot: &Path, command: &str, wait: Duration) -> Result<WriterLock> {
@@ -68,7 +62,7 @@ impl WriterLock {
         let info = dot.join("lock.info");
         let holder = Holder {
             pid: std::process::id(),
-            host: hostname(),
+            host: crate::fsutil::hostname(),
             command: command.to_string(),
             since: chrono::Utc::now()
                 .format("%Y-%m-%d %H:%M:%S UTC")

@@ -168,9 +168,7 @@ impl Repo {
         let env = |k: &str| std::env::var(k).ok().filter(|s| !s.is_empty());
         let (gname, gemail) = gitutil::git_user(&self.root);
         let user = env("USER").unwrap_or_else(|| "unknown".into());
-        let host = fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| "localhost".into());
+        let host = crate::fsutil::hostname();
         Person {
             name: env("DVX_AUTHOR_NAME")
                 .or_else(|| self.config.user.name.clone())
