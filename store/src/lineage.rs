@@ -125,23 +125,31 @@ fn parent_tree(store: &Store, commit: &Commit) -> Result<Option<Id>> {
     })
 }
 
-/// Index one commit (already stored) into `txn`: the paths it changed and the runs it lists.
-pub fn index_commit(store: &Store, txn: &Txn, id: &Id, commit: &Commit) -> Result<()> {
+/// Where index entries go: (key, value).
+type PutEntry<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
+
+/// The index entries of one commit (already stored): the paths it changed, the runs it lists.
+fn commit_entries(store: &Store, id: &Id, commit: &Commit, put: &mut PutEntry) -> Result<()> {
     let time = commit.time.to_be_bytes();
     changed(
         store,
         parent_tree(store, commit)?.as_ref(),
         &commit.tree,
         "",
-        &mut |p, f| {
-            txn.put(CF_LINEAGE, &history_key(p, &f.id, id), &time);
-            Ok(())
-        },
+        &mut |p, f| put(&history_key(p, &f.id, id), &time),
     )?;
     for r in &commit.runs {
-        txn.put(CF_LINEAGE, &run_commit_key(r, id), b"");
+        put(&run_commit_key(r, id), b"")?;
     }
     Ok(())
+}
+
+/// Index one commit (already stored) into `txn`.
+pub fn index_commit(store: &Store, txn: &Txn, id: &Id, commit: &Commit) -> Result<()> {
+    commit_entries(store, id, commit, &mut |k, v| {
+        txn.put(CF_LINEAGE, k, v);
+        Ok(())
+    })
 }
 
 /// Entries written per batch when indexing a commit on its own: a 100,000-file add must not
@@ -153,26 +161,16 @@ impl Repo {
     /// lineage still answers by walking commits, and `dvx fsck --reindex` rebuilds.
     pub fn index_commit(&self, id: &Id, commit: &Commit) -> Result<()> {
         let store = &self.store;
-        let time = commit.time.to_be_bytes();
         let mut txn = store.txn()?;
         let mut n = 0;
-        changed(
-            store,
-            parent_tree(store, commit)?.as_ref(),
-            &commit.tree,
-            "",
-            &mut |p, f| {
-                txn.put(CF_LINEAGE, &history_key(p, &f.id, id), &time);
-                n += 1;
-                if n % BATCH == 0 {
-                    std::mem::replace(&mut txn, store.txn()?).commit()?;
-                }
-                Ok(())
-            },
-        )?;
-        for r in &commit.runs {
-            txn.put(CF_LINEAGE, &run_commit_key(r, id), b"");
-        }
+        commit_entries(store, id, commit, &mut |k, v| {
+            txn.put(CF_LINEAGE, k, v);
+            n += 1;
+            if n % BATCH == 0 {
+                std::mem::replace(&mut txn, store.txn()?).commit()?;
+            }
+            Ok(())
+        })?;
         txn.commit()
     }
 }
