@@ -7,6 +7,7 @@
 //! whole once its chunks are in. Chunks are committed in batches, so an interrupted fetch
 //! keeps what it finished; commits, trees and refs land in one last transaction.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
@@ -61,12 +62,13 @@ struct Meta {
 }
 
 impl Meta {
-    fn get(&self, repo: &Repo, kind: Kind, id: &Id) -> Result<Option<Vec<u8>>> {
+    /// Downloaded bytes are borrowed, local ones read: the walk copies nothing it has.
+    fn get(&self, repo: &Repo, kind: Kind, id: &Id) -> Result<Option<Cow<'_, [u8]>>> {
         if let Some(b) = self.objs.get(&(kind, *id)) {
-            return Ok(Some(b.clone()));
+            return Ok(Some(Cow::Borrowed(b)));
         }
         match kind.obj_kind() {
-            Some(k) => repo.store.get_object(k, id),
+            Some(k) => Ok(repo.store.get_object(k, id)?.map(Cow::Owned)),
             None => Ok(None),
         }
     }
