@@ -263,14 +263,7 @@ impl Remote {
     fn corrupt_biggest_pack(&self) {
         match self.kind {
             Kind::Folder => {
-                let packs = Path::new(&self.url).join("packs");
-                let biggest = std::fs::read_dir(&packs)
-                    .unwrap()
-                    .flatten()
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
-                    .max_by_key(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
-                    .unwrap()
-                    .path();
+                let biggest = biggest_pack(Path::new(&self.url));
                 let mut b = std::fs::read(&biggest).unwrap();
                 let mid = b.len() / 2;
                 b[mid] ^= 0x55;
@@ -288,6 +281,29 @@ impl Remote {
             }
         }
     }
+}
+
+/// One test per backend for a scenario `fn(Kind)`.
+macro_rules! per_backend {
+    ($scenario:ident: $($test:ident => $kind:ident),+) => {
+        $(
+            #[test]
+            fn $test() {
+                $scenario(Kind::$kind);
+            }
+        )+
+    };
+}
+
+/// The biggest pack file of a folder remote.
+fn biggest_pack(remote_dir: &Path) -> PathBuf {
+    std::fs::read_dir(remote_dir.join("packs"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+        .max_by_key(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .unwrap()
+        .path()
 }
 
 fn walkdir(root: &Path) -> Vec<String> {
@@ -457,22 +473,12 @@ fn round_trip(kind: Kind) {
     assert_eq!(st["objects_to_push"], 0);
 }
 
-#[test]
-fn round_trip_folder() {
-    round_trip(Kind::Folder);
-}
-#[test]
-fn round_trip_moto() {
-    round_trip(Kind::Moto);
-}
-#[test]
-fn round_trip_seaweedfs() {
-    round_trip(Kind::Weed);
-}
-#[test]
-fn round_trip_azurite() {
-    round_trip(Kind::Azure);
-}
+per_backend!(round_trip:
+    round_trip_folder => Folder,
+    round_trip_moto => Moto,
+    round_trip_seaweedfs => Weed,
+    round_trip_azurite => Azure
+);
 
 fn partial_pull(kind: Kind) {
     let r = Remote::new(kind, "partial");
@@ -500,22 +506,12 @@ fn partial_pull(kind: Kind) {
     assert_eq!(c.read("c/data/b/two.bin"), noise(2_000_000, 2));
 }
 
-#[test]
-fn partial_pull_folder() {
-    partial_pull(Kind::Folder);
-}
-#[test]
-fn partial_pull_moto() {
-    partial_pull(Kind::Moto);
-}
-#[test]
-fn partial_pull_seaweedfs() {
-    partial_pull(Kind::Weed);
-}
-#[test]
-fn partial_pull_azurite() {
-    partial_pull(Kind::Azure);
-}
+per_backend!(partial_pull:
+    partial_pull_folder => Folder,
+    partial_pull_moto => Moto,
+    partial_pull_seaweedfs => Weed,
+    partial_pull_azurite => Azure
+);
 
 fn concurrent_pushes(kind: Kind) {
     let r = Remote::new(kind, "race");
@@ -563,22 +559,12 @@ fn concurrent_pushes(kind: Kind) {
     assert_eq!(d.read("c/data/x.txt"), winner.as_bytes());
 }
 
-#[test]
-fn concurrent_pushes_folder() {
-    concurrent_pushes(Kind::Folder);
-}
-#[test]
-fn concurrent_pushes_moto() {
-    concurrent_pushes(Kind::Moto);
-}
-#[test]
-fn concurrent_pushes_seaweedfs() {
-    concurrent_pushes(Kind::Weed);
-}
-#[test]
-fn concurrent_pushes_azurite() {
-    concurrent_pushes(Kind::Azure);
-}
+per_backend!(concurrent_pushes:
+    concurrent_pushes_folder => Folder,
+    concurrent_pushes_moto => Moto,
+    concurrent_pushes_seaweedfs => Weed,
+    concurrent_pushes_azurite => Azure
+);
 
 /// Objects a push would still upload, as `status --remote` sees them.
 fn to_push(p: &Project) -> Option<u64> {
@@ -658,22 +644,12 @@ fn killed_push_attempt(kind: Kind, pack_size: &str) -> bool {
     true
 }
 
-#[test]
-fn killed_push_resumes_folder() {
-    killed_push_resumes(Kind::Folder);
-}
-#[test]
-fn killed_push_resumes_moto() {
-    killed_push_resumes(Kind::Moto);
-}
-#[test]
-fn killed_push_resumes_seaweedfs() {
-    killed_push_resumes(Kind::Weed);
-}
-#[test]
-fn killed_push_resumes_azurite() {
-    killed_push_resumes(Kind::Azure);
-}
+per_backend!(killed_push_resumes:
+    killed_push_resumes_folder => Folder,
+    killed_push_resumes_moto => Moto,
+    killed_push_resumes_seaweedfs => Weed,
+    killed_push_resumes_azurite => Azure
+);
 
 fn corrupt_remote(kind: Kind) {
     let r = Remote::new(kind, "corrupt");
@@ -708,18 +684,11 @@ fn corrupt_remote(kind: Kind) {
     b.assert_fsck_clean();
 }
 
-#[test]
-fn corrupt_remote_folder() {
-    corrupt_remote(Kind::Folder);
-}
-#[test]
-fn corrupt_remote_moto() {
-    corrupt_remote(Kind::Moto);
-}
-#[test]
-fn corrupt_remote_seaweedfs() {
-    corrupt_remote(Kind::Weed);
-}
+per_backend!(corrupt_remote:
+    corrupt_remote_folder => Folder,
+    corrupt_remote_moto => Moto,
+    corrupt_remote_seaweedfs => Weed
+);
 
 /// A server that stops mid-push: a clear error, and the push works once it is back.
 #[test]
@@ -1047,14 +1016,10 @@ fn import_and_update(kind: Kind) {
     dst.assert_fsck_clean();
 }
 
-#[test]
-fn import_and_update_folder() {
-    import_and_update(Kind::Folder);
-}
-#[test]
-fn import_and_update_moto() {
-    import_and_update(Kind::Moto);
-}
+per_backend!(import_and_update:
+    import_and_update_folder => Folder,
+    import_and_update_moto => Moto
+);
 
 #[test]
 fn a_missing_bucket_is_named() {
@@ -1142,14 +1107,7 @@ fn a_pack_missing_from_the_remote_is_named() {
     a.dvx(&["add", "data"]).ok();
     r.add_to(&a);
     run(&a, "", &s(&["push"])).ok();
-    let packs = Path::new(&r.url).join("packs");
-    let biggest = std::fs::read_dir(&packs)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
-        .max_by_key(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
-        .unwrap()
-        .path();
+    let biggest = biggest_pack(Path::new(&r.url));
     std::fs::remove_file(&biggest).unwrap();
     let b = Project::new();
     r.add_to(&b);
