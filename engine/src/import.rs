@@ -32,6 +32,8 @@ pub struct ImportSource {
     pub region: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_http: Option<bool>,
     /// The path inside the source project.
     pub path: String,
     /// The revision asked for (a branch or tag follows the source; a commit id pins it).
@@ -90,19 +92,18 @@ fn resolve(remote: &Remote, rev: Option<&str>) -> Result<Id> {
     }
 }
 
-fn connect(repo: &Repo, src: &ImportSource) -> Result<Remote> {
-    let rc = RemoteConfig {
-        url: src.url.clone(),
-        endpoint: src.endpoint.clone(),
-        region: src.region.clone(),
-        profile: src.profile.clone(),
-        ..Default::default()
-    };
-    let cache = repo
-        .dot
-        .join("remotes")
-        .join(format!("url-{}", Id::of(src.url.as_bytes()).short()));
-    Ok(Remote::connect(&src.url, &rc, None, Some(cache))?)
+impl ImportSource {
+    /// How to reach the source (its credentials come from the environment, never the lock).
+    fn remote_config(&self) -> RemoteConfig {
+        RemoteConfig {
+            url: self.url.clone(),
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+            allow_http: self.allow_http,
+            ..Default::default()
+        }
+    }
 }
 
 /// Import `path` of the project at `rc` (at `rev`) into `dest` of this one.
@@ -135,6 +136,7 @@ pub fn import(
         endpoint: rc.endpoint.clone(),
         region: rc.region.clone(),
         profile: rc.profile.clone(),
+        allow_http: rc.allow_http,
         path: path.trim_matches('/').to_string(),
         rev: rev.map(str::to_string),
         commit: Id::of(b""),
@@ -188,7 +190,7 @@ fn bring(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
-    let remote = connect(repo, &src)?;
+    let remote = Remote::for_url(repo, &src.remote_config())?;
     remote.check_format(false)?;
     let commit = resolve(&remote, src.rev.as_deref())?;
     let before = src.clone();

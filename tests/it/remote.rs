@@ -967,6 +967,18 @@ fn import_and_update(kind: Kind) {
     let lock: serde_json::Value = serde_json::from_slice(&dst.read("dvx.lock")).unwrap();
     assert_eq!(lock["imports"]["ext/labels"]["path"], "data/labels");
     assert_eq!(lock["imports"]["ext/labels"]["url"], r.url.as_str());
+    // What dvx.lock holds for an import is what its schema declares.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/dvx.lock.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let declared = &schema["patternProperties"]["^imports$"]["additionalProperties"]["properties"];
+    for k in lock["imports"]["ext/labels"].as_object().unwrap().keys() {
+        assert!(declared.get(k).is_some(), "{k} is not in the schema");
+    }
     let run_id = rep["run"].as_str().unwrap().to_string();
     let rec = dst.dvx(&["show", &run_id, "--json"]).ok().json();
     assert_eq!(rec["executor"], "import");

@@ -273,18 +273,26 @@ impl Remote {
                 Remote::connect(&name, rc, local.remote.get(&name), Some(cache))
             }
             None if name.contains("://") || name.starts_with('/') || name.starts_with('.') => {
-                let rc = RemoteConfig {
-                    url: name.clone(),
-                    ..Default::default()
-                };
-                let cache = repo
-                    .dot
-                    .join("remotes")
-                    .join(format!("url-{}", Id::of(name.as_bytes()).short()));
-                Remote::connect(&name, &rc, None, Some(cache))
+                Remote::for_url(
+                    repo,
+                    &RemoteConfig {
+                        url: name.clone(),
+                        ..Default::default()
+                    },
+                )
             }
             None => Err(StoreError::UnknownRemote(name)),
         }
+    }
+
+    /// A remote that is not one of the project's, named by its URL (with its index cache
+    /// under `.dvx/remotes/url-HASH`).
+    pub fn for_url(repo: &Repo, rc: &RemoteConfig) -> Result<Remote> {
+        let cache = repo
+            .dot
+            .join("remotes")
+            .join(format!("url-{}", Id::of(rc.url.as_bytes()).short()));
+        Remote::connect(&rc.url, rc, None, Some(cache))
     }
 
     /// Connect to a remote (nothing is requested yet).
