@@ -378,11 +378,11 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def print_rows(rows) -> None:
+def print_rows(rows, width: int = 22) -> None:
     """rows: (measure, dvx, dvc, ratio, extra)"""
-    log(f"  {'measure':<22} {'dvx':>10} {'dvc':>10} {'dvc/dvx':>9}  extra")
+    log(f"  {'measure':<{width}} {'dvx':>10} {'dvc':>10} {'dvc/dvx':>9}  extra")
     for measure, a, b, r, extra in rows:
-        log(f"  {measure:<22} {a:>10} {b:>10} {r:>9}  {extra}")
+        log(f"  {measure:<{width}} {a:>10} {b:>10} {r:>9}  {extra}")
 
 
 def side_get(res: Optional[dict], key: str):

@@ -45,13 +45,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from compare import (  # noqa: E402  (shared helpers of the local benchmark)
-    DEFAULT_VENV, MB, REPO_ROOT, CommandFailed, Tool, base_env, find_dvc, fmt_ratio, fmt_s,
-    log, project_env, ratio, side_get, tree_bytes, version_of, warm,
+    DEFAULT_VENV, MB, REPO_ROOT, CommandFailed, Tool, base_env, check, find_dvc, fmt_ratio,
+    fmt_s, guarded, log, print_rows, project_env, ratio, side_get, tree_bytes, version_of, warm,
 )
 
 SCENARIOS = ["push-small", "pull-small", "push-1pct", "push-big"]
@@ -501,38 +501,6 @@ def add_remote(ctx: Ctx, proj: Project, name: str, prefix: str) -> None:
         proj.run("remote", "modify", name, "endpointurl", ctx.server.endpoint)
 
 
-def guarded(ctx: Ctx, scenario: str, tool: Tool, part: Callable[[], dict]) -> Optional[dict]:
-    """Run one tool's side of a scenario; a failing command is recorded, the other side goes on."""
-    if tool.exe is None:
-        return None
-    try:
-        return part()
-    except CommandFailed as e:
-        msg = f"{scenario} [{tool.name}]: {e}"
-        ctx.failures.append(msg)
-        log(f"  FAILED {msg}")
-        return None
-
-
-def check(ctx: Ctx, scenario: str, label: str, value: Optional[float], op: str,
-          threshold: float, unit: str = "") -> None:
-    if value is None:
-        verdict = "SKIP"
-    elif op == ">=":
-        verdict = "PASS" if value >= threshold else "FAIL"
-    else:
-        verdict = "PASS" if value <= threshold else "FAIL"
-    ctx.checks.append(dict(scenario=scenario, check=label, value=value, op=op,
-                           target=threshold, unit=unit, verdict=verdict))
-
-
-def print_rows(rows) -> None:
-    """rows: (measure, dvx, dvc, ratio, extra)"""
-    log(f"  {'measure':<28} {'dvx':>10} {'dvc':>10} {'dvc/dvx':>9}  extra")
-    for measure, a, b, r, extra in rows:
-        log(f"  {measure:<28} {a:>10} {b:>10} {r:>9}  {extra}")
-
-
 def side_detail(res: Optional[dict]) -> str:
     if not res:
         return "-"
@@ -597,7 +565,7 @@ def scenario_push_small(ctx: Ctx) -> dict:
          "", ""),
         ("requests", str(sum(req("dvx").values())) if req("dvx") else "-",
          str(sum(req("dvc").values())) if req("dvc") else "-", "", ""),
-    ])
+    ], width=28)
     print_details(res)
     check(ctx, "push-small", "dvc/dvx push time", res["ratio_dvc_dvx"], ">=", 10, "x")
     return res
@@ -657,7 +625,7 @@ def scenario_pull_small(ctx: Ctx) -> dict:
         ("every file == original", verdict(side_get(res.get("dvx"), "verify")),
          verdict(side_get(res.get("dvc"), "verify")), "",
          f"dvx pull: {verdict(side_get(side_get(res.get('dvx'), 'pull'), 'verify'))}"),
-    ])
+    ], width=28)
     log(f"    dvx clone: {side_detail(res.get('dvx'))}")
     log(f"    dvx pull:  {side_detail(side_get(res.get('dvx'), 'pull'))}")
     log(f"    dvc pull:  {side_detail(res.get('dvc'))}")
@@ -726,7 +694,7 @@ def scenario_push_1pct(ctx: Ctx) -> dict:
          f"first push: dvx {fmt_bytes(dvx_b1)}, dvc {fmt_bytes(first_bytes('dvc'))}"),
         ("new objects on the remote", str(g("dvx", "objects") if g("dvx", "objects") is not None else "-"),
          str(g("dvc", "objects") if g("dvc", "objects") is not None else "-"), "", ""),
-    ])
+    ], width=28)
     print_details(res)
     check(ctx, "push-1pct", "dvx 2nd/1st push bytes",
           None if res["dvx_second_over_first"] is None else 100 * res["dvx_second_over_first"],
@@ -814,7 +782,7 @@ def scenario_push_big(ctx: Ctx) -> dict:
         ("throughput (MB/s)", f1(res["dvx_mb_s"]), f1(res["dvc_mb_s"]), "",
          f"boto3: {f1(res['boto3_mb_s'])} MB/s; dvx/boto3 "
          + ("-" if res["dvx_over_boto3"] is None else f"{100 * res['dvx_over_boto3']:.0f}%")),
-    ])
+    ], width=28)
     print_details(res, ("dvx", "boto3", "dvc"))
     check(ctx, "push-big", "dvx/boto3 throughput",
           None if res["dvx_over_boto3"] is None else 100 * res["dvx_over_boto3"], ">=", 80, "%")
