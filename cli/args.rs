@@ -425,9 +425,10 @@ pub enum Command {
     #[command(subcommand)]
     Params(ParamsCmd),
 
-    /// Re-hash every stored object and report damaged or missing ones.
+    /// Verify every table of the database and re-hash every stored object; rebuild what can be
+    /// derived again (the stat cache, the lineage index) and report damaged or missing data.
     #[command(
-        after_help = "Examples:\n  dvx fsck\n  dvx fsck --json\n  dvx fsck --reindex\n\nExits 1 if anything is wrong."
+        after_help = "Examples:\n  dvx fsck\n  dvx fsck --json\n  dvx fsck --reindex\n  dvx fsck --recover   # after \"a write-ahead log file is damaged\"\n\nExits 1 if anything is wrong."
     )]
     Fsck {
         #[arg(long)]
@@ -435,6 +436,10 @@ pub enum Command {
         /// Also rebuild the lineage indexes from commits and run records.
         #[arg(long)]
         reindex: bool,
+        /// Open a store whose write-ahead log is damaged: keep every write before the damaged
+        /// record, drop the ones after it (fetch them again from a remote), then check.
+        #[arg(long)]
+        recover: bool,
     },
 }
 

@@ -559,7 +559,20 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Fsck { json, reindex } => {
+        Command::Fsck {
+            json,
+            reindex,
+            recover,
+        } => {
+            if recover {
+                let w = Repo::open(&cwd, Access::Salvage("dvx fsck --recover"))?;
+                if !out.quiet {
+                    eprintln!(
+                        "opened the store at its last consistent point; writes after the damaged log record were dropped"
+                    );
+                }
+                drop(w);
+            }
             if reindex {
                 let w = Repo::open(&cwd, Access::Write("dvx fsck --reindex"))?;
                 let r = lineage::reindex(&w.store)?;
@@ -570,9 +583,15 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
                     );
                 }
             }
-            let repo = Repo::open(&cwd, Access::Read)?;
+            // Writing when no one else does, so that derivable damage is rebuilt on the spot.
+            let repo = Repo::open(&cwd, Access::ReadOrWrite("dvx fsck"))?;
             let rep = repo.fsck(&bar)?;
             let bad = !rep.problems.is_empty();
+            if !json {
+                for r in &rep.repaired {
+                    eprintln!("repaired: {r}");
+                }
+            }
             if json {
                 out.json(&rep);
             } else {

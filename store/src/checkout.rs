@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
@@ -172,6 +174,13 @@ impl Repo {
             }
             None => None,
         };
+        if head.is_some() {
+            txn.put(
+                crate::db::CF_META,
+                crate::repo::LOCK_PENDING,
+                target_id.to_hex().as_bytes(),
+            );
+        }
         txn.commit()?;
         if head.is_some() {
             self.write_lock(&target_id, &target, current.as_ref())?;
@@ -309,15 +318,30 @@ impl Repo {
         Ok(())
     }
 
-    /// Write one file or symlink atomically (temp file beside it, then rename).
+    /// Where to write a file before renaming it into `dir`: `.dvx/tmp`, which every writer
+    /// empties when it opens, so a killed checkout leaves nothing half-written in the
+    /// workspace; beside the file only when `dir` is on another filesystem (a mount inside the
+    /// project), where status and add ignore the name.
+    fn temp_path(&self, dir: &Path) -> PathBuf {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "{TEMP_PREFIX}{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).ok();
+        let tmp_dev = *self.tmp_dev.get_or_init(|| dev(&self.tmp_dir()));
+        match (tmp_dev, dev(dir)) {
+            (Some(a), Some(b)) if a == b => self.tmp_dir().join(name),
+            _ => dir.join(name),
+        }
+    }
+
+    /// Write one file or symlink atomically (temp file, then rename).
     fn write_entry(&self, rel: &str, t: &Flat) -> Result<Option<(String, StatEntry, u64)>> {
         let abs = paths::abs(&self.root, rel)?;
         let dir = abs.parent().unwrap_or(&self.root);
-        let name = abs
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!("{TEMP_PREFIX}{}-{name}", std::process::id()));
+        let tmp = self.temp_path(dir);
         match t.kind {
             EntryKind::Symlink => {
                 let target = String::from_utf8(self.store.read_file(&t.id)?)
@@ -358,6 +382,7 @@ impl Repo {
                         return Err(e);
                     }
                 };
+                crate::fsutil::fault_point("before-rename");
                 rename(&tmp, &abs)?;
                 let meta = fs::symlink_metadata(&abs).at(&abs)?;
                 Ok(Some((

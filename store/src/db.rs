@@ -11,14 +11,23 @@
 //!
 //! Every change a command makes goes into one `WriteBatch` written with sync, so a killed dvx
 //! leaves either all of it or none.
+//!
+//! Damage is an error, never a silent rollback: the write-ahead log is replayed in RocksDB's
+//! "tolerate corrupted tail records" mode (a write torn by a kill is dropped, a damaged record
+//! anywhere is refused), and a writer flushes what it wrote into checksummed table files when it
+//! closes, so the log rarely holds anything that must last. Column families that can be derived
+//! again (the stat cache) are rebuilt when found damaged instead of failing the command.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use rocksdb::{
-    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction,
-    IteratorMode, LogLevel, Options, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, BoundColumnFamily, ColumnFamilyDescriptor, DBCompressionType,
+    DBRecoveryMode, Direction, ErrorKind, IteratorMode, LogLevel, Options, ReadOptions, WriteBatch,
+    WriteOptions, DB,
 };
 
 use crate::error::{Result, StoreError};
@@ -75,6 +84,18 @@ pub type KeyValue = (Box<[u8]>, Box<[u8]>);
 pub struct Db {
     db: DB,
     read_only: bool,
+    /// Set by the first write, so that closing flushes only what this process wrote.
+    wrote: AtomicBool,
+    /// The stat cache was found damaged (and, in a writer, rebuilt) during this process.
+    stat_damaged: AtomicBool,
+}
+
+/// Column families whose contents can be derived again from the rest, so damage to them is
+/// repaired by starting them empty rather than reported as lost data.
+pub const DERIVABLE: [&str; 1] = [CF_STAT];
+
+fn is_corruption(e: &rocksdb::Error) -> bool {
+    e.kind() == ErrorKind::Corruption
 }
 
 fn cf_options(name: &str) -> Options {
@@ -106,20 +127,64 @@ fn db_options() -> Options {
     // Opening starts a thread per table file to open (16 by default, per column family):
     // about 110 threads for a read that lasts 0.2 s. The files are few; open them in turn.
     o.set_max_file_opening_threads(1);
+    // A record torn by a kill at the end of the log is dropped (its write never returned); a
+    // damaged record is an error, never a quiet rollback to an older state.
+    o.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
     o
+}
+
+/// Options for `dvx fsck --recover`: replay the log up to its first damaged record.
+fn salvage_options() -> Options {
+    let mut o = db_options();
+    o.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
+    o
+}
+
+fn open_error(path: &Path, e: rocksdb::Error) -> StoreError {
+    if is_corruption(&e) {
+        let detail = e.into_string();
+        // Damage met while opening names its table file or the manifest; anything else is
+        // the log being replayed.
+        let log = !detail.contains(".sst") && !detail.contains("MANIFEST");
+        StoreError::DbCorrupt {
+            path: path.to_path_buf(),
+            detail,
+            log,
+        }
+    } else {
+        StoreError::from(e)
+    }
 }
 
 impl Db {
     /// Open for writing. The caller must hold the project's writer lock.
     pub fn open(path: &Path) -> Result<Db> {
+        Self::open_with(path, &db_options())
+    }
+
+    /// Open for writing after a damaged write-ahead log: keep what precedes the first damaged
+    /// record, drop the rest, and flush at once so the damaged log is retired.
+    pub fn open_salvaging(path: &Path) -> Result<Db> {
+        let db = Self::open_with(path, &salvage_options())?;
+        db.flush_all()?;
+        Ok(db)
+    }
+
+    fn open_with(path: &Path, opts: &Options) -> Result<Db> {
         let cfs = ALL_CFS
             .iter()
             .map(|n| ColumnFamilyDescriptor::new(*n, cf_options(n)));
-        let db = DB::open_cf_descriptors(&db_options(), path, cfs)?;
-        Ok(Db {
+        let db = DB::open_cf_descriptors(opts, path, cfs).map_err(|e| open_error(path, e))?;
+        Ok(Db::wrap(db, false))
+    }
+
+    fn wrap(db: DB, read_only: bool) -> Db {
+        Db {
             db,
-            read_only: false,
-        })
+            read_only,
+            wrote: AtomicBool::new(false),
+            stat_damaged: AtomicBool::new(false),
+        }
     }
 
     /// Open for reading while another process may be writing. Retries briefly, since a
@@ -128,12 +193,9 @@ impl Db {
         let mut last = None;
         for attempt in 0..20 {
             match DB::open_cf_for_read_only(&db_options(), path, ALL_CFS, false) {
-                Ok(db) => {
-                    return Ok(Db {
-                        db,
-                        read_only: true,
-                    })
-                }
+                Ok(db) => return Ok(Db::wrap(db, true)),
+                // Damage does not go away by retrying.
+                Err(e) if is_corruption(&e) => return Err(open_error(path, e)),
                 Err(e) => {
                     last = Some(e);
                     thread::sleep(Duration::from_millis(20 * (attempt + 1)));
@@ -149,32 +211,110 @@ impl Db {
         self.read_only
     }
 
-    pub fn cf(&self, name: &str) -> &ColumnFamily {
-        // Every name in ALL_CFS is created at open, so the handle always exists.
+    pub fn cf(&self, name: &str) -> Arc<BoundColumnFamily<'_>> {
+        // Every name in ALL_CFS is created at open (and re-created by `reset_cf`), so the
+        // handle always exists.
         self.db
             .cf_handle(name)
             .unwrap_or_else(|| panic!("column family {name} missing after open"))
     }
 
+    /// Turn a read error into a result: damage to a derivable column family is repaired (in a
+    /// writer) and read as "nothing there"; anything else is an error naming the damage.
+    fn checked<T>(
+        &self,
+        cf: &str,
+        r: std::result::Result<T, rocksdb::Error>,
+        empty: T,
+    ) -> Result<T> {
+        match r {
+            Ok(v) => Ok(v),
+            Err(e) if is_corruption(&e) && DERIVABLE.contains(&cf) => {
+                self.derivable_damaged(cf)?;
+                Ok(empty)
+            }
+            Err(e) if is_corruption(&e) => Err(StoreError::DbCorrupt {
+                path: self.db.path().to_path_buf(),
+                detail: format!("column family {cf}: {}", e.into_string()),
+                log: false,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A derivable column family failed its checksums: start it empty (writers), or carry on
+    /// without it (readers). Said once per process.
+    fn derivable_damaged(&self, cf: &str) -> Result<()> {
+        if self.stat_damaged.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        if self.read_only {
+            eprintln!(
+                "warning: the stat cache is damaged; files are hashed again (a command that writes, or `dvx fsck`, rebuilds it)"
+            );
+            return Ok(());
+        }
+        self.reset_cf(cf)?;
+        eprintln!(
+            "warning: the stat cache was damaged and has been rebuilt; files are hashed again once"
+        );
+        Ok(())
+    }
+
+    /// Whether this process found the stat cache damaged.
+    pub fn stat_cache_was_damaged(&self) -> bool {
+        self.stat_damaged.load(Ordering::SeqCst)
+    }
+
+    /// Drop a column family with everything in it (damaged table files included) and create
+    /// it again empty.
+    pub fn reset_cf(&self, cf: &str) -> Result<()> {
+        if self.read_only {
+            return Err(StoreError::Db("the database is open read-only".into()));
+        }
+        self.db.drop_cf(cf)?;
+        self.db.create_cf(cf, &cf_options(cf))?;
+        Ok(())
+    }
+
+    /// Read every entry of a column family with checksums verified (what fsck needs: a scan
+    /// touches every data block of every live table file). Returns the number of entries.
+    pub fn verify_cf(&self, cf: &str) -> std::result::Result<u64, String> {
+        let mut ro = ReadOptions::default();
+        ro.set_verify_checksums(true);
+        ro.fill_cache(false);
+        let mut it = self.db.raw_iterator_cf_opt(&self.cf(cf), ro);
+        it.seek_to_first();
+        let mut n = 0;
+        while it.valid() {
+            n += 1;
+            it.next();
+        }
+        it.status().map_err(|e| e.into_string())?;
+        Ok(n)
+    }
+
     pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get_cf(self.cf(cf), key)?)
+        self.checked(cf, self.db.get_cf(&self.cf(cf), key), None)
     }
 
     pub fn contains(&self, cf: &str, key: &[u8]) -> Result<bool> {
-        let cf = self.cf(cf);
-        if !self.db.key_may_exist_cf(cf, key) {
+        let h = self.cf(cf);
+        if !self.db.key_may_exist_cf(&h, key) {
             return Ok(false);
         }
-        Ok(self.db.get_pinned_cf(cf, key)?.is_some())
+        let found = self.db.get_pinned_cf(&h, key).map(|v| v.is_some());
+        self.checked(cf, found, false)
     }
 
     pub fn multi_get(&self, cf: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
         let h = self.cf(cf);
-        self.db
-            .multi_get_cf(keys.iter().map(|k| (h, k.as_slice())))
+        let found: std::result::Result<Vec<_>, _> = self
+            .db
+            .multi_get_cf(keys.iter().map(|k| (&h, k.as_slice())))
             .into_iter()
-            .map(|r| r.map_err(StoreError::from))
-            .collect()
+            .collect();
+        self.checked(cf, found, vec![None; keys.len()])
     }
 
     /// Look up many keys in one call; `sorted` says the keys are in ascending order (faster).
@@ -186,11 +326,17 @@ impl Db {
         sorted: bool,
         decode: impl Fn(&[u8]) -> Option<T>,
     ) -> Result<Vec<Option<T>>> {
-        self.db
-            .batched_multi_get_cf(self.cf(cf), keys.iter(), sorted)
+        let found: std::result::Result<Vec<Option<T>>, rocksdb::Error> = self
+            .db
+            .batched_multi_get_cf(&self.cf(cf), keys.iter(), sorted)
             .into_iter()
             .map(|r| Ok(r?.and_then(|v| decode(&v))))
-            .collect()
+            .collect();
+        let empty = || keys.iter().map(|_| None).collect();
+        match found {
+            Ok(v) => Ok(v),
+            Err(e) => self.checked(cf, Err(e), empty()),
+        }
     }
 
     /// All (key, value) pairs whose key starts with `prefix`.
@@ -210,11 +356,18 @@ impl Db {
         prefix: &[u8],
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
+        let mut failed = None;
         let it = self
             .db
-            .iterator_cf(self.cf(cf), IteratorMode::From(prefix, Direction::Forward));
+            .iterator_cf(&self.cf(cf), IteratorMode::From(prefix, Direction::Forward));
         for item in it {
-            let (k, v) = item?;
+            let (k, v) = match item {
+                Ok(kv) => kv,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
             if !k.starts_with(prefix) {
                 break;
             }
@@ -222,7 +375,11 @@ impl Db {
                 break;
             }
         }
-        Ok(())
+        // The iterator is gone before a damaged family is dropped and made anew.
+        match failed {
+            Some(e) => self.checked(cf, Err(e), ()),
+            None => Ok(()),
+        }
     }
 
     /// Call `f(name, value)` for each key `prefix` + `name` where `name` has no `/`: the direct
@@ -234,7 +391,7 @@ impl Db {
         prefix: &[u8],
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
-        let mut it = self.db.raw_iterator_cf(self.cf(cf));
+        let mut it = self.db.raw_iterator_cf(&self.cf(cf));
         it.seek(prefix);
         let mut skip = Vec::new();
         while it.valid() {
@@ -256,8 +413,9 @@ impl Db {
             }
             it.next();
         }
-        it.status()?;
-        Ok(())
+        let status = it.status();
+        drop(it);
+        self.checked(cf, status, ())
     }
 
     pub fn write(&self, batch: Batch) -> Result<()> {
@@ -269,7 +427,21 @@ impl Db {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
+        // A batch built just before the stat cache was rebuilt may name the dropped family;
+        // its cache entries are simply not kept.
+        wo.set_ignore_missing_column_families(true);
+        self.wrote.store(true, Ordering::Relaxed);
         self.db.write_opt(batch.inner, &wo)?;
+        Ok(())
+    }
+
+    /// Move everything in memory into table files, so the write-ahead log holds nothing that
+    /// must last.
+    pub fn flush_all(&self) -> Result<()> {
+        let handles: Vec<_> = ALL_CFS.iter().map(|n| self.cf(n)).collect();
+        let refs: Vec<&Arc<BoundColumnFamily>> = handles.iter().collect();
+        self.db
+            .flush_cfs_opt(&refs, &rocksdb::FlushOptions::default())?;
         Ok(())
     }
 
@@ -289,38 +461,20 @@ impl Db {
     pub fn compact(&self) {
         for name in ALL_CFS {
             self.db
-                .compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
+                .compact_range_cf(&self.cf(name), None::<&[u8]>, None::<&[u8]>);
         }
     }
 }
 
-/// Memtables larger than this are flushed when a writer closes the database.
-const FLUSH_ON_CLOSE: u64 = 4 << 20;
-
 impl Drop for Db {
-    /// A large write leaves a large write-ahead log, which every read-only open (status, log,
-    /// ls...) would replay. Flushing it into table files once, here, keeps readers fast.
+    /// What a writer wrote is flushed from the write-ahead log into checksummed table files
+    /// before it closes: the log is then retired, so damage to a log file can no longer take
+    /// back a finished command, and read-only opens have nothing to replay.
     fn drop(&mut self) {
-        if self.read_only {
+        if self.read_only || !self.wrote.load(Ordering::Relaxed) {
             return;
         }
-        let total: u64 = ALL_CFS
-            .iter()
-            .map(|name| {
-                self.db
-                    .property_int_value_cf(self.cf(name), "rocksdb.cur-size-all-mem-tables")
-                    .ok()
-                    .flatten()
-                    .unwrap_or(0)
-            })
-            .sum();
-        // All families, not only the big ones: a log is deleted only once every family
-        // holding data in it has been flushed.
-        if total >= FLUSH_ON_CLOSE {
-            for name in ALL_CFS {
-                let _ = self.db.flush_cf(self.cf(name));
-            }
-        }
+        let _ = self.flush_all();
     }
 }
 
@@ -331,10 +485,10 @@ pub struct Batch {
 
 impl Batch {
     pub fn put(&mut self, db: &Db, cf: &str, key: &[u8], value: &[u8]) {
-        self.inner.put_cf(db.cf(cf), key, value);
+        self.inner.put_cf(&db.cf(cf), key, value);
     }
     pub fn delete(&mut self, db: &Db, cf: &str, key: &[u8]) {
-        self.inner.delete_cf(db.cf(cf), key);
+        self.inner.delete_cf(&db.cf(cf), key);
     }
     pub fn len(&self) -> usize {
         self.inner.len()

@@ -73,6 +73,13 @@ pub enum StoreError {
     NotTracked(String),
     #[error("the store database failed: {0}")]
     Db(String),
+    #[error("the store database{} in {} is damaged: {detail}", if *.log { "'s write-ahead log" } else { "" }, .path.display())]
+    DbCorrupt {
+        path: PathBuf,
+        detail: String,
+        /// The damage is in the write-ahead log (found while replaying it at open).
+        log: bool,
+    },
     #[error("git: {0}")]
     Git(String),
     #[error("{}{message}", remote_prefix(.remote))]
@@ -127,6 +134,12 @@ impl StoreError {
             NothingTracked => "track data with `dvx add PATH`".into(),
             NotTracked(_) => "`dvx status` and `dvx ls` show what is tracked".into(),
             Db(_) => "if another dvx was killed, run the command again; otherwise run `dvx fsck`".into(),
+            DbCorrupt { log: true, .. } => {
+                "a write-ahead log file is damaged: `dvx fsck --recover` keeps everything before the damage and drops the rest (fetch it again from a remote); see the book's security page".into()
+            }
+            DbCorrupt { .. } => {
+                "run `dvx fsck` to see what is damaged; data on a remote can be fetched again (see the book's security page)".into()
+            }
             Git(_) => return None,
             Remote { kind, .. } => return kind.hint(),
             UnknownRemote(_) => "list remotes with `dvx remote list`; add one with `dvx remote add NAME URL`".into(),

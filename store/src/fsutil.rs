@@ -1,4 +1,4 @@
-//! Small filesystem helpers: atomic writes.
+//! Small filesystem helpers: atomic writes, and the fault points crash tests kill dvx at.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -27,4 +27,12 @@ pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Stop the process on the spot, as `kill -9` would (no destructors, no flush), when
+/// `DVX_FAULT` names this point. Crash-safety tests use it to kill dvx at an exact step.
+pub fn fault_point(name: &str) {
+    if std::env::var_os("DVX_FAULT").is_some_and(|v| v == name) {
+        std::process::abort();
+    }
 }

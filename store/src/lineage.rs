@@ -214,6 +214,13 @@ pub fn mark_indexed(txn: &Txn) {
     txn.put(CF_META, META_KEY, LAYOUT_VERSION.as_bytes());
 }
 
+/// Forget that the indexes are built, so the next lineage query builds them from scratch.
+pub fn mark_unindexed(store: &Store) -> Result<()> {
+    let txn = store.txn()?;
+    txn.delete(CF_META, META_KEY);
+    txn.commit()
+}
+
 /// Drop every lineage entry and re-index every stored commit into `txn` (the engine adds the
 /// run entries). Returns the number of commits indexed.
 pub fn reindex_commits(store: &Store, txn: &Txn) -> Result<u64> {

@@ -6,7 +6,7 @@ use std::fs;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::db::{ObjKind, CF_CHUNKS, CF_OBJECTS, CF_REFS, CF_RUNS, CF_STAT};
+use crate::db::{ObjKind, ALL_CFS, CF_CHUNKS, CF_LINEAGE, CF_OBJECTS, CF_REFS, CF_RUNS, CF_STAT};
 use crate::error::{Result, StoreError};
 use crate::id::Id;
 use crate::lockfile::LockFile;
@@ -38,6 +38,8 @@ pub struct FsckReport {
     pub objects: u64,
     pub refs: u64,
     pub problems: Vec<Problem>,
+    /// Damage fsck mended itself (derivable data rebuilt), one line each.
+    pub repaired: Vec<String>,
 }
 
 /// Everything reachable, by kind.
@@ -251,6 +253,36 @@ impl Repo {
             id,
             problem: p,
         };
+        // Every table file of every column family, checksums verified. Derivable families are
+        // rebuilt when this fsck may write; the others are reported, and not scanned further.
+        let mut damaged: HashSet<&str> = HashSet::new();
+        for cf in ALL_CFS {
+            let Err(detail) = self.store.db.verify_cf(cf) else {
+                continue;
+            };
+            match self.rebuild_derivable(cf) {
+                Ok(Some(what)) => report.repaired.push(what),
+                Ok(None) => {
+                    damaged.insert(cf);
+                    report
+                        .problems
+                        .push(problem("table", cf.to_string(), detail));
+                }
+                Err(e) => {
+                    damaged.insert(cf);
+                    report.problems.push(problem(
+                        "table",
+                        cf.to_string(),
+                        format!("{detail}; rebuilding failed: {e}"),
+                    ));
+                }
+            }
+        }
+        if damaged.contains(CF_CHUNKS) || damaged.contains(CF_OBJECTS) || damaged.contains(CF_REFS)
+        {
+            return Ok(report);
+        }
+        self.check_head_and_lock(&mut report)?;
         // Chunks: read and re-hash each, in parallel.
         let chunks = self.store.db.scan_prefix(CF_CHUNKS, b"")?;
         report.chunks = chunks.len() as u64;
@@ -301,6 +333,72 @@ impl Repo {
             }
         }
         Ok(report)
+    }
+
+    /// Rebuild a damaged column family that can be derived from the rest, when this handle
+    /// may write: the stat cache starts empty, the lineage indexes are built again from commits
+    /// and run records on next use. `None` when it cannot be rebuilt here.
+    fn rebuild_derivable(&self, cf: &str) -> Result<Option<String>> {
+        if !self.can_write() {
+            return Ok(None);
+        }
+        match cf {
+            CF_STAT => {
+                self.store.db.reset_cf(cf)?;
+                Ok(Some(
+                    "the stat cache was damaged: rebuilt (files are hashed again once)".into(),
+                ))
+            }
+            CF_LINEAGE => {
+                self.store.db.reset_cf(cf)?;
+                crate::lineage::mark_unindexed(&self.store)?;
+                Ok(Some(
+                    "the lineage index was damaged: cleared; the next `dvx lineage` (or `dvx fsck --reindex`) builds it again".into(),
+                ))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// HEAD names a commit the store has, and dvx.lock pins one it has or a remote promises.
+    fn check_head_and_lock(&self, report: &mut FsckReport) -> Result<()> {
+        let problem = |kind: &str, id: String, p: String| Problem {
+            kind: kind.into(),
+            id,
+            problem: p,
+        };
+        match self.store.head_commit() {
+            Ok(Some(id)) if !self.store.has_object(ObjKind::Commit, &id)? => {
+                report.problems.push(problem(
+                    "ref",
+                    "HEAD".into(),
+                    format!("points to missing commit {id}"),
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => report
+                .problems
+                .push(problem("ref", "HEAD".into(), e.to_string())),
+        }
+        match LockFile::read(&self.root) {
+            Ok(Some(lock)) => {
+                let promised = crate::remote::promised_ids(&self.dot);
+                if !self.store.has_object(ObjKind::Commit, &lock.commit)?
+                    && !promised.contains(&lock.commit)
+                {
+                    report.problems.push(problem(
+                        "dvx.lock",
+                        lock.commit.to_hex(),
+                        "pins a commit this store does not have and no remote index lists".into(),
+                    ));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => report
+                .problems
+                .push(problem("dvx.lock", String::new(), e.to_string())),
+        }
+        Ok(())
     }
 
     fn check_object(

@@ -19,6 +19,11 @@ use crate::worktree;
 
 pub const DOT: &str = ".dvx";
 
+/// Key in the `meta` column family naming a commit whose dvx.lock is not written yet. It is
+/// set in the same batch that moves HEAD and cleared once dvx.lock is rewritten, so a command
+/// killed in between is finished by the next one instead of being mistaken for a hand edit.
+pub const LOCK_PENDING: &[u8] = b"lock-pending";
+
 /// How a command needs the project.
 #[derive(Clone, Copy, Debug)]
 pub enum Access<'a> {
@@ -28,6 +33,9 @@ pub enum Access<'a> {
     Write(&'a str),
     /// Writes if no one else is (to persist caches), otherwise reads.
     ReadOrWrite(&'a str),
+    /// Like `Write`, after a damaged write-ahead log: keeps what precedes the damage
+    /// (`dvx fsck --recover`).
+    Salvage(&'a str),
 }
 
 pub struct Repo {
@@ -36,6 +44,8 @@ pub struct Repo {
     pub config: Config,
     pub store: Store,
     lock: Option<WriterLock>,
+    /// The device of `.dvx/tmp`, looked up once (checkout writes its temp files there).
+    pub(crate) tmp_dev: std::sync::OnceLock<Option<u64>>,
 }
 
 /// What `init` did.
@@ -98,11 +108,16 @@ impl Repo {
         let wait = Duration::from_secs_f64(wait.max(0.0));
         let lock = match access {
             Access::Read => None,
-            Access::Write(cmd) => Some(WriterLock::acquire(&dot, cmd, wait)?),
+            Access::Write(cmd) | Access::Salvage(cmd) => {
+                Some(WriterLock::acquire(&dot, cmd, wait)?)
+            }
             Access::ReadOrWrite(cmd) => WriterLock::try_acquire(&dot, cmd, Duration::ZERO)?,
         };
         let db_path = dot.join("db");
         let (db, lock) = match lock {
+            Some(l) if matches!(access, Access::Salvage(_)) => {
+                (Db::open_salvaging(&db_path)?, Some(l))
+            }
             Some(l) => match Db::open(&db_path) {
                 Ok(db) => (db, Some(l)),
                 // A full disk must not stop reading: fall back when writing was optional.
@@ -123,9 +138,14 @@ impl Repo {
             dot,
             config,
             lock,
+            tmp_dev: Default::default(),
         };
         if repo.lock.is_some() {
             repo.clean_tmp();
+            // A command killed between moving HEAD and rewriting dvx.lock is finished here.
+            if let Ok(Some(lock)) = LockFile::read(&repo.root) {
+                repo.finish_interrupted_lock(&lock)?;
+            }
         }
         Ok(repo)
     }
@@ -215,6 +235,7 @@ impl Repo {
         };
         let id = txn.put_commit(&commit);
         txn.advance_head(&head, &id);
+        txn.put(crate::db::CF_META, LOCK_PENDING, id.to_hex().as_bytes());
         Ok((id, commit))
     }
 
@@ -248,6 +269,7 @@ impl Repo {
     /// Rewrite dvx.lock for `commit` and keep the data paths out of git (paths `previous`
     /// tracked and `commit` does not leave .gitignore).
     pub fn write_lock(&self, id: &Id, commit: &Commit, previous: Option<&Commit>) -> Result<()> {
+        crate::fsutil::fault_point("before-lock");
         let untracked: Vec<&String> = previous
             .map(|p| {
                 p.roots
@@ -269,14 +291,61 @@ impl Repo {
             let rm: Vec<String> = untracked.into_iter().map(rel).collect();
             gitutil::update_gitignore(&git_root, &add, &rm, &self.tmp_dir())?;
         }
+        if self
+            .store
+            .db
+            .get(crate::db::CF_META, LOCK_PENDING)?
+            .is_some()
+        {
+            let txn = self.store.txn()?;
+            txn.delete(crate::db::CF_META, LOCK_PENDING);
+            txn.commit()?;
+        }
         Ok(())
+    }
+
+    /// The commit a killed command moved HEAD to without rewriting dvx.lock, if that is the
+    /// state now.
+    fn interrupted_lock(&self, lock: &LockFile) -> Result<Option<Id>> {
+        let Some(v) = self.store.db.get(crate::db::CF_META, LOCK_PENDING)? else {
+            return Ok(None);
+        };
+        let pending = String::from_utf8_lossy(&v).parse::<Id>().ok();
+        let head = self.store.head_commit()?;
+        Ok(pending.filter(|p| Some(*p) == head && *p != lock.commit))
+    }
+
+    /// Finish what a killed command left: rewrite dvx.lock for the commit it had made. A
+    /// reader has it done by a second, writing handle (which finishes it as it opens) when no
+    /// one else writes, and otherwise answers from HEAD meanwhile.
+    fn finish_interrupted_lock(&self, lock: &LockFile) -> Result<Option<LockFile>> {
+        let Some(id) = self.interrupted_lock(lock)? else {
+            return Ok(None);
+        };
+        let commit = self.store.get_commit(&id)?;
+        if !self.can_write() {
+            return match Repo::try_writer(&self.root, "dvx (finishing dvx.lock)")? {
+                Some(_) => LockFile::read(&self.root),
+                None => self.lock_for(&id, &commit).map(Some),
+            };
+        }
+        let previous = self.store.get_commit(&lock.commit).ok();
+        self.write_lock(&id, &commit, previous.as_ref())?;
+        eprintln!(
+            "note: an interrupted command had committed {} without rewriting dvx.lock; rewrote it",
+            id.short()
+        );
+        LockFile::read(&self.root)
     }
 
     /// Read dvx.lock and check it says what its commit says. `Ok(None)` if there is none.
     pub fn checked_lock(&self) -> Result<Option<LockFile>> {
-        let Some(lock) = LockFile::read(&self.root)? else {
+        let Some(mut lock) = LockFile::read(&self.root)? else {
             return Ok(None);
         };
+        if let Some(fixed) = self.finish_interrupted_lock(&lock)? {
+            lock = fixed;
+        }
         let path = LockFile::path(&self.root);
         let edited = |detail: String| StoreError::LockFileEdited {
             path: path.clone(),

@@ -3,6 +3,7 @@
 mod common;
 mod concurrency;
 mod containers;
+mod durability;
 mod errors;
 mod lineage;
 mod pipeline;
