@@ -14,7 +14,7 @@ use dvx_engine::store::{self, paths, Access, Repo, StoreError};
 use dvx_engine::{exec::Children, lineage, metrics, record, EngineError};
 
 use args::{Cli, Command, MetricsCmd, ParamsCmd};
-use output::{human_bytes, Bar, Out};
+use output::{count, human_bytes, Bar, Out};
 
 fn main() -> ExitCode {
     // A file-size limit (a full disk in tests, quotas) must surface as an error, not kill us.
@@ -107,11 +107,11 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             } else {
                 let shown: Vec<String> = rep.paths.iter().map(|r| show(r, &repo.root)).collect();
                 out.say(&format!(
-                    "added {} ({} files, {}; read {} files, {})",
+                    "added {} ({}, {}; read {}, {})",
                     shown.join(", "),
-                    rep.files,
+                    count(rep.files, "file"),
                     human_bytes(rep.bytes),
-                    rep.files_read,
+                    count(rep.files_read, "file"),
                     human_bytes(rep.bytes_read)
                 ));
                 match rep.commit {
@@ -132,12 +132,12 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             } else {
                 match rep.commit {
                     Some(id) => out.say(&format!(
-                        "commit {} on {} ({} files, {}; read {} changed files)",
+                        "commit {} on {} ({}, {}; read {})",
                         id.short(),
                         rep.branch.as_deref().unwrap_or("detached HEAD"),
-                        rep.files,
+                        count(rep.files, "file"),
                         human_bytes(rep.bytes),
-                        rep.files_read
+                        count(rep.files_read, "changed file")
                     )),
                     None => out.say("nothing to commit: tracked data is unchanged"),
                 }
@@ -229,8 +229,8 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
                     (None, false) => format!("from {}", rep.commit.short()),
                 };
                 out.say(&format!(
-                    "checked out {at}: wrote {} files ({}), deleted {}, {} already matched",
-                    rep.written,
+                    "checked out {at}: wrote {} ({}), deleted {}, {} already matched",
+                    count(rep.written, "file"),
                     human_bytes(rep.bytes_written),
                     rep.deleted,
                     rep.unchanged
@@ -306,14 +306,14 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
                 out.json(&rep);
             } else {
                 out.say(&format!(
-                    "{}{} objects and {} chunks unreachable; {} {}; {} packs rewritten; {} commits kept",
+                    "{}{} and {} unreachable; {} {}; {} rewritten; {} kept",
                     if dry_run { "dry run: " } else { "" },
-                    rep.objects_deleted,
-                    rep.chunks_deleted,
+                    count(rep.objects_deleted, "object"),
+                    count(rep.chunks_deleted, "chunk"),
                     human_bytes(rep.bytes_freed),
                     if dry_run { "would be freed" } else { "freed" },
-                    rep.packs_rewritten,
-                    rep.commits_kept
+                    count(rep.packs_rewritten, "pack"),
+                    count(rep.commits_kept, "commit")
                 ));
             }
         }
@@ -452,7 +452,7 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
                         d.id
                     );
                 }
-                out.say(&format!("{} datums", ds.len()));
+                out.say(&count(ds.len() as u64, "datum"));
             }
         }
         Command::Show { run, json } => {
@@ -604,7 +604,7 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
                     rep.objects,
                     rep.refs,
                     if bad {
-                        format!("{} problems", rep.problems.len())
+                        count(rep.problems.len() as u64, "problem")
                     } else {
                         "all good".into()
                     }

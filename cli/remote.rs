@@ -10,7 +10,7 @@ use dvx_engine::store::remote::Remote;
 use dvx_engine::store::{Access, Repo, StoreError};
 
 use crate::args::{RemoteCmd, RemoteConn};
-use crate::output::{human_bytes, Bar, Out};
+use crate::output::{count, human_bytes, Bar, Out};
 
 fn config_of(url: String, c: RemoteConn) -> RemoteConfig {
     RemoteConfig {
@@ -137,16 +137,16 @@ pub fn push(
     }
     let verb = if dry_run { "would upload" } else { "uploaded" };
     out.say(&format!(
-        "{} {}: {verb} {} objects ({}) in {} packs",
+        "{} {}: {verb} {} ({}) in {}",
         if dry_run {
             "dry run: push to"
         } else {
             "pushed to"
         },
         remote.name,
-        rep.objects,
+        count(rep.objects, "object"),
         human_bytes(rep.bytes),
-        rep.packs
+        count(rep.packs, "pack")
     ));
     say_refs(out, &rep.refs);
     Ok(())
@@ -154,10 +154,10 @@ pub fn push(
 
 fn say_fetch(out: &Out, rep: &FetchReport) {
     out.say(&format!(
-        "fetched from {}: {} objects ({} chunks, {})",
+        "fetched from {}: {} ({}, {})",
         rep.remote,
-        rep.objects,
-        rep.chunks,
+        count(rep.objects, "object"),
+        count(rep.chunks, "chunk"),
         human_bytes(rep.bytes)
     ));
     say_refs(out, &rep.refs);
@@ -214,11 +214,11 @@ pub fn pull(
             rep.branch
         )),
         (Some(c), s) => out.say(&format!(
-            "{} {}: at {}; wrote {} files ({}), deleted {}, {} already matched",
+            "{} {}: at {}; wrote {} ({}), deleted {}, {} already matched",
             rep.branch,
             s,
             c.commit.short(),
-            c.written,
+            count(c.written, "file"),
             human_bytes(c.bytes_written),
             c.deleted,
             c.unchanged
@@ -280,9 +280,9 @@ pub fn clone(
     say_fetch(out, &rep.fetch);
     match (&rep.branch, &rep.checkout) {
         (Some(b), Some(c)) => out.say(&format!(
-            "checked out {b} at {}: wrote {} files ({})",
+            "checked out {b} at {}: wrote {} ({})",
             c.commit.short(),
-            c.written,
+            count(c.written, "file"),
             human_bytes(c.bytes_written)
         )),
         (Some(b), None) => out.say(&format!(
@@ -317,8 +317,8 @@ pub fn status(cwd: &Path, out: &Out, remote: String, json: bool) -> dvx_engine::
         out.say("everything is pushed");
     } else {
         out.say(&format!(
-            "not pushed: {} objects ({})",
-            st.objects_to_push,
+            "not pushed: {} ({})",
+            count(st.objects_to_push, "object"),
             human_bytes(st.bytes_to_push)
         ));
     }
@@ -346,12 +346,12 @@ pub fn say_import(out: &Out, rep: &dvx_engine::import::ImportReport, json: bool)
         ));
     } else {
         out.say(&format!(
-            "imported {}:{} at {} into {}: wrote {} files ({})",
+            "imported {}:{} at {} into {}: wrote {} ({})",
             rep.source.url,
             rep.source.path,
             rep.source.commit.short(),
             rep.dest,
-            rep.files_written,
+            count(rep.files_written, "file"),
             human_bytes(rep.bytes_written)
         ));
     }

@@ -18,7 +18,22 @@ AZURITE=$BASE/azurite
 AZ_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
 cmd=${1:-install}
 
+# python3-venv and npm from apt when missing (as root). A Node.js that ships its own npm (as
+# NodeSource's does) conflicts with Debian's npm package, so npm is only installed when absent.
+system_packages() {
+  local missing=()
+  python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+  command -v npm >/dev/null || missing+=(npm)
+  [ ${#missing[@]} -gt 0 ] || return 0
+  if [ "$(id -u)" != 0 ]; then
+    echo "storage.sh: install ${missing[*]} first (apt-get install ${missing[*]})" >&2
+    return 1
+  fi
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
 install() {
+  system_packages
   mkdir -p "$BASE"
   if [ ! -x "$MOTO/bin/moto_server" ] || [ ! -e "$MOTO/.with-azure" ]; then
     [ -x "$MOTO/bin/pip" ] || { rm -rf "$MOTO"; python3 -m venv "$MOTO"; }
