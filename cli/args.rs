@@ -50,7 +50,7 @@ pub enum Command {
 
     /// Show tracked paths that were modified, deleted or added since the last commit.
     #[command(
-        after_help = "Examples:\n  dvx status\n  dvx status --json | jq .modified\n  dvx status --remote          # what a push would send to the default remote"
+        after_help = "Examples:\n  dvx status\n  dvx status --json | jq .modified\n  dvx status --remote          # what a push would send to the default remote\n  dvx status --exit-code       # in CI: fail when data changed or a stage is stale"
     )]
     Status {
         /// Compare branches with a remote (default: the default remote) instead.
@@ -58,6 +58,10 @@ pub enum Command {
         remote: Option<String>,
         #[arg(long)]
         json: bool,
+        /// Exit with status 1 when tracked data changed or a stage is stale (as `git diff
+        /// --exit-code`), 0 when everything is committed and up to date.
+        #[arg(long, conflicts_with = "remote")]
+        exit_code: bool,
     },
 
     /// Snapshot every tracked path as a new commit.

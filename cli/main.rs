@@ -34,7 +34,7 @@ fn main() -> ExitCode {
             if let Some(h) = e.hint() {
                 eprintln!("hint: {h}");
             }
-            ExitCode::from(1)
+            ExitCode::from(e.class().exit_code())
         }
     }
 }
@@ -164,8 +164,13 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
         Command::Status {
             remote: Some(r),
             json,
+            ..
         } => remote::status(&cwd, out, r, json)?,
-        Command::Status { remote: None, json } => {
+        Command::Status {
+            remote: None,
+            json,
+            exit_code,
+        } => {
             // Read-only: a no-op status writes nothing; new hashes are saved by a short writer.
             let repo = Repo::open(&cwd, Access::Read)?;
             let st = repo.status(&bar)?;
@@ -180,9 +185,15 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
                 out.json(&v);
             } else {
                 output::print_status(out, &st, |r| show(r, &repo.root));
-                if let Some(stages) = stages {
-                    output::print_stage_status(out, &stages);
+                if let Some(stages) = &stages {
+                    output::print_stage_status(out, stages);
                 }
+            }
+            let stale = stages
+                .as_deref()
+                .is_some_and(|s| !output::stale(s).is_empty());
+            if exit_code && (!st.clean || stale) {
+                return Ok(ExitCode::from(1));
             }
         }
         Command::Log {
@@ -618,7 +629,9 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
                 eprintln!(
                     "hint: fetch them again from a remote, or re-add the data; then run `dvx gc`"
                 );
-                return Ok(ExitCode::from(1));
+                return Ok(ExitCode::from(
+                    dvx_engine::store::ErrorClass::Integrity.exit_code(),
+                ));
             }
         }
     }

@@ -215,11 +215,16 @@ pub fn print_changes(out: &Out, changes: &[Change], show: impl Fn(&str) -> Strin
     }
 }
 
-pub fn print_stage_status(out: &Out, stages: &[StageReport]) {
-    let stale: Vec<&StageReport> = stages
+/// Stages a run would execute or restore.
+pub fn stale(stages: &[StageReport]) -> Vec<&StageReport> {
+    stages
         .iter()
         .filter(|s| s.state != "skipped" && s.state != "frozen")
-        .collect();
+        .collect()
+}
+
+pub fn print_stage_status(out: &Out, stages: &[StageReport]) {
+    let stale = stale(stages);
     if stale.is_empty() {
         out.say("pipeline is up to date");
         return;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use dvx_store::StoreError;
+use dvx_store::{ErrorClass, StoreError};
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
@@ -54,6 +54,22 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// Failed, invalid input or damaged data: the exit status follows from it.
+    pub fn class(&self) -> ErrorClass {
+        use EngineError::*;
+        match self {
+            Store(e) => e.class(),
+            Spec { .. } | NoPipeline(_) | UnknownStage(_) | Params { .. } => ErrorClass::Invalid,
+            UnknownRun(_) | UnknownDatum { .. } | PathNotInRev { .. } | NotProduced { .. } => {
+                ErrorClass::Invalid
+            }
+            Failed { .. } | SomeFailed(_) | Interrupted | NotIndexed(_) | Verify { .. } => {
+                ErrorClass::Failed
+            }
+            Container { .. } => ErrorClass::Failed,
+        }
+    }
+
     pub fn hint(&self) -> Option<String> {
         use EngineError::*;
         Some(match self {

@@ -100,7 +100,54 @@ fn remote_prefix(remote: &str) -> String {
     }
 }
 
+/// What kind of failure an error is: the exit status a script can rely on follows from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The operation was valid but failed: a stage failed, a push was rejected, the network,
+    /// the disk, another writer.
+    Failed,
+    /// The command was given something invalid: a path, a revision, a name, or a file it
+    /// reads (dvx.yaml, config.toml, dvx.lock).
+    Invalid,
+    /// Stored data is damaged or missing: corrupt or missing objects, a damaged database, a
+    /// tampered tree, a remote that holds damaged data.
+    Integrity,
+}
+
+impl ErrorClass {
+    /// The exit status: 1 failed, 2 invalid input (as for a usage error), 3 integrity.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorClass::Failed => 1,
+            ErrorClass::Invalid => 2,
+            ErrorClass::Integrity => 3,
+        }
+    }
+}
+
 impl StoreError {
+    pub fn class(&self) -> ErrorClass {
+        use ErrorClass::*;
+        use StoreError::*;
+        match self {
+            NotAProject(_) | AlreadyInitialized(_) | PathNotFound(_) | OutsideWorkspace { .. } => {
+                Invalid
+            }
+            InvalidPath { .. } | UnknownRevision(_) | AmbiguousRevision { .. } => Invalid,
+            NotInRevision { .. } | LockFileSyntax { .. } | LockFileEdited { .. } => Invalid,
+            Config { .. } | RefExists(_) | InvalidRefName { .. } | DeleteCurrentBranch(_) => {
+                Invalid
+            }
+            NotTracked(_) | UnknownRemote(_) => Invalid,
+            UnsafePath { .. } | CorruptObject { .. } | MissingObject { .. } | DbCorrupt { .. } => {
+                Integrity
+            }
+            Remote { kind, .. } if *kind == crate::remote::RemoteErrorKind::Corrupt => Integrity,
+            PermissionDenied(_) | DiskFull(_) | Io { .. } | Locked { .. } => Failed,
+            UncommittedChanges(_) | NothingTracked | Db(_) | Git(_) | Remote { .. } => Failed,
+        }
+    }
+
     /// One line telling the user what to do next.
     pub fn hint(&self) -> Option<String> {
         use StoreError::*;

@@ -28,7 +28,7 @@ pub mod statcache;
 pub mod store;
 pub mod worktree;
 
-pub use error::{Result, StoreError};
+pub use error::{ErrorClass, Result, StoreError};
 pub use id::Id;
 pub use repo::{Access, Repo};
 

@@ -73,6 +73,11 @@ fn damaged_write_ahead_log_is_an_error_not_a_rollback() {
     for args in [&["log"][..], &["status"], &["checkout", "--force", "HEAD"]] {
         let r = p.dvx(args);
         no_panic(&r);
+        assert_eq!(
+            r.out.status.code(),
+            Some(3),
+            "{args:?}: damaged data exits 3"
+        );
         let err = r.fails();
         assert!(err.contains("is damaged"), "{args:?}: {err}");
         assert!(err.contains("dvx fsck --recover"), "{args:?}: {err}");

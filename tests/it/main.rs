@@ -5,6 +5,7 @@ mod concurrency;
 mod containers;
 mod durability;
 mod errors;
+mod exit_codes;
 mod lineage;
 mod pipeline;
 mod remote;
