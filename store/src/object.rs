@@ -137,12 +137,22 @@ impl<'a> Reader<'a> {
     fn id(&mut self) -> Option<Id> {
         self.take(32).and_then(Id::from_slice)
     }
+    /// A LEB128 varint as `put_varint` writes it: the shortest form only (no trailing zero
+    /// groups, nothing past 64 bits), so one value has one encoding and a decoded object
+    /// re-encodes to its own bytes.
     fn varint(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.u8()?;
-            v |= u64::from(b & 0x7f) << shift;
+            let bits = u64::from(b & 0x7f);
+            if shift == 63 && bits > 1 {
+                return None;
+            }
+            v |= bits << shift;
             if b & 0x80 == 0 {
+                if b == 0 && shift > 0 {
+                    return None;
+                }
                 return Some(v);
             }
         }
