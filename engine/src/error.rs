@@ -45,6 +45,12 @@ pub enum EngineError {
     NotIndexed(String),
     #[error("cannot verify run {run}: {message}")]
     Verify { run: String, message: String },
+    #[error("stage {stage}: {source}")]
+    StagePath {
+        stage: String,
+        #[source]
+        source: StoreError,
+    },
     #[error("stage {stage}: {message}")]
     Container {
         stage: String,
@@ -72,6 +78,7 @@ impl EngineError {
             NotIndexed(_) => "run `dvx fsck --reindex` once when no other dvx is writing".into(),
             Verify { .. } => "`dvx show RUN` prints what the run recorded".into(),
             Container { hint, .. } => hint.clone(),
+            StagePath { source, .. } => return source.hint(),
         })
     }
 
