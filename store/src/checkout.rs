@@ -512,10 +512,15 @@ mod tests {
         let report = repo.fsck(&Quiet).unwrap();
         let named: Vec<&str> = report.problems.iter().map(|p| p.problem.as_str()).collect();
         assert!(
-            named.iter().any(|p| p.starts_with("entry \".git\": a reserved name")),
+            named
+                .iter()
+                .any(|p| p.starts_with("entry \".git\": a reserved name")),
             "{named:?}"
         );
-        assert!(named.iter().any(|p| p.starts_with("root \".git\"")), "{named:?}");
+        assert!(
+            named.iter().any(|p| p.starts_with("root \".git\"")),
+            "{named:?}"
+        );
 
         // HEAD on that commit, then a clean one: `.git` is not "removed" with the root.
         let txn = repo.store.txn().unwrap();
@@ -524,7 +529,10 @@ mod tests {
         let clean = leaf(&repo, "x", EntryKind::File, b"x");
         plant(&repo, vec![clean]);
         repo.checkout(Some("evil"), &[], true, &Quiet).unwrap();
-        assert_eq!(std::fs::read(root.join(".git/config")).unwrap(), b"[core]\n");
+        assert_eq!(
+            std::fs::read(root.join(".git/config")).unwrap(),
+            b"[core]\n"
+        );
         assert_eq!(std::fs::read(root.join("x")).unwrap(), b"x");
     }
 }

@@ -22,7 +22,9 @@ pub enum StoreError {
     InvalidPath { path: String, reason: String },
     #[error("{path}: refusing to write it: {reason}")]
     UnsafePath { path: String, reason: String },
-    #[error("{path}: dvx and git keep their own files here ({reason}); dvx never tracks or writes it")]
+    #[error(
+        "{path}: dvx and git keep their own files here ({reason}); dvx never tracks or writes it"
+    )]
     ReservedPath { path: String, reason: String },
     #[error("{path}: beyond a symbolic link at {link}")]
     BeyondSymlink { path: String, link: String },

@@ -75,7 +75,10 @@ pub fn commit_problems(c: &Commit, top: Option<&Tree>) -> Vec<String> {
     for e in top.map(|t| t.entries.as_slice()).unwrap_or(&[]) {
         if paths::reserved_name(&e.name).is_none() {
             if let Some(r) = paths::reserved_top_name(&e.name) {
-                out.push(format!("top-level entry {:?}: a reserved name ({r})", e.name));
+                out.push(format!(
+                    "top-level entry {:?}: a reserved name ({r})",
+                    e.name
+                ));
             }
         }
     }
@@ -266,7 +269,11 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.starts_with("remote origin: commit "), "{msg}");
         assert!(msg.contains("holds sub/.git: a reserved name"), "{msg}");
-        assert!(err.hint().unwrap().contains("Nothing was written"), "{:?}", err.hint());
+        assert!(
+            err.hint().unwrap().contains("Nothing was written"),
+            "{:?}",
+            err.hint()
+        );
 
         let top = Tree::new(vec![entry(".git", EntryKind::Dir, 0o755, git.id())]).unwrap();
         let err = check(&[commit(top.id(), &[".git"])], &[top, git, hooks]).unwrap_err();
@@ -274,7 +281,10 @@ mod tests {
 
         let lock = Tree::new(vec![entry("dvx.lock", EntryKind::File, 0o644, f)]).unwrap();
         let err = check(&[commit(lock.id(), &["data"])], std::slice::from_ref(&lock)).unwrap_err();
-        assert!(err.to_string().contains("holds dvx.lock: a reserved name"), "{err}");
+        assert!(
+            err.to_string().contains("holds dvx.lock: a reserved name"),
+            "{err}"
+        );
         // Below the top, dvx.lock is an ordinary name.
         let top = Tree::new(vec![entry("data", EntryKind::Dir, 0o755, lock.id())]).unwrap();
         check(&[commit(top.id(), &["data"])], &[top, lock]).unwrap();

@@ -433,6 +433,34 @@ mod tests {
         assert!(matches!(err, StoreError::UnsafePath { .. }), "{err}");
     }
 
+    /// One value, one encoding: a count or name length written in a longer form than
+    /// `put_varint`'s (or past 64 bits) is refused, so a decoded tree re-encodes to its bytes.
+    #[test]
+    fn varints_decode_only_in_their_shortest_form() {
+        let t = sample_tree();
+        let good = t.encode();
+        assert_eq!(good[5], 3, "entry count");
+        let mut longer = good[..5].to_vec();
+        longer.extend_from_slice(&[0x83, 0x00]);
+        longer.extend_from_slice(&good[6..]);
+        assert!(Tree::decode(Id::of(&longer), &longer).is_err());
+        let mut r = Reader {
+            buf: &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+            pos: 0,
+        };
+        assert_eq!(r.varint(), None);
+        let mut r = Reader {
+            buf: &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+            pos: 0,
+        };
+        assert_eq!(r.varint(), Some(u64::MAX));
+        for v in [0u64, 1, 127, 128, 300, u64::MAX] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            assert_eq!(Reader { buf: &b, pos: 0 }.varint(), Some(v));
+        }
+    }
+
     #[test]
     fn manifest_round_trip() {
         let m = FileManifest {

@@ -32,8 +32,21 @@ fn id() -> impl Strategy<Value = Id> {
 /// Names mixing ordinary ones, reserved ones and invalid ones.
 fn name() -> impl Strategy<Value = String> {
     let piece = prop::sample::select(vec![
-        "a", "data", "ü", "x.csv", ".git", ".GIT", ".dvx", "dvx.lock", ".dvx-tmp-", "..", ".",
-        "", "/", "\0", " ",
+        "a",
+        "data",
+        "ü",
+        "x.csv",
+        ".git",
+        ".GIT",
+        ".dvx",
+        "dvx.lock",
+        ".dvx-tmp-",
+        "..",
+        ".",
+        "",
+        "/",
+        "\0",
+        " ",
     ]);
     (piece, 0u8..4).prop_map(|(p, n)| format!("{p}{}", "z".repeat(n as usize)))
 }
@@ -161,7 +174,13 @@ fn commit_bytes() -> impl Strategy<Value = Vec<u8>> {
 
 fn index_entry() -> impl Strategy<Value = Entry> {
     (
-        prop::sample::select(vec![Kind::Chunk, Kind::File, Kind::Tree, Kind::Commit, Kind::Run]),
+        prop::sample::select(vec![
+            Kind::Chunk,
+            Kind::File,
+            Kind::Tree,
+            Kind::Commit,
+            Kind::Run,
+        ]),
         id(),
         any::<u64>(),
         any::<u32>(),

@@ -80,7 +80,12 @@ impl Objects {
     }
 
     /// A commit in canonical JSON.
-    fn commit(&mut self, top: &[(&'static str, Node)], roots: &[&str], parent: Option<[u8; 32]>) -> [u8; 32] {
+    fn commit(
+        &mut self,
+        top: &[(&'static str, Node)],
+        roots: &[&str],
+        parent: Option<[u8; 32]>,
+    ) -> [u8; 32] {
         let (tree, _) = self.tree(top);
         let parents: Vec<String> = parent.iter().map(|p| format!("\"{}\"", hex(p))).collect();
         let roots: Vec<String> = roots.iter().map(|r| format!("\"{r}\"")).collect();
@@ -125,7 +130,10 @@ impl Objects {
         let mut out = BTreeMap::new();
         out.insert("dvx-remote.json".into(), b"{\"format\":1}\n".to_vec());
         out.insert("HEAD".into(), b"ref: refs/heads/main\n".to_vec());
-        out.insert("refs/heads/main".into(), format!("{}\n", hex(tip)).into_bytes());
+        out.insert(
+            "refs/heads/main".into(),
+            format!("{}\n", hex(tip)).into_bytes(),
+        );
         out.insert(format!("packs/{pid}.pack"), pack);
         out.insert(format!("packs/{pid}.idx"), idx);
         out
@@ -160,36 +168,65 @@ fn publish(r: &Remote, kind: Kind, files: &BTreeMap<String, Vec<u8>>) {
 const HOOK: &[u8] = b"#!/bin/sh\ntouch \"$HOME/pwned\"\n";
 
 fn hooks() -> Node {
-    Node::Dir(vec![("hooks", Node::Dir(vec![("post-checkout", Node::File(HOOK, 0o755))]))])
+    Node::Dir(vec![(
+        "hooks",
+        Node::Dir(vec![("post-checkout", Node::File(HOOK, 0o755))]),
+    )])
 }
 
-/// Each hostile commit: a name, its top tree, its roots, and the path the error must name.
-fn cases() -> Vec<(&'static str, Vec<(&'static str, Node)>, Vec<&'static str>, &'static str)> {
+/// A hostile commit: a name, its top tree, its roots, and the path the error must name.
+type Case = (
+    &'static str,
+    Vec<(&'static str, Node)>,
+    Vec<&'static str>,
+    &'static str,
+);
+
+fn cases() -> Vec<Case> {
     vec![
         ("git", vec![(".git", hooks())], vec![".git"], ".git"),
         (
             "dvx",
-            vec![(".dvx", Node::Dir(vec![("config.toml", Node::File(b"[core]\n", 0o644))]))],
+            vec![(
+                ".dvx",
+                Node::Dir(vec![("config.toml", Node::File(b"[core]\n", 0o644))]),
+            )],
             vec![".dvx"],
             ".dvx",
         ),
-        ("lock", vec![("dvx.lock", Node::File(b"{}\n", 0o644))], vec!["dvx.lock"], "dvx.lock"),
+        (
+            "lock",
+            vec![("dvx.lock", Node::File(b"{}\n", 0o644))],
+            vec!["dvx.lock"],
+            "dvx.lock",
+        ),
         (
             "temp",
             vec![(".dvx-tmp-1-x", Node::File(b"x\n", 0o644))],
             vec![".dvx-tmp-1-x"],
             ".dvx-tmp-1-x",
         ),
-        ("subgit", vec![("sub", Node::Dir(vec![(".git", hooks())]))], vec!["sub"], "sub/.git"),
+        (
+            "subgit",
+            vec![("sub", Node::Dir(vec![(".git", hooks())]))],
+            vec!["sub"],
+            "sub/.git",
+        ),
         (
             "setuid",
-            vec![("data", Node::Dir(vec![("x.sh", Node::File(b"#!/bin/sh\n", 0o6777))]))],
+            vec![(
+                "data",
+                Node::Dir(vec![("x.sh", Node::File(b"#!/bin/sh\n", 0o6777))]),
+            )],
             vec!["data"],
             "data/x.sh",
         ),
         (
             "world-writable",
-            vec![("data", Node::Dir(vec![("w.txt", Node::File(b"w\n", 0o666))]))],
+            vec![(
+                "data",
+                Node::Dir(vec![("w.txt", Node::File(b"w\n", 0o666))]),
+            )],
             vec!["data"],
             "data/w.txt",
         ),
@@ -211,7 +248,11 @@ fn hostile_remotes_are_refused(kind: Kind) {
         assert!(err.contains("remote origin: commit "), "{tag}: {err}");
         assert!(err.contains(&format!(" {path}")), "{tag}: {err}");
         assert!(err.contains("hint: "), "{tag}: {err}");
-        assert_eq!(err.lines().filter(|l| l.starts_with("error: ")).count(), 1, "{err}");
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error: ")).count(),
+            1,
+            "{err}"
+        );
         assert!(!p.exists("c"), "{tag}: clone left its folder");
 
         // pull into a project with git and data of its own: refused, nothing written.
@@ -231,7 +272,11 @@ fn hostile_remotes_are_refused(kind: Kind) {
             assert!(!q.exists(p), "{tag}: {p} written");
         }
         assert!(q.exists(".git/HEAD"), "{tag}: .git damaged");
-        assert_eq!(q.read(".dvx/config.toml"), config, "{tag}: config.toml changed");
+        assert_eq!(
+            q.read(".dvx/config.toml"),
+            config,
+            "{tag}: config.toml changed"
+        );
         assert_eq!(q.read("dvx.lock"), lock, "{tag}: dvx.lock changed");
         assert_eq!(q.pack_bytes(), packs, "{tag}: the store was written");
         assert_eq!(q.head(), head);
@@ -258,7 +303,14 @@ fn hostile_s3_remote_is_refused() {
 fn a_later_commit_never_deletes_git() {
     let r = Remote::new(Kind::Folder, "later");
     let mut objs = Objects::default();
-    let first = objs.commit(&[("data", Node::Dir(vec![("a.txt", Node::File(b"a\n", 0o644))]))], &["data"], None);
+    let first = objs.commit(
+        &[(
+            "data",
+            Node::Dir(vec![("a.txt", Node::File(b"a\n", 0o644))]),
+        )],
+        &["data"],
+        None,
+    );
     publish(&r, Kind::Folder, &objs.files(&first));
     let q = Project::new();
     r.add_to(&q);
@@ -272,7 +324,10 @@ fn a_later_commit_never_deletes_git() {
     let third = objs.commit(&[("data", Node::Dir(vec![]))], &["data"], Some(second));
     publish(&r, Kind::Folder, &objs.files(&third));
     let _ = run(&q, "", &s(&["pull"]));
-    assert!(q.exists(".git/HEAD") && q.exists(".git/config"), ".git was deleted");
+    assert!(
+        q.exists(".git/HEAD") && q.exists(".git/config"),
+        ".git was deleted"
+    );
     assert!(!q.exists(".git/hooks/post-checkout"));
     q.assert_fsck_clean();
 }

@@ -72,7 +72,10 @@ fn adding_a_path_beyond_a_symlink_is_refused() {
     assert_one_line(&err, "lnk/result.txt: beyond a symbolic link at lnk");
     let err = p.dvx(&["add", "lnk/sub"]).fails();
     assert_one_line(&err, "lnk/sub: beyond a symbolic link at lnk");
-    assert!(strs(&p.status()["tracked"]).is_empty(), "something was tracked");
+    assert!(
+        strs(&p.status()["tracked"]).is_empty(),
+        "something was tracked"
+    );
     assert_untouched(&outside);
 }
 
@@ -95,7 +98,10 @@ fn stage_paths_beyond_a_symlink_are_refused_before_anything_runs() {
         );
         let err = p.dvx(&["run"]).fails();
         assert_one_line(&err, &format!("stage s: {path}"));
-        assert!(err.contains("beyond a symbolic link at lnk") || err.contains("a symbolic link"), "{err}");
+        assert!(
+            err.contains("beyond a symbolic link at lnk") || err.contains("a symbolic link"),
+            "{err}"
+        );
         assert_untouched(&outside);
         assert!(!p.exists("ran"), "{yaml}: the stage ran");
     }
@@ -104,9 +110,15 @@ fn stage_paths_beyond_a_symlink_are_refused_before_anything_runs() {
 #[test]
 fn stage_outputs_in_reserved_places_are_refused() {
     let p = Project::new();
-    p.write("dvx.yaml", "stages:\n  s:\n    cmd: touch ran\n    outs: [.git]\n");
+    p.write(
+        "dvx.yaml",
+        "stages:\n  s:\n    cmd: touch ran\n    outs: [.git]\n",
+    );
     let err = p.dvx(&["run"]).fails();
-    assert!(err.contains("stage s: .git: dvx and git keep their own files"), "{err}");
+    assert!(
+        err.contains("stage s: .git: dvx and git keep their own files"),
+        "{err}"
+    );
     assert!(p.exists(".git/HEAD") && !p.exists("ran"));
 }
 
@@ -125,7 +137,11 @@ fn checkout_never_deletes_through_a_symlinked_folder() {
     fs::remove_dir_all(p.p("data/sub")).unwrap();
     std::os::unix::fs::symlink(outside.path(), p.p("data/sub")).unwrap();
     let _ = p.dvx(&["checkout", "--force", &without]);
-    assert_eq!(fs::read(outside.path().join("f.txt")).unwrap(), b"f", "deleted through the link");
+    assert_eq!(
+        fs::read(outside.path().join("f.txt")).unwrap(),
+        b"f",
+        "deleted through the link"
+    );
 }
 
 #[test]
