@@ -45,6 +45,12 @@ pub enum EngineError {
     NotIndexed(String),
     #[error("cannot verify run {run}: {message}")]
     Verify { run: String, message: String },
+    #[error("stage {stage}: {source}")]
+    StagePath {
+        stage: String,
+        #[source]
+        source: StoreError,
+    },
     #[error("stage {stage}: {message}")]
     Container {
         stage: String,
@@ -58,7 +64,7 @@ impl EngineError {
     pub fn class(&self) -> ErrorClass {
         use EngineError::*;
         match self {
-            Store(e) => e.class(),
+            Store(e) | StagePath { source: e, .. } => e.class(),
             Spec { .. } | NoPipeline(_) | UnknownStage(_) | Params { .. } => ErrorClass::Invalid,
             UnknownRun(_) | UnknownDatum { .. } | PathNotInRev { .. } | NotProduced { .. } => {
                 ErrorClass::Invalid
@@ -88,6 +94,7 @@ impl EngineError {
             NotIndexed(_) => "run `dvx fsck --reindex` once when no other dvx is writing".into(),
             Verify { .. } => "`dvx show RUN` prints what the run recorded".into(),
             Container { hint, .. } => hint.clone(),
+            StagePath { source, .. } => return source.hint(),
         })
     }
 

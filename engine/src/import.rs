@@ -116,7 +116,8 @@ pub fn import(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
-    paths::check_rel(dest)?;
+    paths::check_tracked(dest)?;
+    paths::check_no_symlink(&repo.root, dest, false)?;
     let tracked = repo.head_state()?.2.is_some_and(|c| {
         c.roots
             .iter()

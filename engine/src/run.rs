@@ -302,6 +302,9 @@ impl<'a> Engine<'a> {
         }
         out.sort();
         out.dedup();
+        for d in &out {
+            crate::confine::check_dep(&self.repo.root, s, d)?;
+        }
         Ok(out)
     }
 
@@ -1168,6 +1171,8 @@ impl<'a> Engine<'a> {
             datums: s.input.as_ref().map(|_| DatumCounts::default()),
             runs: vec![],
         };
+        // Before anything of the stage is read, deleted or run.
+        crate::confine::check_stage(&self.repo.root, s)?;
         if s.frozen && !opts.force {
             report.state = "frozen".into();
             summary.skipped += 1;

@@ -204,6 +204,11 @@ impl Repo {
         work: &BTreeMap<String, Flat>,
         progress: &dyn Progress,
     ) -> Result<Applied> {
+        // Every path to write is checked before anything changes: stored data (a tampered
+        // store, a run record from a remote) never reaches git's or dvx's own files.
+        for p in want.keys() {
+            paths::check_tracked(p)?;
+        }
         // Deletions: everything on disk in scope that the target lacks or has as another kind.
         let mut deleted = 0u64;
         let to_delete: Vec<&String> = work
@@ -214,6 +219,16 @@ impl Repo {
             })
             .map(|(p, _)| p)
             .collect();
+        // Never delete through a symlinked folder (the scan does not look beyond one; this
+        // holds for whatever `work` a caller passes), nor git's or dvx's own files.
+        let mut checked: HashSet<&str> = HashSet::new();
+        for p in &to_delete {
+            paths::check_tracked(p)?;
+            let parent = p.rfind('/').map_or("", |i| &p[..i]);
+            if checked.insert(parent) {
+                paths::check_no_symlink(&self.root, p, false)?;
+            }
+        }
         // Deepest first so folders are empty when their turn comes.
         for p in to_delete.iter().rev() {
             let abs = paths::abs(&self.root, p)?;
@@ -417,6 +432,10 @@ mod tests {
 
     /// A commit whose tree was crafted by hand (as a tampered store or remote could hold).
     fn plant(repo: &Repo, entries: Vec<TreeEntry>) -> Id {
+        plant_with_roots(repo, entries, &["x"])
+    }
+
+    fn plant_with_roots(repo: &Repo, entries: Vec<TreeEntry>, roots: &[&str]) -> Id {
         let tree = Tree { entries };
         let bytes = tree.encode();
         let tid = Id::of(&bytes);
@@ -430,7 +449,7 @@ mod tests {
             git: None,
             message: "evil".into(),
             parents: vec![],
-            roots: vec!["x".into()],
+            roots: roots.iter().map(|r| r.to_string()).collect(),
             runs: vec![],
             time: 0,
             tree: tid,
@@ -482,5 +501,63 @@ mod tests {
             txn.delete_ref("refs/tags/evil");
             txn.commit().unwrap();
         }
+    }
+
+    /// A store that already holds a tree reaching into `.git` (written before fetch checked
+    /// trees): checkout refuses it, fsck names it, and leaving it never deletes `.git`.
+    #[test]
+    fn reserved_paths_in_a_store_are_never_written_nor_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("proj");
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        std::fs::write(root.join(".git/config"), "[core]\n").unwrap();
+        Repo::init(&root).unwrap();
+        let repo = Repo::open(&root, Access::Write("test")).unwrap();
+        let hook = leaf(&repo, "post-checkout", EntryKind::File, b"#!/bin/sh\n");
+        let hooks = {
+            let t = Tree::new(vec![hook]).unwrap();
+            let txn = repo.store.txn().unwrap();
+            let id = txn.put_tree(&t);
+            txn.commit().unwrap();
+            TreeEntry {
+                name: ".git".into(),
+                kind: EntryKind::Dir,
+                mode: 0o755,
+                size: t.total_size(),
+                id,
+            }
+        };
+        let evil = plant_with_roots(&repo, vec![hooks], &[".git"]);
+        let err = repo.checkout(Some("evil"), &[], true, &Quiet).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::ReservedPath { path, .. } if path == ".git"),
+            "{err}"
+        );
+        assert!(!root.join(".git/post-checkout").exists());
+        let report = repo.fsck(&Quiet).unwrap();
+        let named: Vec<&str> = report.problems.iter().map(|p| p.problem.as_str()).collect();
+        assert!(
+            named
+                .iter()
+                .any(|p| p.starts_with("entry \".git\": a reserved name")),
+            "{named:?}"
+        );
+        assert!(
+            named.iter().any(|p| p.starts_with("root \".git\"")),
+            "{named:?}"
+        );
+
+        // HEAD on that commit, then a clean one: `.git` is not "removed" with the root.
+        let txn = repo.store.txn().unwrap();
+        txn.set_head(&Head::Detached(evil));
+        txn.commit().unwrap();
+        let clean = leaf(&repo, "x", EntryKind::File, b"x");
+        plant(&repo, vec![clean]);
+        repo.checkout(Some("evil"), &[], true, &Quiet).unwrap();
+        assert_eq!(
+            std::fs::read(root.join(".git/config")).unwrap(),
+            b"[core]\n"
+        );
+        assert_eq!(std::fs::read(root.join("x")).unwrap(), b"x");
     }
 }

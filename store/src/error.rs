@@ -22,6 +22,12 @@ pub enum StoreError {
     InvalidPath { path: String, reason: String },
     #[error("{path}: refusing to write it: {reason}")]
     UnsafePath { path: String, reason: String },
+    #[error(
+        "{path}: dvx and git keep their own files here ({reason}); dvx never tracks or writes it"
+    )]
+    ReservedPath { path: String, reason: String },
+    #[error("{path}: beyond a symbolic link at {link}")]
+    BeyondSymlink { path: String, link: String },
     #[error("{}: permission denied", .0.display())]
     PermissionDenied(PathBuf),
     #[error("disk full while writing {}", .0.display())]
@@ -138,11 +144,17 @@ impl StoreError {
             Config { .. } | RefExists(_) | InvalidRefName { .. } | DeleteCurrentBranch(_) => {
                 Invalid
             }
-            NotTracked(_) | UnknownRemote(_) => Invalid,
+            NotTracked(_) | UnknownRemote(_) | ReservedPath { .. } | BeyondSymlink { .. } => {
+                Invalid
+            }
             UnsafePath { .. } | CorruptObject { .. } | MissingObject { .. } | DbCorrupt { .. } => {
                 Integrity
             }
-            Remote { kind, .. } if *kind == crate::remote::RemoteErrorKind::Corrupt => Integrity,
+            Remote {
+                kind:
+                    crate::remote::RemoteErrorKind::Corrupt | crate::remote::RemoteErrorKind::Unsafe,
+                ..
+            } => Integrity,
             PermissionDenied(_) | DiskFull(_) | Io { .. } | Locked { .. } => Failed,
             UncommittedChanges(_) | NothingTracked | Db(_) | Git(_) | Remote { .. } => Failed,
         }
@@ -160,6 +172,12 @@ impl StoreError {
             UnsafePath { .. } => {
                 "the stored data names a path outside the project; the store may be tampered with: run `dvx fsck`".into()
             }
+            ReservedPath { .. } => {
+                "git's and dvx's own files (.git, .dvx, dvx.lock, .dvx-tmp-*) are never data: leave them out; if stored data names one, it was tampered with: run `dvx fsck`".into()
+            }
+            BeyondSymlink { link, .. } => format!(
+                "{link} may lead outside the project, so dvx never reads or writes through it: use the folder it points to, or replace the link by a real folder"
+            ),
             PermissionDenied(_) => "check the file's permissions (`ls -l`)".into(),
             DiskFull(_) => "free some space (`dvx gc` removes unreachable data) and run the command again; nothing was changed".into(),
             Io { .. } => return None,

@@ -14,7 +14,7 @@ use crate::error::{IoContext, Result, StoreError};
 use crate::id::Id;
 use crate::object::{EntryKind, EntryRef, Tree, TreeEntry};
 use crate::ops::{Change, ChangeKind};
-use crate::paths::{self, TEMP_PREFIX};
+use crate::paths;
 use crate::repo::Repo;
 use crate::statcache::{Stat, StatEntry};
 use crate::store::hash_path;
@@ -176,7 +176,7 @@ impl Repo {
                         reason: "the name is not valid UTF-8".into(),
                     });
                 };
-                if name.starts_with(TEMP_PREFIX) || paths::is_reserved(&paths::join(rel, &name)) {
+                if paths::is_reserved(&paths::join(rel, &name)) {
                     continue;
                 }
                 let meta = ent.metadata().at(ent.path())?;

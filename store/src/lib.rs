@@ -12,6 +12,7 @@ pub mod error;
 pub mod fastdiff;
 pub mod fsutil;
 pub mod gitutil;
+pub mod guard;
 pub mod id;
 pub mod lineage;
 pub mod lock;
@@ -21,6 +22,8 @@ pub mod object;
 pub mod ops;
 pub mod pack;
 pub mod paths;
+#[cfg(test)]
+mod proptests;
 pub mod refs;
 pub mod remote;
 pub mod repo;

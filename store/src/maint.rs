@@ -449,6 +449,9 @@ impl Repo {
                     p("content does not match its id");
                     return Ok(out);
                 }
+                crate::guard::tree_problems(id, bytes)
+                    .iter()
+                    .for_each(|w| p(w));
                 for e in Tree::decode(id, bytes)?.entries {
                     let ok = match e.kind {
                         EntryKind::Dir => self.store.has_object(ObjKind::Tree, &e.id)?,
@@ -470,6 +473,9 @@ impl Repo {
                     return Ok(out);
                 }
                 let c = Commit::decode(id, bytes)?;
+                crate::guard::stored_commit_problems(&self.store, &c)
+                    .iter()
+                    .for_each(|w| p(w));
                 if !self.store.has_object(ObjKind::Tree, &c.tree)? {
                     p(&format!("names missing tree {}", c.tree));
                 }

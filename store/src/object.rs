@@ -137,12 +137,22 @@ impl<'a> Reader<'a> {
     fn id(&mut self) -> Option<Id> {
         self.take(32).and_then(Id::from_slice)
     }
+    /// A LEB128 varint as `put_varint` writes it: the shortest form only (no trailing zero
+    /// groups, nothing past 64 bits), so one value has one encoding and a decoded object
+    /// re-encodes to its own bytes.
     fn varint(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.u8()?;
-            v |= u64::from(b & 0x7f) << shift;
+            let bits = u64::from(b & 0x7f);
+            if shift == 63 && bits > 1 {
+                return None;
+            }
+            v |= bits << shift;
             if b & 0x80 == 0 {
+                if b == 0 && shift > 0 {
+                    return None;
+                }
                 return Some(v);
             }
         }
@@ -421,6 +431,34 @@ mod tests {
         t.entries[0].name = "..".into();
         let err = Tree::decode(Id::of(b"x"), &t.encode()).unwrap_err();
         assert!(matches!(err, StoreError::UnsafePath { .. }), "{err}");
+    }
+
+    /// One value, one encoding: a count or name length written in a longer form than
+    /// `put_varint`'s (or past 64 bits) is refused, so a decoded tree re-encodes to its bytes.
+    #[test]
+    fn varints_decode_only_in_their_shortest_form() {
+        let t = sample_tree();
+        let good = t.encode();
+        assert_eq!(good[5], 3, "entry count");
+        let mut longer = good[..5].to_vec();
+        longer.extend_from_slice(&[0x83, 0x00]);
+        longer.extend_from_slice(&good[6..]);
+        assert!(Tree::decode(Id::of(&longer), &longer).is_err());
+        let mut r = Reader {
+            buf: &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+            pos: 0,
+        };
+        assert_eq!(r.varint(), None);
+        let mut r = Reader {
+            buf: &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+            pos: 0,
+        };
+        assert_eq!(r.varint(), Some(u64::MAX));
+        for v in [0u64, 1, 127, 128, 300, u64::MAX] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            assert_eq!(Reader { buf: &b, pos: 0 }.varint(), Some(v));
+        }
     }
 
     #[test]

@@ -310,12 +310,8 @@ impl Repo {
                     reason: "the project's top folder cannot be tracked as a whole; add its data folders".into(),
                 });
             }
-            if paths::is_reserved(rel) {
-                return Err(StoreError::InvalidPath {
-                    path: rel.clone(),
-                    reason: "dvx and git keep their own files here".into(),
-                });
-            }
+            paths::check_tracked(rel)?;
+            paths::check_no_symlink(&self.root, rel, false)?;
             let abs = paths::abs(&self.root, rel)?;
             if std::fs::symlink_metadata(&abs).is_err() {
                 return Err(StoreError::PathNotFound(abs));

@@ -5,10 +5,99 @@ use std::path::{Component, Path, PathBuf};
 use crate::error::{Result, StoreError};
 use crate::object::validate_name;
 
-/// Names dvx keeps for itself at the top of a project.
-pub const RESERVED_TOP: [&str; 3] = [".dvx", ".git", "dvx.lock"];
 /// Prefix of temporary files dvx writes beside their final place; never tracked.
 pub const TEMP_PREFIX: &str = ".dvx-tmp-";
+
+/// Why a name may never be a component of a tracked path, anywhere in the project, if so.
+///
+/// This and [`reserved`] are the one rule for what tracked data may name; `add`, fetch,
+/// checkout and fsck all apply it. `.git` and `.dvx` are compared without case, as git does
+/// for `.git`, so that a case-insensitive file system cannot be used to reach them.
+pub fn reserved_name(name: &str) -> Option<&'static str> {
+    if name.eq_ignore_ascii_case(".git") {
+        Some("`.git` is git's own folder")
+    } else if name.eq_ignore_ascii_case(".dvx") {
+        Some("`.dvx` is dvx's own folder")
+    } else if name
+        .get(..TEMP_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(TEMP_PREFIX))
+    {
+        Some("names starting with `.dvx-tmp-` are dvx's temporary files")
+    } else {
+        None
+    }
+}
+
+/// Why a name may never be tracked at the top of the project, if so: the names reserved
+/// anywhere, and `dvx.lock`, which pins the data to the code.
+pub fn reserved_top_name(name: &str) -> Option<&'static str> {
+    if name.eq_ignore_ascii_case("dvx.lock") {
+        Some("`dvx.lock` at the top of the project is dvx's own file")
+    } else {
+        reserved_name(name)
+    }
+}
+
+/// Why a project-relative path may never be tracked, written or deleted by dvx, if so.
+pub fn reserved(rel: &str) -> Option<&'static str> {
+    let mut parts = rel.split('/');
+    let first = parts.next().unwrap_or("");
+    reserved_top_name(first).or_else(|| parts.find_map(reserved_name))
+}
+
+pub fn is_reserved(rel: &str) -> bool {
+    reserved(rel).is_some()
+}
+
+/// Check a path named by tracked data before using it: safe to join under the root, and not
+/// one of git's or dvx's own files (see [`reserved`]).
+pub fn check_tracked(rel: &str) -> Result<()> {
+    check_rel(rel)?;
+    match reserved(rel) {
+        Some(reason) => Err(StoreError::ReservedPath {
+            path: rel.into(),
+            reason: reason.into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The first folder on the way to `rel` (not `rel` itself) that is a symlink on disk, if any.
+/// A path beyond a symlink can lie outside the project, so dvx neither reads nor writes it.
+pub fn symlinked_parent(root: &Path, rel: &str) -> Option<String> {
+    let mut prefix = String::new();
+    let mut parts = rel.split('/').peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            break;
+        }
+        prefix = join(&prefix, part);
+        match std::fs::symlink_metadata(root.join(&prefix)) {
+            Ok(m) if m.file_type().is_symlink() => return Some(prefix),
+            Ok(m) if m.is_dir() => {}
+            // Missing or not a folder: nothing beyond it exists to follow.
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Refuse `rel` if a folder on its way is a symlink (with `itself`, also if `rel` is one).
+pub fn check_no_symlink(root: &Path, rel: &str, itself: bool) -> Result<()> {
+    let link = symlinked_parent(root, rel).or_else(|| {
+        let is_link = itself
+            && !rel.is_empty()
+            && std::fs::symlink_metadata(root.join(rel)).is_ok_and(|m| m.file_type().is_symlink());
+        is_link.then(|| rel.to_string())
+    });
+    match link {
+        Some(link) => Err(StoreError::BeyondSymlink {
+            path: rel.into(),
+            link,
+        }),
+        None => Ok(()),
+    }
+}
 
 /// Lexically normalise `p` (made absolute against `cwd`): drop `.`, apply `..`.
 /// Symlinks are deliberately not resolved: a link is tracked as a link.
@@ -73,11 +162,6 @@ pub fn check_rel(rel: &str) -> Result<()> {
         })?;
     }
     Ok(())
-}
-
-pub fn is_reserved(rel: &str) -> bool {
-    let first = rel.split('/').next().unwrap_or("");
-    RESERVED_TOP.contains(&first)
 }
 
 /// Join a relative path under a parent ("" is the top).
@@ -171,6 +255,68 @@ mod tests {
         assert!(check_rel("/etc/passwd").is_err());
         assert!(check_rel("a//b").is_err());
         assert!(check_rel("a/b c/ü.csv").is_ok());
+    }
+
+    #[test]
+    fn reserved_paths() {
+        for bad in [
+            ".git",
+            ".GIT/hooks/post-checkout",
+            "sub/.git",
+            "a/b/.Git/config",
+            ".dvx",
+            ".dvx/config.toml",
+            "data/.DVX",
+            "dvx.lock",
+            "DVX.LOCK",
+            ".dvx-tmp-123-x",
+            "data/.dvx-tmp-1-f.csv",
+            "data/.DVX-TMP-1",
+        ] {
+            assert!(is_reserved(bad), "{bad}");
+            assert!(
+                matches!(check_tracked(bad), Err(StoreError::ReservedPath { .. })),
+                "{bad}"
+            );
+        }
+        for ok in [
+            "data",
+            "data/dvx.lock",
+            ".gitignore",
+            ".github/x",
+            "a/.gitkeep",
+            ".dvxignore",
+            "x.git",
+            ".dvx-tmp",
+        ] {
+            assert!(!is_reserved(ok), "{ok}");
+            assert!(check_tracked(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn symlinked_parents() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::create_dir_all(root.join("real/sub")).unwrap();
+        std::os::unix::fs::symlink("/tmp", root.join("lnk")).unwrap();
+        std::os::unix::fs::symlink("real", root.join("real/sub/inner")).unwrap();
+        assert_eq!(symlinked_parent(root, "lnk/x"), Some("lnk".into()));
+        assert_eq!(symlinked_parent(root, "lnk"), None);
+        assert_eq!(
+            symlinked_parent(root, "real/sub/inner/y/z"),
+            Some("real/sub/inner".into())
+        );
+        assert_eq!(symlinked_parent(root, "real/sub/f"), None);
+        assert_eq!(symlinked_parent(root, "missing/a/b"), None);
+        assert!(check_no_symlink(root, "lnk", false).is_ok());
+        let err = check_no_symlink(root, "lnk", true).unwrap_err();
+        assert!(matches!(err, StoreError::BeyondSymlink { .. }), "{err}");
+        let err = check_no_symlink(root, "lnk/result.txt", false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "lnk/result.txt: beyond a symbolic link at lnk"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::db::CF_STAT;
 use crate::error::{IoContext, Result, StoreError};
 use crate::id::Id;
 use crate::object::{EntryKind, Tree, TreeEntry};
-use crate::paths::{self, TEMP_PREFIX};
+use crate::paths;
 use crate::statcache::{Stat, StatEntry};
 use crate::store::Store;
 
@@ -73,6 +73,11 @@ pub fn kind_of(ft: &fs::FileType) -> Option<EntryKind> {
 /// path yields nothing. Folders are listed too, so empty ones survive.
 pub fn scan(root: &Path, rel: &str) -> Result<Vec<ScanItem>> {
     let abs = paths::abs(root, rel)?;
+    // What lies beyond a symlinked folder may be outside the project, and git's and dvx's
+    // own files are never data: as if absent.
+    if paths::is_reserved(rel) || paths::symlinked_parent(root, rel).is_some() {
+        return Ok(Vec::new());
+    }
     let meta = match fs::symlink_metadata(&abs) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -104,9 +109,7 @@ fn walk_dir(abs: &Path, rel: &str) -> Result<Vec<ScanItem>> {
                 reason: "the name is not valid UTF-8".into(),
             });
         };
-        if name.starts_with(TEMP_PREFIX) {
-            continue;
-        }
+        // Reserved names (a nested `.git`, temp files) are never data: skipped, not refused.
         let child_rel = paths::join(rel, name);
         if paths::is_reserved(&child_rel) {
             continue;
@@ -492,7 +495,55 @@ pub fn edit_tree(
     }
 }
 
-/// Set a file's permission bits to what a tree records.
+/// Give a restored file the permissions a content store can vouch for: executable (any `x`
+/// bit in `mode`) or not, within the umask, as git does. Whatever else a tree may carry
+/// (setuid, setgid, sticky, write for others) is never applied.
 pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).at(path)
+    fs::set_permissions(path, fs::Permissions::from_mode(restored_mode(mode))).at(path)
+}
+
+/// The permission bits `set_mode` gives a file recorded with `mode`.
+pub fn restored_mode(mode: u32) -> u32 {
+    let full = if mode & 0o111 != 0 { 0o777 } else { 0o666 };
+    full & !umask()
+}
+
+/// This process's umask, read once (from /proc: setting it to read it would race with
+/// threads creating files).
+fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Umask:"))
+                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            })
+            .unwrap_or(0o022)
+            & 0o777
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restored_modes_keep_only_the_executable_bit() {
+        let u = umask();
+        assert_eq!(restored_mode(0o644), 0o666 & !u);
+        assert_eq!(restored_mode(0o755), 0o777 & !u);
+        // Hostile modes: never setuid, setgid, sticky; write for others only if the umask allows.
+        assert_eq!(restored_mode(0o6777), 0o777 & !u);
+        assert_eq!(restored_mode(0o4644), 0o666 & !u);
+        assert_eq!(restored_mode(0o1000), 0o666 & !u);
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        fs::write(&f, "x").unwrap();
+        set_mode(&f, 0o106777).unwrap();
+        let m = fs::metadata(&f).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(m, 0o777 & !u, "{m:o}");
+        assert_eq!(m & 0o7000, 0);
+    }
 }

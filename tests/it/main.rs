@@ -6,6 +6,7 @@ mod containers;
 mod durability;
 mod errors;
 mod exit_codes;
+mod hostile;
 mod lineage;
 mod pipeline;
 mod remote;

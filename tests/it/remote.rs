@@ -14,7 +14,7 @@ use crate::common::{noise, Project, Run};
 
 const KEY: &str = "dvxaccess";
 const SECRET: &str = "dvxsecret123";
-const BUCKET: &str = "dvx-tests";
+pub(crate) const BUCKET: &str = "dvx-tests";
 /// Azurite's well-known development account.
 const AZ_ACCOUNT: &str = "devstoreaccount1";
 const AZ_KEY: &str =
@@ -87,15 +87,15 @@ fn make(what: &str, endpoint: &str, name: &str) {
     panic!("cannot create bucket {name} at {endpoint}");
 }
 
-struct Servers {
-    moto: String,
+pub(crate) struct Servers {
+    pub(crate) moto: String,
     weed: String,
     /// Ends with the account: http://127.0.0.1:PORT/devstoreaccount1
     azure: String,
 }
 
 /// Both servers, started once, in a thread that lives as long as the tests.
-fn servers() -> &'static Servers {
+pub(crate) fn servers() -> &'static Servers {
     static S: OnceLock<Servers> = OnceLock::new();
     S.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -150,7 +150,7 @@ fn servers() -> &'static Servers {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Kind {
+pub(crate) enum Kind {
     Folder,
     Moto,
     Weed,
@@ -158,10 +158,10 @@ enum Kind {
 }
 
 /// One remote location for one test.
-struct Remote {
+pub(crate) struct Remote {
     kind: Kind,
-    url: String,
-    endpoint: Option<String>,
+    pub(crate) url: String,
+    pub(crate) endpoint: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -174,7 +174,7 @@ fn unique(tag: &str) -> String {
 }
 
 impl Remote {
-    fn new(kind: Kind, tag: &str) -> Remote {
+    pub(crate) fn new(kind: Kind, tag: &str) -> Remote {
         match kind {
             Kind::Folder => {
                 let d = tempfile::Builder::new()
@@ -206,14 +206,14 @@ impl Remote {
     }
 
     /// `--endpoint X` for commands that take one.
-    fn conn(&self) -> Vec<String> {
+    pub(crate) fn conn(&self) -> Vec<String> {
         match &self.endpoint {
             Some(e) => vec!["--endpoint".into(), e.clone()],
             None => Vec::new(),
         }
     }
 
-    fn add_to(&self, p: &Project) {
+    pub(crate) fn add_to(&self, p: &Project) {
         let mut args = vec![
             "remote".to_string(),
             "add".into(),
@@ -253,7 +253,7 @@ impl Remote {
         }
     }
 
-    fn bucket_prefix(&self) -> (String, String) {
+    pub(crate) fn bucket_prefix(&self) -> (String, String) {
         let rest = self.url.split_once("://").map(|x| x.1).unwrap_or(&self.url);
         let (b, p) = rest.split_once('/').unwrap_or((rest, ""));
         (b.to_string(), p.to_string())
@@ -323,7 +323,7 @@ fn walkdir(root: &Path) -> Vec<String> {
 }
 
 /// Run a boto3 snippet against an endpoint (`s3` is the client); returns stdout.
-fn py(endpoint: &str, body: &str) -> String {
+pub(crate) fn py(endpoint: &str, body: &str) -> String {
     python(&format!(
         "import boto3\ns3 = boto3.client('s3', endpoint_url={endpoint:?}, region_name='us-east-1', aws_access_key_id={KEY:?}, aws_secret_access_key={SECRET:?})\n{body}\n"
     ))
@@ -364,13 +364,13 @@ fn cmd(p: &Project, sub: &str, args: &[String]) -> Command {
     c
 }
 
-fn run(p: &Project, sub: &str, args: &[String]) -> Run {
+pub(crate) fn run(p: &Project, sub: &str, args: &[String]) -> Run {
     Run {
         out: cmd(p, sub, args).output().expect("dvx runs"),
     }
 }
 
-fn s(v: &[&str]) -> Vec<String> {
+pub(crate) fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
 

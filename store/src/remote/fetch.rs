@@ -123,6 +123,8 @@ impl Repo {
         let meta = Meta {
             objs: self.download_meta(remote, &idx, &needed)?,
         };
+        // Nothing is written before every tree and commit that came down passes.
+        self.check_incoming(remote, &meta)?;
 
         // 2. The chunks wanted, and the manifests to check once they are in.
         let tips: Vec<Id> = match want {
@@ -213,6 +215,22 @@ impl Repo {
         }
         txn.commit()?;
         Ok(report)
+    }
+
+    /// Refuse a fetch whose trees or commits name reserved paths or unsafe modes.
+    fn check_incoming(&self, remote: &Remote, meta: &Meta) -> Result<()> {
+        let of = |kind: Kind| {
+            meta.objs
+                .iter()
+                .filter(move |((k, _), _)| *k == kind)
+                .map(|((_, id), b)| (*id, b.as_slice()))
+        };
+        crate::guard::Incoming {
+            remote: &remote.name,
+            commits: of(Kind::Commit).collect(),
+            trees: of(Kind::Tree).collect(),
+        }
+        .check(&|id| self.store.get_object(crate::db::ObjKind::Tree, id))
     }
 
     /// Download objects (not chunks), verified, into memory.

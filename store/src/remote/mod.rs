@@ -51,6 +51,8 @@ pub enum RemoteErrorKind {
     Config,
     /// Local and remote branch both have commits of their own.
     Diverged,
+    /// The remote's data names paths or modes dvx never writes into a workspace.
+    Unsafe,
 }
 
 impl RemoteErrorKind {
@@ -62,6 +64,7 @@ impl RemoteErrorKind {
             RemoteErrorKind::Rejected => "run `dvx fetch` (or `dvx pull`) first, then push again".into(),
             RemoteErrorKind::Corrupt => "the remote's copy is damaged: push again from a clone that has the data (nothing was written locally)".into(),
             RemoteErrorKind::Config => "see `dvx remote list`; change it with `dvx remote add --force NAME URL ...`".into(),
+            RemoteErrorKind::Unsafe => "the remote's data reaches into git's or dvx's own files (.git, .dvx, dvx.lock, .dvx-tmp-*) or asks for file modes dvx never restores: no dvx wrote it, or it was tampered with. Nothing was written locally; do not use this remote until whoever controls it has looked".into(),
             RemoteErrorKind::Diverged => "dvx does not merge data: check out the remote's commit (`dvx checkout REMOTE/BRANCH`) and redo your change on it, or `dvx push --force` to replace the remote's".into(),
         })
     }

@@ -1,0 +1,322 @@
+//! What stored data may name and how it may be restored, checked wherever data enters the
+//! store or the workspace: a fetch checks every tree and commit it brings before writing any
+//! of it, checkout checks every path it writes, fsck reports what slipped in before.
+//!
+//! The path rule itself (`.git`, `.dvx`, `dvx.lock`, temp names) is `paths::reserved`; this
+//! module applies it to trees and commits, and adds the rule for modes.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+use crate::error::{Result, StoreError};
+use crate::id::Id;
+use crate::object::{Commit, EntryKind, EntryRef, Tree};
+use crate::paths;
+use crate::remote::RemoteErrorKind;
+
+/// The modes dvx writes into trees. Files: `0o644`, or `0o755` when executable. Folders:
+/// `0o755`. Links have no permissions of their own: `0o777` as `add` records them, `0o644`
+/// as older restores of linked pipeline outputs did. Anything else (setuid, setgid, sticky,
+/// group- or world-writable, file type bits) never comes from dvx.
+pub fn canonical_mode(kind: EntryKind, mode: u32) -> bool {
+    match kind {
+        EntryKind::File => mode == 0o644 || mode == 0o755,
+        EntryKind::Dir => mode == 0o755,
+        EntryKind::Symlink => mode == 0o777 || mode == 0o644,
+    }
+}
+
+/// What is wrong with one tree entry, if anything: a reserved name (in a commit's top tree,
+/// `top`, also `dvx.lock`) or a mode dvx never writes.
+pub fn entry_problem(e: &EntryRef<'_>, top: bool) -> Option<String> {
+    let reserved = if top {
+        paths::reserved_top_name(e.name)
+    } else {
+        paths::reserved_name(e.name)
+    };
+    if let Some(r) = reserved {
+        return Some(format!("a reserved name ({r})"));
+    }
+    if !canonical_mode(e.kind, e.mode) {
+        return Some(format!(
+            "mode {:o}, which dvx never writes for a {} (files are 644 or 755)",
+            e.mode,
+            e.kind.as_str()
+        ));
+    }
+    None
+}
+
+/// fsck: what is wrong with the entries of one tree (named by entry, as the tree alone does
+/// not know where it lies). A tree that does not decode yields nothing here.
+pub fn tree_problems(id: Id, bytes: &[u8]) -> Vec<String> {
+    match Tree::decode_ref(id, bytes) {
+        Ok(entries) => entries
+            .iter()
+            .filter_map(|e| entry_problem(e, false).map(|p| format!("entry {:?}: {p}", e.name)))
+            .collect(),
+        // fsck reports a tree that does not decode on its own.
+        Err(_) => Vec::new(),
+    }
+}
+
+/// fsck: what is wrong with a commit's roots and the top-level names of its tree (`dvx.lock`;
+/// the names reserved everywhere are reported with their tree).
+pub fn commit_problems(c: &Commit, top: Option<&Tree>) -> Vec<String> {
+    let mut out: Vec<String> = c
+        .roots
+        .iter()
+        .filter_map(|r| {
+            paths::check_tracked(r)
+                .err()
+                .map(|e| format!("root {r:?}: {e}"))
+        })
+        .collect();
+    for e in top.map(|t| t.entries.as_slice()).unwrap_or(&[]) {
+        if paths::reserved_name(&e.name).is_none() {
+            if let Some(r) = paths::reserved_top_name(&e.name) {
+                out.push(format!(
+                    "top-level entry {:?}: a reserved name ({r})",
+                    e.name
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// fsck: `commit_problems` with the commit's top tree read from the store.
+pub fn stored_commit_problems(store: &crate::store::Store, c: &Commit) -> Vec<String> {
+    commit_problems(c, store.get_tree(&c.tree).ok().as_ref())
+}
+
+/// Where a fetch finds its trees: downloaded ones (`new`) and those already in the store.
+pub struct Incoming<'a> {
+    pub remote: &'a str,
+    /// Commits that came down, with their bytes.
+    pub commits: Vec<(Id, &'a [u8])>,
+    /// Trees that came down, with their bytes.
+    pub trees: HashMap<Id, &'a [u8]>,
+}
+
+impl Incoming<'_> {
+    fn refuse(&self, message: String) -> StoreError {
+        StoreError::Remote {
+            remote: self.remote.to_string(),
+            message: format!("{message}; nothing was written"),
+            kind: RemoteErrorKind::Unsafe,
+        }
+    }
+
+    /// Check every commit and tree that came down, before any of it is written: roots and
+    /// paths must not be reserved, modes must be canonical. The error names the remote, the
+    /// commit and the full path. `local` reads a tree already in the store (trusted for its
+    /// own names, but it may be reused as a new commit's top tree).
+    pub fn check(&self, local: &dyn Fn(&Id) -> Result<Option<Vec<u8>>>) -> Result<()> {
+        let mut commits = self.commits.clone();
+        commits.sort_by_key(|(id, _)| *id);
+        let mut seen: HashSet<Id> = HashSet::new();
+        for (cid, bytes) in &commits {
+            let c = Commit::decode(*cid, bytes)?;
+            for r in &c.roots {
+                if let Err(e) = paths::check_tracked(r) {
+                    return Err(self.refuse(format!("commit {} tracks {e}", cid.short())));
+                }
+            }
+            // The top tree's names, even when the tree is not new: dvx.lock is only reserved
+            // at the top, so a folder's tree reused as a top tree must be looked at again.
+            let top: Option<Cow<'_, [u8]>> = match self.trees.get(&c.tree) {
+                Some(b) => Some(Cow::Borrowed(*b)),
+                None => local(&c.tree)?.map(Cow::Owned),
+            };
+            if let Some(b) = &top {
+                for e in self.decode(&c.tree, b)? {
+                    if let Some(p) = entry_problem(&e, true) {
+                        return Err(self.refuse(format!(
+                            "commit {} holds {}: {p}",
+                            cid.short(),
+                            e.name
+                        )));
+                    }
+                }
+            }
+            self.walk(&c.tree, "", &mut seen, &|path, p| {
+                self.refuse(format!("commit {} holds {path}: {p}", cid.short()))
+            })?;
+        }
+        // Trees no new commit reaches (run records' outputs, or strays): by name alone.
+        let mut rest: Vec<Id> = self
+            .trees
+            .keys()
+            .filter(|id| !seen.contains(id))
+            .copied()
+            .collect();
+        rest.sort();
+        for id in rest {
+            self.walk(&id, "", &mut seen, &|path, p| {
+                self.refuse(format!("tree {} holds {path}: {p}", id.short()))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Check the new trees under `id` (which lies at `prefix`), each once.
+    fn walk(
+        &self,
+        id: &Id,
+        prefix: &str,
+        seen: &mut HashSet<Id>,
+        refuse: &dyn Fn(&str, &str) -> StoreError,
+    ) -> Result<()> {
+        let mut stack = vec![(*id, prefix.to_string())];
+        while let Some((id, prefix)) = stack.pop() {
+            let Some(bytes) = self.trees.get(&id) else {
+                continue; // already in the store: checked when it came in
+            };
+            if !seen.insert(id) {
+                continue;
+            }
+            for e in self.decode(&id, bytes)? {
+                let path = paths::join(&prefix, e.name);
+                if let Some(p) = entry_problem(&e, false) {
+                    return Err(refuse(&path, &p));
+                }
+                if e.kind == EntryKind::Dir {
+                    stack.push((e.id, path));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn decode<'b>(&self, id: &Id, bytes: &'b [u8]) -> Result<Vec<EntryRef<'b>>> {
+        Tree::decode_ref(*id, bytes).map_err(|e| match e {
+            StoreError::UnsafePath { path, reason } => {
+                self.refuse(format!("tree {} names {path:?}: {reason}", id.short()))
+            }
+            e => StoreError::Remote {
+                remote: self.remote.to_string(),
+                message: e.to_string(),
+                kind: RemoteErrorKind::Corrupt,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::TreeEntry;
+
+    fn entry(name: &str, kind: EntryKind, mode: u32, id: Id) -> TreeEntry {
+        TreeEntry {
+            name: name.into(),
+            kind,
+            mode,
+            size: 1,
+            id,
+        }
+    }
+
+    fn commit(tree: Id, roots: &[&str]) -> Commit {
+        Commit {
+            author: crate::object::Person {
+                email: "e".into(),
+                name: "n".into(),
+            },
+            git: None,
+            message: "m".into(),
+            parents: vec![],
+            roots: roots.iter().map(|r| r.to_string()).collect(),
+            runs: vec![],
+            time: 0,
+            tree,
+            version: 1,
+        }
+    }
+
+    fn check(commits: &[Commit], trees: &[Tree]) -> Result<()> {
+        let cb: Vec<(Id, Vec<u8>)> = commits.iter().map(|c| (c.id(), c.encode())).collect();
+        let tb: Vec<(Id, Vec<u8>)> = trees.iter().map(|t| (t.id(), t.encode())).collect();
+        Incoming {
+            remote: "origin",
+            commits: cb.iter().map(|(i, b)| (*i, b.as_slice())).collect(),
+            trees: tb.iter().map(|(i, b)| (*i, b.as_slice())).collect(),
+        }
+        .check(&|_| Ok(None))
+    }
+
+    #[test]
+    fn modes() {
+        assert!(canonical_mode(EntryKind::File, 0o644));
+        assert!(canonical_mode(EntryKind::File, 0o755));
+        for bad in [0o6777, 0o4755, 0o777, 0o666, 0o100644, 0o1755, 0] {
+            assert!(!canonical_mode(EntryKind::File, bad), "{bad:o}");
+        }
+        assert!(canonical_mode(EntryKind::Dir, 0o755) && !canonical_mode(EntryKind::Dir, 0o777));
+        assert!(canonical_mode(EntryKind::Symlink, 0o777));
+    }
+
+    #[test]
+    fn fetch_refuses_reserved_paths_with_their_full_path() {
+        let f = Id::of(b"hook");
+        let hooks = Tree::new(vec![entry("post-checkout", EntryKind::File, 0o755, f)]).unwrap();
+        let git = Tree::new(vec![entry("hooks", EntryKind::Dir, 0o755, hooks.id())]).unwrap();
+        let sub = Tree::new(vec![entry(".git", EntryKind::Dir, 0o755, git.id())]).unwrap();
+        let top = Tree::new(vec![entry("sub", EntryKind::Dir, 0o755, sub.id())]).unwrap();
+        let c = commit(top.id(), &["sub"]);
+        let err = check(&[c], &[top, sub, git.clone(), hooks.clone()]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("remote origin: commit "), "{msg}");
+        assert!(msg.contains("holds sub/.git: a reserved name"), "{msg}");
+        assert!(
+            err.hint().unwrap().contains("Nothing was written"),
+            "{:?}",
+            err.hint()
+        );
+
+        let top = Tree::new(vec![entry(".git", EntryKind::Dir, 0o755, git.id())]).unwrap();
+        let err = check(&[commit(top.id(), &[".git"])], &[top, git, hooks]).unwrap_err();
+        assert!(err.to_string().contains("tracks .git: "), "{err}");
+
+        let lock = Tree::new(vec![entry("dvx.lock", EntryKind::File, 0o644, f)]).unwrap();
+        let err = check(&[commit(lock.id(), &["data"])], std::slice::from_ref(&lock)).unwrap_err();
+        assert!(
+            err.to_string().contains("holds dvx.lock: a reserved name"),
+            "{err}"
+        );
+        // Below the top, dvx.lock is an ordinary name.
+        let top = Tree::new(vec![entry("data", EntryKind::Dir, 0o755, lock.id())]).unwrap();
+        check(&[commit(top.id(), &["data"])], &[top, lock]).unwrap();
+    }
+
+    #[test]
+    fn fetch_refuses_setuid_and_world_writable_modes() {
+        let d = Tree::new(vec![entry("x", EntryKind::File, 0o6777, Id::of(b"x"))]).unwrap();
+        let top = Tree::new(vec![entry("d", EntryKind::Dir, 0o755, d.id())]).unwrap();
+        let err = check(&[commit(top.id(), &["d"])], &[top, d.clone()]).unwrap_err();
+        assert!(err.to_string().contains("holds d/x: mode 6777"), "{err}");
+        // A stray tree no commit reaches is still checked.
+        let err = check(&[], &[d]).unwrap_err();
+        assert!(err.to_string().contains("holds x: mode 6777"), "{err}");
+    }
+
+    #[test]
+    fn fsck_names_reserved_entries_and_roots() {
+        let t = Tree::new(vec![
+            entry(".git", EntryKind::Dir, 0o755, Id::of(b"t")),
+            entry("dvx.lock", EntryKind::File, 0o644, Id::of(b"l")),
+            entry("ok", EntryKind::File, 0o4755, Id::of(b"o")),
+        ])
+        .unwrap();
+        let p = tree_problems(t.id(), &t.encode());
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].starts_with("entry \".git\": a reserved name"), "{p:?}");
+        assert!(p[1].starts_with("entry \"ok\": mode 4755"), "{p:?}");
+        let c = commit(t.id(), &[".dvx/config.toml", "ok"]);
+        let p = commit_problems(&c, Some(&t));
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].starts_with("root \".dvx/config.toml\""), "{p:?}");
+        assert!(p[1].contains("\"dvx.lock\""), "{p:?}");
+    }
+}
