@@ -445,6 +445,25 @@ pub enum Command {
         #[arg(long)]
         recover: bool,
     },
+
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  dvx completions bash > /etc/bash_completion.d/dvx\n  dvx completions zsh > \"${fpath[1]}/_dvx\"\n  dvx completions fish > ~/.config/fish/completions/dvx.fish"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the manual page of dvx (roff), or the command reference as Markdown.
+    #[command(
+        after_help = "Examples:\n  dvx man | man -l -\n  dvx man > /usr/local/share/man/man1/dvx.1\n  dvx man --markdown > book/src/cli-help.md"
+    )]
+    Man {
+        /// The whole command reference (every command's --help) as Markdown, as the book keeps it.
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 #[derive(Subcommand)]

@@ -1,6 +1,7 @@
 //! The dvx command line: parsing, output and progress. Every decision lives in the libraries.
 
 mod args;
+mod docs;
 mod output;
 mod remote;
 
@@ -634,6 +635,8 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
                 ));
             }
         }
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { markdown } => docs::man(markdown)?,
     }
     Ok(ExitCode::SUCCESS)
 }

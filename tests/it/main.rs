@@ -3,6 +3,7 @@
 mod common;
 mod concurrency;
 mod containers;
+mod docs;
 mod durability;
 mod errors;
 mod exit_codes;
