@@ -211,6 +211,8 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
     let res = (|| {
         for i in &rec.inputs {
             dvx_store::paths::check_rel(&i.path)?;
+            // An earlier input may be a link: never write through it out of the scratch.
+            dvx_store::paths::check_no_symlink(&work, &i.path, false)?;
             let kind = match i.kind.as_str() {
                 "dir" => EntryKind::Dir,
                 "symlink" => EntryKind::Symlink,
@@ -293,6 +295,7 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
         } else {
             for o in &rec.outputs {
                 dvx_store::paths::check_rel(&o.path)?;
+                dvx_store::paths::check_no_symlink(&work, &o.path, false)?;
                 let abs = work.join(&o.path);
                 // Outputs start absent, as in `dvx run` (the inputs may hold an old copy).
                 match std::fs::symlink_metadata(&abs) {

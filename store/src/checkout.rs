@@ -205,7 +205,7 @@ impl Repo {
         progress: &dyn Progress,
     ) -> Result<Applied> {
         // Every path to write is checked before anything changes: stored data (a tampered
-        // store, a run record from a remote) never reaches git's or dvx's own files.
+        // store, one filled before fetch checked trees) never reaches git's or dvx's own files.
         for p in want.keys() {
             paths::check_tracked(p)?;
         }

@@ -26,7 +26,7 @@ pub enum StoreError {
         "{path}: dvx and git keep their own files here ({reason}); dvx never tracks or writes it"
     )]
     ReservedPath { path: String, reason: String },
-    #[error("{path}: beyond a symbolic link at {link}")]
+    #[error("{path}: {}", beyond(.path, .link))]
     BeyondSymlink { path: String, link: String },
     #[error("{}: permission denied", .0.display())]
     PermissionDenied(PathBuf),
@@ -96,6 +96,14 @@ pub enum StoreError {
     },
     #[error("no remote named {0:?}")]
     UnknownRemote(String),
+}
+
+fn beyond(path: &str, link: &str) -> String {
+    if path == link {
+        "is a symbolic link; dvx does not work through one here".into()
+    } else {
+        format!("beyond a symbolic link at {link}")
+    }
 }
 
 fn remote_prefix(remote: &str) -> String {

@@ -38,7 +38,10 @@ impl Repo {
     pub fn diff_workspace(&self, rel: &str, stored: Option<&TreeEntry>) -> Result<WalkResult> {
         let out = Mutex::new(WalkResult::default());
         let abs = paths::abs(&self.root, rel)?;
+        // As `worktree::scan` sees it: beyond a symlinked folder (or reserved) is absent.
+        let hidden = paths::is_reserved(rel) || paths::symlinked_parent(&self.root, rel).is_some();
         let disk = match fs::symlink_metadata(&abs) {
+            _ if hidden => None,
             Ok(m) => worktree::kind_of(&m.file_type()).map(|k| (k, Stat::of(&m))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(StoreError::io(&abs, e)),

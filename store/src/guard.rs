@@ -12,6 +12,7 @@ use crate::error::{Result, StoreError};
 use crate::id::Id;
 use crate::object::{Commit, EntryKind, EntryRef, Tree};
 use crate::paths;
+use crate::remote::layout::Kind;
 use crate::remote::RemoteErrorKind;
 
 /// The modes dvx writes into trees. Files: `0o644`, or `0o755` when executable. Folders:
@@ -90,6 +91,23 @@ pub fn stored_commit_problems(store: &crate::store::Store, c: &Commit) -> Vec<St
     commit_problems(c, store.get_tree(&c.tree).ok().as_ref())
 }
 
+/// Refuse a remote ref whose branch or tag name dvx would not create: it becomes a local
+/// name (`refs/remotes/R/B`, `refs/tags/T`) and is printed to the user.
+pub fn check_remote_ref(remote: &str, name: &str) -> Result<()> {
+    let (what, short) = if let Some(b) = name.strip_prefix(crate::refs::HEADS) {
+        ("branch", b)
+    } else if let Some(t) = name.strip_prefix(crate::refs::TAGS) {
+        ("tag", t)
+    } else {
+        return Ok(());
+    };
+    crate::refs::validate_ref_name(short, what).map_err(|_| StoreError::Remote {
+        remote: remote.to_string(),
+        message: format!("{name:?} is not a valid {what} name; nothing was written"),
+        kind: RemoteErrorKind::Unsafe,
+    })
+}
+
 /// Where a fetch finds its trees: downloaded ones (`new`) and those already in the store.
 pub struct Incoming<'a> {
     pub remote: &'a str,
@@ -99,7 +117,21 @@ pub struct Incoming<'a> {
     pub trees: HashMap<Id, &'a [u8]>,
 }
 
-impl Incoming<'_> {
+impl<'a> Incoming<'a> {
+    /// The commits and trees among a fetch's downloaded objects.
+    pub fn of(remote: &'a str, objs: &'a HashMap<(Kind, Id), Vec<u8>>) -> Incoming<'a> {
+        let of = |kind: Kind| {
+            objs.iter()
+                .filter(move |((k, _), _)| *k == kind)
+                .map(|((_, id), b)| (*id, b.as_slice()))
+        };
+        Incoming {
+            remote,
+            commits: of(Kind::Commit).collect(),
+            trees: of(Kind::Tree).collect(),
+        }
+    }
+
     fn refuse(&self, message: String) -> StoreError {
         StoreError::Remote {
             remote: self.remote.to_string(),
@@ -244,6 +276,21 @@ mod tests {
             trees: tb.iter().map(|(i, b)| (*i, b.as_slice())).collect(),
         }
         .check(&|_| Ok(None))
+    }
+
+    #[test]
+    fn remote_ref_names() {
+        assert!(check_remote_ref("o", "refs/heads/feature/x-1").is_ok());
+        assert!(check_remote_ref("o", "refs/tags/v1.0").is_ok());
+        for bad in [
+            "refs/heads/a..b",
+            "refs/tags/x\ny",
+            "refs/heads/",
+            "refs/heads/-f",
+        ] {
+            let err = check_remote_ref("o", bad).unwrap_err();
+            assert!(err.to_string().contains("is not a valid"), "{err}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::remote::layout::{self, Entry, Kind};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: 256,
+        cases: 1024,
         max_shrink_iters: 2048,
         ..ProptestConfig::default()
     }
@@ -87,6 +87,8 @@ enum Mutation {
     Truncate(usize),
     Insert(usize, u8),
     Remove(usize),
+    /// Rewrite a byte that could end a varint in a longer form (`b` as `b|0x80, 00`).
+    Widen(usize),
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -95,6 +97,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         any::<usize>().prop_map(Mutation::Truncate),
         (any::<usize>(), any::<u8>()).prop_map(|(i, x)| Mutation::Insert(i, x)),
         any::<usize>().prop_map(Mutation::Remove),
+        any::<usize>().prop_map(Mutation::Widen),
     ]
 }
 
@@ -107,6 +110,10 @@ fn mutate(mut b: Vec<u8>, ms: &[Mutation]) -> Vec<u8> {
             Mutation::Insert(i, x) => b.insert(i % (n + 1), x),
             Mutation::Remove(i) if n > 0 => {
                 b.remove(i % n);
+            }
+            Mutation::Widen(i) if n > 0 && b[i % n] < 0x80 => {
+                b[i % n] |= 0x80;
+                b.insert(i % n + 1, 0);
             }
             _ => {}
         }
@@ -182,7 +189,7 @@ fn index_entry() -> impl Strategy<Value = Entry> {
             Kind::Run,
         ]),
         id(),
-        any::<u64>(),
+        prop_oneof![any::<u64>(), Just(u64::MAX)],
         any::<u32>(),
         any::<u32>(),
         any::<u8>(),
@@ -261,7 +268,8 @@ proptest! {
         let pack = Id::of(b"pack");
         let _ = layout::decode_index(pack, &b);
         let valid = layout::encode_index(&entries);
-        prop_assert_eq!(layout::decode_index(pack, &valid).ok(), Some(entries));
+        let sound = entries.iter().all(|e| e.offset.checked_add(u64::from(e.stored_len)).is_some());
+        prop_assert_eq!(layout::decode_index(pack, &valid).ok(), sound.then_some(entries));
         let m = mutate(valid, &ms);
         // A mutation behind a still-valid checksum: recompute it and decode again.
         let _ = layout::decode_index(pack, &m);
@@ -270,6 +278,40 @@ proptest! {
             let mut fixed = body.to_vec();
             fixed.extend_from_slice(Id::of(body).as_bytes());
             let _ = layout::decode_index(pack, &fixed);
+        }
+    }
+
+    /// Fetch and fsck agree: a set of trees a fetch accepts holds nothing fsck reports, and a
+    /// tree fsck reports makes the fetch refuse. Never a panic on what does not decode.
+    #[test]
+    fn fetch_and_fsck_agree(trees in proptest::collection::vec(
+                                prop_oneof![tree_bytes(), bytes(120)], 1..4),
+                            roots in proptest::collection::vec(name(), 0..2)) {
+        let top = Id::of(&trees[0]);
+        let c = Commit {
+            author: Person { email: "e".into(), name: "n".into() },
+            git: None,
+            message: String::new(),
+            parents: vec![],
+            roots,
+            runs: vec![],
+            time: 0,
+            tree: top,
+            version: 1,
+        }
+        .encode();
+        let incoming = guard::Incoming {
+            remote: "r",
+            commits: vec![(Id::of(&c), c.as_slice())],
+            trees: trees.iter().map(|t| (Id::of(t), t.as_slice())).collect(),
+        };
+        let accepted = incoming.check(&|_| Ok(None)).is_ok();
+        let reported = trees.iter().any(|t| !guard::tree_problems(Id::of(t), t).is_empty());
+        if accepted {
+            prop_assert!(!reported);
+        }
+        if reported {
+            prop_assert!(!accepted);
         }
     }
 }

@@ -280,6 +280,14 @@ fn hostile_remotes_are_refused(kind: Kind) {
         assert_eq!(q.read("dvx.lock"), lock, "{tag}: dvx.lock changed");
         assert_eq!(q.pack_bytes(), packs, "{tag}: the store was written");
         assert_eq!(q.head(), head);
+        // import: the same check (the path asked for is the commit's root).
+        let mut args = s(&["import", &r.url, roots[0], "-o", "imported"]);
+        args.extend(r.conn());
+        let err = run(&q, "", &args).fails();
+        assert!(err.contains(&format!(" {path}")), "{tag}: {err}");
+        assert!(err.contains("nothing was written"), "{tag}: {err}");
+        assert!(!q.exists("imported"), "{tag}: import wrote");
+        assert_eq!(q.pack_bytes(), packs, "{tag}: the store was written");
         // Not even the commit came in.
         let err = q.dvx(&["log", &hex(&tip)]).fails();
         assert!(err.contains("unknown revision"), "{tag}: {err}");
@@ -329,5 +337,35 @@ fn a_later_commit_never_deletes_git() {
         ".git was deleted"
     );
     assert!(!q.exists(".git/hooks/post-checkout"));
+    q.assert_fsck_clean();
+}
+
+/// Ref names become local names: one dvx would never create is refused, nothing written.
+#[test]
+fn a_remote_ref_name_dvx_would_not_create_is_refused() {
+    let r = Remote::new(Kind::Folder, "refname");
+    let mut objs = Objects::default();
+    let tip = objs.commit(
+        &[(
+            "data",
+            Node::Dir(vec![("a.txt", Node::File(b"a\n", 0o644))]),
+        )],
+        &["data"],
+        None,
+    );
+    let mut files = objs.files(&tip);
+    files.insert(
+        "refs/tags/-x..y".into(),
+        format!("{}\n", hex(&tip)).into_bytes(),
+    );
+    publish(&r, Kind::Folder, &files);
+    let q = Project::new();
+    r.add_to(&q);
+    let err = run(&q, "", &s(&["pull"])).fails();
+    assert!(
+        err.contains("\"refs/tags/-x..y\" is not a valid tag name"),
+        "{err}"
+    );
+    assert!(!q.exists("data"));
     q.assert_fsck_clean();
 }

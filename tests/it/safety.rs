@@ -85,7 +85,7 @@ fn stage_paths_beyond_a_symlink_are_refused_before_anything_runs() {
         ("outs: [lnk/result.txt]", "lnk/result.txt"),
         ("outs: [lnk/sub]", "lnk/sub"),
         ("metrics: [lnk/result.txt]", "lnk/result.txt"),
-        ("wdir: lnk", "lnk"),
+        ("wdir: lnk", "lnk: is a symbolic link"),
         ("deps: [lnk/in.txt]", "lnk/in.txt"),
         ("deps: [\"lnk/*.txt\"]", "lnk/"),
     ] {
@@ -98,10 +98,7 @@ fn stage_paths_beyond_a_symlink_are_refused_before_anything_runs() {
         );
         let err = p.dvx(&["run"]).fails();
         assert_one_line(&err, &format!("stage s: {path}"));
-        assert!(
-            err.contains("beyond a symbolic link at lnk") || err.contains("a symbolic link"),
-            "{err}"
-        );
+        assert!(err.contains("symbolic link"), "{err}");
         assert_untouched(&outside);
         assert!(!p.exists("ran"), "{yaml}: the stage ran");
     }
@@ -145,7 +142,7 @@ fn checkout_never_deletes_through_a_symlinked_folder() {
 }
 
 #[test]
-fn restored_files_never_get_more_than_the_executable_bit() {
+fn add_records_canonical_modes_and_checkout_restores_only_the_executable_bit() {
     use std::os::unix::fs::PermissionsExt;
     let p = Project::new();
     p.write("d/run.sh", "#!/bin/sh\n");

@@ -93,6 +93,9 @@ impl Repo {
     ) -> Result<FetchReport> {
         remote.check_format(false)?;
         let (refs, head) = remote.list_refs()?;
+        for (name, _) in &refs {
+            crate::guard::check_remote_ref(&remote.name, name)?;
+        }
         let idx = remote.load_index()?;
         let mut report = FetchReport {
             remote: remote.name.clone(),
@@ -124,7 +127,8 @@ impl Repo {
             objs: self.download_meta(remote, &idx, &needed)?,
         };
         // Nothing is written before every tree and commit that came down passes.
-        self.check_incoming(remote, &meta)?;
+        crate::guard::Incoming::of(&remote.name, &meta.objs)
+            .check(&|id| self.store.get_object(crate::db::ObjKind::Tree, id))?;
 
         // 2. The chunks wanted, and the manifests to check once they are in.
         let tips: Vec<Id> = match want {
@@ -215,22 +219,6 @@ impl Repo {
         }
         txn.commit()?;
         Ok(report)
-    }
-
-    /// Refuse a fetch whose trees or commits name reserved paths or unsafe modes.
-    fn check_incoming(&self, remote: &Remote, meta: &Meta) -> Result<()> {
-        let of = |kind: Kind| {
-            meta.objs
-                .iter()
-                .filter(move |((k, _), _)| *k == kind)
-                .map(|((_, id), b)| (*id, b.as_slice()))
-        };
-        crate::guard::Incoming {
-            remote: &remote.name,
-            commits: of(Kind::Commit).collect(),
-            trees: of(Kind::Tree).collect(),
-        }
-        .check(&|id| self.store.get_object(crate::db::ObjKind::Tree, id))
     }
 
     /// Download objects (not chunks), verified, into memory.

@@ -210,11 +210,17 @@ pub fn decode_index(pack: Id, b: &[u8]) -> Result<Vec<Entry>> {
         let mut off = [0u8; 8];
         off.copy_from_slice(&e[33..41]);
         let u32_at = |i: usize| u32::from_le_bytes([e[i], e[i + 1], e[i + 2], e[i + 3]]);
+        let offset = u64::from_le_bytes(off);
+        let stored_len = u32_at(41);
+        // Readers compute offset + stored_len: it must be a byte range that can exist.
+        if offset.checked_add(u64::from(stored_len)).is_none() {
+            return Err(bad("an entry's byte range overflows"));
+        }
         out.push(Entry {
             kind,
             id,
-            offset: u64::from_le_bytes(off),
-            stored_len: u32_at(41),
+            offset,
+            stored_len,
             raw_len: u32_at(45),
             codec: e[49],
         });
