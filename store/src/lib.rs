@@ -13,6 +13,7 @@ pub mod fastdiff;
 pub mod fsutil;
 pub mod gitutil;
 pub mod id;
+pub mod limits;
 pub mod lineage;
 pub mod lock;
 pub mod lockfile;
