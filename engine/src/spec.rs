@@ -13,6 +13,20 @@ use crate::error::{EngineError, Result};
 pub const PIPELINE_FILE: &str = "dvx.yaml";
 pub const DEFAULT_PARAMS: &str = "params.yaml";
 
+/// The longest `timeout` (a year): far past any real run, and it fits `Duration`, `Instant`
+/// arithmetic and the runtimes' flags with room to spare (also times a container batch).
+pub const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 3600;
+/// The most `retries` of one execution.
+pub const MAX_RETRIES: u64 = 100;
+/// The most stages a pipeline may have, after `foreach` and `matrix` expand. Checked before
+/// expanding, so that a small file cannot ask for more memory than the machine has.
+pub const MAX_STAGES: usize = 200_000;
+/// The most text (bytes) `foreach` and `matrix` may generate altogether, for the same reason.
+pub const MAX_EXPANDED_BYTES: usize = 256 << 20;
+/// `resources.cpus` and `resources.gpus` at most.
+pub const MAX_CPUS: f64 = 4096.0;
+pub const MAX_GPUS: u32 = 1024;
+
 /// Where something was written (1-based).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Pos {
@@ -180,6 +194,19 @@ impl Ctx<'_> {
     }
 }
 
+/// Parse `dvx.yaml` as read from disk: text that is not UTF-8 is reported where it stops being.
+pub fn parse_bytes(file: &Path, bytes: &[u8]) -> Result<Pipeline> {
+    let text = dvx_store::limits::utf8(bytes).map_err(|(line, column)| {
+        EngineError::spec(
+            file,
+            line,
+            column,
+            "not valid UTF-8 text (the first invalid byte is here); save the file as UTF-8",
+        )
+    })?;
+    parse(file, text)
+}
+
 /// Parse `dvx.yaml` text. `root` is the project top (paths are made project-relative).
 pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
     let cx = Ctx { file };
@@ -237,11 +264,22 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
         } else if let Some(matrix) = map.get_node("matrix") {
             let mut rest = map.clone();
             rest.remove("matrix");
-            Some((Node::Mapping(rest), matrix_items(&cx, matrix)?))
+            let budget = MAX_STAGES.saturating_sub(stages.len());
+            // Refusals point at the `matrix` key: a block mapping's own span starts oddly.
+            let key = map
+                .iter()
+                .find(|(k, _)| k.as_str() == "matrix")
+                .map(|(k, _)| *k.span())
+                .unwrap_or(*matrix.span());
+            Some((
+                Node::Mapping(rest),
+                matrix_items(&cx, matrix, budget, &key)?,
+            ))
         } else {
             None
         };
         if let Some((body, items)) = expansion {
+            check_expansion(&cx, k.span(), name, stages.len(), &body, &items)?;
             for (suffix, vars) in items {
                 let node = substitute(&cx, &body, &vars)?;
                 stages.push(parse_stage(
@@ -252,6 +290,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
                 )?);
             }
         } else {
+            if stages.len() >= MAX_STAGES {
+                return Err(cx.err(k.span(), too_many_stages()));
+            }
             stages.push(parse_stage(&cx, name, v, k.span())?);
         }
     }
@@ -376,19 +417,48 @@ fn foreach_items(cx: &Ctx, n: &Node) -> Result<Vec<(String, BTreeMap<String, Str
 }
 
 /// `matrix`: every combination of the listed values (`${item.NAME}`).
-fn matrix_items(cx: &Ctx, n: &Node) -> Result<Vec<(String, BTreeMap<String, String>)>> {
+/// `budget`: how many stages the pipeline may still have; the number of combinations is
+/// computed (without overflow) and checked against it before any is made.
+fn matrix_items(
+    cx: &Ctx,
+    n: &Node,
+    budget: usize,
+    at: &Span,
+) -> Result<Vec<(String, BTreeMap<String, String>)>> {
     let m = cx.mapping(n, "matrix")?;
-    let mut combos: Vec<(Vec<String>, BTreeMap<String, String>)> =
-        vec![(Vec::new(), BTreeMap::new())];
+    let mut product: usize = 1;
     for (k, v) in m.iter() {
-        let values = cx.strings(v, &format!("matrix.{}", k.as_str()))?;
-        if values.is_empty() {
+        let len = match v {
+            Node::Sequence(seq) => seq.len(),
+            _ => 1,
+        };
+        if len == 0 {
             return Err(cx.err(
                 v.span(),
                 format!("matrix.{}: the list is empty", k.as_str()),
             ));
         }
-        let mut next = Vec::new();
+        product = product.saturating_mul(len);
+    }
+    if product > budget {
+        return Err(cx.err(
+            at,
+            format!(
+                "matrix: {} combinations; {}",
+                if product == usize::MAX {
+                    "too many".to_string()
+                } else {
+                    product.to_string()
+                },
+                too_many_stages()
+            ),
+        ));
+    }
+    let mut combos: Vec<(Vec<String>, BTreeMap<String, String>)> =
+        vec![(Vec::new(), BTreeMap::new())];
+    for (k, v) in m.iter() {
+        let values = cx.strings(v, &format!("matrix.{}", k.as_str()))?;
+        let mut next = Vec::with_capacity(combos.len() * values.len());
         for (parts, vars) in &combos {
             for (val, _) in &values {
                 let mut p = parts.clone();
@@ -404,6 +474,59 @@ fn matrix_items(cx: &Ctx, n: &Node) -> Result<Vec<(String, BTreeMap<String, Stri
         .into_iter()
         .map(|(parts, vars)| (sanitize(&parts.join("-")), vars))
         .collect())
+}
+
+fn too_many_stages() -> String {
+    format!("a pipeline may have at most {MAX_STAGES} stages after foreach and matrix expand")
+}
+
+/// Refuse an expansion that would pass [`MAX_STAGES`] or [`MAX_EXPANDED_BYTES`], before
+/// making it: each entry copies the whole body, with its variables substituted.
+fn check_expansion(
+    cx: &Ctx,
+    at: &Span,
+    name: &str,
+    have: usize,
+    body: &Node,
+    items: &[(String, BTreeMap<String, String>)],
+) -> Result<()> {
+    if items.len() > MAX_STAGES.saturating_sub(have) {
+        return Err(cx.err(at, format!("stage `{name}`: {}", too_many_stages())));
+    }
+    let (bytes, holes) = text_size(body);
+    let longest = items
+        .iter()
+        .flat_map(|(suffix, vars)| vars.values().map(String::len).chain([suffix.len()]))
+        .max()
+        .unwrap_or(0);
+    let per_entry = bytes.saturating_add(holes.saturating_mul(longest));
+    if per_entry.saturating_mul(items.len()) > MAX_EXPANDED_BYTES {
+        return Err(cx.err(
+            at,
+            format!(
+                "stage `{name}`: its {} entries would generate more than {} MiB of stage text; split the pipeline or shorten the stage",
+                items.len(),
+                MAX_EXPANDED_BYTES >> 20
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes of every string in `n`, and how many `${` places a substitution can grow.
+fn text_size(n: &Node) -> (usize, usize) {
+    match n {
+        Node::Scalar(s) => (s.as_str().len(), s.as_str().matches("${").count()),
+        Node::Sequence(seq) => seq.iter().map(text_size).fold((0, 0), add2),
+        Node::Mapping(m) => m
+            .iter()
+            .map(|(k, v)| add2(text_size(&Node::Scalar(k.clone())), text_size(v)))
+            .fold((0, 0), add2),
+    }
+}
+
+fn add2(a: (usize, usize), b: (usize, usize)) -> (usize, usize) {
+    (a.0.saturating_add(b.0), a.1.saturating_add(b.1))
 }
 
 fn sanitize(s: &str) -> String {
@@ -487,6 +610,9 @@ fn rel_path(cx: &Ctx, wdir: &str, p: &str, span: &Span, what: &str) -> Result<St
             span,
             format!("{what}: `{p}` is absolute; paths are relative to the project"),
         ));
+    }
+    if p.contains('\0') {
+        return Err(cx.err(span, format!("{what}: a path cannot contain a NUL character")));
     }
     let mut parts: Vec<&str> = if wdir.is_empty() {
         Vec::new()
@@ -596,27 +722,31 @@ fn parse_params(cx: &Ctx, wdir: &str, n: &Node) -> Result<Vec<ParamRef>> {
     Ok(out)
 }
 
-/// Parse seconds from `30`, `30s`, `5m`, `2h`.
+/// Parse seconds from `30`, `30s`, `5m`, `2h`, at most [`MAX_TIMEOUT_SECS`].
 fn parse_timeout(cx: &Ctx, n: &Node) -> Result<u64> {
     let s = cx.string(n, "timeout")?;
     let s = s.trim();
-    let (num, mult) = match s.chars().last() {
-        Some('s') => (&s[..s.len() - 1], 1),
-        Some('m') => (&s[..s.len() - 1], 60),
-        Some('h') => (&s[..s.len() - 1], 3600),
+    let (num, mult) = match s.as_bytes().last() {
+        Some(b's') => (&s[..s.len() - 1], 1),
+        Some(b'm') => (&s[..s.len() - 1], 60),
+        Some(b'h') => (&s[..s.len() - 1], 3600),
         _ => (s, 1),
     };
-    num.trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|v| *v > 0)
-        .map(|v| v * mult)
-        .ok_or_else(|| {
-            cx.err(
-                n.span(),
-                "timeout: expected seconds, or a number with s, m or h (such as 10m)",
-            )
-        })
+    let Some(v) = num.trim().parse::<u64>().ok().filter(|v| *v > 0) else {
+        return Err(cx.err(
+            n.span(),
+            "timeout: expected seconds, or a number with s, m or h (such as 10m)",
+        ));
+    };
+    match v.checked_mul(mult) {
+        Some(secs) if secs <= MAX_TIMEOUT_SECS => Ok(secs),
+        _ => Err(cx.err(
+            n.span(),
+            format!(
+                "timeout: `{s}` is too long; at most {MAX_TIMEOUT_SECS} seconds (365 days, `8760h`)"
+            ),
+        )),
+    }
 }
 
 /// An image reference: `NAME[:TAG][@DIGEST]`, without spaces or shell-unsafe characters.
@@ -644,10 +774,10 @@ fn parse_resources(cx: &Ctx, n: &Node) -> Result<Resources> {
         let t = text.trim().to_string();
         match k.as_str() {
             "cpus" => {
-                if !t.parse::<f64>().is_ok_and(|c| c > 0.0 && c.is_finite()) {
+                if !t.parse::<f64>().is_ok_and(|c| c > 0.0 && c <= MAX_CPUS) {
                     return Err(cx.err(
                         v.span(),
-                        "resources.cpus: expected a number of CPUs > 0 (such as 2 or 0.5)",
+                        format!("resources.cpus: expected a number of CPUs > 0 and at most {MAX_CPUS} (such as 2 or 0.5)"),
                     ));
                 }
                 r.cpus = Some(t);
@@ -656,10 +786,22 @@ fn parse_resources(cx: &Ctx, n: &Node) -> Result<Resources> {
                 let lower = t.to_ascii_lowercase();
                 let digits = lower.trim_end_matches(['b', 'k', 'm', 'g']);
                 let suffix = &lower[digits.len()..];
+                let unit: u64 = match suffix {
+                    "k" => 1 << 10,
+                    "m" => 1 << 20,
+                    "g" => 1 << 30,
+                    _ => 1,
+                };
+                // The runtimes read the size into a signed 64-bit number of bytes.
+                let fits = digits
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|d| d.checked_mul(unit))
+                    .is_some_and(|b| b > 0 && b <= i64::MAX as u64);
                 if digits.is_empty()
                     || !digits.bytes().all(|b| b.is_ascii_digit())
                     || suffix.len() > 1
-                    || digits.parse::<u64>().map_or(true, |d| d == 0)
+                    || !fits
                 {
                     return Err(cx.err(
                         v.span(),
@@ -669,10 +811,10 @@ fn parse_resources(cx: &Ctx, n: &Node) -> Result<Resources> {
                 r.memory = Some(lower);
             }
             "gpus" => {
-                if t != "all" && !t.parse::<u32>().is_ok_and(|g| g > 0) {
+                if t != "all" && !t.parse::<u32>().is_ok_and(|g| g > 0 && g <= MAX_GPUS) {
                     return Err(cx.err(
                         v.span(),
-                        "resources.gpus: expected `all` or a number of GPUs > 0",
+                        format!("resources.gpus: expected `all` or a number of GPUs from 1 to {MAX_GPUS}"),
                     ));
                 }
                 r.gpus = Some(t);
@@ -846,7 +988,16 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
         env,
         wdir,
         retries: match map.get_node("retries") {
-            Some(n) => cx.uint(n, "retries")? as u32,
+            Some(n) => {
+                let r = cx.uint(n, "retries")?;
+                if r > MAX_RETRIES {
+                    return Err(cx.err(
+                        n.span(),
+                        format!("retries: at most {MAX_RETRIES}"),
+                    ));
+                }
+                r as u32
+            }
             None => 0,
         },
         timeout: match map.get_node("timeout") {
