@@ -77,7 +77,14 @@ impl Dag {
         let mut outs = Vec::new();
         for (i, s) in p.stages.iter().enumerate() {
             for o in s.all_outs() {
-                outs.push((o.path.clone(), OutAt { stage: i, seq, at: o.at }));
+                outs.push((
+                    o.path.clone(),
+                    OutAt {
+                        stage: i,
+                        seq,
+                        at: o.at,
+                    },
+                ));
                 seq += 1;
             }
         }

@@ -110,7 +110,9 @@ mod tests {
             "o", "o/a", "o/a/b", "o-x", "o.txt", "p", "oa", "o/b", "a/o", "", "o/a", "z/y/x",
         ];
         let ix = idx(&paths);
-        let queries = ["", "o", "o/a", "o/a/b/c", "o-", "o-x", "z", "z/y", "q", "oa/b", "a"];
+        let queries = [
+            "", "o", "o/a", "o/a/b/c", "o-", "o-x", "z", "z/y", "q", "oa/b", "a",
+        ];
         for q in queries {
             let want_around: Vec<usize> = (0..paths.len())
                 .filter(|&i| is_under(q, paths[i]))

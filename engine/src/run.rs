@@ -20,8 +20,8 @@ use crate::error::{EngineError, Result};
 use crate::exec::{self, Children, Job, Outcome};
 use crate::key::{self, ContainerKey, InputId};
 use crate::params::stage_params;
-use crate::record::{self, PathId, RunRecord};
 use crate::pathindex::PathIndex;
+use crate::record::{self, PathId, RunRecord};
 use crate::spec::{self, Pipeline, Stage, PIPELINE_FILE};
 
 #[derive(Clone, Debug, Default)]
@@ -283,9 +283,7 @@ impl<'a> Engine<'a> {
             locked,
             scratch,
             containers,
-            outs: PathIndex::new(
-                pipeline_outs.into_iter().map(|p| (p, ())).collect(),
-            ),
+            outs: PathIndex::new(pipeline_outs.into_iter().map(|p| (p, ())).collect()),
         })
     }
 
@@ -847,11 +845,8 @@ impl<'a> Engine<'a> {
                                 continue;
                             }
                             let needs = &self.dag.needs[i];
-                            let needed_selected: Vec<usize> = needs
-                                .iter()
-                                .copied()
-                                .filter(|j| is_selected[*j])
-                                .collect();
+                            let needed_selected: Vec<usize> =
+                                needs.iter().copied().filter(|j| is_selected[*j]).collect();
                             if needed_selected
                                 .iter()
                                 .any(|j| finished.get(j) == Some(&false))
@@ -1118,8 +1113,12 @@ impl<'a> Engine<'a> {
         let mut all = self.locked.clone();
         all.extend(new);
         // Forget stages that are no longer in dvx.yaml.
-        let names: std::collections::HashSet<&str> =
-            self.pipeline.stages.iter().map(|s| s.name.as_str()).collect();
+        let names: std::collections::HashSet<&str> = self
+            .pipeline
+            .stages
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
         all.retain(|k, _| names.contains(k.as_str()));
         lock.other.insert(
             "stages".into(),

@@ -37,11 +37,7 @@ pub fn env_u64(var: &str, range: RangeInclusive<u64>) -> Result<Option<u64>> {
         _ => Err(bad_env(
             var,
             &text,
-            &format!(
-                "a whole number from {} to {}",
-                range.start(),
-                range.end()
-            ),
+            &format!("a whole number from {} to {}", range.start(), range.end()),
         )),
     }
 }
@@ -111,11 +107,20 @@ mod tests {
             assert!(e.to_string().contains("DVX_LIMITS_TEST_F"), "{e}");
         }
         std::env::set_var("DVX_LIMITS_TEST_F", "2.5");
-        assert_eq!(env_f64("DVX_LIMITS_TEST_F", LOCK_WAIT_SECS).unwrap(), Some(2.5));
-        assert_eq!(env_f64("DVX_LIMITS_TEST_UNSET", LOCK_WAIT_SECS).unwrap(), None);
+        assert_eq!(
+            env_f64("DVX_LIMITS_TEST_F", LOCK_WAIT_SECS).unwrap(),
+            Some(2.5)
+        );
+        assert_eq!(
+            env_f64("DVX_LIMITS_TEST_UNSET", LOCK_WAIT_SECS).unwrap(),
+            None
+        );
         std::env::set_var("DVX_LIMITS_TEST_U", "101");
         assert!(env_u64("DVX_LIMITS_TEST_U", REMOTE_RETRIES).is_err());
         std::env::set_var("DVX_LIMITS_TEST_U", "100");
-        assert_eq!(env_u64("DVX_LIMITS_TEST_U", REMOTE_RETRIES).unwrap(), Some(100));
+        assert_eq!(
+            env_u64("DVX_LIMITS_TEST_U", REMOTE_RETRIES).unwrap(),
+            Some(100)
+        );
     }
 }

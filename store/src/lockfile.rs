@@ -54,14 +54,13 @@ impl LockFile {
 
     /// Parse dvx.lock as read from `path` (named in errors).
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<LockFile> {
-        let text = crate::limits::utf8(bytes).map_err(|(line, column)| {
-            StoreError::LockFileSyntax {
+        let text =
+            crate::limits::utf8(bytes).map_err(|(line, column)| StoreError::LockFileSyntax {
                 path: path.to_path_buf(),
                 line,
                 column,
                 message: "not valid UTF-8 text (the first invalid byte is here)".into(),
-            }
-        })?;
+            })?;
         let lock: LockFile =
             serde_json::from_str(text).map_err(|e| StoreError::LockFileSyntax {
                 path: path.to_path_buf(),
