@@ -350,4 +350,125 @@ mod tests {
         .to_string();
         assert!(e.contains("lie inside one another"), "{e}");
     }
+
+    #[test]
+    fn globs_inputs_params_and_deep_chains() {
+        let (p, d) = dag("stages:\n  a:\n    cmd: x\n    outs: [d/a.csv]\n  b:\n    cmd: y\n    deps: [\"d/*.csv\"]\n    params: [{out/p.yaml: [k]}]\n    outs: [o]\n  c:\n    cmd: z\n    outs: [out]\n").unwrap();
+        let b = p.stages.iter().position(|s| s.name == "b").unwrap();
+        assert_eq!(d.needs[b].iter().copied().collect::<Vec<_>>(), vec![0, 2]);
+        let e = dag("stages:\n  a:\n    cmd: x\n    deps: [\"o/*\"]\n    outs: [o/x]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("stage `a` reads its own output `o/x`"), "{e}");
+        // 50,000 stages in one chain: no recursion deep enough to overflow a stack.
+        let n = 50_000;
+        let needs: Vec<BTreeSet<usize>> = (0..n)
+            .map(|i| {
+                if i == 0 {
+                    BTreeSet::from([n - 1])
+                } else {
+                    BTreeSet::from([i - 1])
+                }
+            })
+            .collect();
+        assert_eq!(find_cycle(&needs).map(|c| c.len()), Some(n + 1));
+        let needs: Vec<BTreeSet<usize>> = (0..n)
+            .map(|i| {
+                if i == 0 {
+                    BTreeSet::new()
+                } else {
+                    BTreeSet::from([i - 1])
+                }
+            })
+            .collect();
+        assert_eq!(find_cycle(&needs), None);
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        const PARTS: &[&str] = &["a", "b", "a-b", "a.b"];
+
+        fn path() -> impl Strategy<Value = String> {
+            prop::collection::vec(0..PARTS.len(), 1..4)
+                .prop_map(|v| v.iter().map(|&i| PARTS[i]).collect::<Vec<_>>().join("/"))
+        }
+
+        fn dep() -> impl Strategy<Value = String> {
+            prop_oneof![
+                path(),
+                path().prop_map(|p| format!("{p}/*")),
+                Just("*".to_string())
+            ]
+        }
+
+        /// What the graph must be, by comparing every stage with every output.
+        fn all_pairs(p: &Pipeline) -> std::result::Result<Vec<BTreeSet<usize>>, &'static str> {
+            let outs: Vec<&str> = p
+                .stages
+                .iter()
+                .flat_map(|s| s.all_outs().map(|o| o.path.as_str()))
+                .collect();
+            for (a, x) in outs.iter().enumerate() {
+                for y in &outs[a + 1..] {
+                    if is_under(x, y) || is_under(y, x) {
+                        return Err("clash");
+                    }
+                }
+            }
+            let mut needs = vec![BTreeSet::new(); p.stages.len()];
+            for (i, s) in p.stages.iter().enumerate() {
+                for (j, t) in p.stages.iter().enumerate() {
+                    if t.all_outs().any(|o| reads(s, &o.path)) {
+                        if i == j {
+                            return Err("self");
+                        }
+                        needs[i].insert(j);
+                    }
+                }
+            }
+            Ok(needs)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            /// The indexed graph is exactly the one all pairs give (and errors when it does).
+            #[test]
+            fn the_index_agrees_with_all_pairs(
+                stages in prop::collection::vec(
+                    (prop::collection::vec(dep(), 0..3), prop::collection::vec(path(), 0..3)),
+                    1..8,
+                )
+            ) {
+                let mut y = String::from("stages:\n");
+                for (i, (deps, outs)) in stages.iter().enumerate() {
+                    let q = |v: &Vec<String>| v.iter().map(|d| format!("\"{d}\"")).collect::<Vec<_>>().join(", ");
+                    y.push_str(&format!("  s{i}:\n    cmd: x\n    deps: [{}]\n    outs: [{}]\n", q(deps), q(outs)));
+                }
+                let p = parse(Path::new("dvx.yaml"), &y).unwrap();
+                match (all_pairs(&p), Dag::build(&p)) {
+                    (Ok(needs), Ok(d)) => {
+                        prop_assert_eq!(&d.needs, &needs);
+                        let mut pos = vec![0; needs.len()];
+                        for (k, &i) in d.order.iter().enumerate() {
+                            pos[i] = k;
+                        }
+                        for (i, n) in needs.iter().enumerate() {
+                            for &j in n {
+                                prop_assert!(pos[j] < pos[i]);
+                            }
+                        }
+                    }
+                    (Ok(needs), Err(e)) => {
+                        prop_assert!(e.to_string().contains("cycle"), "{}", e);
+                        prop_assert!(find_cycle(&needs).is_some());
+                    }
+                    (Err(_), Ok(_)) => prop_assert!(false, "missed an error in\n{}", y),
+                    (Err(_), Err(_)) => {}
+                }
+            }
+        }
+    }
 }

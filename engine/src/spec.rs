@@ -943,6 +943,112 @@ stages:
         );
     }
 
+    #[test]
+    fn numbers_are_range_checked() {
+        let t = |v: &str| p(&format!("stages:\n  a:\n    cmd: x\n    timeout: {v}\n"));
+        assert_eq!(
+            t("8760h").unwrap().stages[0].timeout,
+            Some(MAX_TIMEOUT_SECS)
+        );
+        assert_eq!(
+            t("525600m").unwrap().stages[0].timeout,
+            Some(MAX_TIMEOUT_SECS)
+        );
+        for v in [
+            "8761h",
+            "31536001",
+            "18446744073709551615h",
+            "18446744073709551615s",
+            "307445734561825861m",
+        ] {
+            let e = t(v).unwrap_err().to_string();
+            assert!(
+                e.starts_with("dvx.yaml:4:14: timeout: `") && e.contains("is too long"),
+                "{v}: {e}"
+            );
+        }
+        for v in ["0", "-1", "1.5h", "1d", "h", "99999999999999999999"] {
+            assert!(
+                t(v).unwrap_err()
+                    .to_string()
+                    .contains("timeout: expected seconds"),
+                "{v}"
+            );
+        }
+        let r = |v: &str| p(&format!("stages:\n  a:\n    cmd: x\n    retries: {v}\n"));
+        assert_eq!(r("100").unwrap().stages[0].retries, 100);
+        assert_eq!(
+            r("101").unwrap_err().to_string(),
+            "dvx.yaml:4:14: retries: at most 100"
+        );
+        assert!(r("4294967296").is_err());
+        let res = |v: &str| {
+            p(&format!(
+                "stages:\n  a:\n    cmd: x\n    image: b\n    resources: {{{v}}}\n"
+            ))
+        };
+        assert!(res("cpus: 4096, gpus: 1024, memory: 8589934591g").is_ok());
+        for v in [
+            "cpus: 4097",
+            "cpus: 1e400",
+            "cpus: .nan",
+            "gpus: 1025",
+            "memory: 8589934592g",
+            "memory: 99999999999999999999",
+        ] {
+            assert!(res(v).is_err(), "{v}");
+        }
+        assert!(err("stages:\n  a:\n    cmd: x\n    outs: [\"a\\0b\"]\n").contains("NUL"));
+    }
+
+    #[test]
+    fn expansion_is_bounded_before_it_happens() {
+        let matrix = |keys: usize, values: usize| {
+            let mut y = String::from("stages:\n  s:\n    matrix:\n");
+            for k in 0..keys {
+                let v: Vec<String> = (0..values).map(|i| format!("v{i}")).collect();
+                y.push_str(&format!("      k{k}: [{}]\n", v.join(", ")));
+            }
+            y + "    cmd: x\n"
+        };
+        assert_eq!(p(&matrix(2, 3)).unwrap().stages.len(), 9);
+        let e = err(&matrix(8, 10));
+        assert!(e.starts_with("dvx.yaml:3:5: matrix: 100000000 combinations; a pipeline may have at most 200000 stages"), "{e}");
+        assert!(err(&matrix(70, 2)).contains("matrix: too many combinations"));
+        // The limit counts the stages already there.
+        let mut y = String::from("stages:\n  s:\n    foreach: [");
+        y.push_str(
+            &(0..MAX_STAGES)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        y.push_str("]\n    do: {cmd: x}\n  t:\n    matrix: {a: [1, 2]}\n    cmd: x\n");
+        let e = err(&y);
+        assert!(
+            e.contains("matrix: 2 combinations; a pipeline may have at most"),
+            "{e}"
+        );
+        // Long text times many entries.
+        let long = "x".repeat(1 << 20);
+        let y = format!(
+            "stages:\n  s:\n    foreach: [{}]\n    do: {{cmd: {long}}}\n",
+            (0..300)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert!(err(&y).contains("stage `s`: its 300 entries would generate more than 256 MiB"));
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_placed() {
+        let e = parse_bytes(Path::new("dvx.yaml"), b"stages:\n  a:\n    cmd: \xff\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("dvx.yaml:3:10: not valid UTF-8"), "{e}");
+    }
+
     /// schemas/dvx.yaml.schema.json must describe exactly the fields this parser accepts.
     #[test]
     fn json_schema_is_in_step_with_the_parser() {
