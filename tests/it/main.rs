@@ -4,6 +4,7 @@ mod common;
 mod concurrency;
 mod containers;
 mod errors;
+mod input_limits;
 mod lineage;
 mod pipeline;
 mod remote;
