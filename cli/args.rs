@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use dvx_engine::store::limits;
 
 #[derive(Parser)]
 #[command(
@@ -312,8 +313,8 @@ pub enum Command {
     Run {
         /// Stages to run (with what they need); default all.
         stages: Vec<String>,
-        /// Parallel executions (default: number of cores).
-        #[arg(short, long, value_name = "N")]
+        /// Parallel executions, 1 to 1024 (default: number of cores).
+        #[arg(short, long, value_name = "N", value_parser = run_jobs)]
         jobs: Option<usize>,
         /// Run even if up to date (and do not use the run cache).
         #[arg(short, long)]
@@ -513,14 +514,14 @@ pub struct RemoteConn {
     /// Allow plain http to a non-loopback endpoint.
     #[arg(long)]
     pub allow_http: bool,
-    /// Transfers at once (default 8).
-    #[arg(long, value_name = "N")]
+    /// Transfers at once, 1 to 64 (default 8).
+    #[arg(long, value_name = "N", value_parser = remote_jobs)]
     pub jobs: Option<usize>,
-    /// Seconds before a request is abandoned and retried (default 60).
-    #[arg(long, value_name = "SECS")]
+    /// Seconds before a request is abandoned and retried, up to 3600 (default 60).
+    #[arg(long, value_name = "SECS", value_parser = remote_timeout)]
     pub timeout: Option<f64>,
-    /// Retries of a failed request, with backoff (default 5).
-    #[arg(long, value_name = "N")]
+    /// Retries of a failed request, with backoff, 0 to 100 (default 5).
+    #[arg(long, value_name = "N", value_parser = remote_retries)]
     pub retries: Option<usize>,
 }
 
@@ -551,4 +552,38 @@ pub enum RemoteCmd {
     /// Make a remote the default for push, pull and fetch.
     #[command(after_help = "Examples:\n  dvx remote default origin")]
     Default { name: String },
+}
+
+// Numbers from the command line are range-checked by clap, so a mistake is reported as a usage
+// error before anything starts (a huge -j would otherwise try to start that many threads).
+
+fn run_jobs(s: &str) -> Result<usize, String> {
+    whole(s, 1..=dvx_engine::run::MAX_JOBS as u64)
+}
+
+fn remote_jobs(s: &str) -> Result<usize, String> {
+    whole(s, limits::REMOTE_JOBS)
+}
+
+fn remote_retries(s: &str) -> Result<usize, String> {
+    whole(s, limits::REMOTE_RETRIES)
+}
+
+fn remote_timeout(s: &str) -> Result<f64, String> {
+    let range = limits::REMOTE_TIMEOUT_SECS;
+    match s.trim().parse::<f64>() {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(format!("expected {}", limits::Range(&range))),
+    }
+}
+
+fn whole(s: &str, range: std::ops::RangeInclusive<u64>) -> Result<usize, String> {
+    match s.trim().parse::<u64>() {
+        Ok(v) if range.contains(&v) => Ok(v as usize),
+        _ => Err(format!(
+            "expected a whole number from {} to {}",
+            range.start(),
+            range.end()
+        )),
+    }
 }

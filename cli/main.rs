@@ -419,6 +419,7 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
                     std::thread::available_parallelism()
                         .map(|n| n.get())
                         .unwrap_or(2)
+                        .min(dvx_engine::run::MAX_JOBS)
                 }),
                 force,
                 dry_run,

@@ -73,35 +73,14 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// `runtime` of the `[containers]` table of `.dvx/config.toml`, if set.
+/// `runtime` of the `[containers]` table of `.dvx/config.toml`, if set (checked when the
+/// settings were read).
 pub fn configured_runtime(repo: &dvx_store::Repo) -> Result<Option<String>> {
-    let Some(table) = repo.config.other.get("containers") else {
-        return Ok(None);
-    };
-    let bad = |message: String| -> EngineError {
-        dvx_store::StoreError::Config {
-            path: repo.root.join(dvx_store::repo::DOT).join("config.toml"),
-            message,
-        }
-        .into()
-    };
-    let Some(table) = table.as_table() else {
-        return Err(bad("[containers] must be a table".into()));
-    };
-    if let Some(k) = table.keys().find(|k| k.as_str() != "runtime") {
-        return Err(bad(format!(
-            "containers.{k}: unknown setting; expected `runtime`"
-        )));
-    }
-    match table.get("runtime") {
-        None => Ok(None),
-        Some(v) => match v.as_str() {
-            Some(r) if !r.trim().is_empty() => Ok(Some(r.trim().to_string())),
-            _ => Err(bad(
-                "containers.runtime: expected \"podman\", \"docker\" or a path".into(),
-            )),
-        },
-    }
+    Ok(repo
+        .config
+        .containers
+        .as_ref()
+        .and_then(|c| c.runtime.clone()))
 }
 
 /// The runtime named by `DVX_CONTAINER_RUNTIME`, else by `[containers] runtime` in the
@@ -513,7 +492,8 @@ fn start(
     children: &Children,
 ) -> Raw {
     let start = Instant::now();
-    let deadline = timeout.map(|t| start + t);
+    // No deadline rather than a panic if it lies past what `Instant` can hold.
+    let deadline = timeout.and_then(|t| start.checked_add(t));
     let name = container_name(&spec.stage);
     // A memory limit keeps the container after it exits, to ask whether it ran out of memory.
     let keep = spec.resources.memory.is_some();
@@ -679,7 +659,9 @@ pub fn run_batch(job: &Job, spec: &Spec, children: &Children) -> Vec<Outcome> {
     if let Err(e) = std::fs::write(&file, batch_script(&spec.batch)) {
         return vec![failed(&format!("cannot write {}: {e}", file.display())); n];
     }
-    let timeout = job.timeout.map(|t| t * n as u32);
+    let timeout = job
+        .timeout
+        .map(|t| t.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX)));
     let raw = start(
         spec,
         job,

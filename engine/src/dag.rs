@@ -1,13 +1,15 @@
 //! The stage graph: which stage feeds which (outs into deps), checked for collisions and
 //! cycles, in a stable execution order.
 
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::path::Path;
 
 use dvx_store::paths::is_under;
 
 use crate::error::{EngineError, Result};
-use crate::spec::{Pipeline, Stage};
+use crate::pathindex::PathIndex;
+use crate::spec::{Pipeline, Pos, Stage};
 
 #[derive(Debug)]
 pub struct Dag {
@@ -15,6 +17,19 @@ pub struct Dag {
     pub needs: Vec<BTreeSet<usize>>,
     /// Stage indices in an order where every stage comes after what it needs.
     pub order: Vec<usize>,
+    /// For each stage, the stages that need it (the reverse of `needs`).
+    users: Vec<Vec<usize>>,
+}
+
+/// The reverse edges of `needs`.
+fn users_of(needs: &[BTreeSet<usize>]) -> Vec<Vec<usize>> {
+    let mut users = vec![Vec::new(); needs.len()];
+    for (i, n) in needs.iter().enumerate() {
+        for &j in n {
+            users[j].push(i);
+        }
+    }
+    users
 }
 
 pub fn is_glob(p: &str) -> bool {
@@ -24,8 +39,8 @@ pub fn is_glob(p: &str) -> bool {
 /// Does a stage read what `out` holds?
 fn reads(stage: &Stage, out: &str) -> bool {
     let dep_hit = stage.deps.iter().any(|d| {
-        !is_glob(d) && (is_under(d, out) || is_under(out, d))
-            || is_glob(d) && glob_prefix_overlaps(d, out)
+        let q = dep_query(d);
+        is_under(&q, out) || is_under(out, &q)
     });
     let input_hit = stage
         .input
@@ -35,58 +50,88 @@ fn reads(stage: &Stage, out: &str) -> bool {
     dep_hit || input_hit || params_hit
 }
 
-/// A glob dep overlaps an out when the out lies under the glob's literal folder prefix.
-fn glob_prefix_overlaps(glob: &str, out: &str) -> bool {
-    let lit: Vec<&str> = glob.split('/').take_while(|p| !is_glob(p)).collect();
-    let prefix = lit.join("/");
-    is_under(out, &prefix) || is_under(&prefix, out)
+/// The path a dep reads: itself, or for a glob its literal folder prefix (a glob dep overlaps
+/// an out when the out lies under that prefix, or the prefix under the out).
+fn dep_query(d: &str) -> std::borrow::Cow<'_, str> {
+    if !is_glob(d) {
+        return d.into();
+    }
+    let lit: Vec<&str> = d.split('/').take_while(|p| !is_glob(p)).collect();
+    lit.join("/").into()
+}
+
+/// Where an output was declared: its stage and its place among all outputs (declaration order).
+#[derive(Clone, Copy, Debug)]
+struct OutAt {
+    stage: usize,
+    seq: usize,
+    at: Pos,
 }
 
 impl Dag {
+    /// Near-linear in the number of stages and paths: outputs are sorted once, and each dep
+    /// is looked up by binary search (see [`PathIndex`]).
     pub fn build(p: &Pipeline) -> Result<Dag> {
         let file = &p.file;
-        // Two stages writing the same out, or one out inside another's.
-        let outs: Vec<(usize, &crate::spec::Out)> = p
-            .stages
-            .iter()
-            .enumerate()
-            .flat_map(|(i, s)| s.all_outs().map(move |o| (i, o)))
-            .collect();
-        for (a, (ia, oa)) in outs.iter().enumerate() {
-            for (ib, ob) in outs.iter().skip(a + 1) {
-                let (sa, sb) = (&p.stages[*ia].name, &p.stages[*ib].name);
-                if oa.path == ob.path {
-                    return Err(spec_err(file, ob.at, format!(
-                        "`{}` is an output of both `{sa}` (line {}) and `{sb}`; each path has one producer",
-                        ob.path, oa.at.line
-                    )));
-                }
-                if is_under(&ob.path, &oa.path) || is_under(&oa.path, &ob.path) {
-                    return Err(spec_err(file, ob.at, format!(
-                        "output `{}` of `{sb}` and output `{}` of `{sa}` (line {}) lie inside one another",
-                        ob.path, oa.path, oa.at.line
-                    )));
-                }
+        let mut seq = 0;
+        let mut outs = Vec::new();
+        for (i, s) in p.stages.iter().enumerate() {
+            for o in s.all_outs() {
+                outs.push((
+                    o.path.clone(),
+                    OutAt {
+                        stage: i,
+                        seq,
+                        at: o.at,
+                    },
+                ));
+                seq += 1;
             }
+        }
+        let index = PathIndex::new(outs);
+        // Two stages writing the same out, or one out inside another's. Of the offending pairs
+        // found, report the one declared first.
+        let clash = index
+            .nested_pairs()
+            .map(|(a, b)| if a.1.seq < b.1.seq { (a, b) } else { (b, a) })
+            .min_by_key(|(a, b)| (a.1.seq, b.1.seq));
+        if let Some(((pa, a), (pb, b))) = clash {
+            let (sa, sb) = (&p.stages[a.stage].name, &p.stages[b.stage].name);
+            return Err(spec_err(
+                file,
+                b.at,
+                if pa == pb {
+                    format!("`{pb}` is an output of both `{sa}` (line {}) and `{sb}`; each path has one producer", a.at.line)
+                } else {
+                    format!("output `{pb}` of `{sb}` and output `{pa}` of `{sa}` (line {}) lie inside one another", a.at.line)
+                },
+            ));
         }
         let mut needs = vec![BTreeSet::new(); p.stages.len()];
         for (i, s) in p.stages.iter().enumerate() {
-            for (j, t) in p.stages.iter().enumerate() {
-                if t.all_outs().any(|o| reads(s, &o.path)) {
-                    if i == j {
-                        let o = t
-                            .all_outs()
-                            .find(|o| reads(s, &o.path))
-                            .map(|o| o.path.clone())
-                            .unwrap_or_default();
-                        return Err(spec_err(
-                            file,
-                            s.at,
-                            format!("stage `{}` reads its own output `{o}`", s.name),
-                        ));
-                    }
-                    needs[i].insert(j);
-                }
+            let mut from = |hits: &mut dyn Iterator<Item = &(String, OutAt)>| {
+                needs[i].extend(hits.map(|(_, o)| o.stage));
+            };
+            for d in &s.deps {
+                from(&mut index.overlapping(&dep_query(d)));
+            }
+            if let Some(input) = &s.input {
+                from(&mut index.overlapping(&input.path));
+            }
+            for prm in &s.params {
+                from(&mut index.around(&prm.file));
+            }
+            if needs[i].remove(&i) {
+                let o = s
+                    .all_outs()
+                    .find(|o| reads(s, &o.path))
+                    .map(|o| o.path.clone())
+                    .unwrap_or_default();
+                return Err(spec_err(
+                    file,
+                    s.at,
+                    format!("stage `{}` reads its own output `{o}`", s.name),
+                ));
             }
         }
         if let Some(cycle) = find_cycle(&needs) {
@@ -97,23 +142,35 @@ impl Dag {
                 format!("the stages form a cycle: {}", names.join(" -> ")),
             ));
         }
+        let users = users_of(&needs);
         // Kahn's algorithm, taking the earliest-declared ready stage each time.
+        let mut waiting: Vec<usize> = needs.iter().map(BTreeSet::len).collect();
+        let mut ready: BinaryHeap<Reverse<usize>> = (0..needs.len())
+            .filter(|&i| waiting[i] == 0)
+            .map(Reverse)
+            .collect();
         let mut order = Vec::with_capacity(p.stages.len());
-        let mut done = vec![false; p.stages.len()];
-        while order.len() < p.stages.len() {
-            let next = (0..p.stages.len())
-                .find(|&i| !done[i] && needs[i].iter().all(|&j| done[j]))
-                .ok_or_else(|| {
-                    spec_err(
-                        file,
-                        Default::default(),
-                        "internal: no ready stage".to_string(),
-                    )
-                })?;
-            done[next] = true;
-            order.push(next);
+        while let Some(Reverse(i)) = ready.pop() {
+            order.push(i);
+            for &u in &users[i] {
+                waiting[u] -= 1;
+                if waiting[u] == 0 {
+                    ready.push(Reverse(u));
+                }
+            }
         }
-        Ok(Dag { needs, order })
+        if order.len() < p.stages.len() {
+            return Err(spec_err(
+                file,
+                Default::default(),
+                "internal: no ready stage".to_string(),
+            ));
+        }
+        Ok(Dag {
+            needs,
+            order,
+            users,
+        })
     }
 
     /// `targets` and everything they need (or, with `downstream`, everything that needs them).
@@ -138,9 +195,7 @@ impl Dag {
         let mut stack: Vec<usize> = want.iter().copied().collect();
         while let Some(i) = stack.pop() {
             let next: Vec<usize> = if downstream {
-                (0..self.needs.len())
-                    .filter(|&j| self.needs[j].contains(&i))
-                    .collect()
+                self.users[i].clone()
             } else {
                 self.needs[i].iter().copied().collect()
             };
@@ -209,6 +264,8 @@ fn spec_err(file: &Path, at: crate::spec::Pos, msg: String) -> EngineError {
     EngineError::spec(file, at.line.max(1), at.column.max(1), msg)
 }
 
+/// A cycle in `needs`, in data-flow order (producer -> consumer, first stage repeated last).
+/// Depth-first, with an explicit stack: a chain of 100k stages would overflow the thread's.
 fn find_cycle(needs: &[BTreeSet<usize>]) -> Option<Vec<usize>> {
     #[derive(Clone, Copy, PartialEq)]
     enum C {
@@ -216,38 +273,35 @@ fn find_cycle(needs: &[BTreeSet<usize>]) -> Option<Vec<usize>> {
         Grey,
         Black,
     }
-    fn dfs(
-        i: usize,
-        needs: &[BTreeSet<usize>],
-        color: &mut [C],
-        stack: &mut Vec<usize>,
-    ) -> Option<Vec<usize>> {
-        color[i] = C::Grey;
-        stack.push(i);
-        for &j in &needs[i] {
-            if color[j] == C::Grey {
-                let start = stack.iter().position(|&x| x == j).unwrap_or(0);
-                let mut cyc: Vec<usize> = stack[start..].to_vec();
-                cyc.reverse();
-                cyc.insert(0, j);
-                // Print in data-flow order: producer -> consumer.
-                return Some(cyc);
-            }
-            if color[j] == C::White {
-                if let Some(c) = dfs(j, needs, color, stack) {
-                    return Some(c);
-                }
-            }
-        }
-        stack.pop();
-        color[i] = C::Black;
-        None
-    }
     let mut color = vec![C::White; needs.len()];
-    for i in 0..needs.len() {
-        if color[i] == C::White {
-            if let Some(c) = dfs(i, needs, &mut color, &mut Vec::new()) {
-                return Some(c);
+    for root in 0..needs.len() {
+        if color[root] != C::White {
+            continue;
+        }
+        color[root] = C::Grey;
+        let mut path = vec![root];
+        let mut stack = vec![needs[root].iter()];
+        while let Some(it) = stack.last_mut() {
+            match it.next().copied() {
+                Some(j) if color[j] == C::Grey => {
+                    let start = path.iter().position(|&x| x == j).unwrap_or(0);
+                    let mut cyc: Vec<usize> = path[start..].to_vec();
+                    cyc.reverse();
+                    cyc.insert(0, j);
+                    return Some(cyc);
+                }
+                Some(j) if color[j] == C::White => {
+                    color[j] = C::Grey;
+                    path.push(j);
+                    stack.push(needs[j].iter());
+                }
+                Some(_) => {}
+                None => {
+                    stack.pop();
+                    if let Some(done) = path.pop() {
+                        color[done] = C::Black;
+                    }
+                }
             }
         }
     }
@@ -295,5 +349,126 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("lie inside one another"), "{e}");
+    }
+
+    #[test]
+    fn globs_inputs_params_and_deep_chains() {
+        let (p, d) = dag("stages:\n  a:\n    cmd: x\n    outs: [d/a.csv]\n  b:\n    cmd: y\n    deps: [\"d/*.csv\"]\n    params: [{out/p.yaml: [k]}]\n    outs: [o]\n  c:\n    cmd: z\n    outs: [out]\n").unwrap();
+        let b = p.stages.iter().position(|s| s.name == "b").unwrap();
+        assert_eq!(d.needs[b].iter().copied().collect::<Vec<_>>(), vec![0, 2]);
+        let e = dag("stages:\n  a:\n    cmd: x\n    deps: [\"o/*\"]\n    outs: [o/x]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("stage `a` reads its own output `o/x`"), "{e}");
+        // 50,000 stages in one chain: no recursion deep enough to overflow a stack.
+        let n = 50_000;
+        let needs: Vec<BTreeSet<usize>> = (0..n)
+            .map(|i| {
+                if i == 0 {
+                    BTreeSet::from([n - 1])
+                } else {
+                    BTreeSet::from([i - 1])
+                }
+            })
+            .collect();
+        assert_eq!(find_cycle(&needs).map(|c| c.len()), Some(n + 1));
+        let needs: Vec<BTreeSet<usize>> = (0..n)
+            .map(|i| {
+                if i == 0 {
+                    BTreeSet::new()
+                } else {
+                    BTreeSet::from([i - 1])
+                }
+            })
+            .collect();
+        assert_eq!(find_cycle(&needs), None);
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        const PARTS: &[&str] = &["a", "b", "a-b", "a.b"];
+
+        fn path() -> impl Strategy<Value = String> {
+            prop::collection::vec(0..PARTS.len(), 1..4)
+                .prop_map(|v| v.iter().map(|&i| PARTS[i]).collect::<Vec<_>>().join("/"))
+        }
+
+        fn dep() -> impl Strategy<Value = String> {
+            prop_oneof![
+                path(),
+                path().prop_map(|p| format!("{p}/*")),
+                Just("*".to_string())
+            ]
+        }
+
+        /// What the graph must be, by comparing every stage with every output.
+        fn all_pairs(p: &Pipeline) -> std::result::Result<Vec<BTreeSet<usize>>, &'static str> {
+            let outs: Vec<&str> = p
+                .stages
+                .iter()
+                .flat_map(|s| s.all_outs().map(|o| o.path.as_str()))
+                .collect();
+            for (a, x) in outs.iter().enumerate() {
+                for y in &outs[a + 1..] {
+                    if is_under(x, y) || is_under(y, x) {
+                        return Err("clash");
+                    }
+                }
+            }
+            let mut needs = vec![BTreeSet::new(); p.stages.len()];
+            for (i, s) in p.stages.iter().enumerate() {
+                for (j, t) in p.stages.iter().enumerate() {
+                    if t.all_outs().any(|o| reads(s, &o.path)) {
+                        if i == j {
+                            return Err("self");
+                        }
+                        needs[i].insert(j);
+                    }
+                }
+            }
+            Ok(needs)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            /// The indexed graph is exactly the one all pairs give (and errors when it does).
+            #[test]
+            fn the_index_agrees_with_all_pairs(
+                stages in prop::collection::vec(
+                    (prop::collection::vec(dep(), 0..3), prop::collection::vec(path(), 0..3)),
+                    1..8,
+                )
+            ) {
+                let mut y = String::from("stages:\n");
+                for (i, (deps, outs)) in stages.iter().enumerate() {
+                    let q = |v: &Vec<String>| v.iter().map(|d| format!("\"{d}\"")).collect::<Vec<_>>().join(", ");
+                    y.push_str(&format!("  s{i}:\n    cmd: x\n    deps: [{}]\n    outs: [{}]\n", q(deps), q(outs)));
+                }
+                let p = parse(Path::new("dvx.yaml"), &y).unwrap();
+                match (all_pairs(&p), Dag::build(&p)) {
+                    (Ok(needs), Ok(d)) => {
+                        prop_assert_eq!(&d.needs, &needs);
+                        let mut pos = vec![0; needs.len()];
+                        for (k, &i) in d.order.iter().enumerate() {
+                            pos[i] = k;
+                        }
+                        for (i, n) in needs.iter().enumerate() {
+                            for &j in n {
+                                prop_assert!(pos[j] < pos[i]);
+                            }
+                        }
+                    }
+                    (Ok(needs), Err(e)) => {
+                        prop_assert!(e.to_string().contains("cycle"), "{}", e);
+                        prop_assert!(find_cycle(&needs).is_some());
+                    }
+                    (Err(_), Ok(_)) => prop_assert!(false, "missed an error in\n{}", y),
+                    (Err(_), Err(_)) => {}
+                }
+            }
+        }
     }
 }

@@ -126,7 +126,8 @@ pub fn run(job: &Job, children: &Children) -> Outcome {
         return crate::container::run(job, spec, children);
     }
     let start = Instant::now();
-    let deadline = job.timeout.map(|t| start + t);
+    // No deadline rather than a panic if it lies past what `Instant` can hold.
+    let deadline = job.timeout.and_then(|t| start.checked_add(t));
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
     let mut error = None;

@@ -18,6 +18,7 @@ pub mod key;
 pub mod lineage;
 pub mod metrics;
 pub mod params;
+pub mod pathindex;
 pub mod record;
 pub mod run;
 pub mod spec;

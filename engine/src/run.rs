@@ -20,6 +20,7 @@ use crate::error::{EngineError, Result};
 use crate::exec::{self, Children, Job, Outcome};
 use crate::key::{self, ContainerKey, InputId};
 use crate::params::stage_params;
+use crate::pathindex::PathIndex;
 use crate::record::{self, PathId, RunRecord};
 use crate::spec::{self, Pipeline, Stage, PIPELINE_FILE};
 
@@ -116,16 +117,19 @@ impl<'de> Deserialize<'de> for InputId {
     }
 }
 
+/// The most executions at once (`-j`): each is a thread, and more would exhaust the system's.
+pub const MAX_JOBS: usize = 1024;
+
 pub fn load_pipeline(root: &Path) -> Result<Pipeline> {
     let file = root.join(PIPELINE_FILE);
-    let text = match std::fs::read_to_string(&file) {
+    let bytes = match std::fs::read(&file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(EngineError::NoPipeline(file))
         }
         Err(e) => return Err(StoreError::io(&file, e).into()),
     };
-    spec::parse(Path::new(PIPELINE_FILE), &text)
+    spec::parse_bytes(Path::new(PIPELINE_FILE), &bytes)
 }
 
 fn locked_stages(root: &Path) -> Result<BTreeMap<String, LockedStage>> {
@@ -254,6 +258,8 @@ pub struct Engine<'a> {
     user: String,
     /// Container runtime and image ids, looked up once per run.
     containers: container::Resolver,
+    /// Every stage's outputs, to tell quickly whether a path is produced.
+    outs: PathIndex<()>,
 }
 
 impl<'a> Engine<'a> {
@@ -263,6 +269,11 @@ impl<'a> Engine<'a> {
         let locked = locked_stages(&repo.root)?;
         let containers = container::Resolver::new(container::configured_runtime(repo)?);
         let scratch = repo.tmp_dir().join(format!("run-{}", std::process::id()));
+        let pipeline_outs: Vec<String> = pipeline
+            .stages
+            .iter()
+            .flat_map(|s| s.all_outs().map(|o| o.path.clone()))
+            .collect();
         Ok(Engine {
             code: dvx_store::gitutil::git_info(&repo.root),
             user: repo.author().name,
@@ -272,6 +283,7 @@ impl<'a> Engine<'a> {
             locked,
             scratch,
             containers,
+            outs: PathIndex::new(pipeline_outs.into_iter().map(|p| (p, ())).collect()),
         })
     }
 
@@ -309,12 +321,7 @@ impl<'a> Engine<'a> {
     }
 
     fn produced(&self, path: &str) -> bool {
-        self.pipeline.stages.iter().any(|t| {
-            t.all_outs().any(|o| {
-                dvx_store::paths::is_under(path, &o.path)
-                    || dvx_store::paths::is_under(&o.path, path)
-            })
-        })
+        self.outs.overlapping(path).next().is_some()
     }
 
     fn prepare(&self, i: usize, opts: &RunOptions, progress: &dyn Progress) -> Result<Prepared> {
@@ -753,6 +760,10 @@ impl<'a> Engine<'a> {
         let selected = self
             .dag
             .select(&self.pipeline, &opts.targets, opts.downstream)?;
+        let mut is_selected = vec![false; self.pipeline.stages.len()];
+        for &i in &selected {
+            is_selected[i] = true;
+        }
         let mut summary = RunSummary::default();
         let mut states: Vec<StageState> = (0..self.pipeline.stages.len())
             .map(|_| StageState::default())
@@ -768,7 +779,8 @@ impl<'a> Engine<'a> {
         let queue: Mutex<(VecDeque<Task>, bool)> = Mutex::new((VecDeque::new(), false));
         let ready = Condvar::new();
         let (tx, rx) = mpsc::channel::<Done>();
-        let jobs = opts.jobs.max(1);
+        // Each job is a thread; past the cap the system refuses threads (and spawn panics).
+        let jobs = opts.jobs.clamp(1, MAX_JOBS);
         let mut task_n = 0usize;
         let mut stop = false;
 
@@ -836,11 +848,8 @@ impl<'a> Engine<'a> {
                                 continue;
                             }
                             let needs = &self.dag.needs[i];
-                            let needed_selected: Vec<usize> = needs
-                                .iter()
-                                .copied()
-                                .filter(|j| selected.contains(j))
-                                .collect();
+                            let needed_selected: Vec<usize> =
+                                needs.iter().copied().filter(|j| is_selected[*j]).collect();
                             if needed_selected
                                 .iter()
                                 .any(|j| finished.get(j) == Some(&false))
@@ -1107,7 +1116,13 @@ impl<'a> Engine<'a> {
         let mut all = self.locked.clone();
         all.extend(new);
         // Forget stages that are no longer in dvx.yaml.
-        all.retain(|k, _| self.pipeline.stage(k).is_some());
+        let names: std::collections::HashSet<&str> = self
+            .pipeline
+            .stages
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        all.retain(|k, _| names.contains(k.as_str()));
         lock.other.insert(
             "stages".into(),
             serde_json::to_value(&all).unwrap_or(Value::Null),

@@ -10,8 +10,25 @@ use serde::Serialize;
 
 use crate::error::{EngineError, Result};
 
+mod expand;
+use expand::{check_expansion, foreach_items, matrix_items, substitute, too_many_stages};
+
 pub const PIPELINE_FILE: &str = "dvx.yaml";
 pub const DEFAULT_PARAMS: &str = "params.yaml";
+
+/// The longest `timeout` (a year): far past any real run, and it fits `Duration`, `Instant`
+/// arithmetic and the runtimes' flags with room to spare (also times a container batch).
+pub const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 3600;
+/// The most `retries` of one execution.
+pub const MAX_RETRIES: u64 = 100;
+/// The most stages a pipeline may have, after `foreach` and `matrix` expand. Checked before
+/// expanding, so that a small file cannot ask for more memory than the machine has.
+pub const MAX_STAGES: usize = 200_000;
+/// The most text (bytes) `foreach` and `matrix` may generate altogether, for the same reason.
+pub const MAX_EXPANDED_BYTES: usize = 256 << 20;
+/// `resources.cpus` and `resources.gpus` at most.
+pub const MAX_CPUS: f64 = 4096.0;
+pub const MAX_GPUS: u32 = 1024;
 
 /// Where something was written (1-based).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -180,6 +197,19 @@ impl Ctx<'_> {
     }
 }
 
+/// Parse `dvx.yaml` as read from disk: text that is not UTF-8 is reported where it stops being.
+pub fn parse_bytes(file: &Path, bytes: &[u8]) -> Result<Pipeline> {
+    let text = dvx_store::limits::utf8(bytes).map_err(|(line, column)| {
+        EngineError::spec(
+            file,
+            line,
+            column,
+            "not valid UTF-8 text (the first invalid byte is here); save the file as UTF-8",
+        )
+    })?;
+    parse(file, text)
+}
+
 /// Parse `dvx.yaml` text. `root` is the project top (paths are made project-relative).
 pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
     let cx = Ctx { file };
@@ -237,11 +267,22 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
         } else if let Some(matrix) = map.get_node("matrix") {
             let mut rest = map.clone();
             rest.remove("matrix");
-            Some((Node::Mapping(rest), matrix_items(&cx, matrix)?))
+            let budget = MAX_STAGES.saturating_sub(stages.len());
+            // Refusals point at the `matrix` key: a block mapping's own span starts oddly.
+            let key = map
+                .iter()
+                .find(|(k, _)| k.as_str() == "matrix")
+                .map(|(k, _)| *k.span())
+                .unwrap_or(*matrix.span());
+            Some((
+                Node::Mapping(rest),
+                matrix_items(&cx, matrix, budget, &key)?,
+            ))
         } else {
             None
         };
         if let Some((body, items)) = expansion {
+            check_expansion(&cx, k.span(), name, stages.len(), &body, &items)?;
             for (suffix, vars) in items {
                 let node = substitute(&cx, &body, &vars)?;
                 stages.push(parse_stage(
@@ -252,6 +293,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
                 )?);
             }
         } else {
+            if stages.len() >= MAX_STAGES {
+                return Err(cx.err(k.span(), too_many_stages()));
+            }
             stages.push(parse_stage(&cx, name, v, k.span())?);
         }
     }
@@ -309,174 +353,6 @@ fn check_stage_name(cx: &Ctx, k: &MarkedScalarNode) -> Result<()> {
     }
 }
 
-/// `foreach`: a list (`${item}`) or a mapping (`${key}`, `${item}` / `${item.field}`).
-fn foreach_items(cx: &Ctx, n: &Node) -> Result<Vec<(String, BTreeMap<String, String>)>> {
-    let mut out = Vec::new();
-    match n {
-        Node::Sequence(seq) => {
-            for x in seq.iter() {
-                let mut vars = BTreeMap::new();
-                let suffix = match x {
-                    Node::Scalar(s) => {
-                        vars.insert("item".to_string(), s.as_str().to_string());
-                        s.as_str().to_string()
-                    }
-                    Node::Mapping(m) => {
-                        for (k, v) in m.iter() {
-                            vars.insert(
-                                format!("item.{}", k.as_str()),
-                                cx.string(v, "foreach item field")?,
-                            );
-                        }
-                        m.iter()
-                            .map(|(_, v)| {
-                                v.as_scalar()
-                                    .map(|s| s.as_str().to_string())
-                                    .unwrap_or_default()
-                            })
-                            .collect::<Vec<_>>()
-                            .join("-")
-                    }
-                    Node::Sequence(_) => {
-                        return Err(cx.err(x.span(), "foreach items must be strings or mappings"))
-                    }
-                };
-                out.push((sanitize(&suffix), vars));
-            }
-        }
-        Node::Mapping(m) => {
-            for (k, v) in m.iter() {
-                let mut vars = BTreeMap::new();
-                vars.insert("key".to_string(), k.as_str().to_string());
-                match v {
-                    Node::Scalar(s) => {
-                        vars.insert("item".to_string(), s.as_str().to_string());
-                    }
-                    Node::Mapping(fields) => {
-                        for (fk, fv) in fields.iter() {
-                            vars.insert(
-                                format!("item.{}", fk.as_str()),
-                                cx.string(fv, "foreach item field")?,
-                            );
-                        }
-                    }
-                    Node::Sequence(_) => {
-                        return Err(cx.err(v.span(), "foreach values must be strings or mappings"))
-                    }
-                }
-                out.push((sanitize(k.as_str()), vars));
-            }
-        }
-        Node::Scalar(_) => return Err(cx.err(n.span(), "foreach: expected a list or a mapping")),
-    }
-    if out.is_empty() {
-        return Err(cx.err(n.span(), "foreach: the list is empty"));
-    }
-    Ok(out)
-}
-
-/// `matrix`: every combination of the listed values (`${item.NAME}`).
-fn matrix_items(cx: &Ctx, n: &Node) -> Result<Vec<(String, BTreeMap<String, String>)>> {
-    let m = cx.mapping(n, "matrix")?;
-    let mut combos: Vec<(Vec<String>, BTreeMap<String, String>)> =
-        vec![(Vec::new(), BTreeMap::new())];
-    for (k, v) in m.iter() {
-        let values = cx.strings(v, &format!("matrix.{}", k.as_str()))?;
-        if values.is_empty() {
-            return Err(cx.err(
-                v.span(),
-                format!("matrix.{}: the list is empty", k.as_str()),
-            ));
-        }
-        let mut next = Vec::new();
-        for (parts, vars) in &combos {
-            for (val, _) in &values {
-                let mut p = parts.clone();
-                p.push(val.clone());
-                let mut vs = vars.clone();
-                vs.insert(format!("item.{}", k.as_str()), val.clone());
-                next.push((p, vs));
-            }
-        }
-        combos = next;
-    }
-    Ok(combos
-        .into_iter()
-        .map(|(parts, vars)| (sanitize(&parts.join("-")), vars))
-        .collect())
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// Replace `${item}`, `${item.x}` and `${key}` in every string of `n`. Other `${...}` (such as
-/// `${input}` and `${output}` of datum stages) are left for run time.
-fn substitute(cx: &Ctx, n: &Node, vars: &BTreeMap<String, String>) -> Result<Node> {
-    Ok(match n {
-        Node::Scalar(s) => {
-            let text = s.as_str();
-            let mut out = String::with_capacity(text.len());
-            let mut rest = text;
-            while let Some(i) = rest.find("${") {
-                out.push_str(&rest[..i]);
-                let after = &rest[i + 2..];
-                let Some(j) = after.find('}') else {
-                    out.push_str(&rest[i..]);
-                    rest = "";
-                    break;
-                };
-                let name = after[..j].trim();
-                match vars.get(name) {
-                    Some(v) => out.push_str(v),
-                    None if name == "item" || name == "key" || name.starts_with("item.") => {
-                        return Err(cx.err(
-                            s.span(),
-                            format!("`${{{name}}}` is not defined for this foreach/matrix entry"),
-                        ))
-                    }
-                    None => out.push_str(&rest[i..i + 3 + j]),
-                }
-                rest = &after[j + 1..];
-            }
-            out.push_str(rest);
-            let mut new = MarkedScalarNode::new(*s.span(), out);
-            new.set_coerce(s.may_coerce());
-            Node::Scalar(new)
-        }
-        Node::Sequence(seq) => {
-            let items = seq
-                .iter()
-                .map(|x| substitute(cx, x, vars))
-                .collect::<Result<Vec<_>>>()?;
-            Node::Sequence(marked_yaml::types::MarkedSequenceNode::new(
-                *seq.span(),
-                items,
-            ))
-        }
-        Node::Mapping(m) => {
-            // Keys too: an output written as `"${item}.json": {cache: false}`.
-            let mut new = marked_yaml::types::MarkedMappingNode::new_empty(*m.span());
-            for (k, v) in m.iter() {
-                let key = match substitute(cx, &Node::Scalar(k.clone()), vars)? {
-                    Node::Scalar(s) => s,
-                    _ => k.clone(),
-                };
-                new.insert(key, substitute(cx, v, vars)?);
-            }
-            Node::Mapping(new)
-        }
-    })
-}
-
 /// Normalise a path written relative to `wdir` into a project-relative path.
 fn rel_path(cx: &Ctx, wdir: &str, p: &str, span: &Span, what: &str) -> Result<String> {
     if p.is_empty() {
@@ -486,6 +362,12 @@ fn rel_path(cx: &Ctx, wdir: &str, p: &str, span: &Span, what: &str) -> Result<St
         return Err(cx.err(
             span,
             format!("{what}: `{p}` is absolute; paths are relative to the project"),
+        ));
+    }
+    if p.contains('\0') {
+        return Err(cx.err(
+            span,
+            format!("{what}: a path cannot contain a NUL character"),
         ));
     }
     let mut parts: Vec<&str> = if wdir.is_empty() {
@@ -596,27 +478,31 @@ fn parse_params(cx: &Ctx, wdir: &str, n: &Node) -> Result<Vec<ParamRef>> {
     Ok(out)
 }
 
-/// Parse seconds from `30`, `30s`, `5m`, `2h`.
+/// Parse seconds from `30`, `30s`, `5m`, `2h`, at most [`MAX_TIMEOUT_SECS`].
 fn parse_timeout(cx: &Ctx, n: &Node) -> Result<u64> {
     let s = cx.string(n, "timeout")?;
     let s = s.trim();
-    let (num, mult) = match s.chars().last() {
-        Some('s') => (&s[..s.len() - 1], 1),
-        Some('m') => (&s[..s.len() - 1], 60),
-        Some('h') => (&s[..s.len() - 1], 3600),
+    let (num, mult) = match s.as_bytes().last() {
+        Some(b's') => (&s[..s.len() - 1], 1),
+        Some(b'm') => (&s[..s.len() - 1], 60),
+        Some(b'h') => (&s[..s.len() - 1], 3600),
         _ => (s, 1),
     };
-    num.trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|v| *v > 0)
-        .map(|v| v * mult)
-        .ok_or_else(|| {
-            cx.err(
-                n.span(),
-                "timeout: expected seconds, or a number with s, m or h (such as 10m)",
-            )
-        })
+    let Some(v) = num.trim().parse::<u64>().ok().filter(|v| *v > 0) else {
+        return Err(cx.err(
+            n.span(),
+            "timeout: expected seconds, or a number with s, m or h (such as 10m)",
+        ));
+    };
+    match v.checked_mul(mult) {
+        Some(secs) if secs <= MAX_TIMEOUT_SECS => Ok(secs),
+        _ => Err(cx.err(
+            n.span(),
+            format!(
+                "timeout: `{s}` is too long; at most {MAX_TIMEOUT_SECS} seconds (365 days, `8760h`)"
+            ),
+        )),
+    }
 }
 
 /// An image reference: `NAME[:TAG][@DIGEST]`, without spaces or shell-unsafe characters.
@@ -644,10 +530,10 @@ fn parse_resources(cx: &Ctx, n: &Node) -> Result<Resources> {
         let t = text.trim().to_string();
         match k.as_str() {
             "cpus" => {
-                if !t.parse::<f64>().is_ok_and(|c| c > 0.0 && c.is_finite()) {
+                if !t.parse::<f64>().is_ok_and(|c| c > 0.0 && c <= MAX_CPUS) {
                     return Err(cx.err(
                         v.span(),
-                        "resources.cpus: expected a number of CPUs > 0 (such as 2 or 0.5)",
+                        format!("resources.cpus: expected a number of CPUs > 0 and at most {MAX_CPUS} (such as 2 or 0.5)"),
                     ));
                 }
                 r.cpus = Some(t);
@@ -656,10 +542,22 @@ fn parse_resources(cx: &Ctx, n: &Node) -> Result<Resources> {
                 let lower = t.to_ascii_lowercase();
                 let digits = lower.trim_end_matches(['b', 'k', 'm', 'g']);
                 let suffix = &lower[digits.len()..];
+                let unit: u64 = match suffix {
+                    "k" => 1 << 10,
+                    "m" => 1 << 20,
+                    "g" => 1 << 30,
+                    _ => 1,
+                };
+                // The runtimes read the size into a signed 64-bit number of bytes.
+                let fits = digits
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|d| d.checked_mul(unit))
+                    .is_some_and(|b| b > 0 && b <= i64::MAX as u64);
                 if digits.is_empty()
                     || !digits.bytes().all(|b| b.is_ascii_digit())
                     || suffix.len() > 1
-                    || digits.parse::<u64>().map_or(true, |d| d == 0)
+                    || !fits
                 {
                     return Err(cx.err(
                         v.span(),
@@ -669,10 +567,10 @@ fn parse_resources(cx: &Ctx, n: &Node) -> Result<Resources> {
                 r.memory = Some(lower);
             }
             "gpus" => {
-                if t != "all" && !t.parse::<u32>().is_ok_and(|g| g > 0) {
+                if t != "all" && !t.parse::<u32>().is_ok_and(|g| g > 0 && g <= MAX_GPUS) {
                     return Err(cx.err(
                         v.span(),
-                        "resources.gpus: expected `all` or a number of GPUs > 0",
+                        format!("resources.gpus: expected `all` or a number of GPUs from 1 to {MAX_GPUS}"),
                     ));
                 }
                 r.gpus = Some(t);
@@ -846,7 +744,13 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
         env,
         wdir,
         retries: match map.get_node("retries") {
-            Some(n) => cx.uint(n, "retries")? as u32,
+            Some(n) => {
+                let r = cx.uint(n, "retries")?;
+                if r > MAX_RETRIES {
+                    return Err(cx.err(n.span(), format!("retries: at most {MAX_RETRIES}")));
+                }
+                r as u32
+            }
             None => 0,
         },
         timeout: match map.get_node("timeout") {
@@ -1037,6 +941,112 @@ stages:
             err("stages:\n  a:\n    cmd: x\n    image: b\n    batch: 4\n")
                 .starts_with("dvx.yaml:5:12: batch: only for stages with `input`")
         );
+    }
+
+    #[test]
+    fn numbers_are_range_checked() {
+        let t = |v: &str| p(&format!("stages:\n  a:\n    cmd: x\n    timeout: {v}\n"));
+        assert_eq!(
+            t("8760h").unwrap().stages[0].timeout,
+            Some(MAX_TIMEOUT_SECS)
+        );
+        assert_eq!(
+            t("525600m").unwrap().stages[0].timeout,
+            Some(MAX_TIMEOUT_SECS)
+        );
+        for v in [
+            "8761h",
+            "31536001",
+            "18446744073709551615h",
+            "18446744073709551615s",
+            "307445734561825861m",
+        ] {
+            let e = t(v).unwrap_err().to_string();
+            assert!(
+                e.starts_with("dvx.yaml:4:14: timeout: `") && e.contains("is too long"),
+                "{v}: {e}"
+            );
+        }
+        for v in ["0", "-1", "1.5h", "1d", "h", "99999999999999999999"] {
+            assert!(
+                t(v).unwrap_err()
+                    .to_string()
+                    .contains("timeout: expected seconds"),
+                "{v}"
+            );
+        }
+        let r = |v: &str| p(&format!("stages:\n  a:\n    cmd: x\n    retries: {v}\n"));
+        assert_eq!(r("100").unwrap().stages[0].retries, 100);
+        assert_eq!(
+            r("101").unwrap_err().to_string(),
+            "dvx.yaml:4:14: retries: at most 100"
+        );
+        assert!(r("4294967296").is_err());
+        let res = |v: &str| {
+            p(&format!(
+                "stages:\n  a:\n    cmd: x\n    image: b\n    resources: {{{v}}}\n"
+            ))
+        };
+        assert!(res("cpus: 4096, gpus: 1024, memory: 8589934591g").is_ok());
+        for v in [
+            "cpus: 4097",
+            "cpus: 1e400",
+            "cpus: .nan",
+            "gpus: 1025",
+            "memory: 8589934592g",
+            "memory: 99999999999999999999",
+        ] {
+            assert!(res(v).is_err(), "{v}");
+        }
+        assert!(err("stages:\n  a:\n    cmd: x\n    outs: [\"a\\0b\"]\n").contains("NUL"));
+    }
+
+    #[test]
+    fn expansion_is_bounded_before_it_happens() {
+        let matrix = |keys: usize, values: usize| {
+            let mut y = String::from("stages:\n  s:\n    matrix:\n");
+            for k in 0..keys {
+                let v: Vec<String> = (0..values).map(|i| format!("v{i}")).collect();
+                y.push_str(&format!("      k{k}: [{}]\n", v.join(", ")));
+            }
+            y + "    cmd: x\n"
+        };
+        assert_eq!(p(&matrix(2, 3)).unwrap().stages.len(), 9);
+        let e = err(&matrix(8, 10));
+        assert!(e.starts_with("dvx.yaml:3:5: matrix: 100000000 combinations; a pipeline may have at most 200000 stages"), "{e}");
+        assert!(err(&matrix(70, 2)).contains("matrix: too many combinations"));
+        // The limit counts the stages already there.
+        let mut y = String::from("stages:\n  s:\n    foreach: [");
+        y.push_str(
+            &(0..MAX_STAGES)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        y.push_str("]\n    do: {cmd: x}\n  t:\n    matrix: {a: [1, 2]}\n    cmd: x\n");
+        let e = err(&y);
+        assert!(
+            e.contains("matrix: 2 combinations; a pipeline may have at most"),
+            "{e}"
+        );
+        // Long text times many entries.
+        let long = "x".repeat(1 << 20);
+        let y = format!(
+            "stages:\n  s:\n    foreach: [{}]\n    do: {{cmd: {long}}}\n",
+            (0..300)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert!(err(&y).contains("stage `s`: its 300 entries would generate more than 256 MiB"));
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_placed() {
+        let e = parse_bytes(Path::new("dvx.yaml"), b"stages:\n  a:\n    cmd: \xff\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("dvx.yaml:3:10: not valid UTF-8"), "{e}");
     }
 
     /// schemas/dvx.yaml.schema.json must describe exactly the fields this parser accepts.

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
+use crate::limits;
 
 pub const CONFIG_FORMAT: u32 = 1;
 
@@ -19,6 +20,9 @@ pub struct Config {
     /// Remotes by name (`[remote.NAME]`). Never secrets: those go in `config.local.toml`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub remote: BTreeMap<String, RemoteConfig>,
+    /// `[containers]`: how container stages run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<Containers>,
     /// Sections owned by other crates (remotes, pipelines) kept as they are.
     #[serde(flatten)]
     pub other: toml::Table,
@@ -27,13 +31,14 @@ pub struct Config {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Core {
+    #[serde(deserialize_with = "de::format")]
     pub format: u32,
     /// Seconds a writer waits for another writer before giving up.
-    #[serde(default = "default_lock_wait")]
+    #[serde(default = "default_lock_wait", deserialize_with = "de::lock_wait")]
     pub lock_wait_secs: f64,
     /// "small" (default): zstd for files of one chunk, when it saves space; "all": also the
     /// chunks of large files (smaller store, slower adds); "none".
-    #[serde(default = "default_compression")]
+    #[serde(default = "default_compression", deserialize_with = "de::compression")]
     pub compression: String,
     /// The remote that push, pull and fetch use when none is named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,13 +63,25 @@ pub struct RemoteConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_http: Option<bool>,
     /// Transfers at once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::remote_jobs"
+    )]
     pub jobs: Option<usize>,
     /// Seconds before one request is abandoned (and retried).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::remote_timeout"
+    )]
     pub timeout_secs: Option<f64>,
     /// Retries of a failed request, with exponential backoff.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::remote_retries"
+    )]
     pub retries: Option<usize>,
 }
 
@@ -94,16 +111,19 @@ impl std::fmt::Debug for RemoteSecrets {
 
 impl LocalConfig {
     pub fn load(path: &Path) -> Result<LocalConfig> {
-        let text = match fs::read_to_string(path) {
+        let bytes = match fs::read(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LocalConfig::default()),
             Err(e) => return Err(StoreError::io(path, e)),
         };
-        toml::from_str(&text).map_err(|e| {
-            let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
+        let text = text_of(path, &bytes)?;
+        toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             StoreError::Config {
                 path: path.to_path_buf(),
-                message: format!("line {line}, column {col}: {}", e.message()),
+                line,
+                column,
+                message: e.message().to_string(),
             }
         })
     }
@@ -141,6 +161,7 @@ impl Default for Config {
             },
             user: User::default(),
             remote: BTreeMap::new(),
+            containers: None,
             other: toml::Table::new(),
         }
     }
@@ -148,41 +169,34 @@ impl Default for Config {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
-        let text = fs::read_to_string(path).map_err(|e| StoreError::io(path, e))?;
-        let cfg: Config = toml::from_str(&text).map_err(|e| {
-            let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
+        let bytes = fs::read(path).map_err(|e| StoreError::io(path, e))?;
+        Config::parse_bytes(path, &bytes)
+    }
+
+    /// Parse config.toml as read from disk (`path` names it in errors).
+    pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Config> {
+        Config::parse(path, text_of(path, bytes)?)
+    }
+
+    /// Parse config.toml text; every value is checked here, so errors carry its place.
+    pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             let secret = ["access_key_id", "secret_access_key", "session_token"]
                 .iter()
                 .any(|k| e.message().contains(&format!("`{k}`")));
             let message = if secret {
-                format!("line {line}, column {col}: credentials do not belong in config.toml, which git tracks; use the environment (AWS_ACCESS_KEY_ID, ...), an AWS profile, or .dvx/config.local.toml")
+                "credentials do not belong in config.toml, which git tracks; use the environment (AWS_ACCESS_KEY_ID, ...), an AWS profile, or .dvx/config.local.toml".to_string()
             } else {
-                format!("line {line}, column {col}: {}", e.message())
+                e.message().trim_end().to_string()
             };
             StoreError::Config {
                 path: path.to_path_buf(),
+                line,
+                column,
                 message,
             }
-        })?;
-        if !matches!(cfg.core.compression.as_str(), "small" | "all" | "none") {
-            return Err(StoreError::Config {
-                path: path.to_path_buf(),
-                message: format!(
-                    "core.compression = {:?}: expected \"small\", \"all\" or \"none\"",
-                    cfg.core.compression
-                ),
-            });
-        }
-        if cfg.core.format != CONFIG_FORMAT {
-            return Err(StoreError::Config {
-                path: path.to_path_buf(),
-                message: format!(
-                    "format {} is not understood by this dvx (it reads format {CONFIG_FORMAT})",
-                    cfg.core.format
-                ),
-            });
-        }
-        Ok(cfg)
+        })
     }
 
     pub fn to_toml(&self) -> String {
@@ -190,9 +204,161 @@ impl Config {
     }
 }
 
+/// The text of a settings file, or where its first byte that is not UTF-8 is.
+fn text_of<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
+    limits::utf8(bytes).map_err(|(line, column)| StoreError::Config {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message: "not valid UTF-8 text (the first invalid byte is here)".into(),
+    })
+}
+
+/// `[containers]` of config.toml.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Containers {
+    /// `podman`, `docker` or the path of a compatible program.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+}
+
+impl<'d> Deserialize<'d> for Containers {
+    // By hand, so that errors keep the messages dvx has always given for this section.
+    fn deserialize<D: serde::Deserializer<'d>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_map(de::ContainersVisitor)
+    }
+}
+
+/// Checks made while deserializing, so that toml reports the place of the offending value.
+mod de {
+    use std::ops::RangeInclusive;
+
+    use serde::de::{DeserializeSeed, Error, MapAccess, Visitor};
+    use serde::{Deserialize, Deserializer};
+
+    use super::{limits, Containers, CONFIG_FORMAT};
+
+    pub fn format<'d, D: Deserializer<'d>>(d: D) -> Result<u32, D::Error> {
+        let v = u64::deserialize(d)?;
+        if v != CONFIG_FORMAT as u64 {
+            return Err(D::Error::custom(format!(
+                "format {v} is not understood by this dvx (it reads format {CONFIG_FORMAT})"
+            )));
+        }
+        Ok(CONFIG_FORMAT)
+    }
+
+    pub fn lock_wait<'d, D: Deserializer<'d>>(d: D) -> Result<f64, D::Error> {
+        seconds(d, "core.lock_wait_secs", limits::LOCK_WAIT_SECS)
+    }
+
+    pub fn compression<'d, D: Deserializer<'d>>(d: D) -> Result<String, D::Error> {
+        let v = String::deserialize(d)?;
+        if !matches!(v.as_str(), "small" | "all" | "none") {
+            return Err(D::Error::custom(format!(
+                "core.compression = {v:?}: expected \"small\", \"all\" or \"none\""
+            )));
+        }
+        Ok(v)
+    }
+
+    pub fn remote_timeout<'d, D: Deserializer<'d>>(d: D) -> Result<Option<f64>, D::Error> {
+        seconds(d, "remote timeout_secs", limits::REMOTE_TIMEOUT_SECS).map(Some)
+    }
+
+    pub fn remote_jobs<'d, D: Deserializer<'d>>(d: D) -> Result<Option<usize>, D::Error> {
+        count(d, "remote jobs", limits::REMOTE_JOBS).map(Some)
+    }
+
+    pub fn remote_retries<'d, D: Deserializer<'d>>(d: D) -> Result<Option<usize>, D::Error> {
+        count(d, "remote retries", limits::REMOTE_RETRIES).map(Some)
+    }
+
+    fn seconds<'d, D: Deserializer<'d>>(
+        d: D,
+        what: &str,
+        range: RangeInclusive<f64>,
+    ) -> Result<f64, D::Error> {
+        let v = f64::deserialize(d)?;
+        if !range.contains(&v) {
+            return Err(D::Error::custom(format!(
+                "{what} = {v}: expected {}",
+                limits::Range(&range)
+            )));
+        }
+        Ok(v)
+    }
+
+    fn count<'d, D: Deserializer<'d>>(
+        d: D,
+        what: &str,
+        range: RangeInclusive<u64>,
+    ) -> Result<usize, D::Error> {
+        // i64 first: toml integers are signed, and a negative one deserves the same message.
+        let v = i64::deserialize(d)?;
+        match u64::try_from(v) {
+            Ok(u) if range.contains(&u) => Ok(u as usize),
+            _ => Err(D::Error::custom(format!(
+                "{what} = {v}: expected a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ))),
+        }
+    }
+
+    pub struct ContainersVisitor;
+
+    impl<'d> Visitor<'d> for ContainersVisitor {
+        type Value = Containers;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a [containers] table")
+        }
+        fn visit_map<A: MapAccess<'d>>(self, mut map: A) -> Result<Containers, A::Error> {
+            let mut c = Containers::default();
+            while map.next_key_seed(Key)?.is_some() {
+                c.runtime = Some(map.next_value_seed(Runtime)?);
+            }
+            Ok(c)
+        }
+    }
+
+    /// The only key of `[containers]`; an error here carries the key's place.
+    struct Key;
+    impl<'d> DeserializeSeed<'d> for Key {
+        type Value = ();
+        fn deserialize<D: Deserializer<'d>>(self, d: D) -> Result<(), D::Error> {
+            let k = String::deserialize(d)?;
+            if k != "runtime" {
+                return Err(D::Error::custom(format!(
+                    "containers.{k}: unknown setting; expected `runtime`"
+                )));
+            }
+            Ok(())
+        }
+    }
+
+    struct Runtime;
+    impl<'d> DeserializeSeed<'d> for Runtime {
+        type Value = String;
+        fn deserialize<D: Deserializer<'d>>(self, d: D) -> Result<String, D::Error> {
+            match toml::Value::deserialize(d)? {
+                toml::Value::String(r) if !r.trim().is_empty() => Ok(r.trim().to_string()),
+                _ => Err(D::Error::custom(
+                    "containers.runtime: expected \"podman\", \"docker\" or a path",
+                )),
+            }
+        }
+    }
+}
+
 /// 1-based line and column of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let mut end = offset.min(text.len());
+    // A span is always on a character boundary, but a bad offset must not panic.
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
     let col = before
         .rsplit('\n')

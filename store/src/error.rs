@@ -63,8 +63,21 @@ pub enum StoreError {
     },
     #[error("{}: edited by hand: {detail}", .path.display())]
     LockFileEdited { path: PathBuf, detail: String },
-    #[error("{}: {message}", .path.display())]
-    Config { path: PathBuf, message: String },
+    /// A settings file; `line` 0 when the problem has no single place.
+    #[error("{}{}: {message}", .path.display(), at(*.line, *.column))]
+    Config {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A setting that does not come from a file, such as an environment variable.
+    #[error("{source_name}: {message}")]
+    Setting {
+        source_name: String,
+        message: String,
+        hint: String,
+    },
     #[error("uncommitted changes would be overwritten: {}", .0.join(", "))]
     UncommittedChanges(Vec<String>),
     #[error("branch or tag {0:?} already exists")]
@@ -103,6 +116,14 @@ fn beyond(path: &str, link: &str) -> String {
         "is a symbolic link; dvx does not work through one here".into()
     } else {
         format!("beyond a symbolic link at {link}")
+    }
+}
+
+fn at(line: usize, column: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(":{line}:{column}")
     }
 }
 
@@ -149,9 +170,8 @@ impl StoreError {
             }
             InvalidPath { .. } | UnknownRevision(_) | AmbiguousRevision { .. } => Invalid,
             NotInRevision { .. } | LockFileSyntax { .. } | LockFileEdited { .. } => Invalid,
-            Config { .. } | RefExists(_) | InvalidRefName { .. } | DeleteCurrentBranch(_) => {
-                Invalid
-            }
+            Config { .. } | Setting { .. } | RefExists(_) | InvalidRefName { .. } => Invalid,
+            DeleteCurrentBranch(_) => Invalid,
             NotTracked(_) | UnknownRemote(_) | ReservedPath { .. } | BeyondSymlink { .. } => {
                 Invalid
             }
@@ -200,6 +220,7 @@ impl StoreError {
                 "dvx.lock is written by dvx: restore it with `git checkout dvx.lock`, or rewrite it from a commit with `dvx checkout --force REV`".into()
             }
             Config { .. } => "fix the file by hand; the book's format page lists every setting".into(),
+            Setting { hint, .. } => hint.clone(),
             UncommittedChanges(_) => "commit them with `dvx commit`, or pass --force to discard them".into(),
             RefExists(_) => "pick another name, or delete the old one with -d".into(),
             InvalidRefName { .. } => "use letters, digits, '-', '_', '.' and '/' (no '..', no leading '-')".into(),

@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod gitutil;
 pub mod guard;
 pub mod id;
+pub mod limits;
 pub mod lineage;
 pub mod lock;
 pub mod lockfile;

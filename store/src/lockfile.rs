@@ -44,14 +44,26 @@ impl LockFile {
     /// `Ok(None)` when there is no lock file yet.
     pub fn read(root: &Path) -> Result<Option<LockFile>> {
         let path = Self::path(root);
-        let text = match fs::read_to_string(&path) {
+        let bytes = match fs::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StoreError::io(&path, e)),
         };
+        LockFile::parse(&path, &bytes).map(Some)
+    }
+
+    /// Parse dvx.lock as read from `path` (named in errors).
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<LockFile> {
+        let text =
+            crate::limits::utf8(bytes).map_err(|(line, column)| StoreError::LockFileSyntax {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: "not valid UTF-8 text (the first invalid byte is here)".into(),
+            })?;
         let lock: LockFile =
-            serde_json::from_str(&text).map_err(|e| StoreError::LockFileSyntax {
-                path: path.clone(),
+            serde_json::from_str(text).map_err(|e| StoreError::LockFileSyntax {
+                path: path.to_path_buf(),
                 line: e.line(),
                 column: e.column(),
                 message: e
@@ -63,7 +75,7 @@ impl LockFile {
             })?;
         if lock.version != LOCK_VERSION {
             return Err(StoreError::LockFileSyntax {
-                path,
+                path: path.to_path_buf(),
                 line: 1,
                 column: 1,
                 message: format!(
@@ -72,7 +84,7 @@ impl LockFile {
                 ),
             });
         }
-        Ok(Some(lock))
+        Ok(lock)
     }
 
     pub fn to_text(&self) -> String {

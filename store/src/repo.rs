@@ -101,11 +101,10 @@ impl Repo {
         let root = Self::find_root(start)?;
         let dot = root.join(DOT);
         let config = Config::load(&dot.join("config.toml"))?;
-        let wait = std::env::var("DVX_LOCK_WAIT")
-            .ok()
-            .and_then(|s| s.parse::<f64>().ok())
+        let wait = crate::limits::env_f64("DVX_LOCK_WAIT", crate::limits::LOCK_WAIT_SECS)?
             .unwrap_or(config.core.lock_wait_secs);
-        let wait = Duration::from_secs_f64(wait.max(0.0));
+        // Both sources are range-checked, so this cannot panic.
+        let wait = Duration::from_secs_f64(wait);
         let lock = match access {
             Access::Read => None,
             Access::Write(cmd) | Access::Salvage(cmd) => {

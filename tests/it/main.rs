@@ -8,6 +8,7 @@ mod durability;
 mod errors;
 mod exit_codes;
 mod hostile;
+mod input_limits;
 mod lineage;
 mod pipeline;
 mod remote;

@@ -313,12 +313,12 @@ impl Remote {
             },
             e => e,
         })?;
-        let env_num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
-        let timeout = env_num("DVX_REMOTE_TIMEOUT")
+        use crate::limits::{env_f64, env_u64, PACK_SIZE, REMOTE_RETRIES, REMOTE_TIMEOUT_SECS};
+        let timeout = env_f64("DVX_REMOTE_TIMEOUT", REMOTE_TIMEOUT_SECS)?
             .or(rc.timeout_secs)
             .unwrap_or(60.0)
             .max(0.1);
-        let retries = env_num("DVX_REMOTE_RETRIES")
+        let retries = env_u64("DVX_REMOTE_RETRIES", REMOTE_RETRIES)?
             .map(|v| v as usize)
             .or(rc.retries)
             .unwrap_or(5);
@@ -438,11 +438,7 @@ impl Remote {
             .enable_all()
             .build()
             .map_err(|e| StoreError::io("tokio runtime", e))?;
-        let pack_size = std::env::var("DVX_PACK_SIZE")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(16 << 20)
-            .max(1024);
+        let pack_size = env_u64("DVX_PACK_SIZE", PACK_SIZE)?.map_or(16 << 20, |v| v as usize);
         Ok(Remote {
             name: name.to_string(),
             url: rc.url.clone(),

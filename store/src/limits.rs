@@ -1,0 +1,126 @@
+//! Bounds on every number a user gives (settings, environment variables), checked where they
+//! are read so that nothing downstream (a `Duration`, a thread count) can overflow or panic.
+
+use std::ops::RangeInclusive;
+
+use crate::error::{Result, StoreError};
+
+/// `lock_wait_secs` / `DVX_LOCK_WAIT`: at most a day.
+pub const LOCK_WAIT_SECS: RangeInclusive<f64> = 0.0..=86_400.0;
+/// `timeout_secs` of a remote / `DVX_REMOTE_TIMEOUT` / `--timeout`: above 0, at most an hour.
+pub const REMOTE_TIMEOUT_SECS: RangeInclusive<f64> = 0.001..=3_600.0;
+/// `retries` of a remote / `DVX_REMOTE_RETRIES` / `--retries`.
+pub const REMOTE_RETRIES: RangeInclusive<u64> = 0..=100;
+/// `jobs` of a remote / `--jobs` of remote commands: transfers at once.
+pub const REMOTE_JOBS: RangeInclusive<u64> = 1..=64;
+/// `DVX_PACK_SIZE`: bytes of one pack uploaded by push, 1 KiB to 4 GiB.
+pub const PACK_SIZE: RangeInclusive<u64> = 1024..=(4 << 30);
+
+/// The number in environment variable `var`, if set (and not empty), checked against `range`.
+pub fn env_f64(var: &str, range: RangeInclusive<f64>) -> Result<Option<f64>> {
+    let Some(text) = env_text(var) else {
+        return Ok(None);
+    };
+    match text.trim().parse::<f64>() {
+        Ok(v) if range.contains(&v) => Ok(Some(v)),
+        _ => Err(bad_env(var, &text, &format!("{}", Range(&range)))),
+    }
+}
+
+/// The whole number in environment variable `var`, if set (and not empty), within `range`.
+pub fn env_u64(var: &str, range: RangeInclusive<u64>) -> Result<Option<u64>> {
+    let Some(text) = env_text(var) else {
+        return Ok(None);
+    };
+    match text.trim().parse::<u64>() {
+        Ok(v) if range.contains(&v) => Ok(Some(v)),
+        _ => Err(bad_env(
+            var,
+            &text,
+            &format!("a whole number from {} to {}", range.start(), range.end()),
+        )),
+    }
+}
+
+fn env_text(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(s) if !s.is_empty() => Some(s),
+        Ok(_) | Err(std::env::VarError::NotPresent) => None,
+        // Not UTF-8: certainly not a number; report it instead of ignoring it.
+        Err(std::env::VarError::NotUnicode(s)) => Some(s.to_string_lossy().into_owned()),
+    }
+}
+
+fn bad_env(var: &str, text: &str, expected: &str) -> StoreError {
+    StoreError::Setting {
+        source_name: format!("environment variable {var}"),
+        message: format!("{text:?} is not {expected}"),
+        hint: format!("set {var} to {expected}, or unset it"),
+    }
+}
+
+/// A range of seconds in words, for error messages.
+pub struct Range<'a>(pub &'a RangeInclusive<f64>);
+
+impl std::fmt::Display for Range<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a number of seconds from {} to {}",
+            self.0.start(),
+            self.0.end()
+        )
+    }
+}
+
+/// `bytes` as text, or the 1-based line and column of the first byte that is not UTF-8.
+pub fn utf8(bytes: &[u8]) -> std::result::Result<&str, (usize, usize)> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        // The prefix is valid UTF-8 by construction.
+        let before = std::str::from_utf8(good).unwrap_or_default();
+        crate::config::line_col(before, before.len())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_errors_point_at_the_first_bad_byte() {
+        assert_eq!(utf8(b"ab\ncd"), Ok("ab\ncd"));
+        assert_eq!(utf8(b"ab\nc\xffd"), Err((2, 2)));
+        assert_eq!(utf8(b"\xc3"), Err((1, 1)));
+        // Columns count characters, not bytes.
+        assert_eq!(utf8(b"\xc3\xa9\n\n  \xc3\xa9\x80"), Err((3, 4)));
+    }
+
+    #[test]
+    fn env_numbers_are_range_checked() {
+        // Variables unique to this test, so parallel tests do not interfere.
+        std::env::set_var("DVX_LIMITS_TEST_F", "inf");
+        assert!(env_f64("DVX_LIMITS_TEST_F", LOCK_WAIT_SECS).is_err());
+        for bad in ["nan", "-1", "1e308", "x"] {
+            std::env::set_var("DVX_LIMITS_TEST_F", bad);
+            let e = env_f64("DVX_LIMITS_TEST_F", LOCK_WAIT_SECS).unwrap_err();
+            assert!(e.to_string().contains("DVX_LIMITS_TEST_F"), "{e}");
+        }
+        std::env::set_var("DVX_LIMITS_TEST_F", "2.5");
+        assert_eq!(
+            env_f64("DVX_LIMITS_TEST_F", LOCK_WAIT_SECS).unwrap(),
+            Some(2.5)
+        );
+        assert_eq!(
+            env_f64("DVX_LIMITS_TEST_UNSET", LOCK_WAIT_SECS).unwrap(),
+            None
+        );
+        std::env::set_var("DVX_LIMITS_TEST_U", "101");
+        assert!(env_u64("DVX_LIMITS_TEST_U", REMOTE_RETRIES).is_err());
+        std::env::set_var("DVX_LIMITS_TEST_U", "100");
+        assert_eq!(
+            env_u64("DVX_LIMITS_TEST_U", REMOTE_RETRIES).unwrap(),
+            Some(100)
+        );
+    }
+}
