@@ -598,7 +598,8 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             }
             // Writing when no one else does, so that derivable damage is rebuilt on the spot.
             let repo = Repo::open(&cwd, Access::ReadOrWrite("dvx fsck"))?;
-            let rep = repo.fsck(&bar)?;
+            let promised = dvx_engine::remote::promised_ids(&repo.dot);
+            let rep = repo.fsck(&promised, &bar)?;
             let bad = !rep.problems.is_empty();
             if !json {
                 for r in &rep.repaired {

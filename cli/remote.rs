@@ -2,11 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
+use dvx_engine::remote::fetch::{FetchReport, Want};
+use dvx_engine::remote::ops;
+use dvx_engine::remote::push::{PushOptions, RefUpdate};
+use dvx_engine::remote::{Project, Remote};
 use dvx_engine::store::config::RemoteConfig;
-use dvx_engine::store::remote::fetch::{FetchReport, Want};
-use dvx_engine::store::remote::ops;
-use dvx_engine::store::remote::push::{PushOptions, RefUpdate};
-use dvx_engine::store::remote::Remote;
 use dvx_engine::store::{Access, Repo, StoreError};
 
 use crate::args::{RemoteCmd, RemoteConn};
@@ -44,7 +44,7 @@ pub fn remote_cmd(cwd: &Path, out: &Out, cmd: RemoteCmd) -> dvx_engine::Result<(
         } => {
             let repo = Repo::open(cwd, Access::Write("dvx remote add"))?;
             let url = absolute_url(cwd, url);
-            repo.add_remote(&name, config_of(url.clone(), conn), force)?;
+            Project(&repo).add_remote(&name, config_of(url.clone(), conn), force)?;
             out.say(&format!("added remote {name}: {url}"));
         }
         RemoteCmd::List { json } => {
@@ -81,12 +81,12 @@ pub fn remote_cmd(cwd: &Path, out: &Out, cmd: RemoteCmd) -> dvx_engine::Result<(
         }
         RemoteCmd::Remove { name } => {
             let repo = Repo::open(cwd, Access::Write("dvx remote remove"))?;
-            repo.remove_remote(&name)?;
+            Project(&repo).remove_remote(&name)?;
             out.say(&format!("removed remote {name}"));
         }
         RemoteCmd::Default { name } => {
             let repo = Repo::open(cwd, Access::Write("dvx remote default"))?;
-            repo.set_default_remote(&name)?;
+            Project(&repo).set_default_remote(&name)?;
             out.say(&format!("default remote: {name}"));
         }
     }
@@ -127,9 +127,9 @@ pub fn push(
         force,
         dry_run,
     };
-    let rep = repo.push(&remote, &opts, bar)?;
+    let rep = Project(&repo).push(&remote, &opts, bar)?;
     if !dry_run {
-        repo.record_remote_refs(&remote.name, &rep.refs)?;
+        Project(&repo).record_remote_refs(&remote.name, &rep.refs)?;
     }
     if json {
         out.json(&rep);
@@ -178,7 +178,7 @@ pub fn fetch(
     } else {
         Want::Tips
     };
-    let rep = repo.fetch(&remote, &want, bar)?;
+    let rep = Project(&repo).fetch(&remote, &want, bar)?;
     dvx_engine::lineage::index_fetch(&repo.store, &rep)?;
     if json {
         out.json(&rep);
@@ -201,7 +201,7 @@ pub fn pull(
 ) -> dvx_engine::Result<()> {
     let repo = Repo::open(cwd, Access::Write("dvx pull"))?;
     let remote = Remote::open(&repo, remote.as_deref())?;
-    let rep = repo.pull(&remote, branch.as_deref(), &paths, force, bar)?;
+    let rep = Project(&repo).pull(&remote, branch.as_deref(), &paths, force, bar)?;
     dvx_engine::lineage::index_fetch(&repo.store, &rep.fetch)?;
     if json {
         out.json(&rep);
@@ -297,7 +297,7 @@ pub fn status(cwd: &Path, out: &Out, remote: String, json: bool) -> dvx_engine::
     let repo = Repo::open(cwd, Access::Read)?;
     let name = (!remote.is_empty()).then_some(remote);
     let remote = Remote::open(&repo, name.as_deref())?;
-    let st = repo.remote_status(&remote, true)?;
+    let st = Project(&repo).remote_status(&remote, true)?;
     if json {
         out.json(&st);
         return Ok(());

@@ -10,6 +10,8 @@ pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Remote(#[from] dvx_remote::RemoteError),
     #[error("{}:{line}:{column}: {message}", .file.display())]
     Spec {
         file: PathBuf,
@@ -65,6 +67,7 @@ impl EngineError {
         use EngineError::*;
         match self {
             Store(e) | StagePath { source: e, .. } => e.class(),
+            Remote(e) => e.class(),
             Spec { .. } | NoPipeline(_) | UnknownStage(_) | Params { .. } => ErrorClass::Invalid,
             UnknownRun(_) | UnknownDatum { .. } | PathNotInRev { .. } | NotProduced { .. } => {
                 ErrorClass::Invalid
@@ -80,6 +83,7 @@ impl EngineError {
         use EngineError::*;
         Some(match self {
             Store(e) => return e.hint(),
+            Remote(e) => return e.hint(),
             Spec { .. } => "see the dvx.yaml reference in the book (`book/src/dvx-yaml.md`)".into(),
             NoPipeline(_) => "write a dvx.yaml with a `stages:` map; `dvx run --help` shows an example".into(),
             UnknownStage(_) => "list the stages with `dvx dag`".into(),

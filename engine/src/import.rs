@@ -7,12 +7,12 @@
 
 use std::collections::BTreeMap;
 
+use dvx_remote::fetch::Want;
+use dvx_remote::{Remote, RemoteErrorKind};
 use dvx_store::config::RemoteConfig;
 use dvx_store::lockfile::LockFile;
 use dvx_store::object::EntryKind;
 use dvx_store::refs::{HEADS, TAGS};
-use dvx_store::remote::fetch::Want;
-use dvx_store::remote::{Remote, RemoteErrorKind};
 use dvx_store::worktree;
 use dvx_store::{paths, Id, Progress, Repo, StoreError};
 use serde::{Deserialize, Serialize};
@@ -69,7 +69,7 @@ fn imports(lock: &LockFile) -> BTreeMap<String, ImportSource> {
 fn resolve(remote: &Remote, rev: Option<&str>) -> Result<Id> {
     let (refs, head) = remote.list_refs()?;
     let find = |name: &str| refs.iter().find(|(n, _)| n == name).map(|(_, s)| s.commit);
-    let unknown = |r: &str| StoreError::Remote {
+    let unknown = |r: &str| dvx_remote::RemoteError::Remote {
         remote: remote.name.clone(),
         message: format!("no branch, tag or commit {r:?} there"),
         kind: RemoteErrorKind::NotFound,
@@ -195,7 +195,7 @@ fn bring(
     remote.check_format(false)?;
     let commit = resolve(&remote, src.rev.as_deref())?;
     let before = src.clone();
-    repo.fetch(
+    dvx_remote::Project(repo).fetch(
         &remote,
         &Want::Commit {
             commit,

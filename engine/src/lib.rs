@@ -25,5 +25,6 @@ pub mod spec;
 pub mod svg;
 pub mod verify;
 
+pub use dvx_remote as remote;
 pub use dvx_store as store;
 pub use error::{EngineError, Result};

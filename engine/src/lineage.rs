@@ -141,7 +141,7 @@ pub fn index_fetched(store: &Store, runs: &[Id], commits: &[Id]) -> Result<()> {
 
 /// Index what a fetch brought, from its report: the run records it names, and the commits
 /// from each ref it moved back to where that ref was (or as far as the store has them).
-pub fn index_fetch(store: &Store, rep: &dvx_store::remote::fetch::FetchReport) -> Result<()> {
+pub fn index_fetch(store: &Store, rep: &dvx_remote::fetch::FetchReport) -> Result<()> {
     let mut commits = Vec::new();
     let mut seen = HashSet::new();
     for u in &rep.refs {

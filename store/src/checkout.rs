@@ -534,7 +534,7 @@ mod tests {
             "{err}"
         );
         assert!(!root.join(".git/post-checkout").exists());
-        let report = repo.fsck(&Quiet).unwrap();
+        let report = repo.fsck(&Default::default(), &Quiet).unwrap();
         let named: Vec<&str> = report.problems.iter().map(|p| p.problem.as_str()).collect();
         assert!(
             named

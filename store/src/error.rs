@@ -101,12 +101,6 @@ pub enum StoreError {
     },
     #[error("git: {0}")]
     Git(String),
-    #[error("{}{message}", remote_prefix(.remote))]
-    Remote {
-        remote: String,
-        message: String,
-        kind: crate::remote::RemoteErrorKind,
-    },
     #[error("no remote named {0:?}")]
     UnknownRemote(String),
 }
@@ -124,14 +118,6 @@ fn at(line: usize, column: usize) -> String {
         String::new()
     } else {
         format!(":{line}:{column}")
-    }
-}
-
-fn remote_prefix(remote: &str) -> String {
-    if remote.is_empty() {
-        String::new()
-    } else {
-        format!("remote {remote}: ")
     }
 }
 
@@ -178,13 +164,8 @@ impl StoreError {
             UnsafePath { .. } | CorruptObject { .. } | MissingObject { .. } | DbCorrupt { .. } => {
                 Integrity
             }
-            Remote {
-                kind:
-                    crate::remote::RemoteErrorKind::Corrupt | crate::remote::RemoteErrorKind::Unsafe,
-                ..
-            } => Integrity,
             PermissionDenied(_) | DiskFull(_) | Io { .. } | Locked { .. } => Failed,
-            UncommittedChanges(_) | NothingTracked | Db(_) | Git(_) | Remote { .. } => Failed,
+            UncommittedChanges(_) | NothingTracked | Db(_) | Git(_) => Failed,
         }
     }
 
@@ -235,7 +216,6 @@ impl StoreError {
                 "run `dvx fsck` to see what is damaged; data on a remote can be fetched again (see the book's security page)".into()
             }
             Git(_) => return None,
-            Remote { kind, .. } => return kind.hint(),
             UnknownRemote(_) => "list remotes with `dvx remote list`; add one with `dvx remote add NAME URL`".into(),
         })
     }

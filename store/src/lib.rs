@@ -26,10 +26,11 @@ pub mod paths;
 #[cfg(test)]
 mod proptests;
 pub mod refs;
-pub mod remote;
 pub mod repo;
 pub mod statcache;
 pub mod store;
+#[cfg(any(test, feature = "test-strategies"))]
+pub mod strategies;
 pub mod worktree;
 
 pub use error::{ErrorClass, Result, StoreError};

@@ -244,10 +244,10 @@ impl Repo {
         Ok(report)
     }
 
-    pub fn fsck(&self, progress: &dyn Progress) -> Result<FsckReport> {
+    /// Check everything. `promised` holds the ids a remote's index lists (dvx-remote's
+    /// `promised_ids`): a partial clone lacks them locally, which is not damage.
+    pub fn fsck(&self, promised: &HashSet<Id>, progress: &dyn Progress) -> Result<FsckReport> {
         let mut report = FsckReport::default();
-        // A partial clone lacks data its remote holds: that is not damage.
-        let promised = crate::remote::promised_ids(&self.dot);
         let problem = |kind: &str, id: String, p: String| Problem {
             kind: kind.into(),
             id,
@@ -282,7 +282,7 @@ impl Repo {
         {
             return Ok(report);
         }
-        self.check_head_and_lock(&mut report)?;
+        self.check_head_and_lock(promised, &mut report)?;
         // Chunks: read and re-hash each, in parallel.
         let chunks = self.store.db.scan_prefix(CF_CHUNKS, b"")?;
         report.chunks = chunks.len() as u64;
@@ -308,7 +308,7 @@ impl Repo {
             .par_iter()
             .flat_map_iter(|(k, v)| {
                 progress.inc(1);
-                self.check_object(k, v, &promised).unwrap_or_else(|e| {
+                self.check_object(k, v, promised).unwrap_or_else(|e| {
                     vec![problem("object", hex::encode(&k[1..]), e.to_string())]
                 })
             })
@@ -361,7 +361,7 @@ impl Repo {
     }
 
     /// HEAD names a commit the store has, and dvx.lock pins one it has or a remote promises.
-    fn check_head_and_lock(&self, report: &mut FsckReport) -> Result<()> {
+    fn check_head_and_lock(&self, promised: &HashSet<Id>, report: &mut FsckReport) -> Result<()> {
         let problem = |kind: &str, id: String, p: String| Problem {
             kind: kind.into(),
             id,
@@ -382,7 +382,6 @@ impl Repo {
         }
         match LockFile::read(&self.root) {
             Ok(Some(lock)) => {
-                let promised = crate::remote::promised_ids(&self.dot);
                 if !self.store.has_object(ObjKind::Commit, &lock.commit)?
                     && !promised.contains(&lock.commit)
                 {
@@ -496,7 +495,7 @@ impl Repo {
 }
 
 /// Every 64-hex-digit string inside a JSON document (the ids a run record names).
-pub(crate) fn referenced_ids(bytes: &[u8]) -> Vec<Id> {
+pub fn referenced_ids(bytes: &[u8]) -> Vec<Id> {
     fn walk(v: &serde_json::Value, out: &mut Vec<Id>) {
         match v {
             serde_json::Value::String(s) if s.len() == 64 => {

@@ -8,14 +8,16 @@ use serde::Serialize;
 
 use super::fetch::{FetchReport, Want};
 use super::push::PushOptions;
-use super::{parse_url, Remote, RemoteErrorKind};
-use crate::checkout::CheckoutReport;
-use crate::config::RemoteConfig;
-use crate::error::{IoContext, Result, StoreError};
-use crate::id::Id;
-use crate::refs::{Head, HEADS, REMOTES};
-use crate::repo::{Access, Repo};
-use crate::Progress;
+use super::{parse_url, Project, Remote, RemoteErrorKind};
+use crate::error::{RemoteError, Result};
+use dvx_store::checkout::CheckoutReport;
+use dvx_store::config::RemoteConfig;
+use dvx_store::error::IoContext;
+use dvx_store::id::Id;
+use dvx_store::refs::{Head, HEADS, REMOTES};
+use dvx_store::repo::{Access, Repo};
+use dvx_store::Progress;
+use dvx_store::StoreError;
 
 #[derive(Debug, Serialize)]
 pub struct PullReport {
@@ -63,20 +65,20 @@ fn check_remote_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(StoreError::InvalidRefName {
+        Err(RemoteError::Store(StoreError::InvalidRefName {
             name: name.to_string(),
             what: "remote",
-        })
+        }))
     }
 }
 
-impl Repo {
-    fn save_config(&self, cfg: &crate::config::Config) -> Result<()> {
-        crate::fsutil::write_atomic(
+impl Project<'_> {
+    fn save_config(&self, cfg: &dvx_store::config::Config) -> Result<()> {
+        Ok(dvx_store::fsutil::write_atomic(
             &self.dot.join("config.toml"),
             cfg.to_toml().as_bytes(),
             &self.tmp_dir(),
-        )
+        )?)
     }
 
     /// Add (or with `replace`, change) a remote. The first remote becomes the default.
@@ -86,7 +88,7 @@ impl Repo {
         super::check_endpoint(name, &scheme, &rc)?;
         let mut cfg = self.config.clone();
         if cfg.remote.contains_key(name) && !replace {
-            return Err(StoreError::Remote {
+            return Err(RemoteError::Remote {
                 remote: name.to_string(),
                 message: "already exists".into(),
                 kind: RemoteErrorKind::Config,
@@ -103,7 +105,9 @@ impl Repo {
     pub fn remove_remote(&self, name: &str) -> Result<()> {
         let mut cfg = self.config.clone();
         if cfg.remote.remove(name).is_none() {
-            return Err(StoreError::UnknownRemote(name.to_string()));
+            return Err(RemoteError::Store(StoreError::UnknownRemote(
+                name.to_string(),
+            )));
         }
         if cfg.core.remote.as_deref() == Some(name) {
             cfg.core.remote = None;
@@ -122,7 +126,9 @@ impl Repo {
 
     pub fn set_default_remote(&self, name: &str) -> Result<()> {
         if !self.config.remote.contains_key(name) {
-            return Err(StoreError::UnknownRemote(name.to_string()));
+            return Err(RemoteError::Store(StoreError::UnknownRemote(
+                name.to_string(),
+            )));
         }
         let mut cfg = self.config.clone();
         cfg.core.remote = Some(name.to_string());
@@ -135,7 +141,7 @@ impl Repo {
             Some(b) => Ok(b.to_string()),
             None => match self.store.head()? {
                 Head::Branch(b) => Ok(b),
-                Head::Detached(_) => Err(StoreError::Remote {
+                Head::Detached(_) => Err(RemoteError::Remote {
                     remote: String::new(),
                     message: "HEAD is detached: name the branch".into(),
                     kind: RemoteErrorKind::Config,
@@ -175,7 +181,7 @@ impl Repo {
                 .iter()
                 .find(|r| r.name.ends_with(&format!("/{branch}")))
                 .map(|r| r.new)
-                .ok_or_else(|| StoreError::Remote {
+                .ok_or_else(|| RemoteError::Remote {
                     remote: remote.name.clone(),
                     message: format!("the remote has no branch {branch:?}"),
                     kind: RemoteErrorKind::NotFound,
@@ -189,7 +195,7 @@ impl Repo {
             Some(l) if self.store.is_ancestor(&l, &target)? => "fast-forward",
             Some(l) if self.store.is_ancestor(&target, &l)? => "ahead",
             Some(l) => {
-                return Err(StoreError::Remote {
+                return Err(RemoteError::Remote {
                     remote: remote.name.clone(),
                     message: format!(
                         "branch {branch} ({}) and the remote's ({}) have diverged",
@@ -238,7 +244,7 @@ impl Repo {
             let state = match r {
                 None => "not pushed",
                 Some(r) if r == *id => "up to date",
-                Some(r) if !self.store.has_object(crate::db::ObjKind::Commit, &r)? => "unknown",
+                Some(r) if !self.store.has_object(dvx_store::db::ObjKind::Commit, &r)? => "unknown",
                 Some(r) if self.store.is_ancestor(&r, id)? => "ahead",
                 Some(r) if self.store.is_ancestor(id, &r)? => "behind",
                 Some(_) => "diverged",
@@ -285,10 +291,10 @@ pub fn clone(
 ) -> Result<CloneReport> {
     let existed = dir.exists();
     if existed && fs::read_dir(dir).at(dir)?.next().is_some() {
-        return Err(StoreError::InvalidPath {
+        return Err(RemoteError::Store(StoreError::InvalidPath {
             path: dir.display().to_string(),
             reason: "exists and is not empty".into(),
-        });
+        }));
     }
     let res = clone_into(dir, rc, branch, no_checkout, progress);
     if res.is_err() {
@@ -321,7 +327,7 @@ fn clone_into(
     Repo::init(dir)?;
     {
         let repo = Repo::open(dir, Access::Write("dvx clone"))?;
-        repo.add_remote("origin", rc, false)?;
+        Project(&repo).add_remote("origin", rc, false)?;
     }
     let repo = Repo::open(dir, Access::Write("dvx clone"))?;
     let remote = Remote::open(&repo, Some("origin"))?;
@@ -343,13 +349,13 @@ fn clone_into(
         },
         _ => Want::Nothing,
     };
-    let fetch = repo.fetch(&remote, &want, progress)?;
+    let fetch = Project(&repo).fetch(&remote, &want, progress)?;
     let mut checkout = None;
     if let Some(b) = &branch {
         let target = repo
             .store
             .ref_target(&format!("{REMOTES}origin/{b}"))?
-            .ok_or_else(|| StoreError::Remote {
+            .ok_or_else(|| RemoteError::Remote {
                 remote: "origin".into(),
                 message: format!("the remote has no branch {b:?}"),
                 kind: RemoteErrorKind::NotFound,

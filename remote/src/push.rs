@@ -13,14 +13,16 @@ use serde::Serialize;
 
 use super::layout::{self, Kind, PackBuilder};
 use super::{RefState, Remote, RemoteErrorKind, RemoteIndex};
-use crate::db::ObjKind;
-use crate::error::{Result, StoreError};
-use crate::id::Id;
-use crate::object::{EntryKind, FileManifest, Tree};
-use crate::pack::{self, ChunkLoc};
-use crate::refs::{Head, HEADS, REMOTES, TAGS};
-use crate::repo::Repo;
-use crate::Progress;
+use crate::error::{RemoteError, Result};
+use crate::Project;
+use dvx_store::db::ObjKind;
+use dvx_store::id::Id;
+use dvx_store::object::{EntryKind, FileManifest, Tree};
+use dvx_store::pack::{self, ChunkLoc};
+use dvx_store::refs::{Head, HEADS, REMOTES, TAGS};
+use dvx_store::Progress;
+use dvx_store::Repo;
+use dvx_store::StoreError;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RefUpdate {
@@ -65,7 +67,7 @@ pub struct Plan {
     pub chunk_bytes: u64,
 }
 
-impl Repo {
+impl Project<'_> {
     /// The local refs a push names, as (full name, commit).
     pub fn refs_to_push(&self, names: &[String], all: bool) -> Result<Vec<(String, Id)>> {
         let mut out = Vec::new();
@@ -87,7 +89,7 @@ impl Repo {
                         .ok_or(StoreError::NothingTracked)?;
                     Ok(vec![(name, id)])
                 }
-                Head::Detached(_) => Err(StoreError::Remote {
+                Head::Detached(_) => Err(RemoteError::Remote {
                     remote: String::new(),
                     message: "HEAD is detached: name the branch or tag to push".into(),
                     kind: RemoteErrorKind::Config,
@@ -109,7 +111,7 @@ impl Repo {
                 }
             }
             if !found {
-                return Err(StoreError::UnknownRevision(n.clone()));
+                return Err(RemoteError::Store(StoreError::UnknownRevision(n.clone())));
             }
         }
         Ok(out)
@@ -185,7 +187,7 @@ impl Repo {
                             })?;
                     // A record names its logs and the data it read and wrote; whatever of
                     // that this store holds travels with it.
-                    for r in crate::maint::referenced_ids(&bytes) {
+                    for r in dvx_store::maint::referenced_ids(&bytes) {
                         if r == id {
                             continue;
                         }
@@ -211,12 +213,12 @@ impl Repo {
         opts: &PushOptions,
         progress: &dyn Progress,
     ) -> Result<PushReport> {
-        let with_remote = |e: StoreError| match e {
-            StoreError::Remote {
+        let with_remote = |e: RemoteError| match e {
+            RemoteError::Remote {
                 remote: r,
                 message,
                 kind,
-            } if r.is_empty() => StoreError::Remote {
+            } if r.is_empty() => RemoteError::Remote {
                 remote: remote.name.clone(),
                 message,
                 kind,
@@ -234,7 +236,7 @@ impl Repo {
         };
         match remote.check_format(!opts.dry_run) {
             // A dry run against a remote nothing was pushed to yet: everything would go up.
-            Err(StoreError::Remote {
+            Err(RemoteError::Remote {
                 kind: RemoteErrorKind::NotFound,
                 ..
             }) if opts.dry_run => {}
@@ -258,7 +260,7 @@ impl Repo {
                     } else {
                         "the remote has commits you do not have"
                     };
-                    return Err(StoreError::Remote {
+                    return Err(RemoteError::Remote {
                         remote: remote.name.clone(),
                         message: format!(
                             "rejected {name}: {why} (remote {}, local {})",
@@ -372,11 +374,11 @@ impl Repo {
                     id,
                 })?;
             if kind != Kind::File && Id::of(&raw) != id {
-                return Err(StoreError::corrupt(
+                return Err(RemoteError::Store(StoreError::corrupt(
                     ok.name(),
                     id,
                     "content does not match its id",
-                ));
+                )));
             }
             let (codec, stored) = pack::encode_chunk(&raw);
             if !pb.is_empty() && pb.len() + stored.len() > remote.pack_size {
@@ -431,7 +433,7 @@ impl Repo {
             for (n, id) in &updates {
                 txn.set_ref(n, id);
             }
-            txn.commit()
+            Ok(txn.commit()?)
         };
         if self.can_write() {
             return write(self);

@@ -4,9 +4,13 @@
 //! requests. Data goes up before refs, and refs move with conditional writes (`push`); what
 //! comes down is verified against its id before it enters the local store (`fetch`).
 
+pub mod error;
 pub mod fetch;
+pub mod incoming;
 pub mod layout;
 pub mod ops;
+#[cfg(test)]
+mod proptests;
 pub mod push;
 
 use std::collections::HashMap;
@@ -28,45 +32,23 @@ use object_store::{
     UpdateVersion,
 };
 
-use crate::config::{LocalConfig, RemoteConfig, RemoteSecrets};
-use crate::error::{IoContext, Result, StoreError};
-use crate::id::Id;
-use crate::repo::Repo;
+use dvx_store::config::{LocalConfig, RemoteConfig, RemoteSecrets};
+use dvx_store::error::IoContext;
+use dvx_store::id::Id;
+use dvx_store::repo::Repo;
+use dvx_store::StoreError;
 use layout::{Entry, Kind};
 
-/// What went wrong with a remote, for the hint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RemoteErrorKind {
-    /// The server could not be reached, or stopped answering.
-    Network,
-    /// Credentials missing, wrong, or without permission.
-    Auth,
-    /// The URL names nothing dvx can use.
-    NotFound,
-    /// A ref moved on the remote: someone else pushed.
-    Rejected,
-    /// The remote holds damaged or missing data.
-    Corrupt,
-    /// The remote's settings are wrong.
-    Config,
-    /// Local and remote branch both have commits of their own.
-    Diverged,
-    /// The remote's data names paths or modes dvx never writes into a workspace.
-    Unsafe,
-}
+pub use error::{RemoteError, RemoteErrorKind, Result};
 
-impl RemoteErrorKind {
-    pub fn hint(self) -> Option<String> {
-        Some(match self {
-            RemoteErrorKind::Network => "check the URL and endpoint and that the server is up; running the command again resumes where it stopped".into(),
-            RemoteErrorKind::Auth => "check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, --profile, or .dvx/config.local.toml)".into(),
-            RemoteErrorKind::NotFound => "check the URL; a new remote is set up by the first `dvx push`".into(),
-            RemoteErrorKind::Rejected => "run `dvx fetch` (or `dvx pull`) first, then push again".into(),
-            RemoteErrorKind::Corrupt => "the remote's copy is damaged: push again from a clone that has the data (nothing was written locally)".into(),
-            RemoteErrorKind::Config => "see `dvx remote list`; change it with `dvx remote add --force NAME URL ...`".into(),
-            RemoteErrorKind::Unsafe => "the remote's data reaches into git's or dvx's own files (.git, .dvx, dvx.lock, .dvx-tmp-*) or asks for file modes dvx never restores: no dvx wrote it, or it was tampered with. Nothing was written locally; do not use this remote until whoever controls it has looked".into(),
-            RemoteErrorKind::Diverged => "dvx does not merge data: check out the remote's commit (`dvx checkout REMOTE/BRANCH`) and redo your change on it, or `dvx push --force` to replace the remote's".into(),
-        })
+/// A project seen from its remotes: push, fetch, pull and the remote settings work on the
+/// project's store through this, since the store itself knows nothing of remotes.
+pub struct Project<'a>(pub &'a Repo);
+
+impl std::ops::Deref for Project<'_> {
+    type Target = Repo;
+    fn deref(&self) -> &Repo {
+        self.0
     }
 }
 
@@ -124,7 +106,7 @@ pub struct Remote {
 
 /// `(scheme, bucket or folder, prefix)` of a remote URL.
 pub fn parse_url(url: &str) -> Result<(String, String, String)> {
-    let bad = |why: &str| StoreError::Remote {
+    let bad = |why: &str| RemoteError::Remote {
         remote: String::new(),
         message: format!("{url:?}: {why}"),
         kind: RemoteErrorKind::Config,
@@ -181,7 +163,7 @@ fn is_loopback(endpoint: &str) -> bool {
 /// An endpoint is for S3-compatible servers and Azure emulators only.
 pub fn check_endpoint(name: &str, scheme: &str, rc: &RemoteConfig) -> Result<()> {
     if rc.endpoint.is_some() && !matches!(scheme, "s3" | "az") {
-        return Err(StoreError::Remote {
+        return Err(RemoteError::Remote {
             remote: name.to_string(),
             message: format!("--endpoint applies to s3:// and az:// remotes, not {scheme}://"),
             kind: RemoteErrorKind::Config,
@@ -195,7 +177,7 @@ pub fn check_endpoint(name: &str, scheme: &str, rc: &RemoteConfig) -> Result<()>
 fn check_http(name: &str, ep: &str, rc: &RemoteConfig) -> Result<bool> {
     let http = ep.starts_with("http://");
     if http && !(rc.allow_http.unwrap_or(false) || is_loopback(ep)) {
-        return Err(StoreError::Remote {
+        return Err(RemoteError::Remote {
             remote: name.to_string(),
             message: format!("endpoint {ep} is plain http"),
             kind: RemoteErrorKind::Config,
@@ -254,9 +236,13 @@ impl Remote {
             None => match (&cfg.core.remote, cfg.remote.len()) {
                 (Some(n), _) => n.clone(),
                 (None, 1) => cfg.remote.keys().next().cloned().unwrap_or_default(),
-                (None, 0) => return Err(StoreError::UnknownRemote("(none configured)".into())),
+                (None, 0) => {
+                    return Err(RemoteError::Store(StoreError::UnknownRemote(
+                        "(none configured)".into(),
+                    )))
+                }
                 (None, _) => {
-                    return Err(StoreError::Remote {
+                    return Err(RemoteError::Remote {
                         remote: String::new(),
                         message: "several remotes and no default".into(),
                         kind: RemoteErrorKind::Config,
@@ -268,7 +254,7 @@ impl Remote {
         // Projects made before remotes existed: keep the index cache out of git.
         let ignore = repo.dot.join(".gitignore");
         if !fs::read_to_string(&ignore).is_ok_and(|t| t.contains("/remotes/")) {
-            crate::gitutil::write_internal_gitignore(&repo.dot)?;
+            dvx_store::gitutil::write_internal_gitignore(&repo.dot)?;
         }
         match cfg.remote.get(&name) {
             Some(rc) => {
@@ -284,7 +270,7 @@ impl Remote {
                     },
                 )
             }
-            None => Err(StoreError::UnknownRemote(name)),
+            None => Err(RemoteError::Store(StoreError::UnknownRemote(name))),
         }
     }
 
@@ -306,14 +292,14 @@ impl Remote {
         cache_dir: Option<PathBuf>,
     ) -> Result<Remote> {
         let (scheme, bucket, prefix) = parse_url(&rc.url).map_err(|e| match e {
-            StoreError::Remote { message, kind, .. } => StoreError::Remote {
+            RemoteError::Remote { message, kind, .. } => RemoteError::Remote {
                 remote: name.to_string(),
                 message,
                 kind,
             },
             e => e,
         })?;
-        use crate::limits::{env_f64, env_u64, PACK_SIZE, REMOTE_RETRIES, REMOTE_TIMEOUT_SECS};
+        use dvx_store::limits::{env_f64, env_u64, PACK_SIZE, REMOTE_RETRIES, REMOTE_TIMEOUT_SECS};
         let timeout = env_f64("DVX_REMOTE_TIMEOUT", REMOTE_TIMEOUT_SECS)?
             .or(rc.timeout_secs)
             .unwrap_or(60.0)
@@ -335,7 +321,7 @@ impl Remote {
             max_retries: retries,
             retry_timeout: Duration::from_secs_f64((timeout * (retries as f64 + 1.0)).min(300.0)),
         };
-        let cfg_err = |e: object_store::Error| StoreError::Remote {
+        let cfg_err = |e: object_store::Error| RemoteError::Remote {
             remote: name.to_string(),
             message: e.to_string(),
             kind: RemoteErrorKind::Config,
@@ -417,7 +403,7 @@ impl Remote {
             _ => {
                 let dir = PathBuf::from(&bucket);
                 if !dir.is_absolute() {
-                    return Err(StoreError::Remote {
+                    return Err(RemoteError::Remote {
                         remote: name.to_string(),
                         message: format!("{:?}: a folder remote needs an absolute path", rc.url),
                         kind: RemoteErrorKind::Config,
@@ -452,7 +438,7 @@ impl Remote {
     }
 
     /// Turn an object_store error into ours, in plain words.
-    fn err(&self, what: &str, e: object_store::Error) -> StoreError {
+    fn err(&self, what: &str, e: object_store::Error) -> RemoteError {
         use object_store::Error as E;
         let (kind, message) = match &e {
             E::NotFound { .. } if no_bucket(&e) => (
@@ -505,15 +491,15 @@ impl Remote {
         } else {
             message
         };
-        StoreError::Remote {
+        RemoteError::Remote {
             remote: self.name.clone(),
             message,
             kind,
         }
     }
 
-    pub fn corrupt(&self, message: String) -> StoreError {
-        StoreError::Remote {
+    pub fn corrupt(&self, message: String) -> RemoteError {
+        RemoteError::Remote {
             remote: self.name.clone(),
             message,
             kind: RemoteErrorKind::Corrupt,
@@ -587,7 +573,7 @@ impl Remote {
     /// exist). Someone else's push in between makes this fail with a "fetch first" error.
     pub fn update_ref(&self, name: &str, expected: Option<&RefState>, to: &Id) -> Result<()> {
         let data = layout::encode_ref(to);
-        let rejected = || StoreError::Remote {
+        let rejected = || RemoteError::Remote {
             remote: self.name.clone(),
             message: format!("{name} was changed by another push meanwhile"),
             kind: RemoteErrorKind::Rejected,
@@ -653,7 +639,7 @@ impl Remote {
                 .map_err(|e| self.corrupt(format!("{}: {e}", layout::index_key(&p))))?;
             if let Some(c) = &cache {
                 let dest = c.join(format!("{}.idx", p.to_hex()));
-                let _ = crate::fsutil::write_atomic(&dest, &bytes, c);
+                let _ = dvx_store::fsutil::write_atomic(&dest, &bytes, c);
             }
             have.push((p, entries));
         }
@@ -697,7 +683,7 @@ impl Remote {
                     .map_err(|_| self.corrupt(format!("{} is not JSON", layout::MARKER)))?;
                 let f = v.get("format").and_then(|f| f.as_u64()).unwrap_or(0);
                 if f != u64::from(layout::REMOTE_FORMAT) {
-                    return Err(StoreError::Remote {
+                    return Err(RemoteError::Remote {
                         remote: self.name.clone(),
                         message: format!(
                             "remote format {f} is not understood by this dvx (it reads format {})",
@@ -712,7 +698,7 @@ impl Remote {
                 self.put_new(layout::MARKER, marker.into_bytes())?;
                 Ok(())
             }
-            None => Err(StoreError::Remote {
+            None => Err(RemoteError::Remote {
                 remote: self.name.clone(),
                 message: format!("{} holds no dvx data", self.url),
                 kind: RemoteErrorKind::NotFound,
@@ -802,20 +788,23 @@ fn folder_update_ref(
         .at(&lock_path)?;
     // SAFETY: flock on a file descriptor we own; released when `lock` is closed.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(StoreError::io(&lock_path, std::io::Error::last_os_error()));
+        return Err(RemoteError::Store(StoreError::io(
+            &lock_path,
+            std::io::Error::last_os_error(),
+        )));
     }
     let path = dir.join(name);
     let current = match fs::read(&path) {
         Ok(b) => Some(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(StoreError::io(&path, e)),
+        Err(e) => return Err(RemoteError::Store(StoreError::io(&path, e))),
     };
     if current.as_deref() != expected {
         return Ok(false);
     }
     let parent = path.parent().unwrap_or(dir);
     fs::create_dir_all(parent).at(parent)?;
-    crate::fsutil::write_atomic(&path, data, parent)?;
+    dvx_store::fsutil::write_atomic(&path, data, parent)?;
     Ok(true)
 }
 

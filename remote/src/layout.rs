@@ -13,8 +13,9 @@
 //! uploaded twice is the same object. The index is written after its pack: an index on the
 //! remote means its pack is complete.
 
-use crate::error::{Result, StoreError};
-use crate::id::Id;
+use crate::error::{RemoteError, Result};
+use dvx_store::id::Id;
+use dvx_store::StoreError;
 
 pub const REMOTE_FORMAT: u32 = 1;
 pub const MARKER: &str = "dvx-remote.json";
@@ -68,8 +69,8 @@ impl Kind {
     }
 
     /// The local object kind, for everything but chunks.
-    pub fn obj_kind(self) -> Option<crate::db::ObjKind> {
-        use crate::db::ObjKind;
+    pub fn obj_kind(self) -> Option<dvx_store::db::ObjKind> {
+        use dvx_store::db::ObjKind;
         Some(match self {
             Kind::Chunk => return None,
             Kind::File => ObjKind::File,
@@ -191,7 +192,13 @@ pub fn encode_index(entries: &[Entry]) -> Vec<u8> {
 
 /// Decode and check an index (`pack` names it in errors).
 pub fn decode_index(pack: Id, b: &[u8]) -> Result<Vec<Entry>> {
-    let bad = |d: &str| StoreError::corrupt("remote pack index", pack, d.to_string());
+    let bad = |d: &str| {
+        RemoteError::from(StoreError::corrupt(
+            "remote pack index",
+            pack,
+            d.to_string(),
+        ))
+    };
     if b.len() < 12 + 32 || &b[..8] != INDEX_MAGIC {
         return Err(bad("not a pack index (bad header)"));
     }
@@ -237,7 +244,7 @@ pub fn decode_ref(name: &str, b: &[u8]) -> Result<Id> {
     String::from_utf8_lossy(b)
         .trim()
         .parse()
-        .map_err(|_| StoreError::Remote {
+        .map_err(|_| RemoteError::Remote {
             remote: String::new(),
             message: format!("remote ref {name} does not hold a commit id"),
             kind: super::RemoteErrorKind::Corrupt,

@@ -16,14 +16,16 @@ use serde::Serialize;
 use super::layout::{Entry, Kind};
 use super::push::RefUpdate;
 use super::{Remote, RemoteErrorKind, RemoteIndex};
-use crate::db::{CF_CHUNKS, CF_OBJECTS};
-use crate::error::{Result, StoreError};
-use crate::id::Id;
-use crate::object::{Commit, EntryKind, FileManifest, Tree};
-use crate::pack::{self, CODEC_RAW};
-use crate::refs::{HEADS, REMOTES, TAGS};
-use crate::repo::Repo;
-use crate::Progress;
+use crate::error::{RemoteError, Result};
+use crate::Project;
+use dvx_store::db::{CF_CHUNKS, CF_OBJECTS};
+use dvx_store::id::Id;
+use dvx_store::object::{Commit, EntryKind, FileManifest, Tree};
+use dvx_store::pack::{self, CODEC_RAW};
+use dvx_store::refs::{HEADS, REMOTES, TAGS};
+use dvx_store::Progress;
+use dvx_store::Repo;
+use dvx_store::StoreError;
 
 /// Which chunks to bring (all metadata always comes).
 #[derive(Clone, Debug)]
@@ -78,13 +80,13 @@ impl Meta {
             return Ok(true);
         }
         match kind.obj_kind() {
-            Some(k) => repo.store.has_object(k, id),
+            Some(k) => Ok(repo.store.has_object(k, id)?),
             None => Ok(false),
         }
     }
 }
 
-impl Repo {
+impl Project<'_> {
     pub fn fetch(
         &self,
         remote: &Remote,
@@ -94,7 +96,7 @@ impl Repo {
         remote.check_format(false)?;
         let (refs, head) = remote.list_refs()?;
         for (name, _) in &refs {
-            crate::guard::check_remote_ref(&remote.name, name)?;
+            crate::incoming::check_remote_ref(&remote.name, name)?;
         }
         let idx = remote.load_index()?;
         let mut report = FetchReport {
@@ -127,8 +129,8 @@ impl Repo {
             objs: self.download_meta(remote, &idx, &needed)?,
         };
         // Nothing is written before every tree and commit that came down passes.
-        crate::guard::Incoming::of(&remote.name, &meta.objs)
-            .check(&|id| self.store.get_object(crate::db::ObjKind::Tree, id))?;
+        crate::incoming::Incoming::of(&remote.name, &meta.objs)
+            .check(&|id| self.store.get_object(dvx_store::db::ObjKind::Tree, id))?;
 
         // 2. The chunks wanted, and the manifests to check once they are in.
         let tips: Vec<Id> = match want {
@@ -139,7 +141,7 @@ impl Repo {
                 let s =
                     refs.iter()
                         .find(|(n, _)| *n == name)
-                        .ok_or_else(|| StoreError::Remote {
+                        .ok_or_else(|| RemoteError::Remote {
                             remote: remote.name.clone(),
                             message: format!("the remote has no branch {branch:?}"),
                             kind: RemoteErrorKind::NotFound,
@@ -290,10 +292,10 @@ impl Repo {
                 match self.find_in_tree(meta, &c.tree, p)? {
                     Some(node) => stack.push(node),
                     None => {
-                        return Err(StoreError::NotInRevision {
+                        return Err(RemoteError::Store(StoreError::NotInRevision {
                             path: p.clone(),
                             commit: tip.short(),
-                        })
+                        }))
                     }
                 }
             }
@@ -490,7 +492,7 @@ impl Repo {
                 }
                 // Not fetched (a partial pull): checked when it is.
                 Err(StoreError::MissingObject { .. }) => return Ok(()),
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         if Id::from_hash(h.finalize()) != *id {
@@ -565,7 +567,7 @@ impl Remote {
                     f(p, e, d)
                 }
                 Some(Ok(Err((key, err)))) => Err(match self.err(&key, err) {
-                    StoreError::Remote {
+                    RemoteError::Remote {
                         kind: RemoteErrorKind::NotFound,
                         ..
                     } => self.corrupt(format!("{key} is listed in its index but missing")),
