@@ -49,6 +49,39 @@ impl Run {
     }
 }
 
+/// Keep the machine's own settings out of every test: an empty HOME (no ~/.aws, ~/.gitconfig
+/// or ~/.config of the person running the tests) and none of the credential variables a
+/// developer may have exported. Tests that need them set their own after this.
+pub fn isolate(c: &mut Command) {
+    static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let home = HOME.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix("dvx-it-home-")
+            .tempdir()
+            .expect("tempdir")
+    });
+    c.env("HOME", home.path());
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        "AZURE_STORAGE_ACCOUNT_NAME",
+        "GIT_CONFIG_GLOBAL",
+        "DVX_DEBUG",
+        "DVX_FAULT",
+    ] {
+        c.env_remove(var);
+    }
+}
+
 pub fn git(dir: &Path, args: &[&str]) {
     let st = Command::new("git")
         .args(args)
@@ -107,6 +140,7 @@ impl Project {
             .env("DVX_AUTHOR_NAME", "Tester")
             .env("DVX_AUTHOR_EMAIL", "tester@example.com")
             .env("DVX_LOCK_WAIT", "1");
+        isolate(&mut c);
         c
     }
 
