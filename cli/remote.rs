@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use dvx_engine::remote::fetch::{FetchReport, Want};
-use dvx_engine::remote::ops;
 use dvx_engine::remote::push::{PushOptions, RefUpdate};
 use dvx_engine::remote::{Project, Remote};
 use dvx_engine::store::config::RemoteConfig;
 use dvx_engine::store::{Access, Repo, StoreError};
+use dvx_engine::sync;
 
 use crate::args::{RemoteCmd, RemoteConn};
 use crate::output::{count, human_bytes, Bar, Out};
@@ -178,8 +178,7 @@ pub fn fetch(
     } else {
         Want::Tips
     };
-    let rep = Project(&repo).fetch(&remote, &want, bar)?;
-    dvx_engine::lineage::index_fetch(&repo.store, &rep)?;
+    let rep = sync::fetch(&repo, &remote, &want, bar)?;
     if json {
         out.json(&rep);
     } else {
@@ -201,8 +200,7 @@ pub fn pull(
 ) -> dvx_engine::Result<()> {
     let repo = Repo::open(cwd, Access::Write("dvx pull"))?;
     let remote = Remote::open(&repo, remote.as_deref())?;
-    let rep = Project(&repo).pull(&remote, branch.as_deref(), &paths, force, bar)?;
-    dvx_engine::lineage::index_fetch(&repo.store, &rep.fetch)?;
+    let rep = sync::pull(&repo, &remote, branch.as_deref(), &paths, force, bar)?;
     if json {
         out.json(&rep);
         return Ok(());
@@ -260,18 +258,13 @@ pub fn clone(
             cwd.join(last)
         }
     };
-    let rep = ops::clone(
+    let rep = sync::clone(
         &dir,
         config_of(url, conn),
         branch.as_deref(),
         no_checkout,
         bar,
     )?;
-    // Everything in the new store came from the remote: index it all.
-    {
-        let repo = Repo::open(&dir, Access::Write("dvx clone"))?;
-        dvx_engine::lineage::reindex(&repo.store)?;
-    }
     if json {
         out.json(&rep);
         return Ok(());

@@ -23,6 +23,7 @@ pub mod record;
 pub mod run;
 pub mod spec;
 pub mod svg;
+pub mod sync;
 pub mod verify;
 
 pub use dvx_remote as remote;

@@ -1,0 +1,56 @@
+//! Fetch, pull and clone as every caller should use them: dvx-remote moves the data, and the
+//! lineage indexes take in what came, in the same call, so no caller can leave a store whose
+//! lineage misses what it fetched.
+
+use std::path::Path;
+
+use dvx_remote::fetch::{FetchReport, Want};
+use dvx_remote::ops::{self, CloneReport, PullReport};
+use dvx_remote::{Project, Remote};
+use dvx_store::config::RemoteConfig;
+use dvx_store::{Access, Progress, Repo};
+
+use crate::error::Result;
+use crate::lineage;
+
+/// Fetch from `remote` and index the commits and run records that came.
+pub fn fetch(
+    repo: &Repo,
+    remote: &Remote,
+    want: &Want,
+    progress: &dyn Progress,
+) -> Result<FetchReport> {
+    let rep = Project(repo).fetch(remote, want, progress)?;
+    lineage::index_fetch(&repo.store, &rep)?;
+    Ok(rep)
+}
+
+/// Fetch the branch (all of it, or `paths` of it) and bring the workspace to it; index what
+/// came.
+pub fn pull(
+    repo: &Repo,
+    remote: &Remote,
+    branch: Option<&str>,
+    paths: &[String],
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<PullReport> {
+    let rep = Project(repo).pull(remote, branch, paths, force, progress)?;
+    lineage::index_fetch(&repo.store, &rep.fetch)?;
+    Ok(rep)
+}
+
+/// Make a new project in `dir` from a remote; everything in its store came from the remote,
+/// so all of it is indexed.
+pub fn clone(
+    dir: &Path,
+    rc: RemoteConfig,
+    branch: Option<&str>,
+    no_checkout: bool,
+    progress: &dyn Progress,
+) -> Result<CloneReport> {
+    let rep = ops::clone(dir, rc, branch, no_checkout, progress)?;
+    let repo = Repo::open(dir, Access::Write("dvx clone"))?;
+    lineage::reindex(&repo.store)?;
+    Ok(rep)
+}
