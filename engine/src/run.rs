@@ -117,6 +117,23 @@ impl<'de> Deserialize<'de> for InputId {
     }
 }
 
+/// Run `f`, turning a panic into `None`: a worker that died without reporting its task would
+/// leave the run waiting for it forever, holding the writer lock.
+fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
+}
+
+/// The outcome of an execution whose worker panicked (a bug in dvx, reported as a failure).
+fn panicked() -> crate::exec::Outcome {
+    crate::exec::Outcome {
+        exit: None,
+        error: Some("internal error: dvx's worker panicked while running it".into()),
+        duration: Duration::ZERO,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    }
+}
+
 /// The most executions at once (`-j`): each is a thread, and more would exhaust the system's.
 pub const MAX_JOBS: usize = 1024;
 
@@ -805,18 +822,24 @@ impl<'a> Engine<'a> {
                     let start = chrono::Utc::now();
                     let results = match (&task.job.container, task.batch.is_empty()) {
                         (Some(spec), false) => {
-                            let outcomes = container::run_batch(&task.job, spec, children);
+                            let n = task.batch.len();
+                            let outcomes =
+                                guarded(|| container::run_batch(&task.job, spec, children))
+                                    .unwrap_or_else(|| (0..n).map(|_| panicked()).collect());
                             std::mem::take(&mut task.batch)
                                 .into_iter()
                                 .zip(outcomes)
                                 .map(|(member, o)| {
-                                    let (o, a) = attempts(&member, children, 0, Some(o));
+                                    let (o, a) =
+                                        guarded(|| attempts(&member, children, 0, Some(o)))
+                                            .unwrap_or_else(|| (panicked(), 0));
                                     (member, o, a)
                                 })
                                 .collect()
                         }
                         _ => {
-                            let (o, a) = attempts(&task, children, 0, None);
+                            let (o, a) = guarded(|| attempts(&task, children, 0, None))
+                                .unwrap_or_else(|| (panicked(), 0));
                             vec![(task, o, a)]
                         }
                     };

@@ -368,3 +368,63 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
         + 1;
     (line, col)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(Path::new("c.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn values_are_checked_at_their_place() {
+        let base = "[core]\nformat = 1\n";
+        assert_eq!(
+            err(&format!("{base}lock_wait_secs = nan\n")),
+            "c.toml:3:18: core.lock_wait_secs = NaN: expected a number of seconds from 0 to 86400"
+        );
+        assert!(err(&format!("{base}lock_wait_secs = -0.5\n")).starts_with("c.toml:3:18: "));
+        assert_eq!(
+            err(&format!("{base}compression = \"fast\"\n")),
+            "c.toml:3:15: core.compression = \"fast\": expected \"small\", \"all\" or \"none\""
+        );
+        assert_eq!(
+            err("[core]\nformat = 2\n"),
+            "c.toml:2:10: format 2 is not understood by this dvx (it reads format 1)"
+        );
+        let remote = format!("{base}[remote.o]\nurl = \"/x\"\n");
+        assert_eq!(
+            err(&format!("{remote}retries = 101\n")),
+            "c.toml:5:11: remote retries = 101: expected a whole number from 0 to 100"
+        );
+        assert!(err(&format!("{remote}timeout_secs = inf\n")).starts_with("c.toml:5:16: "));
+        assert!(err(&format!("{remote}jobs = 65\n")).starts_with("c.toml:5:8: "));
+        assert_eq!(
+            err(&format!("{base}[containers]\nruntime = \"\"\n")),
+            "c.toml:4:11: containers.runtime: expected \"podman\", \"docker\" or a path"
+        );
+        let ok = Config::parse(
+            Path::new("c.toml"),
+            &format!(
+                "{base}lock_wait_secs = 0\n[containers]\nruntime = \" docker \"\n[x]\ny = 1\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(ok.core.lock_wait_secs, 0.0);
+        assert_eq!(ok.containers.unwrap().runtime.as_deref(), Some("docker"));
+        assert!(ok.other.contains_key("x"));
+        let e = Config::parse_bytes(Path::new("c.toml"), b"[core]\nformat = 1 # \xff\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.toml:2:14: not valid UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn line_col_never_panics_off_a_boundary() {
+        assert_eq!(line_col("é\nab", 1), (1, 1));
+        assert_eq!(line_col("é\nab", 99), (2, 3));
+    }
+}

@@ -18,7 +18,11 @@ pub const PACK_SIZE: RangeInclusive<u64> = 1024..=(4 << 30);
 
 /// The number in environment variable `var`, if set (and not empty), checked against `range`.
 pub fn env_f64(var: &str, range: RangeInclusive<f64>) -> Result<Option<f64>> {
-    let Some(text) = env_text(var) else {
+    f64_from(var, env_text(var), range)
+}
+
+fn f64_from(var: &str, text: Option<String>, range: RangeInclusive<f64>) -> Result<Option<f64>> {
+    let Some(text) = text else {
         return Ok(None);
     };
     match text.trim().parse::<f64>() {
@@ -29,7 +33,11 @@ pub fn env_f64(var: &str, range: RangeInclusive<f64>) -> Result<Option<f64>> {
 
 /// The whole number in environment variable `var`, if set (and not empty), within `range`.
 pub fn env_u64(var: &str, range: RangeInclusive<u64>) -> Result<Option<u64>> {
-    let Some(text) = env_text(var) else {
+    u64_from(var, env_text(var), range)
+}
+
+fn u64_from(var: &str, text: Option<String>, range: RangeInclusive<u64>) -> Result<Option<u64>> {
+    let Some(text) = text else {
         return Ok(None);
     };
     match text.trim().parse::<u64>() {
@@ -98,29 +106,23 @@ mod tests {
 
     #[test]
     fn env_numbers_are_range_checked() {
-        // Variables unique to this test, so parallel tests do not interfere.
-        std::env::set_var("DVX_LIMITS_TEST_F", "inf");
-        assert!(env_f64("DVX_LIMITS_TEST_F", LOCK_WAIT_SECS).is_err());
-        for bad in ["nan", "-1", "1e308", "x"] {
-            std::env::set_var("DVX_LIMITS_TEST_F", bad);
-            let e = env_f64("DVX_LIMITS_TEST_F", LOCK_WAIT_SECS).unwrap_err();
-            assert!(e.to_string().contains("DVX_LIMITS_TEST_F"), "{e}");
+        // The parsing behind env_f64/env_u64, without touching the process's environment.
+        let f = |v: &str| f64_from("DVX_X", Some(v.to_string()), LOCK_WAIT_SECS);
+        for bad in ["inf", "-inf", "nan", "-1", "1e308", "86400.5", "x", ""] {
+            let e = f(bad).unwrap_err().to_string();
+            assert!(e.starts_with("environment variable DVX_X: "), "{e}");
         }
-        std::env::set_var("DVX_LIMITS_TEST_F", "2.5");
+        assert_eq!(f(" 2.5 ").unwrap(), Some(2.5));
+        assert_eq!(f("0").unwrap(), Some(0.0));
+        assert_eq!(f64_from("DVX_X", None, LOCK_WAIT_SECS).unwrap(), None);
+        let u = |v: &str| u64_from("DVX_Y", Some(v.to_string()), REMOTE_RETRIES);
+        assert_eq!(u("100").unwrap(), Some(100));
+        for bad in ["101", "-1", "1.5", "1e3"] {
+            assert!(u(bad).is_err(), "{bad}");
+        }
         assert_eq!(
-            env_f64("DVX_LIMITS_TEST_F", LOCK_WAIT_SECS).unwrap(),
-            Some(2.5)
-        );
-        assert_eq!(
-            env_f64("DVX_LIMITS_TEST_UNSET", LOCK_WAIT_SECS).unwrap(),
-            None
-        );
-        std::env::set_var("DVX_LIMITS_TEST_U", "101");
-        assert!(env_u64("DVX_LIMITS_TEST_U", REMOTE_RETRIES).is_err());
-        std::env::set_var("DVX_LIMITS_TEST_U", "100");
-        assert_eq!(
-            env_u64("DVX_LIMITS_TEST_U", REMOTE_RETRIES).unwrap(),
-            Some(100)
+            u("101").unwrap_err().to_string(),
+            "environment variable DVX_Y: \"101\" is not a whole number from 0 to 100"
         );
     }
 }
