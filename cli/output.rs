@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use dvx_engine::record::RunRecord;
-use dvx_engine::run::{RunSummary, StageReport};
+use dvx_engine::run::{RunSummary, StageReport, StageStatus};
 use dvx_engine::store::ops::{Change, ChangeKind, LogEntry, Status};
 use dvx_engine::store::Id;
 use dvx_engine::store::Progress;
@@ -217,10 +217,7 @@ pub fn print_changes(out: &Out, changes: &[Change], show: impl Fn(&str) -> Strin
 
 /// Stages a run would execute or restore.
 pub fn stale(stages: &[StageReport]) -> Vec<&StageReport> {
-    stages
-        .iter()
-        .filter(|s| s.state != "skipped" && s.state != "frozen")
-        .collect()
+    stages.iter().filter(|s| s.state.is_stale()).collect()
 }
 
 pub fn print_stage_status(out: &Out, stages: &[StageReport]) {
@@ -231,7 +228,7 @@ pub fn print_stage_status(out: &Out, stages: &[StageReport]) {
     }
     out.say("stale stages (`dvx run` brings them up to date):");
     for s in stale {
-        let what = if s.state == "restored" {
+        let what = if s.state == StageStatus::Restored {
             "restorable from the run cache"
         } else {
             "would run"
@@ -252,12 +249,16 @@ pub fn print_run(out: &Out, s: &RunSummary, dry_run: bool) {
                 )
             })
             .unwrap_or_default();
-        let why = if st.reasons.is_empty() || st.state == "skipped" {
+        let why = if st.reasons.is_empty() || st.state == StageStatus::Skipped {
             String::new()
         } else {
             format!(" ({})", st.reasons.join("; "))
         };
-        out.say(&format!("{:<9} {}{datums}{why}", st.state, st.stage));
+        out.say(&format!(
+            "{:<9} {}{datums}{why}",
+            st.state.as_str(),
+            st.stage
+        ));
     }
     for f in &s.failures {
         eprintln!(
@@ -347,10 +348,10 @@ pub fn print_record(id: &Id, r: &RunRecord) {
         println!("param    {k} = {v}");
     }
     for i in &r.inputs {
-        println!("input    {} {} {}", i.kind, i.id.short(), i.path);
+        println!("input    {} {} {}", i.kind.as_str(), i.id.short(), i.path);
     }
     for o in &r.outputs {
-        println!("output   {} {} {}", o.kind, o.id.short(), o.path);
+        println!("output   {} {} {}", o.kind.as_str(), o.id.short(), o.path);
     }
     println!(
         "logs     stdout {} stderr {} (`dvx logs {}`)",

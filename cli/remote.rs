@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use dvx_engine::remote::fetch::{FetchReport, Want};
 use dvx_engine::remote::push::{PushOptions, RefUpdate};
-use dvx_engine::remote::{Project, Remote};
+use dvx_engine::remote::{Project, Remote, SyncStatus};
 use dvx_engine::store::config::RemoteConfig;
 use dvx_engine::store::{Access, Repo, StoreError};
 use dvx_engine::sync;
@@ -206,8 +206,8 @@ pub fn pull(
         return Ok(());
     }
     say_fetch(out, &rep.fetch);
-    match (&rep.checkout, rep.status.as_str()) {
-        (_, "ahead") => out.say(&format!(
+    match (&rep.checkout, rep.status) {
+        (_, SyncStatus::Ahead) => out.say(&format!(
             "branch {} has commits the remote lacks; nothing to update (push them with `dvx push`)",
             rep.branch
         )),

@@ -52,7 +52,7 @@ fn record(stage: &str, input: PathId, output: PathId, n: u64) -> RunRecord {
 fn file(path: &str, content: &[u8]) -> PathId {
     PathId {
         path: path.into(),
-        kind: "file".into(),
+        kind: EntryKind::File,
         id: Id::of(content),
         size: content.len() as u64,
         mode: None,

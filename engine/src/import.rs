@@ -259,14 +259,14 @@ fn bring(
     params.insert("commit".to_string(), Value::String(commit.to_hex()));
     let input = PathId {
         path: format!("{}#{}@{}", src.url, src.path, commit.to_hex()),
-        kind: node.kind.as_str().into(),
+        kind: node.kind,
         id: node.id,
         size: node.size,
         mode: None,
     };
     let output = PathId {
         path: dest.to_string(),
-        kind: node.kind.as_str().into(),
+        kind: node.kind,
         id: node.id,
         size: node.size,
         mode: (node.kind == EntryKind::File).then_some(node.mode),

@@ -25,18 +25,14 @@ use crate::record::{self, PathId, RunRecord};
 pub const GRAPH_VERSION: u32 = 1;
 
 fn kind_of(s: &str) -> EntryKind {
-    match s {
-        "dir" => EntryKind::Dir,
-        "symlink" => EntryKind::Symlink,
-        _ => EntryKind::File,
-    }
+    EntryKind::from_name(s).unwrap_or(EntryKind::File)
 }
 
 /// Every (path, entry) a recorded path stands for: itself and, for a folder, everything in it.
 /// `known` holds entries just computed (trees not yet readable from the store).
 fn expand(store: &Store, p: &PathId, known: &BTreeMap<String, Flat>) -> Result<Vec<(String, Id)>> {
     let mut out = vec![(p.path.clone(), p.id)];
-    if kind_of(&p.kind) != EntryKind::Dir {
+    if p.kind != EntryKind::Dir {
         return Ok(out);
     }
     // Everything inside sorts together right after `path/` (a sibling such as `path.csv`
@@ -558,7 +554,7 @@ impl<'a> Walk<'a> {
             self.edge(&n, &r, "produced_by");
             if new_run {
                 for i in &rec.inputs {
-                    let c = self.up_file(&i.path, &i.kind, i.id, depth.map(|d| d - 1))?;
+                    let c = self.up_file(&i.path, i.kind.as_str(), i.id, depth.map(|d| d - 1))?;
                     self.edge(&r, &c, "input");
                 }
             }
@@ -640,14 +636,14 @@ impl<'a> Walk<'a> {
                 for o in &rec.outputs {
                     // A datum's output folder holds only its own files: show those.
                     let outs: Vec<(String, String, Id)> =
-                        if rec.datum.is_some() && kind_of(&o.kind) == EntryKind::Dir {
+                        if rec.datum.is_some() && o.kind == EntryKind::Dir {
                             keys::files_of_tree(self.store, &o.id, &o.path)?
                                 .into_iter()
                                 .filter(|(_, f)| f.kind != EntryKind::Dir)
                                 .map(|(p, f)| (p, f.kind.as_str().to_string(), f.id))
                                 .collect()
                         } else {
-                            vec![(o.path.clone(), o.kind.clone(), o.id)]
+                            vec![(o.path.clone(), o.kind.as_str().to_string(), o.id)]
                         };
                     for (p, k, id) in outs {
                         let c = self.down_file(&p, &k, id, depth.map(|d| d - 1))?;

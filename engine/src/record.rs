@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use dvx_store::db::{ObjKind, CF_RUNS};
+use dvx_store::object::EntryKind;
 use dvx_store::object::GitInfo;
 use dvx_store::store::{Store, Txn};
 use dvx_store::{Id, StoreError};
@@ -18,7 +19,7 @@ pub const RECORD_VERSION: u32 = 1;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathId {
     pub path: String,
-    pub kind: String,
+    pub kind: EntryKind,
     pub id: Id,
     pub size: u64,
     /// Permission bits of a file output (0o644, 0o755), so a restore from the run cache
@@ -146,7 +147,7 @@ mod tests {
             image: None,
             inputs: vec![PathId {
                 path: "in.csv".into(),
-                kind: "file".into(),
+                kind: EntryKind::File,
                 id: Id::of(b"a,b\n"),
                 size: 4,
                 mode: None,
@@ -154,7 +155,7 @@ mod tests {
             key: Id::of(b"key"),
             outputs: vec![PathId {
                 path: "n.txt".into(),
-                kind: "file".into(),
+                kind: EntryKind::File,
                 id: Id::of(b"1\n"),
                 size: 2,
                 mode: None,

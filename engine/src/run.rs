@@ -48,11 +48,48 @@ pub struct DatumCounts {
 #[derive(Clone, Debug, Serialize)]
 pub struct StageReport {
     pub stage: String,
-    /// skipped | restored | executed | failed | frozen | blocked | stale (dry run)
-    pub state: String,
+    pub state: StageStatus,
     pub reasons: Vec<String>,
     pub datums: Option<DatumCounts>,
     pub runs: Vec<Id>,
+}
+
+/// What a run did with a stage (or, in a dry run or `status`, would do).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageStatus {
+    /// Up to date: nothing to do.
+    #[default]
+    Skipped,
+    /// Its results came from the run cache.
+    Restored,
+    Executed,
+    Failed,
+    /// `frozen: true` in dvx.yaml: never run.
+    Frozen,
+    /// An upstream stage failed.
+    Blocked,
+    /// Would execute (a dry run, or `status`).
+    Stale,
+}
+
+impl StageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageStatus::Skipped => "skipped",
+            StageStatus::Restored => "restored",
+            StageStatus::Executed => "executed",
+            StageStatus::Failed => "failed",
+            StageStatus::Frozen => "frozen",
+            StageStatus::Blocked => "blocked",
+            StageStatus::Stale => "stale",
+        }
+    }
+
+    /// A run would change something: execute it or restore it.
+    pub fn is_stale(self) -> bool {
+        !matches!(self, StageStatus::Skipped | StageStatus::Frozen)
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -529,11 +566,7 @@ impl<'a> Engine<'a> {
         r.outputs
             .iter()
             .map(|o| {
-                let kind = match o.kind.as_str() {
-                    "dir" => EntryKind::Dir,
-                    "symlink" => EntryKind::Symlink,
-                    _ => EntryKind::File,
-                };
+                let kind = o.kind;
                 (
                     o.path.clone(),
                     Some(Flat {
@@ -881,7 +914,7 @@ impl<'a> Engine<'a> {
                                 finished.insert(i, false);
                                 summary.stages.push(StageReport {
                                     stage: self.pipeline.stages[i].name.clone(),
-                                    state: "blocked".into(),
+                                    state: StageStatus::Blocked,
                                     reasons: vec!["an upstream stage failed".into()],
                                     datums: None,
                                     runs: vec![],
@@ -899,7 +932,8 @@ impl<'a> Engine<'a> {
                                     .filter(|j| {
                                         summary.stages.iter().any(|r| {
                                             r.stage == self.pipeline.stages[**j].name
-                                                && (r.state == "stale" || r.state == "restored")
+                                                && (r.state == StageStatus::Stale
+                                                    || r.state == StageStatus::Restored)
                                         })
                                     })
                                     .map(|j| self.pipeline.stages[*j].name.as_str())
@@ -908,7 +942,7 @@ impl<'a> Engine<'a> {
                                     finished.insert(i, true);
                                     summary.stages.push(StageReport {
                                         stage: self.pipeline.stages[i].name.clone(),
-                                        state: "stale".into(),
+                                        state: StageStatus::Stale,
                                         reasons: vec![format!(
                                             "upstream {} would change",
                                             stale_up.join(", ")
@@ -1091,13 +1125,13 @@ impl<'a> Engine<'a> {
             let names: Vec<&str> = summary
                 .stages
                 .iter()
-                .filter(|s| s.state == "executed" || s.state == "restored")
+                .filter(|s| s.state == StageStatus::Executed || s.state == StageStatus::Restored)
                 .map(|s| s.stage.as_str())
                 .collect();
             let failed: Vec<&str> = summary
                 .stages
                 .iter()
-                .filter(|s| s.state == "failed")
+                .filter(|s| s.state == StageStatus::Failed)
                 .map(|s| s.stage.as_str())
                 .collect();
             let mut what = names.join(", ");
@@ -1204,7 +1238,7 @@ impl<'a> Engine<'a> {
         let s = &self.pipeline.stages[i];
         let mut report = StageReport {
             stage: s.name.clone(),
-            state: String::new(),
+            state: StageStatus::default(),
             reasons: vec![],
             datums: s.input.as_ref().map(|_| DatumCounts::default()),
             runs: vec![],
@@ -1212,7 +1246,7 @@ impl<'a> Engine<'a> {
         // Before anything of the stage is read, deleted or run.
         crate::confine::check_stage(&self.repo.root, s)?;
         if s.frozen && !opts.force {
-            report.state = "frozen".into();
+            report.state = StageStatus::Frozen;
             summary.skipped += 1;
             summary.stages.push(report);
             return Ok(None);
@@ -1223,7 +1257,7 @@ impl<'a> Engine<'a> {
             d.total = p.datums.len() as u64;
         }
         if p.up_to_date {
-            report.state = "skipped".into();
+            report.state = StageStatus::Skipped;
             summary.skipped += 1;
             summary.stages.push(report);
             return Ok(None);
@@ -1233,7 +1267,7 @@ impl<'a> Engine<'a> {
         if s.input.is_none() {
             if use_cache {
                 if let Some((rid, rec)) = record::cached(&self.repo.store, &p.key)? {
-                    report.state = "restored".into();
+                    report.state = StageStatus::Restored;
                     report.runs.push(rid);
                     if !opts.dry_run {
                         // The commit names the record it restored, so history (metrics,
@@ -1261,7 +1295,7 @@ impl<'a> Engine<'a> {
                 }
             }
             if opts.dry_run {
-                report.state = "stale".into();
+                report.state = StageStatus::Stale;
                 summary.stages.push(report);
                 return Ok(None);
             }
@@ -1355,9 +1389,9 @@ impl<'a> Engine<'a> {
             if opts.dry_run {
                 let would = p.datums.len() - st.records.len();
                 report.state = if would == 0 {
-                    "restored".into()
+                    StageStatus::Restored
                 } else {
-                    "stale".into()
+                    StageStatus::Stale
                 };
                 report.reasons.push(format!(
                     "{would} of {} datums would execute",
@@ -1367,14 +1401,14 @@ impl<'a> Engine<'a> {
                 return Ok(None);
             }
         }
-        report.state = "executed".into();
+        report.state = StageStatus::Executed;
         st.report = Some(report);
         if tasks.is_empty() {
             // Every datum came from the cache.
             let ok = self.finish_stage(i, st, Some(&p), new_locks, commit_paths, progress)?;
             if let Some(mut r) = st.report.take() {
                 if ok {
-                    r.state = "restored".into();
+                    r.state = StageStatus::Restored;
                 }
                 summary.stages.push(r);
             }
@@ -1436,7 +1470,7 @@ impl<'a> Engine<'a> {
                         );
                         outputs.push(PathId {
                             path: out,
-                            kind: "dir".into(),
+                            kind: EntryKind::Dir,
                             id: f.id,
                             size: f.size,
                             mode: None,
@@ -1469,7 +1503,7 @@ impl<'a> Engine<'a> {
                         if let (Some(f), true) = (entry, store_it) {
                             outputs.push(PathId {
                                 path: o.path.clone(),
-                                kind: f.kind.as_str().into(),
+                                kind: f.kind,
                                 id: f.id,
                                 size: f.size,
                                 mode: (f.kind == EntryKind::File).then_some(f.mode),
@@ -1487,7 +1521,7 @@ impl<'a> Engine<'a> {
                     .filter_map(|(path, id)| {
                         id.as_ref().map(|i| PathId {
                             path: path.clone(),
-                            kind: i.kind.into(),
+                            kind: EntryKind::from_name(i.kind).unwrap_or(EntryKind::File),
                             id: i.id,
                             size: p.dep_sizes.get(path).copied().unwrap_or(0),
                             mode: None,
@@ -1500,7 +1534,7 @@ impl<'a> Engine<'a> {
             if let Some(i) = &d.input {
                 inputs.push(PathId {
                     path: d.path.clone(),
-                    kind: i.kind.into(),
+                    kind: EntryKind::from_name(i.kind).unwrap_or(EntryKind::File),
                     id: i.id,
                     size: d.size,
                     mode: None,
@@ -1640,7 +1674,7 @@ impl<'a> Engine<'a> {
         let progress = &dvx_store::Quiet;
         if st.failed {
             if let Some(r) = st.report.as_mut() {
-                r.state = "failed".into();
+                r.state = StageStatus::Failed;
             }
             return Ok(false);
         }

@@ -357,7 +357,10 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
             let now = entry.map(|e| e.id);
             let identical = now == Some(o.id);
             let mut differing = Vec::new();
-            if !identical && o.kind == "dir" && entry.is_some_and(|e| e.kind == EntryKind::Dir) {
+            if !identical
+                && o.kind == EntryKind::Dir
+                && entry.is_some_and(|e| e.kind == EntryKind::Dir)
+            {
                 let recorded = dvx_store::lineage::files_of_tree(&repo.store, &o.id, &o.path)?;
                 for (p, f) in recorded.iter().filter(|(_, f)| f.kind != EntryKind::Dir) {
                     if files.get(p).map(|x| x.id) != Some(f.id) {
@@ -373,7 +376,7 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
             }
             outputs.push(OutputCheck {
                 path: o.path.clone(),
-                kind: o.kind.clone(),
+                kind: o.kind.as_str().to_string(),
                 recorded: o.id,
                 now,
                 identical,

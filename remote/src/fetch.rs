@@ -17,7 +17,7 @@ use super::layout::{Entry, Kind};
 use super::push::RefUpdate;
 use super::{Remote, RemoteErrorKind, RemoteIndex};
 use crate::error::{RemoteError, Result};
-use crate::Project;
+use crate::{Project, SyncStatus};
 use dvx_store::db::{CF_CHUNKS, CF_OBJECTS};
 use dvx_store::id::Id;
 use dvx_store::object::{Commit, EntryKind, FileManifest, Tree};
@@ -197,7 +197,7 @@ impl Project<'_> {
                 // Tags are shared names: a local tag that differs is left alone.
                 let local = format!("{TAGS}{t}");
                 match self.store.ref_target(&local)? {
-                    Some(id) if id != s.commit => (local, Some("kept local")),
+                    Some(id) if id != s.commit => (local, Some(SyncStatus::KeptLocal)),
                     _ => (local, None),
                 }
             } else {
@@ -205,18 +205,18 @@ impl Project<'_> {
             };
             let old = self.store.ref_target(&local)?;
             let status = status.unwrap_or(match old {
-                None => "new",
-                Some(o) if o == s.commit => "up to date",
-                Some(_) => "updated",
+                None => SyncStatus::New,
+                Some(o) if o == s.commit => SyncStatus::UpToDate,
+                Some(_) => SyncStatus::Updated,
             });
-            if status == "new" || status == "updated" {
+            if status == SyncStatus::New || status == SyncStatus::Updated {
                 txn.set_ref(&local, &s.commit);
             }
             report.refs.push(RefUpdate {
                 name: local,
                 old,
                 new: s.commit,
-                status: status.into(),
+                status,
             });
         }
         txn.commit()?;

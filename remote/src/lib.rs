@@ -31,6 +31,7 @@ use object_store::{
     BackoffConfig, ClientOptions, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig,
     UpdateVersion,
 };
+use serde::Serialize;
 
 use dvx_store::config::{LocalConfig, RemoteConfig, RemoteSecrets};
 use dvx_store::error::IoContext;
@@ -40,6 +41,62 @@ use dvx_store::StoreError;
 use layout::{Entry, Kind};
 
 pub use error::{RemoteError, RemoteErrorKind, Result};
+
+/// Where a ref stands after a push, fetch or pull, or against the remote's (`status --remote`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum SyncStatus {
+    #[serde(rename = "new")]
+    New,
+    #[serde(rename = "up to date")]
+    UpToDate,
+    #[serde(rename = "fast-forward")]
+    FastForward,
+    /// Pushed with --force over commits the remote had.
+    #[serde(rename = "forced")]
+    Forced,
+    /// A fetched ref moved.
+    #[serde(rename = "updated")]
+    Updated,
+    /// A fetched tag that differs from the local one of that name, which is kept.
+    #[serde(rename = "kept local")]
+    KeptLocal,
+    /// Local has commits the remote lacks.
+    #[serde(rename = "ahead")]
+    Ahead,
+    #[serde(rename = "behind")]
+    Behind,
+    #[serde(rename = "diverged")]
+    Diverged,
+    #[serde(rename = "not pushed")]
+    NotPushed,
+    /// The remote's commit is not here: fetch first.
+    #[serde(rename = "unknown")]
+    Unknown,
+}
+
+impl SyncStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStatus::New => "new",
+            SyncStatus::UpToDate => "up to date",
+            SyncStatus::FastForward => "fast-forward",
+            SyncStatus::Forced => "forced",
+            SyncStatus::Updated => "updated",
+            SyncStatus::KeptLocal => "kept local",
+            SyncStatus::Ahead => "ahead",
+            SyncStatus::Behind => "behind",
+            SyncStatus::Diverged => "diverged",
+            SyncStatus::NotPushed => "not pushed",
+            SyncStatus::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for SyncStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A project seen from its remotes: push, fetch, pull and the remote settings work on the
 /// project's store through this, since the store itself knows nothing of remotes.

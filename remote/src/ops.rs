@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::fetch::{FetchReport, Want};
 use super::push::PushOptions;
-use super::{parse_url, Project, Remote, RemoteErrorKind};
+use super::{parse_url, Project, Remote, RemoteErrorKind, SyncStatus};
 use crate::error::{RemoteError, Result};
 use dvx_store::checkout::CheckoutReport;
 use dvx_store::config::RemoteConfig;
@@ -23,8 +23,8 @@ use dvx_store::StoreError;
 pub struct PullReport {
     pub fetch: FetchReport,
     pub branch: String,
-    /// "fast-forward", "up to date", "ahead" (local has commits the remote lacks)
-    pub status: String,
+    /// fast-forward, up to date, or ahead (local has commits the remote lacks)
+    pub status: SyncStatus,
     pub checkout: Option<CheckoutReport>,
 }
 
@@ -51,9 +51,9 @@ pub struct BranchStatus {
     pub branch: String,
     pub local: Id,
     pub remote: Option<Id>,
-    /// "up to date", "ahead", "behind", "diverged", "not pushed", "unknown" (the remote's
-    /// commit is not here: fetch)
-    pub state: String,
+    /// up to date, ahead, behind, diverged, not pushed, or unknown (the remote's commit is
+    /// not here: fetch)
+    pub state: SyncStatus,
 }
 
 fn check_remote_name(name: &str) -> Result<()> {
@@ -190,10 +190,10 @@ impl Project<'_> {
         let local = self.store.ref_target(&tracking)?;
         let on_branch = matches!(self.store.head()?, Head::Branch(ref b) if *b == branch);
         let status = match local {
-            Some(l) if l == target => "up to date",
-            None => "fast-forward",
-            Some(l) if self.store.is_ancestor(&l, &target)? => "fast-forward",
-            Some(l) if self.store.is_ancestor(&target, &l)? => "ahead",
+            Some(l) if l == target => SyncStatus::UpToDate,
+            None => SyncStatus::FastForward,
+            Some(l) if self.store.is_ancestor(&l, &target)? => SyncStatus::FastForward,
+            Some(l) if self.store.is_ancestor(&target, &l)? => SyncStatus::Ahead,
             Some(l) => {
                 return Err(RemoteError::Remote {
                     remote: remote.name.clone(),
@@ -206,7 +206,7 @@ impl Project<'_> {
                 })
             }
         };
-        let checkout = if status == "ahead" {
+        let checkout = if status == SyncStatus::Ahead {
             None
         } else if on_branch || local.is_none() {
             Some(self.checkout_to(
@@ -226,7 +226,7 @@ impl Project<'_> {
         Ok(PullReport {
             fetch,
             branch,
-            status: status.into(),
+            status,
             checkout,
         })
     }
@@ -242,18 +242,20 @@ impl Project<'_> {
             };
             let r = remote.read_ref(name)?.map(|s| s.commit);
             let state = match r {
-                None => "not pushed",
-                Some(r) if r == *id => "up to date",
-                Some(r) if !self.store.has_object(dvx_store::db::ObjKind::Commit, &r)? => "unknown",
-                Some(r) if self.store.is_ancestor(&r, id)? => "ahead",
-                Some(r) if self.store.is_ancestor(id, &r)? => "behind",
-                Some(_) => "diverged",
+                None => SyncStatus::NotPushed,
+                Some(r) if r == *id => SyncStatus::UpToDate,
+                Some(r) if !self.store.has_object(dvx_store::db::ObjKind::Commit, &r)? => {
+                    SyncStatus::Unknown
+                }
+                Some(r) if self.store.is_ancestor(&r, id)? => SyncStatus::Ahead,
+                Some(r) if self.store.is_ancestor(id, &r)? => SyncStatus::Behind,
+                Some(_) => SyncStatus::Diverged,
             };
             branches.push(BranchStatus {
                 branch: b.to_string(),
                 local: *id,
                 remote: r,
-                state: state.into(),
+                state,
             });
         }
         let opts = PushOptions {

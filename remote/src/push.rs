@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::layout::{self, Kind, PackBuilder};
 use super::{RefState, Remote, RemoteErrorKind, RemoteIndex};
 use crate::error::{RemoteError, Result};
-use crate::Project;
+use crate::{Project, SyncStatus};
 use dvx_store::db::ObjKind;
 use dvx_store::id::Id;
 use dvx_store::object::{EntryKind, FileManifest, Tree};
@@ -30,8 +30,9 @@ pub struct RefUpdate {
     pub name: String,
     pub old: Option<Id>,
     pub new: Id,
-    /// "new", "fast-forward", "forced", "up to date", "rejected"
-    pub status: String,
+    /// new, fast-forward, forced or up to date (push); new, updated, up to date or kept local
+    /// (fetch)
+    pub status: SyncStatus,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -248,12 +249,12 @@ impl Project<'_> {
             let state = remote.read_ref(name)?;
             let old = state.as_ref().map(|s| s.commit);
             let status = match old {
-                None => "new",
-                Some(o) if o == *id => "up to date",
+                None => SyncStatus::New,
+                Some(o) if o == *id => SyncStatus::UpToDate,
                 Some(o) if name.starts_with(HEADS) && self.store.is_ancestor(&o, id)? => {
-                    "fast-forward"
+                    SyncStatus::FastForward
                 }
-                Some(_) if opts.force => "forced",
+                Some(_) if opts.force => SyncStatus::Forced,
                 Some(o) => {
                     let why = if self.store.has_object(ObjKind::Commit, &o)? {
                         "the remote's is not an ancestor of yours"
@@ -275,9 +276,9 @@ impl Project<'_> {
                 name: name.clone(),
                 old,
                 new: *id,
-                status: status.into(),
+                status,
             });
-            if status != "up to date" {
+            if status != SyncStatus::UpToDate {
                 moves.push((name.clone(), state, *id));
             }
         }

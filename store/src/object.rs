@@ -37,6 +37,16 @@ impl EntryKind {
             _ => return None,
         })
     }
+    /// The kind a name stands for (`file`, `dir`, `symlink`), as written in JSON.
+    pub fn from_name(s: &str) -> Option<EntryKind> {
+        Some(match s {
+            "file" => EntryKind::File,
+            "dir" => EntryKind::Dir,
+            "symlink" => EntryKind::Symlink,
+            _ => return None,
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EntryKind::File => "file",
