@@ -516,8 +516,10 @@ impl Remote {
                 let lower = full.to_ascii_lowercase();
                 let no_creds =
                     lower.contains("169.254.169.254") || lower.contains("metadata.google");
+                // "403" alone also matches timings in the retry message ("in 1.403ms").
                 let kind = if no_creds
-                    || lower.contains("403")
+                    || lower.contains("status 403")
+                    || lower.contains("403 forbidden")
                     || lower.contains("accessdenied")
                     || lower.contains("invalidaccesskeyid")
                     || lower.contains("signaturedoesnotmatch")
