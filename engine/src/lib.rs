@@ -14,6 +14,7 @@ pub mod datum;
 pub mod error;
 pub mod exec;
 pub mod import;
+pub mod job;
 pub mod key;
 pub mod lineage;
 pub mod metrics;

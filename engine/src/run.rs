@@ -18,6 +18,7 @@ use crate::dag::{is_glob, Dag};
 use crate::datum::{datums, Datum};
 use crate::error::{EngineError, Result};
 use crate::exec::{self, Children, Job, Outcome};
+use crate::job::{self, ContainerOf, DatumIo, Recipe};
 use crate::key::{self, ContainerKey, InputId};
 use crate::params::stage_params;
 use crate::pathindex::PathIndex;
@@ -215,10 +216,6 @@ fn check_mounts(s: &Stage, mounts: &[Mount]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// A stage after looking at the workspace: its key(s) and what must happen.
@@ -655,49 +652,29 @@ impl<'a> Engine<'a> {
             .map(|(_, i)| i.pinned())
     }
 
-    /// The container part of a job: the project read-only, and either a datum's input and
-    /// output folder, or the stage's outputs writable at their places.
-    fn container_spec(
-        &self,
-        s: &Stage,
-        datum: Option<(&Datum, &Path)>,
-    ) -> Result<Option<container::Spec>> {
+    /// The container a stage runs in, if it names an image.
+    fn container_of(&self, s: &Stage) -> Result<Option<ContainerOf>> {
         let Some(reference) = &s.image else {
             return Ok(None);
         };
         let (runtime, image) = self.containers.resolve(&s.name, reference)?;
-        let root = &self.repo.root;
-        let mut mounts = vec![Mount::ro(root.clone(), container::WORK)];
-        match datum {
-            Some((d, out)) => {
-                mounts.push(Mount::ro(root.join(&d.path), container::IN));
-                mounts.push(Mount::rw(out.to_path_buf(), container::OUT));
-            }
-            None => {
-                for o in s.all_outs() {
-                    mounts.push(Mount::rw(
-                        root.join(&o.path),
-                        format!("{}/{}", container::WORK, o.path),
-                    ));
-                }
-            }
-        }
-        check_mounts(s, &mounts)?;
-        Ok(Some(container::Spec {
+        Ok(Some(ContainerOf {
             runtime,
             image,
-            stage: s.name.clone(),
-            mounts,
-            workdir: if s.wdir.is_empty() {
-                container::WORK.to_string()
-            } else {
-                format!("{}/{}", container::WORK, s.wdir)
-            },
             network: s.network,
             resources: s.resources.clone(),
-            batch: Vec::new(),
-            log_dir: None,
         }))
+    }
+
+    fn recipe<'s>(&'s self, s: &'s Stage) -> Recipe<'s> {
+        Recipe {
+            stage: &s.name,
+            cmds: &s.cmd,
+            env: &s.env,
+            root: &self.repo.root,
+            wdir: &s.wdir,
+            timeout: s.timeout.map(Duration::from_secs),
+        }
     }
 
     /// One job for several datums of a container stage, run in one container.
@@ -708,17 +685,22 @@ impl<'a> Engine<'a> {
         members: Vec<Task>,
         log_dir: PathBuf,
     ) -> Result<Task> {
-        let mut spec = match self.container_spec(s, None)? {
-            Some(spec) => spec,
-            None => {
-                return Err(EngineError::Failed {
-                    stage: s.name.clone(),
-                    datum: None,
-                    message: "batch needs an image".into(),
-                })
-            }
+        let Some(image) = self.container_of(s)? else {
+            return Err(EngineError::Failed {
+                stage: s.name.clone(),
+                datum: None,
+                message: "batch needs an image".into(),
+            });
         };
+        let mut job = self.recipe(s).build(None, &[], Some(image));
         let root = &self.repo.root;
+        let Some(spec) = job.container.as_mut() else {
+            return Err(EngineError::Failed {
+                stage: s.name.clone(),
+                datum: None,
+                message: "batch needs an image".into(),
+            });
+        };
         spec.mounts = vec![
             Mount::ro(root.clone(), container::WORK),
             Mount::rw(log_dir.clone(), "/dvx/log"),
@@ -736,30 +718,15 @@ impl<'a> Engine<'a> {
             spec.mounts.push(Mount::rw(out.clone(), output.clone()));
             spec.batch.push(container::BatchDatum {
                 id: d.id.clone(),
-                cmds: s
-                    .cmd
-                    .iter()
-                    .map(|c| {
-                        c.replace("${input}", &shell_quote(&input))
-                            .replace("${output}", &shell_quote(&output))
-                    })
-                    .collect(),
+                cmds: job::template(&s.cmd, &input, &output),
             });
         }
         check_mounts(s, &spec.mounts)?;
         spec.log_dir = Some(log_dir);
-        let mut env = s.env.clone();
-        env.insert("DVX_STAGE".into(), s.name.clone());
         Ok(Task {
             stage: i,
             datum: None,
-            job: Job {
-                cmds: s.cmd.clone(),
-                cwd: root.join(&s.wdir),
-                env,
-                timeout: s.timeout.map(Duration::from_secs),
-                container: Some(spec),
-            },
+            job,
             out_dir: None,
             key: members.first().map(|m| m.key).unwrap_or(Id([0; 32])),
             retries: s.retries,
@@ -768,35 +735,17 @@ impl<'a> Engine<'a> {
     }
 
     fn job_for(&self, s: &Stage, datum: Option<&Datum>, out_dir: Option<&Path>) -> Result<Job> {
-        let mut env: BTreeMap<String, String> = s.env.clone();
-        env.insert("DVX_STAGE".into(), s.name.clone());
-        let mut cmds = s.cmd.clone();
-        let container = self.container_spec(s, datum.zip(out_dir))?;
-        if let (Some(d), Some(o)) = (datum, out_dir) {
-            let (input, o) = if container.is_some() {
-                (PathBuf::from(container::IN), Path::new(container::OUT))
-            } else {
-                (self.repo.root.join(&d.path), o)
-            };
-            env.insert("DVX_INPUT".into(), input.to_string_lossy().into_owned());
-            env.insert("DVX_OUTPUT".into(), o.to_string_lossy().into_owned());
-            env.insert("DVX_DATUM_ID".into(), d.id.clone());
-            let (qi, qo) = (
-                shell_quote(&input.to_string_lossy()),
-                shell_quote(&o.to_string_lossy()),
-            );
-            cmds = cmds
-                .iter()
-                .map(|c| c.replace("${input}", &qi).replace("${output}", &qo))
-                .collect();
+        let io = datum.zip(out_dir).map(|(d, o)| DatumIo {
+            id: &d.id,
+            input: self.repo.root.join(&d.path),
+            output: o.to_path_buf(),
+        });
+        let outs: Vec<&str> = s.all_outs().map(|o| o.path.as_str()).collect();
+        let job = self.recipe(s).build(io, &outs, self.container_of(s)?);
+        if let Some(c) = &job.container {
+            check_mounts(s, &c.mounts)?;
         }
-        Ok(Job {
-            cmds,
-            cwd: self.repo.root.join(&s.wdir),
-            env,
-            timeout: s.timeout.map(Duration::from_secs),
-            container,
-        })
+        Ok(job)
     }
 
     /// Run the pipeline (or `opts.targets`).

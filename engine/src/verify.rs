@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use dvx_store::object::EntryKind;
 use dvx_store::store::hash_path;
@@ -11,9 +10,10 @@ use dvx_store::worktree::{self, Flat};
 use dvx_store::{Id, Quiet, Repo, StoreError};
 use serde::Serialize;
 
-use crate::container::{self, Mount};
+use crate::container;
 use crate::error::{EngineError, Result};
-use crate::exec::{self, Children, Job};
+use crate::exec::{self, Children};
+use crate::job::{ContainerOf, DatumIo, Recipe};
 use crate::record::{PathId, RunRecord};
 
 #[derive(Debug, Serialize)]
@@ -168,10 +168,6 @@ fn identify(base: &Path, rel: &str) -> Result<(Option<Flat>, BTreeMap<String, Fl
     Ok((entry, found.files))
 }
 
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
 /// Re-execute `rec` and compare its outputs with the recorded ones.
 pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
     let fail = |m: String| EngineError::Verify {
@@ -258,84 +254,69 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
         write_params(&work, rec)?;
         let cwd = work.join(&rec.wdir);
         std::fs::create_dir_all(&cwd).map_err(|e| io(&cwd, e))?;
-        let mut env = rec.env.clone();
-        env.insert("DVX_STAGE".into(), rec.stage.clone());
-        let mut cmds = rec.cmd.clone();
         let out_dir = scratch.join("out");
-        let mut mounts = vec![Mount::ro(work.clone(), container::WORK)];
-        if let Some(d) = &rec.datum {
-            // The datum's own input is the recorded input whose path ends in the datum id.
-            let suffix = format!("/{d}");
-            let input = rec
-                .inputs
-                .iter()
-                .rev()
-                .find(|i| i.path.ends_with(&suffix) || i.path == *d)
-                .map(|i| work.join(&i.path))
-                .ok_or_else(|| fail(format!("the input of datum {d} is not recorded")))?;
-            std::fs::create_dir_all(&out_dir).map_err(|e| io(&out_dir, e))?;
-            let (si, so) = if image.is_some() {
-                mounts.push(Mount::ro(input.clone(), container::IN));
-                mounts.push(Mount::rw(out_dir.clone(), container::OUT));
-                (container::IN.to_string(), container::OUT.to_string())
-            } else {
-                (
-                    input.to_string_lossy().into_owned(),
-                    out_dir.to_string_lossy().into_owned(),
-                )
-            };
-            env.insert("DVX_INPUT".into(), si.clone());
-            env.insert("DVX_OUTPUT".into(), so.clone());
-            env.insert("DVX_DATUM_ID".into(), d.clone());
-            let (qi, qo) = (shell_quote(&si), shell_quote(&so));
-            cmds = cmds
-                .iter()
-                .map(|c| c.replace("${input}", &qi).replace("${output}", &qo))
-                .collect();
-        } else {
-            for o in &rec.outputs {
-                dvx_store::paths::check_rel(&o.path)?;
-                dvx_store::paths::check_no_symlink(&work, &o.path, false)?;
-                let abs = work.join(&o.path);
-                // Outputs start absent, as in `dvx run` (the inputs may hold an old copy).
-                match std::fs::symlink_metadata(&abs) {
-                    Ok(m) if m.is_dir() => {
-                        std::fs::remove_dir_all(&abs).map_err(|e| io(&abs, e))?
-                    }
-                    Ok(_) => std::fs::remove_file(&abs).map_err(|e| io(&abs, e))?,
-                    Err(_) => {}
-                }
-                if let Some(parent) = abs.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-                }
-                if image.is_some() {
-                    // Mounted one by one, as `dvx run` does, so each must exist first.
-                    container::prepare_output(&abs)?;
-                    mounts.push(Mount::rw(abs, format!("{}/{}", container::WORK, o.path)));
-                }
+        let datum = match &rec.datum {
+            Some(d) => {
+                // The datum's own input is the recorded input whose path ends in the datum id.
+                let suffix = format!("/{d}");
+                let input = rec
+                    .inputs
+                    .iter()
+                    .rev()
+                    .find(|i| i.path.ends_with(&suffix) || i.path == *d)
+                    .map(|i| work.join(&i.path))
+                    .ok_or_else(|| fail(format!("the input of datum {d} is not recorded")))?;
+                std::fs::create_dir_all(&out_dir).map_err(|e| io(&out_dir, e))?;
+                Some(DatumIo {
+                    id: d,
+                    input,
+                    output: out_dir.clone(),
+                })
             }
+            None => {
+                for o in &rec.outputs {
+                    dvx_store::paths::check_rel(&o.path)?;
+                    dvx_store::paths::check_no_symlink(&work, &o.path, false)?;
+                    let abs = work.join(&o.path);
+                    // Outputs start absent, as in `dvx run` (the inputs may hold an old copy).
+                    match std::fs::symlink_metadata(&abs) {
+                        Ok(m) if m.is_dir() => {
+                            std::fs::remove_dir_all(&abs).map_err(|e| io(&abs, e))?
+                        }
+                        Ok(_) => std::fs::remove_file(&abs).map_err(|e| io(&abs, e))?,
+                        Err(_) => {}
+                    }
+                    if let Some(parent) = abs.parent() {
+                        std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+                    }
+                    if image.is_some() {
+                        // Mounted one by one, as `dvx run` does, so each must exist first.
+                        container::prepare_output(&abs)?;
+                    }
+                }
+                None
+            }
+        };
+        let outs: Vec<&str> = rec.outputs.iter().map(|o| o.path.as_str()).collect();
+        // The same job `dvx run` builds, with no network and default resources.
+        let job = Recipe {
+            stage: &rec.stage,
+            cmds: &rec.cmd,
+            env: &rec.env,
+            root: &work,
+            wdir: &rec.wdir,
+            timeout: None,
         }
-        let job = Job {
-            cmds,
-            cwd,
-            env,
-            timeout: None::<Duration>,
-            container: image.map(|(runtime, image)| container::Spec {
+        .build(
+            datum,
+            &outs,
+            image.map(|(runtime, image)| ContainerOf {
                 runtime,
                 image,
-                stage: rec.stage.clone(),
-                mounts,
-                workdir: if rec.wdir.is_empty() {
-                    container::WORK.to_string()
-                } else {
-                    format!("{}/{}", container::WORK, rec.wdir)
-                },
                 network: false,
                 resources: Default::default(),
-                batch: Vec::new(),
-                log_dir: None,
             }),
-        };
+        );
         let outcome = exec::run(&job, &Children::default());
         if job.container.is_some() && rec.datum.is_none() {
             for o in &rec.outputs {

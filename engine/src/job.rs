@@ -1,0 +1,166 @@
+//! The one way to build the job of an execution, for `dvx run` and for `dvx verify`: verify
+//! must reproduce run exactly, so the environment dvx sets, the `${input}`/`${output}`
+//! templating and the container's mounts and work folder are written once, here.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::container::{self, Image, Mount, Runtime};
+use crate::exec::Job;
+use crate::spec::Resources;
+
+/// Quote for `sh`: the value stays one word whatever it holds.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Replace `${input}` and `${output}` in each command by the quoted paths.
+pub fn template(cmds: &[String], input: &str, output: &str) -> Vec<String> {
+    let (qi, qo) = (shell_quote(input), shell_quote(output));
+    cmds.iter()
+        .map(|c| c.replace("${input}", &qi).replace("${output}", &qo))
+        .collect()
+}
+
+/// The container's work folder for a stage's `wdir`.
+pub fn container_workdir(wdir: &str) -> String {
+    if wdir.is_empty() {
+        container::WORK.to_string()
+    } else {
+        format!("{}/{wdir}", container::WORK)
+    }
+}
+
+/// What a stage's execution is, before it knows where it runs.
+pub struct Recipe<'a> {
+    pub stage: &'a str,
+    pub cmds: &'a [String],
+    pub env: &'a BTreeMap<String, String>,
+    /// The project folder the commands see (verify: its scratch copy of the inputs).
+    pub root: &'a Path,
+    pub wdir: &'a str,
+    pub timeout: Option<Duration>,
+}
+
+/// A datum's execution: its id, the matched input and its own output folder (on the host).
+pub struct DatumIo<'a> {
+    pub id: &'a str,
+    pub input: PathBuf,
+    pub output: PathBuf,
+}
+
+/// The container an execution runs in, for stages with `image:`.
+pub struct ContainerOf {
+    pub runtime: Runtime,
+    pub image: Image,
+    pub network: bool,
+    pub resources: Resources,
+}
+
+impl Recipe<'_> {
+    /// The job: `DVX_STAGE` (and for a datum `DVX_INPUT`, `DVX_OUTPUT`, `DVX_DATUM_ID`, with
+    /// the paths the commands will see), the templated commands, and in a container the
+    /// project read-only at `/dvx/work` with either the datum's input and output folder or
+    /// each of `outs` writable at its place.
+    pub fn build(&self, datum: Option<DatumIo>, outs: &[&str], image: Option<ContainerOf>) -> Job {
+        let mut env = self.env.clone();
+        env.insert("DVX_STAGE".into(), self.stage.to_string());
+        let mut cmds = self.cmds.to_vec();
+        let mut mounts = vec![Mount::ro(self.root.to_path_buf(), container::WORK)];
+        match &datum {
+            Some(d) => {
+                let (input, output) = if image.is_some() {
+                    mounts.push(Mount::ro(d.input.clone(), container::IN));
+                    mounts.push(Mount::rw(d.output.clone(), container::OUT));
+                    (container::IN.to_string(), container::OUT.to_string())
+                } else {
+                    (
+                        d.input.to_string_lossy().into_owned(),
+                        d.output.to_string_lossy().into_owned(),
+                    )
+                };
+                cmds = template(&cmds, &input, &output);
+                env.insert("DVX_INPUT".into(), input);
+                env.insert("DVX_OUTPUT".into(), output);
+                env.insert("DVX_DATUM_ID".into(), d.id.to_string());
+            }
+            None if image.is_some() => {
+                for o in outs {
+                    mounts.push(Mount::rw(
+                        self.root.join(o),
+                        format!("{}/{o}", container::WORK),
+                    ));
+                }
+            }
+            None => {}
+        }
+        Job {
+            cmds,
+            cwd: self.root.join(self.wdir),
+            env,
+            timeout: self.timeout,
+            container: image.map(|c| container::Spec {
+                runtime: c.runtime,
+                image: c.image,
+                stage: self.stage.to_string(),
+                mounts,
+                workdir: container_workdir(self.wdir),
+                network: c.network,
+                resources: c.resources,
+                batch: Vec::new(),
+                log_dir: None,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipe<'a>(cmds: &'a [String], env: &'a BTreeMap<String, String>) -> Recipe<'a> {
+        Recipe {
+            stage: "count",
+            cmds,
+            env,
+            root: Path::new("/p"),
+            wdir: "sub",
+            timeout: Some(Duration::from_secs(5)),
+        }
+    }
+
+    #[test]
+    fn a_datum_job_gets_its_paths_quoted_and_in_the_environment() {
+        let cmds = vec!["wc -l ${input} > ${output}/n".to_string()];
+        let env = BTreeMap::from([("A".to_string(), "1".to_string())]);
+        let job = recipe(&cmds, &env).build(
+            Some(DatumIo {
+                id: "it's.txt",
+                input: PathBuf::from("/p/in/it's.txt"),
+                output: PathBuf::from("/p/.dvx/tmp/o"),
+            }),
+            &[],
+            None,
+        );
+        assert_eq!(job.cmds, ["wc -l '/p/in/it'\\''s.txt' > '/p/.dvx/tmp/o'/n"]);
+        assert_eq!(job.env["DVX_INPUT"], "/p/in/it's.txt");
+        assert_eq!(job.env["DVX_OUTPUT"], "/p/.dvx/tmp/o");
+        assert_eq!(job.env["DVX_DATUM_ID"], "it's.txt");
+        assert_eq!(job.env["DVX_STAGE"], "count");
+        assert_eq!(job.env["A"], "1");
+        assert_eq!(job.cwd, Path::new("/p/sub"));
+        assert!(job.container.is_none());
+    }
+
+    #[test]
+    fn a_stage_job_without_datum_keeps_its_commands() {
+        let cmds = vec!["make ${input}".to_string()];
+        let env = BTreeMap::new();
+        let job = recipe(&cmds, &env).build(None, &["out.txt"], None);
+        assert_eq!(job.cmds, cmds);
+        assert!(!job.env.contains_key("DVX_INPUT"));
+        assert_eq!(container_workdir(""), container::WORK);
+        assert_eq!(container_workdir("a/b"), format!("{}/a/b", container::WORK));
+    }
+}
