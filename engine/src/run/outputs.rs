@@ -1,0 +1,289 @@
+//! After an execution: move fresh outputs into place, store them, write the run record,
+//! and finish the stage.
+
+use super::*;
+
+impl Engine<'_> {
+    /// Store a finished execution's outputs and logs, and its run record.
+    pub(super) fn record(
+        &self,
+        txn: &dvx_store::store::Txn,
+        done: &Done,
+        p: Option<&Prepared>,
+        progress: &dyn Progress,
+    ) -> Result<(Id, RunRecord)> {
+        let s = &self.pipeline.stages[done.task.stage];
+        // The progress bar counts executions; hashing outputs is quick and stays quiet.
+        let _ = progress;
+        let progress = &dvx_store::Quiet;
+        let mut error = done.outcome.error.clone();
+        let mut outputs = Vec::new();
+        // Every file stored, by project path, for the lineage index (its trees are not
+        // readable until the transaction commits).
+        let mut known: BTreeMap<String, Flat> = BTreeMap::new();
+        if done.task.job.container.is_some() && done.task.out_dir.is_none() {
+            for o in s.all_outs() {
+                let abs = self.repo.root.join(&o.path);
+                container::clear_placeholder(&abs);
+                if error.is_some() {
+                    // A failed run leaves no empty output folder made for the mount.
+                    let _ = std::fs::remove_dir(&abs);
+                }
+            }
+        }
+        if error.is_none() {
+            match &done.task.out_dir {
+                Some(dir) => {
+                    let (entry, found) = self.repo.ingest(txn, dir, "", progress)?;
+                    if let Some(f) = entry {
+                        let out = s
+                            .outs
+                            .iter()
+                            .find(|o| o.cache)
+                            .map(|o| o.path.clone())
+                            .unwrap_or_default();
+                        known.extend(
+                            found
+                                .files
+                                .into_iter()
+                                .map(|(p, f)| (dvx_store::paths::join(&out, &p), f)),
+                        );
+                        outputs.push(PathId {
+                            path: out,
+                            kind: EntryKind::Dir,
+                            id: f.id,
+                            size: f.size,
+                            mode: None,
+                        });
+                    }
+                }
+                None => {
+                    for o in s.all_outs() {
+                        let abs = self.repo.root.join(&o.path);
+                        if abs.symlink_metadata().is_err() {
+                            error =
+                                Some(format!("the command did not produce the output {}", o.path));
+                            break;
+                        }
+                        // Metrics are stored even with `cache: false` (they are small), so any
+                        // commit's metrics can be read back for `dvx metrics diff`.
+                        let is_metric = s.metrics.iter().any(|m| m.path == o.path);
+                        let store_it = o.cache || is_metric;
+                        let entry = if store_it {
+                            let (entry, found) =
+                                self.repo.ingest(txn, &self.repo.root, &o.path, progress)?;
+                            known.extend(found.files);
+                            entry
+                        } else {
+                            self.repo
+                                .path_ids(std::slice::from_ref(&o.path), progress)?
+                                .remove(&o.path)
+                                .flatten()
+                        };
+                        if let (Some(f), true) = (entry, store_it) {
+                            outputs.push(PathId {
+                                path: o.path.clone(),
+                                kind: f.kind,
+                                id: f.id,
+                                size: f.size,
+                                mode: (f.kind == EntryKind::File).then_some(f.mode),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let log = |bytes: &[u8]| -> Result<Id> { Ok(txn.put_bytes(bytes)?) };
+        let mut inputs: Vec<PathId> = p
+            .map(|p| {
+                p.deps
+                    .iter()
+                    .filter_map(|(path, id)| {
+                        id.as_ref().map(|i| PathId {
+                            path: path.clone(),
+                            kind: EntryKind::from_name(i.kind).unwrap_or(EntryKind::File),
+                            id: i.id,
+                            size: p.dep_sizes.get(path).copied().unwrap_or(0),
+                            mode: None,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some((d, _)) = &done.task.datum {
+            if let Some(i) = &d.input {
+                inputs.push(PathId {
+                    path: d.path.clone(),
+                    kind: EntryKind::from_name(i.kind).unwrap_or(EntryKind::File),
+                    id: i.id,
+                    size: d.size,
+                    mode: None,
+                });
+            }
+        }
+        let end = chrono::Utc::now();
+        let rec = RunRecord {
+            attempt: done.attempt,
+            cmd: s.cmd.clone(),
+            code: self.code.clone(),
+            datum: done.task.datum.as_ref().map(|(d, _)| d.id.clone()),
+            duration_ms: done.outcome.duration.as_millis() as u64,
+            end: end.to_rfc3339(),
+            env: s.env.clone(),
+            error: error.clone(),
+            executor: done
+                .task
+                .job
+                .container
+                .as_ref()
+                .map_or("local", |c| c.runtime.name)
+                .into(),
+            exit: if error.is_some() && done.outcome.exit == Some(0) {
+                None
+            } else {
+                done.outcome.exit
+            },
+            host: dvx_store::fsutil::hostname(),
+            image: done.task.job.container.as_ref().map(|c| c.image.pinned()),
+            inputs,
+            key: done.task.key,
+            outputs,
+            params: p.map(|p| p.params.clone()).unwrap_or_default(),
+            stage: s.name.clone(),
+            start: done.start.to_rfc3339(),
+            stderr: log(&done.outcome.stderr)?,
+            stdout: log(&done.outcome.stdout)?,
+            user: self.user.clone(),
+            version: record::RECORD_VERSION,
+            wdir: s.wdir.clone(),
+        };
+        let id = rec.put(txn);
+        let none = BTreeMap::new();
+        let dep_files = p.map_or(&none, |p| &p.dep_files);
+        crate::lineage::index_run(txn, &id, &rec, &known, dep_files)?;
+        Ok((id, rec))
+    }
+
+    /// Move the files datums just wrote into their merged place (a rename, no new copy) where
+    /// the workspace does not already hold them; `work` is updated to match. Whatever is not
+    /// moved is written from the store by `apply`.
+    pub(super) fn move_fresh_outputs(
+        &self,
+        out: &str,
+        st: &StageState,
+        merged: &BTreeMap<String, Flat>,
+        work: &mut BTreeMap<String, Flat>,
+    ) -> Result<Vec<(String, dvx_store::statcache::StatEntry)>> {
+        let mut moved = Vec::new();
+        if st.fresh_dirs.is_empty() {
+            return Ok(moved);
+        }
+        let is_dir = std::fs::symlink_metadata(self.repo.root.join(out))
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
+        if !is_dir {
+            if work.contains_key(out) {
+                return Ok(moved); // a file or link is in the way: `apply` replaces it
+            }
+            self.repo.make_dir(out)?;
+            work.insert(
+                out.to_string(),
+                Flat {
+                    kind: EntryKind::Dir,
+                    mode: 0o755,
+                    size: 0,
+                    id: Id([0; 32]),
+                },
+            );
+        }
+        for (datum, dir) in &st.fresh_dirs {
+            let Some((_, _, rec)) = st.records.iter().find(|r| r.0.as_deref() == Some(datum))
+            else {
+                continue;
+            };
+            let Some(tree) = rec.outputs.first() else {
+                continue;
+            };
+            let mut files = BTreeMap::new();
+            worktree::flatten(&self.repo.store, &tree.id, "", &mut files)?;
+            for (sub, f) in files {
+                if f.kind != EntryKind::File || sub.contains('/') {
+                    continue; // nested folders go through `apply`, which creates them safely
+                }
+                let dest_rel = dvx_store::paths::join(out, &sub);
+                if merged.get(&dest_rel).map(|m| m.id) != Some(f.id)
+                    || work.get(&dest_rel).is_some_and(|w| w.same(&f))
+                {
+                    continue;
+                }
+                if work.contains_key(&dest_rel) {
+                    continue; // something else is there; `apply` replaces it properly
+                }
+                let dest = dvx_store::paths::abs(&self.repo.root, &dest_rel)?;
+                let src = dir.join(&sub);
+                if std::fs::rename(&src, &dest).is_ok() {
+                    worktree::set_mode(&dest, f.mode)?;
+                    let meta =
+                        std::fs::symlink_metadata(&dest).map_err(|e| StoreError::io(&dest, e))?;
+                    work.insert(dest_rel.clone(), f);
+                    moved.push((
+                        dest_rel,
+                        dvx_store::statcache::StatEntry::new(
+                            dvx_store::statcache::Stat::of(&meta),
+                            f.id,
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(moved)
+    }
+
+    /// All executions of a stage are done: merge datum outputs, note the lock entry.
+    pub(super) fn finish_stage(
+        &self,
+        i: usize,
+        st: &mut StageState,
+        p: Option<&Prepared>,
+        new_locks: &mut BTreeMap<String, LockedStage>,
+        commit_paths: &mut Vec<String>,
+        progress: &dyn Progress,
+    ) -> Result<bool> {
+        let s = &self.pipeline.stages[i];
+        progress.finish();
+        let progress = &dvx_store::Quiet;
+        if st.failed {
+            if let Some(r) = st.report.as_mut() {
+                r.state = StageStatus::Failed;
+            }
+            return Ok(false);
+        }
+        let Some(p) = p else { return Ok(true) };
+        if st.debug_only {
+            return Ok(true);
+        }
+        let out_paths: Vec<String> = s.all_outs().map(|o| o.path.clone()).collect();
+        if s.input.is_some() {
+            st.records.sort_by(|a, b| a.0.cmp(&b.0));
+            let merged = self.merge_datums(s, &st.records)?;
+            let out = s
+                .outs
+                .iter()
+                .find(|o| o.cache)
+                .map(|o| o.path.clone())
+                .unwrap_or_default();
+            let mut work = self.repo.workspace(std::slice::from_ref(&out), progress)?;
+            let moved = self.move_fresh_outputs(&out, st, &merged, &mut work)?;
+            let applied = self.repo.apply(&merged, &work, progress)?;
+            let txn = self.repo.store.txn()?;
+            for (path, e) in applied.cache.iter().chain(moved.iter()) {
+                txn.put(dvx_store::db::CF_STAT, path.as_bytes(), &e.encode());
+            }
+            txn.commit()?;
+        }
+        let now = self.repo.path_ids(&out_paths, progress)?;
+        new_locks.insert(s.name.clone(), self.locked_entry(s, p, &now));
+        commit_paths.extend(s.all_outs().filter(|o| o.cache).map(|o| o.path.clone()));
+        Ok(true)
+    }
+}

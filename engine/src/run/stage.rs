@@ -1,0 +1,211 @@
+//! Starting a stage: restoring what the run cache has, queueing the rest as tasks.
+
+use super::*;
+
+impl Engine<'_> {
+    /// Decide a stage: skip, restore, or queue its executions. Returns the preparation when
+    /// tasks were queued (the stage finishes later), or None when it is done now.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_stage(
+        &self,
+        i: usize,
+        opts: &RunOptions,
+        st: &mut StageState,
+        summary: &mut RunSummary,
+        new_locks: &mut BTreeMap<String, LockedStage>,
+        commit_paths: &mut Vec<String>,
+        queue: &Mutex<(VecDeque<Task>, bool)>,
+        ready: &Condvar,
+        task_n: &mut usize,
+        restored_runs: &mut Vec<Id>,
+        progress: &dyn Progress,
+    ) -> Result<Option<Prepared>> {
+        let s = &self.pipeline.stages[i];
+        let mut report = StageReport {
+            stage: s.name.clone(),
+            state: StageStatus::default(),
+            reasons: vec![],
+            datums: s.input.as_ref().map(|_| DatumCounts::default()),
+            runs: vec![],
+        };
+        // Before anything of the stage is read, deleted or run.
+        crate::confine::check_stage(&self.repo.root, s)?;
+        if s.frozen && !opts.force {
+            report.state = StageStatus::Frozen;
+            summary.skipped += 1;
+            summary.stages.push(report);
+            return Ok(None);
+        }
+        let p = self.prepare(i, opts, progress)?;
+        report.reasons = p.reasons.clone();
+        if let Some(d) = report.datums.as_mut() {
+            d.total = p.datums.len() as u64;
+        }
+        if p.up_to_date {
+            report.state = StageStatus::Skipped;
+            summary.skipped += 1;
+            summary.stages.push(report);
+            return Ok(None);
+        }
+        let use_cache = !opts.no_run_cache && !opts.force && !s.always_changed;
+        let mut tasks = Vec::new();
+        if s.input.is_none() {
+            if use_cache {
+                if let Some((rid, rec)) = record::cached(&self.repo.store, &p.key)? {
+                    report.state = StageStatus::Restored;
+                    report.runs.push(rid);
+                    if !opts.dry_run {
+                        // The commit names the record it restored, so history (metrics,
+                        // params, lineage) sees which run these outputs came from.
+                        restored_runs.push(rid);
+                    }
+                    if !opts.dry_run {
+                        let outs = Self::outputs_of(&rec);
+                        self.restore(&outs, progress)?;
+                        let mut all = outs.clone();
+                        for o in s.all_outs().filter(|o| !o.cache) {
+                            all.insert(o.path.clone(), None);
+                        }
+                        let now = self.repo.path_ids(
+                            &s.all_outs().map(|o| o.path.clone()).collect::<Vec<_>>(),
+                            progress,
+                        )?;
+                        new_locks.insert(s.name.clone(), self.locked_entry(s, &p, &now));
+                        commit_paths
+                            .extend(s.all_outs().filter(|o| o.cache).map(|o| o.path.clone()));
+                    }
+                    summary.restored += 1;
+                    summary.stages.push(report);
+                    return Ok(None);
+                }
+            }
+            if opts.dry_run {
+                report.state = StageStatus::Stale;
+                summary.stages.push(report);
+                return Ok(None);
+            }
+            // Outputs are removed before the run, unless persist.
+            for o in s.all_outs().filter(|o| !o.persist) {
+                let abs = self.repo.root.join(&o.path);
+                match std::fs::symlink_metadata(&abs) {
+                    Ok(m) if m.is_dir() => {
+                        std::fs::remove_dir_all(&abs).map_err(|e| StoreError::io(&abs, e))?
+                    }
+                    Ok(_) => std::fs::remove_file(&abs).map_err(|e| StoreError::io(&abs, e))?,
+                    Err(_) => {}
+                }
+                if let Some(parent) = abs.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
+                }
+            }
+            if s.image.is_some() {
+                // Each output is mounted writable at its place, so it must exist first.
+                for o in s.all_outs() {
+                    let abs = self.repo.root.join(&o.path);
+                    if let Some(parent) = abs.parent() {
+                        std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
+                    }
+                    container::prepare_output(&abs)?;
+                }
+            }
+            tasks.push(Task {
+                stage: i,
+                datum: None,
+                job: self.job_for(s, None, None)?,
+                out_dir: None,
+                key: p.key,
+                retries: s.retries,
+                batch: Vec::new(),
+            });
+        } else {
+            let mut restored_records = Vec::new();
+            if let Some(only) = &opts.datum {
+                if !p.datums.iter().any(|(d, _)| &d.id == only) {
+                    return Err(EngineError::UnknownDatum {
+                        stage: s.name.clone(),
+                        datum: only.clone(),
+                    });
+                }
+                st.debug_only = true;
+            }
+            for (d, k) in &p.datums {
+                if opts.datum.as_ref().is_some_and(|only| &d.id != only) {
+                    continue;
+                }
+                if use_cache && opts.datum.is_none() {
+                    if let Some((rid, rec)) = record::cached(&self.repo.store, k)? {
+                        restored_records.push((Some(d.id.clone()), rid, rec));
+                        continue;
+                    }
+                }
+                if opts.dry_run {
+                    continue;
+                }
+                *task_n += 1;
+                let out_dir = self.scratch.join(format!("t{task_n}"));
+                std::fs::create_dir(&out_dir).map_err(|e| StoreError::io(&out_dir, e))?;
+                tasks.push(Task {
+                    stage: i,
+                    datum: Some((d.clone(), *k)),
+                    job: self.job_for(s, Some(d), Some(&out_dir))?,
+                    out_dir: Some(out_dir),
+                    key: *k,
+                    retries: s.retries,
+                    batch: Vec::new(),
+                });
+            }
+            if s.image.is_some() && s.batch > 1 && tasks.len() > 1 {
+                let mut batched = Vec::new();
+                let mut rest = tasks.into_iter().peekable();
+                while rest.peek().is_some() {
+                    let members: Vec<Task> = rest.by_ref().take(s.batch as usize).collect();
+                    *task_n += 1;
+                    let log_dir = self.scratch.join(format!("b{task_n}"));
+                    std::fs::create_dir(&log_dir).map_err(|e| StoreError::io(&log_dir, e))?;
+                    batched.push(self.batch_task(s, i, members, log_dir)?);
+                }
+                tasks = batched;
+            }
+            if let Some(dc) = report.datums.as_mut() {
+                dc.restored = restored_records.len() as u64;
+            }
+            summary.restored += restored_records.len() as u64;
+            st.records = restored_records;
+            if opts.dry_run {
+                let would = p.datums.len() - st.records.len();
+                report.state = if would == 0 {
+                    StageStatus::Restored
+                } else {
+                    StageStatus::Stale
+                };
+                report.reasons.push(format!(
+                    "{would} of {} datums would execute",
+                    p.datums.len()
+                ));
+                summary.stages.push(report);
+                return Ok(None);
+            }
+        }
+        report.state = StageStatus::Executed;
+        st.report = Some(report);
+        if tasks.is_empty() {
+            // Every datum came from the cache.
+            let ok = self.finish_stage(i, st, Some(&p), new_locks, commit_paths, progress)?;
+            if let Some(mut r) = st.report.take() {
+                if ok {
+                    r.state = StageStatus::Restored;
+                }
+                summary.stages.push(r);
+            }
+            return Ok(None);
+        }
+        st.pending = tasks.iter().map(Task::executions).sum();
+        progress.start(&s.name, st.pending as u64);
+        {
+            let mut g = queue.lock().unwrap_or_else(|p| p.into_inner());
+            g.0.extend(tasks);
+        }
+        ready.notify_all();
+        Ok(Some(p))
+    }
+}
