@@ -112,73 +112,21 @@ impl Engine<'_> {
         } else {
             key::key_with(s, &deps, &params, None, container.as_ref())
         };
-        let mut reasons = Vec::new();
-        match self.locked.get(&s.name) {
-            None => reasons.push("never ran".to_string()),
-            Some(l) => {
-                if l.cmd != s.cmd {
-                    reasons.push("command changed".into());
-                }
-                let image_now = self.pinned_image(s);
-                let id_of = |p: &Option<String>| {
-                    p.as_ref()
-                        .and_then(|p| p.rsplit('@').next().map(String::from))
-                };
-                if id_of(&l.image) != id_of(&image_now) {
-                    reasons.push(match (&l.image, &image_now) {
-                        (Some(old), Some(now)) => format!("image changed ({old} -> {now})"),
-                        (None, Some(now)) => format!("now runs in {now}"),
-                        _ => "no longer runs in a container".into(),
-                    });
-                }
-                for (p, id) in &deps {
-                    if l.deps.get(p) != Some(id) {
-                        reasons.push(format!("dep {p} changed"));
-                    }
-                }
-                for p in l.deps.keys().filter(|p| !deps.contains_key(*p)) {
-                    reasons.push(format!("dep {p} removed"));
-                }
-                for (k, v) in &params {
-                    match l.params.get(k) {
-                        Some(old) if old == v => {}
-                        Some(old) => reasons.push(format!("param {k} changed ({old} -> {v})")),
-                        None => reasons.push(format!("param {k} added")),
-                    }
-                }
-                if let (Some(n), true) = (l.datums, s.input.is_some()) {
-                    if l.key != key {
-                        let now = datum_keys.len() as u64;
-                        reasons.push(if n == now {
-                            "datum inputs changed".to_string()
-                        } else {
-                            format!("datums changed ({n} before, {now} now)")
-                        });
-                    }
-                }
-                if reasons.is_empty() && l.key != key {
-                    reasons.push("definition changed".into());
-                }
-                if reasons.is_empty() {
-                    // Same inputs: are the outputs still what the run made?
-                    let outs: Vec<String> = s.all_outs().map(|o| o.path.clone()).collect();
-                    let now = self.repo.path_ids(&outs, progress)?;
-                    for (p, f) in &now {
-                        let was = l.outs.get(p).cloned().flatten();
-                        let same = match (f, &was) {
-                            (Some(f), Some(w)) => f.id == w.id && f.kind.as_str() == w.kind,
-                            (None, None) => true,
-                            _ => false,
-                        };
-                        if !same {
-                            reasons.push(format!(
-                                "output {p} {}",
-                                if f.is_none() { "missing" } else { "modified" }
-                            ));
-                        }
-                    }
-                }
-            }
+        let now = StageNow {
+            cmd: &s.cmd,
+            image: self.pinned_image(s),
+            deps: &deps,
+            params: &params,
+            key,
+            datums: s.input.is_some().then_some(datum_keys.len() as u64),
+        };
+        let locked = self.locked.get(&s.name);
+        let mut reasons = stale_reasons(locked, &now);
+        if let (Some(l), true) = (locked, reasons.is_empty()) {
+            // Same inputs: are the outputs still what the run made?
+            let outs: Vec<String> = s.all_outs().map(|o| o.path.clone()).collect();
+            let now = self.repo.path_ids(&outs, progress)?;
+            reasons.extend(output_reasons(&l.outs, &now));
         }
         if s.always_changed {
             reasons.push("always_changed".into());
@@ -321,5 +269,243 @@ impl Engine<'_> {
             .resolve(&s.name, reference)
             .ok()
             .map(|(_, i)| i.pinned())
+    }
+}
+
+/// What a stage is now, as far as deciding whether it must run again.
+pub(super) struct StageNow<'a> {
+    pub cmd: &'a [String],
+    /// The image it would run in, pinned (`NAME@sha256:ID`).
+    pub image: Option<String>,
+    pub deps: &'a BTreeMap<String, Option<InputId>>,
+    pub params: &'a BTreeMap<String, Value>,
+    pub key: Id,
+    /// A datum stage: how many datums its input has now.
+    pub datums: Option<u64>,
+}
+
+/// Why a stage must run again, compared with its last successful run (`None`: it never
+/// ran). Empty: its inputs and definition are what they were. Pure: no workspace, no store.
+pub(super) fn stale_reasons(locked: Option<&LockedStage>, now: &StageNow) -> Vec<String> {
+    let Some(l) = locked else {
+        return vec!["never ran".to_string()];
+    };
+    let mut reasons = Vec::new();
+    if l.cmd != now.cmd {
+        reasons.push("command changed".into());
+    }
+    let id_of = |p: &Option<String>| {
+        p.as_ref()
+            .and_then(|p| p.rsplit('@').next().map(String::from))
+    };
+    if id_of(&l.image) != id_of(&now.image) {
+        reasons.push(match (&l.image, &now.image) {
+            (Some(old), Some(new)) => format!("image changed ({old} -> {new})"),
+            (None, Some(new)) => format!("now runs in {new}"),
+            _ => "no longer runs in a container".into(),
+        });
+    }
+    for (p, id) in now.deps {
+        if l.deps.get(p) != Some(id) {
+            reasons.push(format!("dep {p} changed"));
+        }
+    }
+    for p in l.deps.keys().filter(|p| !now.deps.contains_key(*p)) {
+        reasons.push(format!("dep {p} removed"));
+    }
+    for (k, v) in now.params {
+        match l.params.get(k) {
+            Some(old) if old == v => {}
+            Some(old) => reasons.push(format!("param {k} changed ({old} -> {v})")),
+            None => reasons.push(format!("param {k} added")),
+        }
+    }
+    if let (Some(n), Some(count)) = (l.datums, now.datums) {
+        if l.key != now.key {
+            reasons.push(if n == count {
+                "datum inputs changed".to_string()
+            } else {
+                format!("datums changed ({n} before, {count} now)")
+            });
+        }
+    }
+    if reasons.is_empty() && l.key != now.key {
+        reasons.push("definition changed".into());
+    }
+    reasons
+}
+
+/// Outputs that are no longer what the last run made: missing, or modified since.
+pub(super) fn output_reasons(
+    locked: &BTreeMap<String, Option<LockedOut>>,
+    now: &BTreeMap<String, Option<Flat>>,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    for (p, f) in now {
+        let was = locked.get(p).cloned().flatten();
+        let same = match (f, &was) {
+            (Some(f), Some(w)) => f.id == w.id && f.kind.as_str() == w.kind,
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            reasons.push(format!(
+                "output {p} {}",
+                if f.is_none() { "missing" } else { "modified" }
+            ));
+        }
+    }
+    reasons
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(b: &[u8]) -> Option<InputId> {
+        Some(InputId {
+            kind: "file",
+            id: Id::of(b),
+        })
+    }
+
+    fn locked(deps: &BTreeMap<String, Option<InputId>>, key: Id) -> LockedStage {
+        LockedStage {
+            cmd: vec!["python train.py".into()],
+            deps: deps.clone(),
+            key,
+            outs: BTreeMap::new(),
+            params: BTreeMap::from([("train.lr".to_string(), serde_json::json!(0.1))]),
+            datums: None,
+            image: None,
+        }
+    }
+
+    #[test]
+    fn unchanged_inputs_need_no_run_and_each_change_says_why() {
+        let deps = BTreeMap::from([("data.csv".to_string(), input(b"v1"))]);
+        let params = BTreeMap::from([("train.lr".to_string(), serde_json::json!(0.1))]);
+        let cmd = vec!["python train.py".to_string()];
+        let key = Id::of(b"k1");
+        let last = locked(&deps, key);
+        let now = |deps, params, key| StageNow {
+            cmd: &cmd,
+            image: None,
+            deps,
+            params,
+            key,
+            datums: None,
+        };
+        assert!(stale_reasons(Some(&last), &now(&deps, &params, key)).is_empty());
+        assert_eq!(
+            stale_reasons(None, &now(&deps, &params, key)),
+            ["never ran"]
+        );
+
+        let changed = BTreeMap::from([("data.csv".to_string(), input(b"v2"))]);
+        assert_eq!(
+            stale_reasons(Some(&last), &now(&changed, &params, Id::of(b"k2"))),
+            ["dep data.csv changed"]
+        );
+        let gone = BTreeMap::new();
+        assert_eq!(
+            stale_reasons(Some(&last), &now(&gone, &params, Id::of(b"k3"))),
+            ["dep data.csv removed"]
+        );
+        let lr = BTreeMap::from([("train.lr".to_string(), serde_json::json!(0.5))]);
+        assert_eq!(
+            stale_reasons(Some(&last), &now(&deps, &lr, Id::of(b"k4"))),
+            ["param train.lr changed (0.1 -> 0.5)"]
+        );
+        // Nothing the planner compares changed, yet the key did (env, wdir, ...).
+        assert_eq!(
+            stale_reasons(Some(&last), &now(&deps, &params, Id::of(b"k5"))),
+            ["definition changed"]
+        );
+    }
+
+    #[test]
+    fn datum_stages_say_whether_inputs_or_their_number_changed() {
+        let deps = BTreeMap::new();
+        let params = BTreeMap::from([("train.lr".to_string(), serde_json::json!(0.1))]);
+        let cmd = vec!["python train.py".to_string()];
+        let mut last = locked(&deps, Id::of(b"k1"));
+        last.datums = Some(3);
+        let now = |datums, key| StageNow {
+            cmd: &cmd,
+            image: None,
+            deps: &deps,
+            params: &params,
+            key,
+            datums: Some(datums),
+        };
+        assert!(stale_reasons(Some(&last), &now(3, Id::of(b"k1"))).is_empty());
+        assert_eq!(
+            stale_reasons(Some(&last), &now(3, Id::of(b"k2"))),
+            ["datum inputs changed"]
+        );
+        assert_eq!(
+            stale_reasons(Some(&last), &now(4, Id::of(b"k3"))),
+            ["datums changed (3 before, 4 now)"]
+        );
+    }
+
+    #[test]
+    fn images_compare_by_id_not_by_name() {
+        let deps = BTreeMap::new();
+        let params = BTreeMap::from([("train.lr".to_string(), serde_json::json!(0.1))]);
+        let cmd = vec!["python train.py".to_string()];
+        let mut last = locked(&deps, Id::of(b"k"));
+        last.image = Some("localhost/a:1@sha256:aaa".into());
+        let now = |image: &str| StageNow {
+            cmd: &cmd,
+            image: Some(image.into()),
+            deps: &deps,
+            params: &params,
+            key: Id::of(b"k"),
+            datums: None,
+        };
+        // A new tag for the same image is no change.
+        assert!(stale_reasons(Some(&last), &now("localhost/a:latest@sha256:aaa")).is_empty());
+        assert_eq!(
+            stale_reasons(Some(&last), &now("localhost/a:1@sha256:bbb")),
+            ["image changed (localhost/a:1@sha256:aaa -> localhost/a:1@sha256:bbb)"]
+        );
+    }
+
+    #[test]
+    fn outputs_missing_or_modified_since_the_run() {
+        let made = Flat {
+            kind: EntryKind::File,
+            id: Id::of(b"model"),
+            size: 5,
+            mode: 0o644,
+        };
+        let locked = BTreeMap::from([(
+            "model.pkl".to_string(),
+            Some(LockedOut {
+                kind: "file".into(),
+                id: made.id,
+                size: 5,
+            }),
+        )]);
+        let same = BTreeMap::from([("model.pkl".to_string(), Some(made))]);
+        assert!(output_reasons(&locked, &same).is_empty());
+        let missing = BTreeMap::from([("model.pkl".to_string(), None)]);
+        assert_eq!(
+            output_reasons(&locked, &missing),
+            ["output model.pkl missing"]
+        );
+        let edited = BTreeMap::from([(
+            "model.pkl".to_string(),
+            Some(Flat {
+                id: Id::of(b"other"),
+                ..made
+            }),
+        )]);
+        assert_eq!(
+            output_reasons(&locked, &edited),
+            ["output model.pkl modified"]
+        );
     }
 }
