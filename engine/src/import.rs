@@ -328,7 +328,7 @@ fn bring(
     );
     let (new_id, new_commit) = repo.new_commit(&txn, tree, roots, message, vec![run])?;
     for (p, e) in &applied.cache {
-        txn.put(dvx_store::db::CF_STAT, p.as_bytes(), &e.encode());
+        txn.put_stat(p, e);
     }
     txn.commit()?;
     repo.index_commit(&new_id, &new_commit)?;

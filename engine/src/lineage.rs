@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use dvx_store::db::{ObjKind, CF_LINEAGE};
+use dvx_store::db::ObjKind;
 use dvx_store::lineage::{self as keys, TAG_INPUT, TAG_OUTPUT};
 use dvx_store::object::{Commit, EntryKind, GitInfo, Person};
 use dvx_store::store::{Store, Txn};
@@ -77,7 +77,7 @@ pub fn index_run(
     ] {
         for p in list {
             for (path, id) in expand(store, p, known)? {
-                txn.put(CF_LINEAGE, &keys::run_file_key(tag, &id, run, &path), b"");
+                txn.put_lineage(&keys::run_file_key(tag, &id, run, &path), b"");
             }
         }
     }
@@ -97,14 +97,12 @@ pub fn reindex(store: &Store) -> Result<ReindexReport> {
     let txn = store.txn()?;
     let commits = keys::reindex_commits(store, &txn)?;
     let mut runs = Vec::new();
-    store
-        .db
-        .for_each_prefix(dvx_store::db::CF_OBJECTS, &[ObjKind::Run as u8], |k, _| {
-            if let Some(id) = Id::from_slice(&k[1..]) {
-                runs.push(id);
-            }
-            Ok(true)
-        })?;
+    store.for_each_object(ObjKind::Run, |id, _| {
+        {
+            runs.push(id);
+        }
+        Ok(true)
+    })?;
     for id in &runs {
         // A damaged record is fsck's business; it just has no lineage.
         if let Ok(rec) = record::load(store, id) {
@@ -388,8 +386,7 @@ impl<'a> Walk<'a> {
     fn runs_for(&self, tag: u8, path: &str, id: &Id) -> Result<Vec<Id>> {
         let mut out = BTreeSet::new();
         self.store
-            .db
-            .for_each_prefix(CF_LINEAGE, &keys::run_file_prefix(tag, id), |k, _| {
+            .for_each_lineage(&keys::run_file_prefix(tag, id), |k, _| {
                 if let Some((_, run, p)) = keys::parse_run_file_key(k) {
                     if p == path {
                         out.insert(run);
@@ -955,6 +952,18 @@ pub fn svg(g: &Graph) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// Every lineage key under `prefix` (tests look at the index directly).
+    fn lineage_keys(repo: &Repo, prefix: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        repo.store
+            .for_each_lineage(prefix, |k, _| {
+                out.push(k.to_vec());
+                Ok(true)
+            })
+            .unwrap();
+        out
+    }
+
     use super::*;
 
     fn keys(v: &Value) -> Vec<String> {
@@ -1065,9 +1074,9 @@ mod tests {
                 .unwrap();
             // Make it look like an old store: no marker, no entries.
             let txn = repo.store.txn().unwrap();
-            txn.delete(dvx_store::db::CF_META, keys::META_KEY);
-            for (k, _) in repo.store.db.scan_prefix(CF_LINEAGE, b"").unwrap() {
-                txn.delete(CF_LINEAGE, &k);
+            txn.delete_meta(keys::META_KEY);
+            for k in lineage_keys(&repo, b"") {
+                txn.delete_lineage(&k);
             }
             txn.commit().unwrap();
         }
@@ -1085,7 +1094,7 @@ mod tests {
 
         // Entries naming commits or runs that are gone are found for gc to delete.
         let repo = Repo::open(&root, dvx_store::Access::Read).unwrap();
-        let n = repo.store.db.scan_prefix(CF_LINEAGE, b"").unwrap().len();
+        let n = lineage_keys(&repo, b"").len();
         assert!(n > 0);
         let dead = keys::dead_entries(&repo.store, &HashSet::new(), &HashSet::new()).unwrap();
         assert_eq!(dead.len(), n);
@@ -1101,8 +1110,8 @@ mod tests {
             repo.add(&["b.csv".into()], Some("second".into()), &dvx_store::Quiet)
                 .unwrap();
             let txn = repo.store.txn().unwrap();
-            for (k, _) in repo.store.db.scan_prefix(CF_LINEAGE, b"h").unwrap() {
-                txn.delete(CF_LINEAGE, &k);
+            for k in lineage_keys(&repo, b"h") {
+                txn.delete_lineage(&k);
             }
             txn.commit().unwrap();
         }
@@ -1124,7 +1133,7 @@ mod tests {
         let head = repo.store.head_commit().unwrap().unwrap();
         let parent = repo.store.get_commit(&head).unwrap().parents[0];
         index_fetched(&repo.store, &[], &[head, parent]).unwrap();
-        let n = repo.store.db.scan_prefix(CF_LINEAGE, b"h").unwrap().len();
+        let n = lineage_keys(&repo, b"h").len();
         assert_eq!(n, 2, "a.csv in the first commit, b.csv in the second");
         drop(repo);
         check();

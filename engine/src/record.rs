@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use dvx_store::db::{ObjKind, CF_RUNS};
+use dvx_store::db::ObjKind;
 use dvx_store::object::EntryKind;
 use dvx_store::object::GitInfo;
 use dvx_store::store::{Store, Txn};
@@ -75,7 +75,7 @@ impl RunRecord {
         let id = Id::of(&bytes);
         txn.put_object(ObjKind::Run, &id, &bytes);
         if self.ok() {
-            txn.put(CF_RUNS, self.key.as_bytes(), id.as_bytes());
+            txn.put_run_cache(&self.key, &id);
         }
         id
     }
@@ -97,10 +97,7 @@ pub fn load(store: &Store, id: &Id) -> Result<RunRecord> {
 
 /// The record of a successful run with this key, if any.
 pub fn cached(store: &Store, key: &Id) -> Result<Option<(Id, RunRecord)>> {
-    let Some(v) = store.db.get(CF_RUNS, key.as_bytes())? else {
-        return Ok(None);
-    };
-    let Some(id) = Id::from_slice(&v) else {
+    let Some(id) = store.run_cache(key)? else {
         return Ok(None);
     };
     match load(store, &id) {

@@ -18,7 +18,6 @@ use super::push::RefUpdate;
 use super::{Remote, RemoteErrorKind, RemoteIndex};
 use crate::error::{RemoteError, Result};
 use crate::{Project, SyncStatus};
-use dvx_store::db::{CF_CHUNKS, CF_OBJECTS};
 use dvx_store::id::Id;
 use dvx_store::object::{Commit, EntryKind, FileManifest, Tree};
 use dvx_store::pack::{self, CODEC_RAW};
@@ -114,16 +113,19 @@ impl Project<'_> {
             .copied()
             .collect();
         needed.sort();
-        let keys: Vec<Vec<u8>> = needed
+        let typed: Vec<_> = needed
             .iter()
-            .map(|(k, id)| k.obj_kind().map(|o| o.key(id).to_vec()).unwrap_or_default())
+            .filter_map(|(k, id)| Some((k.obj_kind()?, *id)))
             .collect();
-        let present = self.store.db.multi_get(CF_OBJECTS, &keys)?;
+        let lacking: HashSet<Id> = self
+            .store
+            .missing_objects(&typed)?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
         let needed: Vec<(Kind, Id)> = needed
             .into_iter()
-            .zip(present)
-            .filter(|(_, p)| p.is_none())
-            .map(|(n, _)| n)
+            .filter(|(_, id)| lacking.contains(id))
             .collect();
         let meta = Meta {
             objs: self.download_meta(remote, &idx, &needed)?,
@@ -336,7 +338,7 @@ impl Project<'_> {
                         .ok_or_else(|| missing("file manifest", &id))?;
                     let mut any = false;
                     for (c, _) in FileManifest::decode(id, &bytes)?.chunks {
-                        if !self.store.db.contains(CF_CHUNKS, c.as_bytes())? {
+                        if !self.store.has_chunk(&c)? {
                             any = true;
                             stack.push((Kind::Chunk, c));
                         }
@@ -363,7 +365,7 @@ impl Project<'_> {
                     }
                 }
                 Kind::Chunk => {
-                    if self.store.db.contains(CF_CHUNKS, id.as_bytes())? {
+                    if self.store.has_chunk(&id)? {
                         continue;
                     }
                     if !idx.has(Kind::Chunk, &id) {

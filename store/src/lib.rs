@@ -4,6 +4,7 @@
 //! chunks live in pack files indexed by RocksDB; directories are Merkle trees; commits snapshot
 //! all tracked data. See `schemas/` for the exact encodings and the book for the design.
 
+pub mod access;
 pub mod checkout;
 pub mod chunking;
 pub mod config;

@@ -25,7 +25,9 @@ type Hashed = (Id, usize, usize, Option<Encoded>);
 const BIG_FILE: u64 = 8 << 20;
 
 pub struct Store {
-    pub db: Db,
+    /// Private to the store: other crates go through typed methods (`access.rs`), so the
+    /// database layout stays the store's to change.
+    pub(crate) db: Db,
     packs_dir: PathBuf,
     reader: PackReader,
     /// Compress the chunks of multi-chunk files too (`core.compression = "all"`).
@@ -199,11 +201,12 @@ impl<'a> Txn<'a> {
         self.batch.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn put(&self, cf: &str, key: &[u8], value: &[u8]) {
+    /// Raw writes stay inside the store; other crates use the typed methods.
+    pub(crate) fn put(&self, cf: &str, key: &[u8], value: &[u8]) {
         self.lock_batch().put(&self.store.db, cf, key, value);
     }
 
-    pub fn delete(&self, cf: &str, key: &[u8]) {
+    pub(crate) fn delete(&self, cf: &str, key: &[u8]) {
         self.lock_batch().delete(&self.store.db, cf, key);
     }
 

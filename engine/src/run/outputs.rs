@@ -277,7 +277,7 @@ impl Engine<'_> {
             let applied = self.repo.apply(&merged, &work, progress)?;
             let txn = self.repo.store.txn()?;
             for (path, e) in applied.cache.iter().chain(moved.iter()) {
-                txn.put(dvx_store::db::CF_STAT, path.as_bytes(), &e.encode());
+                txn.put_stat(path, e);
             }
             txn.commit()?;
         }

@@ -172,7 +172,7 @@ impl Engine<'_> {
         let applied = self.repo.apply(&want, &work, progress)?;
         let txn = self.repo.store.txn()?;
         for (p, e) in &applied.cache {
-            txn.put(dvx_store::db::CF_STAT, p.as_bytes(), &e.encode());
+            txn.put_stat(p, e);
         }
         txn.commit()?;
         Ok(())

@@ -1,0 +1,85 @@
+//! Typed access to the column families other crates keep data in (the stat cache, the run
+//! cache, the lineage indexes), so that no crate above the store writes raw keys into the
+//! database: the layout stays the store's to change (`schemas/database.md`).
+
+use crate::db::{ObjKind, CF_CHUNKS, CF_LINEAGE, CF_META, CF_OBJECTS, CF_RUNS, CF_STAT};
+use crate::error::Result;
+use crate::id::Id;
+use crate::statcache::StatEntry;
+use crate::store::{Store, Txn};
+
+impl Txn<'_> {
+    /// Remember the id of a workspace file whose metadata is `e.stat`.
+    pub fn put_stat(&self, path: &str, e: &StatEntry) {
+        self.put(CF_STAT, path.as_bytes(), &e.encode());
+    }
+
+    /// The run cache: the run that produced the results of `key`.
+    pub fn put_run_cache(&self, key: &Id, run: &Id) {
+        self.put(CF_RUNS, key.as_bytes(), run.as_bytes());
+    }
+
+    /// A lineage index entry (the value is the entry's payload, often empty).
+    pub fn put_lineage(&self, key: &[u8], value: &[u8]) {
+        self.put(CF_LINEAGE, key, value);
+    }
+
+    pub fn delete_lineage(&self, key: &[u8]) {
+        self.delete(CF_LINEAGE, key);
+    }
+
+    /// A setting in the `meta` family (format versions, index markers).
+    pub fn delete_meta(&self, key: &[u8]) {
+        self.delete(CF_META, key);
+    }
+}
+
+impl Store {
+    /// The run recorded in the run cache for `key`, if any.
+    pub fn run_cache(&self, key: &Id) -> Result<Option<Id>> {
+        Ok(self
+            .db
+            .get(CF_RUNS, key.as_bytes())?
+            .and_then(|v| Id::from_slice(&v)))
+    }
+
+    /// Each lineage entry whose key starts with `prefix`, until `f` returns false.
+    pub fn for_each_lineage(
+        &self,
+        prefix: &[u8],
+        f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        self.db.for_each_prefix(CF_LINEAGE, prefix, f)
+    }
+
+    /// Each stored object of `kind`: its id and bytes, until `f` returns false.
+    pub fn for_each_object(
+        &self,
+        kind: ObjKind,
+        mut f: impl FnMut(Id, &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        self.db.for_each_prefix(CF_OBJECTS, &[kind as u8], |k, v| {
+            match Id::from_slice(&k[1..]) {
+                Some(id) => f(id, v),
+                None => Ok(true),
+            }
+        })
+    }
+
+    /// Which of `wanted` (kind and id) the store lacks, in their order.
+    pub fn missing_objects(&self, wanted: &[(ObjKind, Id)]) -> Result<Vec<(ObjKind, Id)>> {
+        let keys: Vec<Vec<u8>> = wanted.iter().map(|(k, id)| k.key(id).to_vec()).collect();
+        let present = self.db.multi_get(CF_OBJECTS, &keys)?;
+        Ok(wanted
+            .iter()
+            .zip(present)
+            .filter(|(_, p)| p.is_none())
+            .map(|(w, _)| *w)
+            .collect())
+    }
+
+    /// Whether the chunk is stored here.
+    pub fn has_chunk(&self, id: &Id) -> Result<bool> {
+        self.db.contains(CF_CHUNKS, id.as_bytes())
+    }
+}
