@@ -89,3 +89,40 @@ impl RemoteErrorKind {
         })
     }
 }
+
+/// A "not found" that is about the bucket (or container), not the object.
+pub(crate) fn no_bucket(e: &object_store::Error) -> bool {
+    let s = error_chain(e).to_ascii_lowercase();
+    s.contains("nosuchbucket")
+        || s.contains("containernotfound")
+        || s.contains("bucket does not exist")
+}
+
+/// The messages of an error and its sources, joined.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// A network failure in a few words (the full chain of a client error is long).
+pub(crate) fn summarize_network(full: &str) -> String {
+    let l = full.to_ascii_lowercase();
+    if l.contains("connection refused") || l.contains("tcp connect") {
+        "cannot connect to the server (connection refused)".into()
+    } else if l.contains("timed out") || l.contains("timeout") {
+        "the server did not answer in time".into()
+    } else if l.contains("dns") || l.contains("resolve") {
+        "cannot resolve the server's name".into()
+    } else if l.contains("connection reset") || l.contains("broken pipe") || l.contains("closed") {
+        "the connection was dropped".into()
+    } else {
+        let first = full.lines().next().unwrap_or(full);
+        first.chars().take(300).collect()
+    }
+}
