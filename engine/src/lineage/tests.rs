@@ -1,4 +1,3 @@
-
 /// Every lineage key under `prefix` (tests look at the index directly).
 fn lineage_keys(repo: &Repo, prefix: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
