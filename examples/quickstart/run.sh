@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Quickstart: version a small dataset, run a pipeline that re-runs only what changed, ask where
 # an output came from, and share the project through a remote.
-# usage: examples/quickstart/run.sh [PATH-TO-DVX]   (default: target/debug/dvx, then `dvx` on PATH)
+# usage: examples/quickstart/run.sh [PATH-TO-DVX]   (default: $CARGO_TARGET_DIR or target, /debug/dvx; then `dvx` on PATH)
 # Exits non-zero as soon as a step does not give the expected result.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-dvx=${1:-$here/../../target/debug/dvx}
+dvx=${1:-${CARGO_TARGET_DIR:-$here/../../target}/debug/dvx}
 [ -x "$dvx" ] || dvx=$(command -v dvx)
 dvx=$(cd "$(dirname "$dvx")" && pwd)/$(basename "$dvx")
 work=$(mktemp -d "${TMPDIR:-/tmp}/dvx-quickstart.XXXXXX")
