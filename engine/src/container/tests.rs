@@ -1,3 +1,5 @@
+//! Unit tests of container runtimes, images and run arguments; the parent declares this module `#[cfg(test)]`.
+
 use super::*;
 
 fn spec(name: &'static str) -> Spec {

@@ -1,3 +1,5 @@
+//! Unit tests of lineage (the walk, the indexes, rendering); the parent declares this module `#[cfg(test)]`.
+
 /// Every lineage key under `prefix` (tests look at the index directly).
 fn lineage_keys(repo: &Repo, prefix: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();

@@ -1,3 +1,5 @@
+//! Unit tests of dvx.yaml parsing and validation; the parent declares this module `#[cfg(test)]`.
+
 use super::*;
 
 fn p(text: &str) -> Result<Pipeline> {
