@@ -301,16 +301,7 @@ pub fn clone(
     let res = clone_into(dir, rc, branch, no_checkout, progress);
     if res.is_err() {
         if existed {
-            if let Ok(rd) = fs::read_dir(dir) {
-                for e in rd.flatten() {
-                    let p = e.path();
-                    let _ = if p.is_dir() {
-                        fs::remove_dir_all(&p)
-                    } else {
-                        fs::remove_file(&p)
-                    };
-                }
-            }
+            dvx_store::fsutil::empty_dir(dir);
         } else {
             let _ = fs::remove_dir_all(dir);
         }

@@ -22,6 +22,20 @@ pub fn write_atomic(dest: &Path, data: &[u8], tmp_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Remove everything inside `dir`, keeping `dir` itself; what cannot be removed is left.
+pub fn empty_dir(dir: &Path) {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            let _ = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+        }
+    }
+}
+
 /// This machine's name, for lock holders, authors and run records.
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -171,16 +171,7 @@ impl Repo {
 
     /// Temp files left by a killed writer are never trusted; remove them.
     fn clean_tmp(&self) {
-        if let Ok(rd) = fs::read_dir(self.tmp_dir()) {
-            for e in rd.flatten() {
-                let p = e.path();
-                let _ = if p.is_dir() {
-                    fs::remove_dir_all(&p)
-                } else {
-                    fs::remove_file(&p)
-                };
-            }
-        }
+        crate::fsutil::empty_dir(&self.tmp_dir());
     }
 
     pub fn author(&self) -> Person {
