@@ -111,6 +111,15 @@ impl Stage {
     pub fn all_outs(&self) -> impl Iterator<Item = &Out> {
         self.outs.iter().chain(self.metrics.iter())
     }
+
+    /// The cached output a datum stage's executions write into ("" when it has none).
+    pub fn datum_out(&self) -> String {
+        self.outs
+            .iter()
+            .find(|o| o.cache)
+            .map(|o| o.path.clone())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Clone, Debug)]

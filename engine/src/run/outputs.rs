@@ -36,12 +36,7 @@ impl Engine<'_> {
                 Some(dir) => {
                     let (entry, found) = self.repo.ingest(txn, dir, "", progress)?;
                     if let Some(f) = entry {
-                        let out = s
-                            .outs
-                            .iter()
-                            .find(|o| o.cache)
-                            .map(|o| o.path.clone())
-                            .unwrap_or_default();
+                        let out = s.datum_out();
                         known.extend(
                             found
                                 .files
@@ -266,12 +261,7 @@ impl Engine<'_> {
         if s.input.is_some() {
             st.records.sort_by(|a, b| a.0.cmp(&b.0));
             let merged = self.merge_datums(s, &st.records)?;
-            let out = s
-                .outs
-                .iter()
-                .find(|o| o.cache)
-                .map(|o| o.path.clone())
-                .unwrap_or_default();
+            let out = s.datum_out();
             let mut work = self.repo.workspace(std::slice::from_ref(&out), progress)?;
             let moved = self.move_fresh_outputs(&out, st, &merged, &mut work)?;
             let applied = self.repo.apply(&merged, &work, progress)?;

@@ -207,12 +207,7 @@ impl Engine<'_> {
         s: &Stage,
         records: &[(Option<String>, Id, RunRecord)],
     ) -> Result<BTreeMap<String, Flat>> {
-        let out_path = s
-            .outs
-            .iter()
-            .find(|o| o.cache)
-            .map(|o| o.path.clone())
-            .unwrap_or_default();
+        let out_path = s.datum_out();
         let mut merged: BTreeMap<String, Flat> = BTreeMap::new();
         let mut owner: HashMap<String, String> = HashMap::new();
         merged.insert(
