@@ -160,34 +160,7 @@ impl<'a> Incoming<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dvx_store::object::TreeEntry;
-
-    fn entry(name: &str, kind: EntryKind, mode: u32, id: Id) -> TreeEntry {
-        TreeEntry {
-            name: name.into(),
-            kind,
-            mode,
-            size: 1,
-            id,
-        }
-    }
-
-    fn commit(tree: Id, roots: &[&str]) -> Commit {
-        Commit {
-            author: dvx_store::object::Person {
-                email: "e".into(),
-                name: "n".into(),
-            },
-            git: None,
-            message: "m".into(),
-            parents: vec![],
-            roots: roots.iter().map(|r| r.to_string()).collect(),
-            runs: vec![],
-            time: 0,
-            tree,
-            version: 1,
-        }
-    }
+    use dvx_store::strategies::{commit, entry};
 
     fn check(commits: &[Commit], trees: &[Tree]) -> Result<()> {
         let cb: Vec<(Id, Vec<u8>)> = commits.iter().map(|c| (c.id(), c.encode())).collect();

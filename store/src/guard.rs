@@ -89,34 +89,7 @@ pub fn stored_commit_problems(store: &crate::store::Store, c: &Commit) -> Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::object::TreeEntry;
-
-    fn entry(name: &str, kind: EntryKind, mode: u32, id: Id) -> TreeEntry {
-        TreeEntry {
-            name: name.into(),
-            kind,
-            mode,
-            size: 1,
-            id,
-        }
-    }
-
-    fn commit(tree: Id, roots: &[&str]) -> Commit {
-        Commit {
-            author: crate::object::Person {
-                email: "e".into(),
-                name: "n".into(),
-            },
-            git: None,
-            message: "m".into(),
-            parents: vec![],
-            roots: roots.iter().map(|r| r.to_string()).collect(),
-            runs: vec![],
-            time: 0,
-            tree,
-            version: 1,
-        }
-    }
+    use crate::strategies::{commit, entry};
 
     #[test]
     fn modes() {

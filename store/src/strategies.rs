@@ -1,10 +1,40 @@
-//! Strategies for property tests of the decoders: arbitrary and mutated encodings of trees,
-//! commits and names. Shared with dvx-remote's property tests (feature `test-strategies`).
+//! Test support: strategies for property tests of the decoders (arbitrary and mutated
+//! encodings of trees, commits and names) and small fixtures. Shared with dvx-remote's tests
+//! (feature `test-strategies`).
 
 use proptest::prelude::*;
 
 use crate::id::Id;
 use crate::object::{Commit, EntryKind, GitInfo, Person, Tree, TreeEntry};
+
+/// A tree entry with size 1, as crafted trees in tests hold.
+pub fn entry(name: &str, kind: EntryKind, mode: u32, id: Id) -> TreeEntry {
+    TreeEntry {
+        name: name.into(),
+        kind,
+        mode,
+        size: 1,
+        id,
+    }
+}
+
+/// A commit of `tree` tracking `roots`, with fixed author, message and time.
+pub fn commit(tree: Id, roots: &[&str]) -> Commit {
+    Commit {
+        author: Person {
+            email: "e".into(),
+            name: "n".into(),
+        },
+        git: None,
+        message: "m".into(),
+        parents: vec![],
+        roots: roots.iter().map(|r| r.to_string()).collect(),
+        runs: vec![],
+        time: 0,
+        tree,
+        version: 1,
+    }
+}
 
 pub fn config() -> ProptestConfig {
     ProptestConfig {
