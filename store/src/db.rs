@@ -261,11 +261,6 @@ impl Db {
         Ok(())
     }
 
-    /// Whether this process found the stat cache damaged.
-    pub fn stat_cache_was_damaged(&self) -> bool {
-        self.stat_damaged.load(Ordering::SeqCst)
-    }
-
     /// Drop a column family with everything in it (damaged table files included) and create
     /// it again empty.
     pub fn reset_cf(&self, cf: &str) -> Result<()> {

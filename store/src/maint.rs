@@ -32,6 +32,16 @@ pub struct Problem {
     pub problem: String,
 }
 
+impl Problem {
+    fn new(kind: &str, id: String, problem: String) -> Problem {
+        Problem {
+            kind: kind.into(),
+            id,
+            problem,
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct FsckReport {
     pub chunks: u64,
@@ -248,11 +258,6 @@ impl Repo {
     /// `promised_ids`): a partial clone lacks them locally, which is not damage.
     pub fn fsck(&self, promised: &HashSet<Id>, progress: &dyn Progress) -> Result<FsckReport> {
         let mut report = FsckReport::default();
-        let problem = |kind: &str, id: String, p: String| Problem {
-            kind: kind.into(),
-            id,
-            problem: p,
-        };
         // Every table file of every column family, checksums verified. Derivable families are
         // rebuilt when this fsck may write; the others are reported, and not scanned further.
         let mut damaged: HashSet<&str> = HashSet::new();
@@ -266,11 +271,11 @@ impl Repo {
                     damaged.insert(cf);
                     report
                         .problems
-                        .push(problem("table", cf.to_string(), detail));
+                        .push(Problem::new("table", cf.to_string(), detail));
                 }
                 Err(e) => {
                     damaged.insert(cf);
-                    report.problems.push(problem(
+                    report.problems.push(Problem::new(
                         "table",
                         cf.to_string(),
                         format!("{detail}; rebuilding failed: {e}"),
@@ -295,7 +300,7 @@ impl Repo {
                 let res =
                     ChunkLoc::decode(id, v).and_then(|loc| self.store.pack_reader().read(id, &loc));
                 res.err()
-                    .map(|e| problem("chunk", id.to_hex(), e.to_string()))
+                    .map(|e| Problem::new("chunk", id.to_hex(), e.to_string()))
             })
             .collect();
         progress.finish();
@@ -309,7 +314,7 @@ impl Repo {
             .flat_map_iter(|(k, v)| {
                 progress.inc(1);
                 self.check_object(k, v, promised).unwrap_or_else(|e| {
-                    vec![problem("object", hex::encode(&k[1..]), e.to_string())]
+                    vec![Problem::new("object", hex::encode(&k[1..]), e.to_string())]
                 })
             })
             .collect();
@@ -321,7 +326,7 @@ impl Repo {
             match self.store.ref_target(&name) {
                 Ok(Some(id)) => {
                     if !self.store.has_object(ObjKind::Commit, &id)? {
-                        report.problems.push(problem(
+                        report.problems.push(Problem::new(
                             "ref",
                             name,
                             format!("points to missing commit {id}"),
@@ -329,7 +334,9 @@ impl Repo {
                     }
                 }
                 Ok(None) => {}
-                Err(e) => report.problems.push(problem("ref", name, e.to_string())),
+                Err(e) => report
+                    .problems
+                    .push(Problem::new("ref", name, e.to_string())),
             }
         }
         Ok(report)
@@ -362,14 +369,9 @@ impl Repo {
 
     /// HEAD names a commit the store has, and dvx.lock pins one it has or a remote promises.
     fn check_head_and_lock(&self, promised: &HashSet<Id>, report: &mut FsckReport) -> Result<()> {
-        let problem = |kind: &str, id: String, p: String| Problem {
-            kind: kind.into(),
-            id,
-            problem: p,
-        };
         match self.store.head_commit() {
             Ok(Some(id)) if !self.store.has_object(ObjKind::Commit, &id)? => {
-                report.problems.push(problem(
+                report.problems.push(Problem::new(
                     "ref",
                     "HEAD".into(),
                     format!("points to missing commit {id}"),
@@ -378,14 +380,14 @@ impl Repo {
             Ok(_) => {}
             Err(e) => report
                 .problems
-                .push(problem("ref", "HEAD".into(), e.to_string())),
+                .push(Problem::new("ref", "HEAD".into(), e.to_string())),
         }
         match LockFile::read(&self.root) {
             Ok(Some(lock)) => {
                 if !self.store.has_object(ObjKind::Commit, &lock.commit)?
                     && !promised.contains(&lock.commit)
                 {
-                    report.problems.push(problem(
+                    report.problems.push(Problem::new(
                         "dvx.lock",
                         lock.commit.to_hex(),
                         "pins a commit this store does not have and no remote index lists".into(),
@@ -395,7 +397,7 @@ impl Repo {
             Ok(None) => {}
             Err(e) => report
                 .problems
-                .push(problem("dvx.lock", String::new(), e.to_string())),
+                .push(Problem::new("dvx.lock", String::new(), e.to_string())),
         }
         Ok(())
     }
