@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(long)]
     no_checkout: bool,
     #[command(flatten)]
-    conn: RemoteConfig,
+    pub conn: RemoteConfig,
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {

@@ -290,3 +290,51 @@ impl Ctx<'_> {
         Ok((repo, id, rec))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parser_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn connection_options_fill_a_remote_config() {
+        let parse = |extra: &[&str]| {
+            let args = [&["dvx", "clone", "s3://b/p"][..], extra].concat();
+            match Cli::try_parse_from(args).map(|c| c.command) {
+                Ok(Command::Clone(a)) => a,
+                Ok(_) => panic!("not clone"),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        // Nothing given writes nothing: allow_http stays None, not Some(false).
+        let none = parse(&[]).conn;
+        assert_eq!(none, dvx_engine::store::config::RemoteConfig::default());
+        let all = parse(&[
+            "--endpoint",
+            "http://h:9",
+            "--region",
+            "r",
+            "--profile",
+            "p",
+            "--allow-http",
+            "--jobs",
+            "3",
+            "--timeout",
+            "2.5",
+            "--retries",
+            "0",
+        ])
+        .conn;
+        assert_eq!(all.endpoint.as_deref(), Some("http://h:9"));
+        assert_eq!(all.allow_http, Some(true));
+        assert_eq!(
+            (all.jobs, all.timeout_secs, all.retries),
+            (Some(3), Some(2.5), Some(0))
+        );
+        assert!(Cli::try_parse_from(["dvx", "clone", "u", "--jobs", "65"]).is_err());
+    }
+}

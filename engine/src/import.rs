@@ -351,3 +351,81 @@ fn bring(
         bytes_written: applied.bytes_written,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An import as dvx.lock has always written it: the connection settings first, flat.
+    const SOURCE: &str = r#"{
+  "url": "s3://team/raw",
+  "endpoint": "http://127.0.0.1:9000",
+  "region": "eu-west-1",
+  "profile": "lab",
+  "allow_http": true,
+  "path": "data/labels",
+  "rev": "v3",
+  "commit": "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
+  "id": "2d3adedff11b61f14c886e35afa036736dcd87a74d27b5c1510225d0f592e213"
+}"#;
+
+    #[test]
+    fn the_lock_form_of_a_source_round_trips_byte_for_byte() {
+        let src: ImportSource = serde_json::from_str(SOURCE).unwrap();
+        assert_eq!(src.remote.url, "s3://team/raw");
+        assert_eq!(src.remote.allow_http, Some(true));
+        assert_eq!(src.rev.as_deref(), Some("v3"));
+        assert_eq!(serde_json::to_string_pretty(&src).unwrap(), SOURCE);
+        // Through a Value, as dvx.lock's `imports` section is kept.
+        let v = serde_json::to_value(&src).unwrap();
+        assert_eq!(serde_json::to_string_pretty(&v).unwrap(), SOURCE);
+        assert_eq!(serde_json::from_value::<ImportSource>(v).unwrap(), src);
+    }
+
+    #[test]
+    fn a_minimal_source_writes_only_what_it_has() {
+        let min = r#"{"url":"/data/other","path":"x","commit":"af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262","id":"af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"}"#;
+        let src: ImportSource = serde_json::from_str(min).unwrap();
+        assert_eq!(serde_json::to_string(&src).unwrap(), min);
+        // The report embeds the source as it is.
+        let rep = ImportReport {
+            dest: "x".into(),
+            source: src,
+            changed: false,
+            run: None,
+            commit: None,
+            files_written: 0,
+            bytes_written: 0,
+        };
+        assert_eq!(
+            serde_json::to_string(&rep).unwrap(),
+            format!(
+                r#"{{"dest":"x","source":{min},"changed":false,"run":null,"commit":null,"files_written":0,"bytes_written":0}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn unknown_fields_in_a_source_are_refused() {
+        let bad = SOURCE.replace("\"rev\"", "\"revision\"");
+        let e = serde_json::from_str::<ImportSource>(&bad).unwrap_err();
+        assert!(e.to_string().contains("revision"), "{e}");
+    }
+
+    #[test]
+    fn a_source_keeps_only_the_connection_of_a_remote() {
+        let rc = RemoteConfig {
+            url: "s3://b/p".into(),
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            jobs: Some(4),
+            timeout_secs: Some(9.0),
+            retries: Some(1),
+            ..Default::default()
+        };
+        let c = rc.connection();
+        assert_eq!((c.jobs, c.timeout_secs, c.retries), (None, None, None));
+        assert_eq!(c.endpoint, rc.endpoint);
+        assert_eq!(default_dest("data/images/"), "images");
+        assert_eq!(default_dest("labels.csv"), "labels.csv");
+    }
+}

@@ -490,6 +490,44 @@ mod tests {
         assert!(e.starts_with("c.toml:2:14: not valid UTF-8"), "{e}");
     }
 
+    /// config.toml as dvx writes it, with every setting of a remote.
+    const FULL: &str = r#"[core]
+format = 1
+lock_wait_secs = 3.0
+compression = "small"
+remote = "origin"
+
+[remote.origin]
+url = "s3://team/cats"
+endpoint = "http://127.0.0.1:9000"
+region = "eu-west-1"
+profile = "lab"
+allow_http = true
+jobs = 4
+timeout_secs = 30.5
+retries = 2
+
+[remote.plain]
+url = "/mnt/share/cats"
+"#;
+
+    #[test]
+    fn config_and_remote_json_round_trip_byte_for_byte() {
+        let c = Config::parse(Path::new("c.toml"), FULL).unwrap();
+        assert_eq!(c.to_toml(), FULL);
+        let origin = &c.remote["origin"];
+        assert_eq!(origin.timeout_secs, Some(30.5));
+        // The JSON form `dvx remote list --json` prints (before it adds name and default).
+        assert_eq!(
+            serde_json::to_string(origin).unwrap(),
+            r#"{"url":"s3://team/cats","endpoint":"http://127.0.0.1:9000","region":"eu-west-1","profile":"lab","allow_http":true,"jobs":4,"timeout_secs":30.5,"retries":2}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&c.remote["plain"]).unwrap(),
+            r#"{"url":"/mnt/share/cats"}"#
+        );
+    }
+
     #[test]
     fn line_col_never_panics_off_a_boundary() {
         assert_eq!(line_col("é\nab", 1), (1, 1));
