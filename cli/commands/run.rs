@@ -1,7 +1,7 @@
 //! `dvx run`.
 
 use dvx_engine::exec::Children;
-use dvx_engine::run::{Engine, RunOptions, MAX_JOBS};
+use dvx_engine::run::{default_jobs, Engine, RunOptions, MAX_JOBS};
 use dvx_engine::store::{limits, Access, Repo};
 use dvx_engine::EngineError;
 
@@ -56,12 +56,7 @@ pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
     let _ = ctrlc::set_handler(move || c.cancel_all());
     let opts = RunOptions {
         targets: a.stages,
-        jobs: a.jobs.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-                .min(MAX_JOBS)
-        }),
+        jobs: a.jobs.unwrap_or_else(default_jobs),
         force: a.force,
         dry_run: a.dry_run,
         keep_going: a.keep_going,
