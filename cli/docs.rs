@@ -6,7 +6,7 @@ use std::io::Write;
 use clap::CommandFactory;
 use dvx_engine::store::StoreError;
 
-use crate::args::Cli;
+use crate::commands::Cli;
 
 /// Width the generated reference is wrapped at, whatever the terminal.
 const WIDTH: usize = 100;
