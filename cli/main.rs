@@ -2,7 +2,6 @@
 //! each command is a module of `commands`, with its arguments and what it prints.
 
 mod commands;
-mod docs;
 mod output;
 
 use std::io::Write;

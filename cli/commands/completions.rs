@@ -1,6 +1,8 @@
 //! `dvx completions`.
 
-use crate::docs;
+use clap::CommandFactory;
+
+use super::Cli;
 
 /// Print a shell completion script.
 #[derive(clap::Args)]
@@ -13,6 +15,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> dvx_engine::Result<()> {
-    docs::completions(a.shell);
+    let mut cmd = Cli::command();
+    clap_complete::generate(a.shell, &mut cmd, "dvx", &mut std::io::stdout());
     Ok(())
 }
