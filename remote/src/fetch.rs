@@ -536,7 +536,7 @@ fn decode(remote: &Remote, pack: &Id, e: &Entry, stored: &[u8]) -> Result<Vec<u8
 
 impl Remote {
     /// Fetch the stored bytes of groups of entries (each group within one pack).
-    fn download(&self, groups: Vec<(Id, Vec<Entry>)>) -> Result<Vec<Fetched>> {
+    pub(crate) fn download(&self, groups: Vec<(Id, Vec<Entry>)>) -> Result<Vec<Fetched>> {
         let mut out = Vec::new();
         self.download_each(groups, &mut |p, e, d| {
             out.push((p, e, d));

@@ -13,6 +13,8 @@ pub mod ops;
 #[cfg(test)]
 mod proptests;
 pub mod push;
+pub mod task;
+pub mod transfer;
 
 use connect::{aws_profile, check_http};
 pub use connect::{check_endpoint, parse_url};
