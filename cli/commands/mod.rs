@@ -12,6 +12,7 @@ mod completions;
 mod dag;
 mod datums;
 mod diff;
+mod exec_task;
 mod fetch;
 mod fsck;
 mod gc;
@@ -102,6 +103,7 @@ pub enum Command {
     Lineage(lineage::Args),
     Verify(verify::Args),
     Logs(logs::Args),
+    ExecTask(exec_task::Args),
     /// Show or compare metrics files declared by stages.
     #[command(subcommand)]
     Metrics(metrics::Cmd),
@@ -213,6 +215,7 @@ pub fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
         Command::Lineage(a) => done(lineage::run(a, &ctx)),
         Command::Verify(a) => verify::run(a, &ctx),
         Command::Logs(a) => done(logs::run(a, &ctx)),
+        Command::ExecTask(a) => exec_task::run(a, &ctx),
         Command::Metrics(c) => done(metrics::run(c, &ctx)),
         Command::Params(c) => done(params::run(c, &ctx)),
         Command::Fsck(a) => fsck::run(a, &ctx),

@@ -89,6 +89,8 @@ pub struct Stage {
     pub resources: Resources,
     /// Container datum stages only: how many datums run in one container (1: one each).
     pub batch: u32,
+    /// Where the executions run (`executor:`): None follows `dvx run --executor`.
+    pub executor: Option<ExecutorKind>,
     #[serde(skip)]
     pub at: Pos,
     #[serde(skip)]
@@ -151,8 +153,36 @@ const STAGE_FIELDS: &[&str] = &[
     "network",
     "resources",
     "batch",
+    "executor",
     "desc",
 ];
+
+/// Where a stage's executions run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// Processes (or containers) on this machine.
+    Local,
+    /// Jobs on a Slurm cluster, data through a remote.
+    Slurm,
+}
+
+impl ExecutorKind {
+    pub fn parse(s: &str) -> Option<ExecutorKind> {
+        match s {
+            "local" => Some(ExecutorKind::Local),
+            "slurm" => Some(ExecutorKind::Slurm),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecutorKind::Local => "local",
+            ExecutorKind::Slurm => "slurm",
+        }
+    }
+}
 
 struct Ctx<'a> {
     file: &'a Path,
@@ -718,9 +748,23 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
         Some(n) => Some(parse_image(cx, n)?),
         None => None,
     };
+    let executor = match map.get_node("executor") {
+        Some(n) => {
+            let e = cx.string(n, "executor")?;
+            Some(ExecutorKind::parse(&e).ok_or_else(|| {
+                cx.err(
+                    n.span(),
+                    format!("executor: {e:?} is not one of local, slurm"),
+                )
+            })?)
+        }
+        None => None,
+    };
     // Container options mean nothing without a container: say so instead of ignoring them.
+    // `resources` also means something to a cluster's queue.
     for field in ["network", "resources", "batch"] {
-        if let (Some(n), None) = (map.get_node(field), &image) {
+        let cluster = field == "resources" && executor == Some(ExecutorKind::Slurm);
+        if let (Some(n), None, false) = (map.get_node(field), &image, cluster) {
             return Err(cx.err(
                 n.span(),
                 format!("{field}: only for stages that run in a container (set `image`)"),
@@ -785,6 +829,7 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
             None => Resources::default(),
         },
         batch,
+        executor,
         at: Ctx::pos(name_span),
         dep_at,
     })

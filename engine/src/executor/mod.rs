@@ -13,6 +13,7 @@ use crate::error::Result;
 use crate::exec::{Job, Outcome};
 
 mod local;
+pub mod worker;
 
 pub use local::Local;
 

@@ -42,8 +42,18 @@ stages:
 fn errors_point_at_the_place() {
     assert_eq!(
             err("stages:\n  a:\n    cmd: x\n    dpes: [y]\n"),
-            "dvx.yaml:4:5: stage `a`: unknown field `dpes`; expected one of: cmd, deps, outs, metrics, params, env, wdir, retries, timeout, always_changed, frozen, input, image, network, resources, batch, desc"
+            "dvx.yaml:4:5: stage `a`: unknown field `dpes`; expected one of: cmd, deps, outs, metrics, params, env, wdir, retries, timeout, always_changed, frozen, input, image, network, resources, batch, executor, desc"
         );
+    assert_eq!(
+        err("stages:\n  a:\n    cmd: x\n    executor: pbs\n"),
+        "dvx.yaml:4:15: executor: \"pbs\" is not one of local, slurm"
+    );
+    assert!(err("stages:\n  a:\n    cmd: x\n    resources: {cpus: 2}\n")
+        .contains("only for stages that run in a container"));
+    assert!(p(
+        "stages:\n  a:\n    cmd: x\n    executor: slurm\n    resources: {cpus: 2, memory: 1g}\n"
+    )
+    .is_ok());
     assert!(err("stages:\n  a:\n    cmd: x\n    retries: lots\n")
         .starts_with("dvx.yaml:4:14: retries: expected a whole number"));
     assert!(

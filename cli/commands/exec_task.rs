@@ -1,0 +1,58 @@
+//! `dvx exec-task`: what a cluster job runs.
+
+use dvx_engine::executor::worker;
+use dvx_engine::remote::Remote;
+use dvx_engine::store::config::RemoteConfig;
+use dvx_engine::store::Id;
+use dvx_engine::sync;
+
+use super::Ctx;
+
+/// Run one task a cluster executor wrote to a remote, and write its result there.
+///
+/// Needs no project: the inputs are fetched by id into a scratch folder, the outputs and logs
+/// are stored on the remote, and the result is written once. `dvx run --executor slurm`
+/// submits jobs that run this; run it by hand to debug a task. Credentials come from the
+/// environment or an AWS profile, as for `dvx clone`.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  dvx exec-task s3://team-data/cats 3f9a...e1 --endpoint http://127.0.0.1:9000\n  DVX_KEEP_TASK_DIR=1 dvx exec-task /mnt/share/cats 3f9a...e1"
+)]
+pub struct Args {
+    /// s3://bucket/prefix, gs://bucket/prefix, az://container/prefix, file:///path or a folder.
+    url: String,
+    /// The task's id (64 hexadecimal digits).
+    #[arg(value_parser = parse_id)]
+    task: Id,
+    #[command(flatten)]
+    pub conn: RemoteConfig,
+}
+
+fn parse_id(s: &str) -> Result<Id, String> {
+    s.parse()
+        .map_err(|_| "a task id is 64 hexadecimal digits".to_string())
+}
+
+pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<std::process::ExitCode> {
+    let url = sync::absolute_url(&ctx.cwd, &a.url);
+    let rc = RemoteConfig { url, ..a.conn };
+    let remote = Remote::connect(&rc.url, &rc, None, None)?;
+    let r = worker::exec_task(&remote, &a.task)?;
+    if ctx.json {
+        ctx.out.json(&r);
+    } else {
+        let how = match (r.exit, &r.error) {
+            (Some(0), _) => "succeeded".to_string(),
+            (_, Some(e)) => format!("failed: {e}"),
+            (Some(c), None) => format!("exited with status {c}"),
+            (None, None) => "failed".to_string(),
+        };
+        ctx.out
+            .say(&format!("task {} {how} on {}", a.task.short(), r.host));
+    }
+    Ok(if r.exit == Some(0) {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
+}

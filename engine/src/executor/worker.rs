@@ -1,0 +1,197 @@
+//! `dvx exec-task`: the worker side of a cluster executor. It needs no project: it reads a
+//! task from the remote, fetches the task's inputs by id into a scratch workspace, runs the
+//! commands with the job builder `dvx run` uses (so templating and environment are the same
+//! as a local run), stores the outputs and logs on the remote and writes the result once.
+//! Nothing reaches the submitter's store from here.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dvx_remote::task::{Task, TaskOutput, TaskResult, DATUM_OUTPUT, TASK_FORMAT};
+use dvx_remote::transfer::Upload;
+use dvx_remote::Remote;
+use dvx_store::{paths, Id, StoreError};
+
+use crate::error::Result;
+use crate::exec::{self, Children, Outcome};
+use crate::job::{DatumIo, Recipe};
+
+/// A scratch folder removed when dropped (the worker leaves nothing behind on the node).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::env::var_os("DVX_KEEP_TASK_DIR").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn failed(message: String) -> Outcome {
+    Outcome {
+        exit: None,
+        error: Some(message),
+        duration: Duration::ZERO,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    }
+}
+
+/// Fetch the inputs: each below the workspace, skipping one that lies inside another already
+/// written (a folder dep and a datum's file in it).
+fn fetch_inputs(remote: &Remote, task: &Task, ws: &Path) -> Result<()> {
+    let idx = remote.load_packs(&task.packs)?;
+    let mut inputs: Vec<_> = task.inputs.iter().collect();
+    inputs.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut done: Vec<&str> = Vec::new();
+    for i in inputs {
+        if done.iter().any(|d| paths::is_under(&i.path, d)) {
+            continue;
+        }
+        let dest = paths::abs(ws, &i.path)?;
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
+        }
+        remote.download_to(&idx, i.kind, i.id, &dest)?;
+        done.push(&i.path);
+    }
+    Ok(())
+}
+
+/// Run the task's commands in `ws`, as `dvx run` would, with its timeout enforced.
+fn run_commands(task: &Task, ws: &Path) -> Result<Outcome> {
+    let recipe = Recipe {
+        stage: &task.stage,
+        cmds: &task.cmd,
+        env: &task.env,
+        root: ws,
+        wdir: &task.wdir,
+        timeout: task.timeout_secs.map(Duration::from_secs),
+    };
+    let datum = match &task.datum {
+        Some(d) => {
+            let output = ws.join(DATUM_OUTPUT);
+            std::fs::create_dir_all(&output).map_err(|e| StoreError::io(&output, e))?;
+            Some((d, output))
+        }
+        None => None,
+    };
+    for o in &task.outs {
+        if let Some(parent) = paths::abs(ws, o)?.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
+        }
+    }
+    let cwd = paths::abs(ws, &task.wdir)?;
+    std::fs::create_dir_all(&cwd).map_err(|e| StoreError::io(&cwd, e))?;
+    let outs: Vec<&str> = task.outs.iter().map(String::as_str).collect();
+    let job = recipe.build(
+        datum.as_ref().map(|(d, output)| DatumIo {
+            id: &d.id,
+            input: ws.join(&d.input),
+            output: output.clone(),
+        }),
+        &outs,
+        None,
+    );
+    let children = Children::default();
+    // The clock for the timeout: exec::run leaves killing overdue commands to its caller.
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let clock = {
+        let children = children.clone();
+        std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stop_rx.recv_timeout(Duration::from_millis(100))
+            {
+                children.reap_overdue();
+            }
+        })
+    };
+    let outcome = exec::run(&job, &children);
+    let _ = stop_tx.send(());
+    let _ = clock.join();
+    Ok(outcome)
+}
+
+/// Run task `id` from `remote` and write its result. Returns the result that stands (a
+/// requeued job finds the first one).
+pub fn exec_task(remote: &Remote, id: &Id) -> Result<TaskResult> {
+    let task = remote.get_task(id)?;
+    if let Some(r) = remote.get_result(id)? {
+        // Already ran (the cluster started this job twice): nothing to do.
+        return Ok(r);
+    }
+    let ws = std::env::temp_dir().join(format!("dvx-task-{}-{}", id.short(), std::process::id()));
+    let _ = std::fs::remove_dir_all(&ws);
+    std::fs::create_dir_all(&ws).map_err(|e| StoreError::io(&ws, e))?;
+    let scratch = Scratch(ws.clone());
+    let started = chrono::Utc::now();
+    let outcome = if task.image.is_some() {
+        failed("stages with `image:` do not run on cluster workers yet".into())
+    } else {
+        match fetch_inputs(remote, &task, &ws) {
+            Ok(()) => run_commands(&task, &ws)?,
+            Err(e) => failed(format!("cannot fetch the task's inputs: {e}")),
+        }
+    };
+    let ended = chrono::Utc::now();
+    let mut up = Upload::new(remote, None);
+    let mut outputs = Vec::new();
+    let mut error = outcome.error.clone();
+    if outcome.exit == Some(0) {
+        let mut declared: Vec<&str> = task.outs.iter().map(String::as_str).collect();
+        if task.datum.is_some() {
+            declared.push(DATUM_OUTPUT);
+        }
+        for p in declared {
+            let abs = paths::abs(&ws, p)?;
+            if abs.symlink_metadata().is_err() {
+                continue;
+            }
+            match up.add_path(&abs) {
+                Ok(f) => outputs.push(TaskOutput {
+                    path: p.to_string(),
+                    kind: f.kind,
+                    id: f.id,
+                    size: f.size,
+                }),
+                Err(e) => {
+                    error = Some(format!("cannot store output {p}: {e}"));
+                    outputs.clear();
+                    break;
+                }
+            }
+        }
+    }
+    let log = |up: &mut Upload, b: &[u8]| -> Result<Option<Id>> {
+        Ok(if b.is_empty() {
+            None
+        } else {
+            Some(up.add_bytes(b)?)
+        })
+    };
+    let stdout = log(&mut up, &outcome.stdout)?;
+    let stderr = log(&mut up, &outcome.stderr)?;
+    let packs = up.finish()?;
+    let exit = if error.is_some() && outcome.exit == Some(0) {
+        None
+    } else {
+        outcome.exit
+    };
+    let result = TaskResult {
+        format: TASK_FORMAT,
+        task: *id,
+        exit,
+        error,
+        started: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ended: ended.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        duration_ms: outcome.duration.as_millis() as u64,
+        host: dvx_store::fsutil::hostname(),
+        outputs,
+        stdout,
+        stderr,
+        packs,
+    };
+    let standing = remote.put_result(&result)?;
+    drop(scratch);
+    Ok(standing)
+}
