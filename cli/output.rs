@@ -333,6 +333,12 @@ pub fn print_record(id: &Id, r: &RunRecord) {
         "who      {} on {} ({} executor)",
         r.user, r.host, r.executor
     );
+    if let Some(c) = &r.cluster {
+        println!(
+            "job      {} job {} on {}, queued {}",
+            r.executor, c.job, r.host, c.queued
+        );
+    }
     if let Some(image) = &r.image {
         println!("image    {image}");
     }

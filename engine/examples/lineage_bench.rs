@@ -24,6 +24,7 @@ use dvx_engine::store::{Access, Id, Repo};
 fn record(stage: &str, input: PathId, output: PathId, n: u64) -> RunRecord {
     RunRecord {
         attempt: 0,
+        cluster: None,
         cmd: vec![format!("./{stage}.sh {} > {}", input.path, output.path)],
         code: None,
         datum: None,

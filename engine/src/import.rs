@@ -284,6 +284,7 @@ fn bring(
     }
     let rec = RunRecord {
         attempt: 1,
+        cluster: None,
         cmd,
         code: dvx_store::gitutil::git_info(&repo.root),
         datum: None,

@@ -28,10 +28,21 @@ pub struct PathId {
     pub mode: Option<u32>,
 }
 
+/// Where a cluster ran an execution: the queue's job id, and when it was queued.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterJob {
+    pub job: String,
+    /// When the job was submitted (RFC 3339); `start` is when its commands began.
+    pub queued: String,
+}
+
 /// One execution. Canonical JSON (fields in sorted order); its id is the hash of that.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub attempt: u32,
+    /// Executions on a cluster only (absent for local ones, so their records are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterJob>,
     pub cmd: Vec<String>,
     pub code: Option<GitInfo>,
     /// The datum's path inside the stage's input folder, for datum stages.
@@ -128,6 +139,7 @@ mod tests {
     fn sample() -> RunRecord {
         RunRecord {
             attempt: 0,
+            cluster: None,
             cmd: vec!["wc -l < in.csv > n.txt".into()],
             code: Some(GitInfo {
                 commit: "0".repeat(40),
@@ -199,7 +211,18 @@ mod tests {
             k
         };
         let written: Value = serde_json::from_slice(&sample().encode()).unwrap();
-        assert_eq!(keys(&written), keys(&schema["properties"]));
+        // `cluster` is the one optional field (executions on a cluster only).
+        let mut on_cluster = sample();
+        on_cluster.cluster = Some(ClusterJob {
+            job: "12".into(),
+            queued: "2026-01-01T00:00:00Z".into(),
+        });
+        let all: Value = serde_json::from_slice(&on_cluster.encode()).unwrap();
+        assert_eq!(keys(&all), keys(&schema["properties"]));
+        assert_eq!(
+            keys(&all["cluster"]),
+            keys(&schema["properties"]["cluster"]["properties"])
+        );
         let mut required: Vec<String> = schema["required"]
             .as_array()
             .unwrap()

@@ -450,3 +450,53 @@ mod tests {
         assert_eq!(remote.get_result(&tid).unwrap(), Some(first));
     }
 }
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    /// The key order of the encoded object, which canonical form fixes.
+    fn keys(bytes: &[u8]) -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort_by_key(|name| text.find(&format!("\"{name}\":")).unwrap_or(usize::MAX));
+        k
+    }
+
+    fn required(file: &str) -> Vec<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../schemas")
+            .join(file);
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        v["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_schemas_list_the_fields_in_their_canonical_order() {
+        assert_eq!(
+            keys(&tests::sample().encode().1),
+            required("task.schema.json")
+        );
+        let r = TaskResult {
+            format: TASK_FORMAT,
+            task: Id::of(b"t"),
+            exit: None,
+            error: None,
+            started: String::new(),
+            ended: String::new(),
+            duration_ms: 0,
+            host: String::new(),
+            outputs: vec![],
+            stdout: None,
+            stderr: None,
+            packs: vec![],
+        };
+        assert_eq!(keys(&r.encode()), required("result.schema.json"));
+    }
+}

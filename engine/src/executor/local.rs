@@ -84,6 +84,7 @@ fn worker(shared: Arc<(Mutex<Queue>, Condvar)>, tx: mpsc::Sender<Finished>, chil
                 ticket,
                 outcome,
                 started,
+                placement: None,
             };
             if tx.send(done).is_err() {
                 return;
@@ -226,6 +227,7 @@ mod tests {
                 ticket: t,
                 job: job(cmd),
                 members: vec![],
+                portable: None,
             })
             .unwrap();
         }
@@ -245,6 +247,7 @@ mod tests {
                 ticket: t,
                 job: job("sleep 0.3"),
                 members: vec![],
+                portable: None,
             })
             .unwrap();
         }
@@ -265,6 +268,7 @@ mod tests {
             ticket: 1,
             job: job("sleep 30"),
             members: vec![],
+            portable: None,
         })
         .unwrap();
         std::thread::sleep(Duration::from_millis(200));

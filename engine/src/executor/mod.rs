@@ -7,15 +7,24 @@
 //! (`crate::job`); what to do with an outcome (retry, record, fail the stage) is decided by
 //! the scheduler (`crate::run`). An executor only moves jobs and outcomes.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use dvx_store::object::EntryKind;
+use dvx_store::Id;
 
 use crate::error::Result;
 use crate::exec::{Job, Outcome};
+use crate::spec::{ExecutorKind, Resources};
 
 mod local;
+mod route;
+pub mod slurm;
 pub mod worker;
 
 pub use local::Local;
+pub use route::Routed;
 
 /// Names one submitted execution; chosen by the caller, unique within a run.
 pub type Ticket = u64;
@@ -28,6 +37,43 @@ pub struct Submission {
     /// outcome reported under its own ticket, in this order. Empty for a single execution,
     /// whose outcome comes under `ticket`.
     pub members: Vec<Ticket>,
+    /// The job before it knew where it runs, for executors elsewhere (a cluster's worker
+    /// builds the job itself, in its own folder, with the same job builder).
+    pub portable: Option<Portable>,
+}
+
+/// An input's kind and id as the plan saw them.
+pub type Known = (EntryKind, Id);
+
+/// What a stage's executions share, for an executor elsewhere.
+#[derive(Debug)]
+pub struct PortableStage {
+    pub name: String,
+    /// Where the stage asked to run (`executor:`), if it did.
+    pub executor: Option<ExecutorKind>,
+    pub cmd: Vec<String>,
+    pub env: std::collections::BTreeMap<String, String>,
+    pub wdir: String,
+    pub timeout_secs: Option<u64>,
+    pub resources: Resources,
+    pub image: Option<String>,
+    /// Outputs of a stage without datums.
+    pub outs: Vec<String>,
+    /// Files and folders the commands read (deps and params files), project-relative, with
+    /// the id the plan saw (None: not hashed by the plan, like a params file).
+    pub inputs: Vec<(String, Option<Known>)>,
+    /// The project's top folder here.
+    pub root: PathBuf,
+}
+
+/// One execution of a stage, for an executor elsewhere.
+#[derive(Clone, Debug)]
+pub struct Portable {
+    pub stage: Arc<PortableStage>,
+    /// The datum: its id, project-relative input path and the input's id.
+    pub datum: Option<(String, String, Option<Known>)>,
+    /// Where a datum's output must be when the execution reports.
+    pub out_dir: Option<PathBuf>,
 }
 
 /// One execution that ended, however it ended.
@@ -36,6 +82,20 @@ pub struct Finished {
     pub outcome: Outcome,
     /// When the execution started (not when it was submitted).
     pub started: chrono::DateTime<chrono::Utc>,
+    /// Where it ran, for executors elsewhere (None: here, by the local executor).
+    pub placement: Option<Placement>,
+}
+
+/// Where an execution ran on a cluster, for its run record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub executor: &'static str,
+    /// The cluster's id of the job.
+    pub job: String,
+    /// The node that ran it.
+    pub host: String,
+    /// When it was submitted (RFC 3339).
+    pub queued: String,
 }
 
 /// What [`Executor::cancel`] stops.
@@ -67,6 +127,7 @@ pub fn run_one(exec: &dyn Executor, job: Job) -> Result<Outcome> {
         ticket: 0,
         job,
         members: Vec::new(),
+        portable: None,
     })?;
     loop {
         if let Some(f) = exec.poll(Duration::from_millis(100))?.into_iter().next() {

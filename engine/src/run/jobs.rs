@@ -84,6 +84,47 @@ impl Engine<'_> {
             retries: s.retries,
             attempt: 0,
             batch: members,
+            portable: None,
+        })
+    }
+
+    /// What a stage's executions share, for an executor elsewhere: commands, environment,
+    /// and the inputs (deps and params files) with the ids the plan saw.
+    pub(super) fn portable_stage(&self, s: &Stage, p: &Prepared) -> Arc<PortableStage> {
+        let mut inputs: Vec<(String, Option<(EntryKind, Id)>)> = p
+            .deps
+            .iter()
+            .map(|(path, id)| {
+                let id = id.as_ref().map(|i| {
+                    (
+                        EntryKind::from_name(i.kind).unwrap_or(EntryKind::File),
+                        i.id,
+                    )
+                });
+                (path.clone(), id)
+            })
+            .collect();
+        for r in &s.params {
+            if !inputs.iter().any(|(path, _)| path == &r.file) {
+                inputs.push((r.file.clone(), None));
+            }
+        }
+        Arc::new(PortableStage {
+            name: s.name.clone(),
+            executor: s.executor,
+            cmd: s.cmd.clone(),
+            env: s.env.clone(),
+            wdir: s.wdir.clone(),
+            timeout_secs: s.timeout,
+            resources: s.resources.clone(),
+            image: s.image.clone(),
+            outs: if s.input.is_some() {
+                Vec::new()
+            } else {
+                s.all_outs().map(|o| o.path.clone()).collect()
+            },
+            inputs,
+            root: self.repo.root.clone(),
         })
     }
 

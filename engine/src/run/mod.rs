@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dvx_store::lockfile::LockFile;
@@ -17,13 +18,16 @@ use crate::dag::{is_glob, Dag};
 use crate::datum::{datums, Datum};
 use crate::error::{EngineError, Result};
 use crate::exec::{Children, Job, Outcome};
-use crate::executor::{Cancel, Executor, Finished, Local, Submission, Ticket};
+use crate::executor::{
+    Cancel, Executor, Finished, Local, Placement, Portable, PortableStage, Routed, Submission,
+    Ticket,
+};
 use crate::job::{self, ContainerOf, DatumIo, Recipe};
 use crate::key::{self, ContainerKey, InputId};
 use crate::params::stage_params;
 use crate::pathindex::PathIndex;
 use crate::record::{self, PathId, RunRecord};
-use crate::spec::{self, Pipeline, Stage, PIPELINE_FILE};
+use crate::spec::{self, ExecutorKind, Pipeline, Stage, PIPELINE_FILE};
 
 mod jobs;
 mod lock;
@@ -137,7 +141,24 @@ impl<'a> Engine<'a> {
         progress: &dyn Progress,
     ) -> Result<RunSummary> {
         let local = Local::new(opts.jobs.clamp(1, MAX_JOBS), children);
-        self.run_on(opts, &local, children, progress)
+        let slurm_wanted = opts.executor == Some(ExecutorKind::Slurm)
+            || self
+                .pipeline
+                .stages
+                .iter()
+                .any(|s| s.executor == Some(ExecutorKind::Slurm));
+        // A dry run submits nothing: it needs no queue and no remote.
+        let slurm = if slurm_wanted && !opts.dry_run {
+            Some(crate::executor::slurm::Slurm::new(self.repo)?)
+        } else {
+            None
+        };
+        let routed = Routed {
+            local: &local,
+            slurm: slurm.as_ref().map(|s| s as &dyn Executor),
+            default: opts.executor.unwrap_or(ExecutorKind::Local),
+        };
+        self.run_on(opts, &routed, children, progress)
     }
 
     /// Run the pipeline with `exec` executing what is stale. `children` tells whether the

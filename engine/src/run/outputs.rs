@@ -119,6 +119,10 @@ impl Engine<'_> {
         let end = chrono::Utc::now();
         let rec = RunRecord {
             attempt: done.task.attempt,
+            cluster: done.placement.as_ref().map(|p| record::ClusterJob {
+                job: p.job.clone(),
+                queued: p.queued.clone(),
+            }),
             cmd: s.cmd.clone(),
             code: self.code.clone(),
             datum: done.task.datum.as_ref().map(|(d, _)| d.id.clone()),
@@ -126,19 +130,25 @@ impl Engine<'_> {
             end: end.to_rfc3339(),
             env: s.env.clone(),
             error: error.clone(),
-            executor: done
-                .task
-                .job
-                .container
-                .as_ref()
-                .map_or("local", |c| c.runtime.name)
-                .into(),
+            executor: match &done.placement {
+                Some(p) => p.executor.into(),
+                None => done
+                    .task
+                    .job
+                    .container
+                    .as_ref()
+                    .map_or("local", |c| c.runtime.name)
+                    .into(),
+            },
             exit: if error.is_some() && done.outcome.exit == Some(0) {
                 None
             } else {
                 done.outcome.exit
             },
-            host: dvx_store::fsutil::hostname(),
+            host: match &done.placement {
+                Some(p) if !p.host.is_empty() => p.host.clone(),
+                _ => dvx_store::fsutil::hostname(),
+            },
             image: done.task.job.container.as_ref().map(|c| c.image.pinned()),
             inputs,
             key: done.task.key,

@@ -13,6 +13,8 @@ pub struct RunOptions {
     pub datum: Option<String>,
     pub message: Option<String>,
     pub no_run_cache: bool,
+    /// Where stages that name no `executor:` run (None: here).
+    pub executor: Option<crate::spec::ExecutorKind>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

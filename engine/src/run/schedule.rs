@@ -219,6 +219,7 @@ impl Engine<'_> {
             task,
             outcome: f.outcome,
             start: f.started,
+            placement: f.placement,
         };
         let i = done.task.stage;
         let summary = &mut run.summary;

@@ -43,6 +43,7 @@ impl Engine<'_> {
         }
         let use_cache = !opts.no_run_cache && !opts.force && !s.always_changed;
         let mut tasks = Vec::new();
+        let portable = self.portable_stage(s, &p);
         if s.input.is_none() {
             if use_cache {
                 if let Some((rid, rec)) = record::cached(&self.repo.store, &p.key)? {
@@ -112,6 +113,11 @@ impl Engine<'_> {
                 retries: s.retries,
                 attempt: 0,
                 batch: Vec::new(),
+                portable: Some(Portable {
+                    stage: portable.clone(),
+                    datum: None,
+                    out_dir: None,
+                }),
             });
         } else {
             let mut restored_records = Vec::new();
@@ -139,10 +145,21 @@ impl Engine<'_> {
                 }
                 let out_dir = self.scratch.join(format!("t{}", run.next()));
                 std::fs::create_dir(&out_dir).map_err(|e| StoreError::io(&out_dir, e))?;
+                let input = d.input.as_ref().map(|i| {
+                    (
+                        EntryKind::from_name(i.kind).unwrap_or(EntryKind::File),
+                        i.id,
+                    )
+                });
                 tasks.push(Task {
                     stage: i,
                     datum: Some((d.clone(), *k)),
                     job: self.job_for(s, Some(d), Some(&out_dir))?,
+                    portable: Some(Portable {
+                        stage: portable.clone(),
+                        datum: Some((d.id.clone(), d.path.clone(), input)),
+                        out_dir: Some(out_dir.clone()),
+                    }),
                     out_dir: Some(out_dir),
                     key: *k,
                     retries: s.retries,

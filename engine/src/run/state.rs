@@ -29,6 +29,8 @@ pub(super) struct Task {
     /// Attempts made before this one (0 on the first).
     pub attempt: u32,
     pub batch: Vec<Task>,
+    /// The job before it knew where it runs, for executors elsewhere.
+    pub portable: Option<Portable>,
 }
 
 impl Task {
@@ -43,6 +45,8 @@ pub(super) struct Done {
     pub task: Task,
     pub outcome: Outcome,
     pub start: chrono::DateTime<chrono::Utc>,
+    /// Where it ran, when on a cluster.
+    pub placement: Option<Placement>,
 }
 
 #[derive(Default)]
@@ -122,17 +126,19 @@ impl RunState {
                 t
             })
             .collect();
-        let job = if tickets.is_empty() {
+        let (job, portable) = if tickets.is_empty() {
             let job = task.job.clone();
+            let portable = task.portable.clone();
             self.in_flight.insert(ticket, task);
-            job
+            (job, portable)
         } else {
-            task.job
+            (task.job, None)
         };
         exec.submit(Submission {
             ticket,
             job,
             members: tickets,
+            portable,
         })
     }
 
