@@ -37,6 +37,10 @@ pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<std::process::ExitCode> {
     let url = sync::absolute_url(&ctx.cwd, &a.url);
     let rc = RemoteConfig { url, ..a.conn };
     let remote = Remote::connect(&rc.url, &rc, None, None)?;
+    // The job's log then says which task it ran, for whoever debugs it.
+    if !ctx.json {
+        ctx.out.say(&format!("task {} from {}", a.task, rc.url));
+    }
     let r = worker::exec_task(&remote, &a.task)?;
     if ctx.json {
         ctx.out.json(&r);
@@ -47,8 +51,7 @@ pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<std::process::ExitCode> {
             (Some(c), None) => format!("exited with status {c}"),
             (None, None) => "failed".to_string(),
         };
-        ctx.out
-            .say(&format!("task {} {how} on {}", a.task.short(), r.host));
+        ctx.out.say(&format!("task {} {how} on {}", a.task, r.host));
     }
     Ok(if r.exit == Some(0) {
         std::process::ExitCode::SUCCESS
