@@ -29,6 +29,7 @@ mod push;
 mod remote;
 mod rm;
 mod run;
+mod serve;
 mod show;
 mod status;
 mod tag;
@@ -109,6 +110,7 @@ pub enum Command {
     #[command(subcommand)]
     Params(params::Cmd),
     Fsck(fsck::Args),
+    Serve(serve::Args),
     Completions(completions::Args),
     Man(man::Args),
 }
@@ -157,6 +159,7 @@ impl Command {
             Command::Logs(_) => "logs",
             Command::Completions(_) => "completions",
             Command::Man(_) => "man",
+            Command::Serve(_) => "serve",
             Command::Remote(c) => c.without_json()?,
             _ => return None,
         })
@@ -216,6 +219,7 @@ pub fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
         Command::Metrics(c) => done(metrics::run(c, &ctx)),
         Command::Params(c) => done(params::run(c, &ctx)),
         Command::Fsck(a) => fsck::run(a, &ctx),
+        Command::Serve(a) => serve::run(a, &ctx),
         Command::Completions(a) => done(completions::run(a)),
         Command::Man(a) => done(man::run(a)),
     }

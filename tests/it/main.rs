@@ -14,4 +14,5 @@ mod pipeline;
 mod remote;
 mod safety;
 mod scheduling;
+mod serve;
 mod workflow;
