@@ -176,6 +176,7 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             let repo = Repo::open(&cwd, Access::Read)?;
             let st = repo.status(&bar)?;
             let stages = match Engine::open(&repo) {
+                Ok(_) if !st.fetched => Some(dvx_engine::unfetched::stage_status(&repo)?),
                 Ok(mut e) => Some(e.status(&bar)?),
                 Err(EngineError::NoPipeline(_)) => None,
                 Err(e) => return Err(e),
@@ -204,6 +205,9 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
         } => {
             let repo = Repo::open(&cwd, Access::Read)?;
             let entries = repo.log(rev.as_deref(), max_count)?;
+            if repo.nothing_fetched() {
+                out.note("nothing fetched yet: run `dvx pull`");
+            }
             if json {
                 out.json(&entries);
             } else {

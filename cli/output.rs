@@ -29,6 +29,12 @@ impl Out {
             eprintln!("{s}");
         }
     }
+    /// A `note:` on stderr, so stdout (and `--json`) keeps its shape.
+    pub fn note(&self, s: &str) {
+        if !self.quiet {
+            eprintln!("note: {s}");
+        }
+    }
     pub fn json<T: Serialize>(&self, v: &T) {
         match serde_json::to_string_pretty(v) {
             Ok(s) => println!("{s}"),
@@ -128,6 +134,9 @@ impl Progress for Bar {
 }
 
 pub fn print_status(out: &Out, st: &Status, show: impl Fn(&str) -> String) {
+    if !st.fetched {
+        return print_unfetched_status(out, st, show);
+    }
     match (&st.branch, &st.head) {
         (Some(b), Some(h)) => out.say(&format!("on branch {b} at {}", h.short())),
         (Some(b), None) => out.say(&format!("on branch {b}, no commits yet")),
@@ -157,6 +166,25 @@ pub fn print_status(out: &Out, st: &Status, show: impl Fn(&str) -> String) {
         out.say("tracked data is unchanged");
     } else {
         out.say("(`dvx commit` records these changes, `dvx checkout --force HEAD` discards them)");
+    }
+}
+
+/// A project git brought without a store: what dvx.lock says, and what to run.
+fn print_unfetched_status(out: &Out, st: &Status, show: impl Fn(&str) -> String) {
+    out.say("nothing fetched yet: run `dvx pull`");
+    match &st.lock_commit {
+        Some(c) => out.say(&format!("dvx.lock pins commit {}", c.short())),
+        None => out.say("no dvx.lock: nothing tracked yet"),
+    }
+    for p in &st.tracked {
+        let state = if st.not_here.contains(p) {
+            "not here"
+        } else if st.modified.contains(p) {
+            "modified"
+        } else {
+            "here"
+        };
+        println!("  {state:<9} {}", show(p));
     }
 }
 

@@ -58,6 +58,11 @@ pub struct Status {
     pub clean: bool,
     /// Set when dvx.lock pins another commit than HEAD (e.g. after a git checkout).
     pub lock_commit: Option<Id>,
+    /// False in a project without a store yet (a fresh `git clone`): the rest then comes
+    /// from dvx.lock alone.
+    pub fetched: bool,
+    /// Paths dvx.lock tracks that are not in the workspace (before the first `dvx pull`).
+    pub not_here: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -218,7 +223,8 @@ impl Repo {
     /// Remember freshly computed hashes: directly when this process writes, otherwise by a
     /// short writer session if no one else is writing (a busy project just skips it).
     pub fn save_cache(&self, updates: &[(String, StatEntry)]) -> Result<()> {
-        if updates.is_empty() {
+        // Without a store there is nowhere to keep hashes; a reader does not create one.
+        if updates.is_empty() || self.nothing_fetched() {
             return Ok(());
         }
         if self.can_write() {
@@ -440,6 +446,9 @@ impl Repo {
     }
 
     pub fn status(&self, progress: &dyn Progress) -> Result<Status> {
+        if self.nothing_fetched() {
+            return self.status_from_lock(progress);
+        }
         let lock = self.checked_lock()?;
         let (head, head_id, base) = self.head_state()?;
         let _ = progress;
@@ -467,7 +476,46 @@ impl Repo {
             deleted,
             new,
             lock_commit,
+            fetched: true,
+            not_here: Vec::new(),
         })
+    }
+
+    /// Status of a project without a store: what dvx.lock tracks, which of it is here, and
+    /// which files differ from what it pins (folders are compared once their trees are
+    /// fetched).
+    fn status_from_lock(&self, progress: &dyn Progress) -> Result<Status> {
+        let lock = crate::lockfile::LockFile::read(&self.root)?;
+        let mut st = Status {
+            branch: None,
+            head: None,
+            tracked: Vec::new(),
+            modified: Vec::new(),
+            deleted: Vec::new(),
+            new: Vec::new(),
+            clean: true,
+            lock_commit: lock.as_ref().map(|l| l.commit),
+            fetched: false,
+            not_here: Vec::new(),
+        };
+        let Some(lock) = lock else {
+            return Ok(st);
+        };
+        for (path, locked) in &lock.paths {
+            st.tracked.push(path.clone());
+            if self.root.join(path).symlink_metadata().is_err() {
+                st.not_here.push(path.clone());
+                continue;
+            }
+            if locked.kind != EntryKind::Dir {
+                let found = self.workspace(std::slice::from_ref(path), progress)?;
+                if found.get(path).map(|f| f.id) != Some(locked.id) {
+                    st.modified.push(path.clone());
+                }
+            }
+        }
+        st.clean = st.modified.is_empty();
+        Ok(st)
     }
 
     /// Changes from `from` to `to`; `None` for `to` means the workspace.
