@@ -207,6 +207,14 @@ pub fn pull(
     }
     say_fetch(out, &rep.fetch);
     match (&rep.checkout, rep.status) {
+        (Some(c), _) if rep.pinned.is_some() => out.say(&format!(
+            "checked out {} ({}), what dvx.lock pins; branch {} is at the remote's newer commit: wrote {} ({})",
+            c.commit.short(),
+            c.branch.as_deref().map_or("detached HEAD".into(), |b| format!("on branch {b}")),
+            rep.branch,
+            count(c.written, "file"),
+            human_bytes(c.bytes_written)
+        )),
         (_, SyncStatus::Ahead) => out.say(&format!(
             "branch {} has commits the remote lacks; nothing to update (push them with `dvx push`)",
             rep.branch

@@ -90,11 +90,7 @@ impl Project<'_> {
                         .ok_or(StoreError::NothingTracked)?;
                     Ok(vec![(name, id)])
                 }
-                Head::Detached(_) => Err(RemoteError::Remote {
-                    remote: String::new(),
-                    message: "HEAD is detached: name the branch or tag to push".into(),
-                    kind: RemoteErrorKind::Config,
-                }),
+                Head::Detached(commit) => Err(self.detached(commit, true)),
             };
         }
         for n in names {

@@ -74,13 +74,9 @@ impl Repo {
                 let lock = self.checked_lock()?.ok_or_else(|| {
                     StoreError::UnknownRevision("(none given, and there is no dvx.lock)".into())
                 })?;
-                match self.store.head()? {
-                    Head::Branch(b)
-                        if self.store.ref_target(&format!("{HEADS}{b}"))? == Some(lock.commit) =>
-                    {
-                        (lock.commit, Head::Branch(b))
-                    }
-                    _ => (lock.commit, Head::Detached(lock.commit)),
+                match self.branch_at(&lock.commit)? {
+                    Some(b) => (lock.commit, Head::Branch(b)),
+                    None => (lock.commit, Head::Detached(lock.commit)),
                 }
             }
         };
@@ -90,6 +86,35 @@ impl Repo {
             None
         };
         self.checkout_to(target_id, head, only, force, progress)
+    }
+
+    /// The branch to be on at `commit` (what dvx.lock pins after a `git checkout`): among the
+    /// branches whose tip it is, the current one, else the one named like git's current
+    /// branch, else `main`, else the first by name. `None` when no branch ends there, so
+    /// HEAD is detached only when no branch could be moved by the next commit without
+    /// leaving the pinned data behind.
+    pub fn branch_at(&self, commit: &Id) -> Result<Option<String>> {
+        let at: Vec<String> = self
+            .store
+            .list_refs(HEADS)?
+            .into_iter()
+            .filter(|(_, id)| id == commit)
+            .map(|(n, _)| n)
+            .collect();
+        let current = match self.store.head()? {
+            Head::Branch(b) => Some(b),
+            Head::Detached(_) => None,
+        };
+        let git = crate::gitutil::git_branch(&self.root);
+        for want in [current, git, Some(crate::refs::DEFAULT_BRANCH.to_string())]
+            .into_iter()
+            .flatten()
+        {
+            if at.contains(&want) {
+                return Ok(Some(want));
+            }
+        }
+        Ok(at.into_iter().next())
     }
 
     /// Make the workspace (or just `only`) hold commit `target_id`. With `head`, HEAD becomes

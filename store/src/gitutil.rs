@@ -13,6 +13,16 @@ pub fn git_workdir(root: &Path) -> Option<PathBuf> {
     repo.workdir().map(|p| p.to_path_buf())
 }
 
+/// The branch git's HEAD is on in the enclosing repository, if any.
+pub fn git_branch(root: &Path) -> Option<String> {
+    let repo = git2::Repository::discover(root).ok()?;
+    let head = repo.head().ok()?;
+    if !head.is_branch() {
+        return None;
+    }
+    head.shorthand().map(str::to_string)
+}
+
 /// HEAD commit of the enclosing git repo and whether tracked files differ from it.
 pub fn git_info(root: &Path) -> Option<GitInfo> {
     let repo = git2::Repository::discover(root).ok()?;
