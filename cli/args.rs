@@ -207,6 +207,10 @@ pub enum Command {
         /// Show what would be uploaded; upload nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Leave the run cache out: push only what the pushed commits reach; fetch no
+        /// outputs of other runs and add nothing to the local run cache.
+        #[arg(long)]
+        no_run_cache: bool,
         #[arg(long)]
         json: bool,
     },
@@ -220,6 +224,10 @@ pub enum Command {
         /// Data of every commit, not just each branch's newest.
         #[arg(long)]
         all_history: bool,
+        /// Leave the run cache out: push only what the pushed commits reach; fetch no
+        /// outputs of other runs and add nothing to the local run cache.
+        #[arg(long)]
+        no_run_cache: bool,
         #[arg(long)]
         json: bool,
     },
@@ -241,6 +249,10 @@ pub enum Command {
         /// Overwrite uncommitted changes.
         #[arg(long)]
         force: bool,
+        /// Leave the run cache out: push only what the pushed commits reach; fetch no
+        /// outputs of other runs and add nothing to the local run cache.
+        #[arg(long)]
+        no_run_cache: bool,
         #[arg(long)]
         json: bool,
     },
@@ -262,6 +274,10 @@ pub enum Command {
         no_checkout: bool,
         #[command(flatten)]
         conn: RemoteConn,
+        /// Leave the run cache out: push only what the pushed commits reach; fetch no
+        /// outputs of other runs and add nothing to the local run cache.
+        #[arg(long)]
+        no_run_cache: bool,
         #[arg(long)]
         json: bool,
     },

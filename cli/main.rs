@@ -340,18 +340,29 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             all,
             force,
             dry_run,
+            no_run_cache,
             json,
-        } => remote::push(&cwd, out, &bar, r, revs, all, force, dry_run, json)?,
+        } => remote::push(
+            &cwd,
+            out,
+            &bar,
+            r,
+            revs,
+            (all, force, dry_run, !no_run_cache),
+            json,
+        )?,
         Command::Fetch {
             remote: r,
             all_history,
+            no_run_cache,
             json,
-        } => remote::fetch(&cwd, out, &bar, r, all_history, json)?,
+        } => remote::fetch(&cwd, out, &bar, r, all_history, !no_run_cache, json)?,
         Command::Pull {
             paths: p,
             remote: r,
             branch,
             force,
+            no_run_cache,
             json,
         } => {
             let rels = if p.is_empty() {
@@ -360,7 +371,16 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
                 let repo = Repo::open(&cwd, Access::Read)?;
                 rel_args(&repo, &cwd, &p, false)?
             };
-            remote::pull(&cwd, out, &bar, rels, r, branch, force, json)?
+            remote::pull(
+                &cwd,
+                out,
+                &bar,
+                rels,
+                r,
+                branch,
+                (force, !no_run_cache),
+                json,
+            )?
         }
         Command::Clone {
             url,
@@ -368,8 +388,19 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             branch,
             no_checkout,
             conn,
+            no_run_cache,
             json,
-        } => remote::clone(&cwd, out, &bar, url, dir, branch, no_checkout, conn, json)?,
+        } => remote::clone(
+            &cwd,
+            out,
+            &bar,
+            url,
+            dir,
+            branch,
+            (no_checkout, !no_run_cache),
+            conn,
+            json,
+        )?,
         Command::Import {
             url,
             path,

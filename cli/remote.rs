@@ -113,14 +113,13 @@ pub fn push(
     bar: &Bar,
     remote: Option<String>,
     revs: Vec<String>,
-    all: bool,
-    force: bool,
-    dry_run: bool,
+    (all, force, dry_run, run_cache): (bool, bool, bool, bool),
     json: bool,
 ) -> dvx_engine::Result<()> {
     // Reading only: a long push does not keep others from writing.
     let repo = Repo::open(cwd, Access::Read)?;
-    let remote = Remote::open(&repo, remote.as_deref())?;
+    let mut remote = Remote::open(&repo, remote.as_deref())?;
+    remote.run_cache = run_cache;
     let opts = PushOptions {
         refs: revs,
         all,
@@ -160,6 +159,12 @@ fn say_fetch(out: &Out, rep: &FetchReport) {
         count(rep.chunks, "chunk"),
         human_bytes(rep.bytes)
     ));
+    if rep.run_cache > 0 {
+        out.say(&format!(
+            "run cache: {} added (`dvx run` restores these instead of running them)",
+            count(rep.run_cache, "record")
+        ));
+    }
     say_refs(out, &rep.refs);
 }
 
@@ -169,10 +174,12 @@ pub fn fetch(
     bar: &Bar,
     remote: Option<String>,
     all_history: bool,
+    run_cache: bool,
     json: bool,
 ) -> dvx_engine::Result<()> {
     let repo = Repo::open(cwd, Access::Write("dvx fetch"))?;
-    let remote = Remote::open(&repo, remote.as_deref())?;
+    let mut remote = Remote::open(&repo, remote.as_deref())?;
+    remote.run_cache = run_cache;
     let want = if all_history {
         Want::History
     } else {
@@ -195,11 +202,12 @@ pub fn pull(
     paths: Vec<String>,
     remote: Option<String>,
     branch: Option<String>,
-    force: bool,
+    (force, run_cache): (bool, bool),
     json: bool,
 ) -> dvx_engine::Result<()> {
     let repo = Repo::open(cwd, Access::Write("dvx pull"))?;
-    let remote = Remote::open(&repo, remote.as_deref())?;
+    let mut remote = Remote::open(&repo, remote.as_deref())?;
+    remote.run_cache = run_cache;
     let rep = sync::pull(&repo, &remote, branch.as_deref(), &paths, force, bar)?;
     if json {
         out.json(&rep);
@@ -242,7 +250,7 @@ pub fn clone(
     url: String,
     dir: Option<PathBuf>,
     branch: Option<String>,
-    no_checkout: bool,
+    (no_checkout, run_cache): (bool, bool),
     conn: RemoteConn,
     json: bool,
 ) -> dvx_engine::Result<()> {
@@ -271,6 +279,7 @@ pub fn clone(
         config_of(url, conn),
         branch.as_deref(),
         no_checkout,
+        run_cache,
         bar,
     )?;
     if json {

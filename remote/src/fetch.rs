@@ -55,6 +55,8 @@ pub struct FetchReport {
     pub bytes: u64,
     /// Run records that came down (their lineage can be indexed).
     pub new_runs: Vec<Id>,
+    /// Run-cache entries added: successful runs of the remote's whose outputs came too.
+    pub run_cache: u64,
 }
 
 /// Commits, trees, manifests and records downloaded, not yet written.
@@ -133,6 +135,9 @@ impl Project<'_> {
         // Nothing is written before every tree and commit that came down passes.
         crate::incoming::Incoming::of(&remote.name, &meta.objs)
             .check(&|id| self.store.get_object(dvx_store::db::ObjKind::Tree, id))?;
+        // Run records too: a malformed one, or one whose outputs would land outside the
+        // workspace, stops the fetch before anything is written.
+        let offers = self.run_cache_offers(remote, &idx, &meta, want)?;
 
         // 2. The chunks wanted, and the manifests to check once they are in.
         let tips: Vec<Id> = match want {
@@ -156,11 +161,23 @@ impl Project<'_> {
             Want::Branch { paths, .. } | Want::Commit { paths, .. } => paths,
             _ => &[],
         };
+        let outputs: Vec<(Kind, Id)> = offers
+            .iter()
+            .flat_map(|o| o.outputs.iter())
+            .map(|(k, id)| {
+                Ok(match k {
+                    EntryKind::Dir => (Kind::Tree, *id),
+                    _ if meta.has(self, Kind::File, id)? => (Kind::File, *id),
+                    _ => (Kind::Chunk, *id),
+                })
+            })
+            .collect::<Result<_>>()?;
         let (chunks, files) = self.wanted_chunks(
             remote,
             &idx,
             &meta,
             &tips,
+            &outputs,
             matches!(want, Want::History),
             paths,
         )?;
@@ -181,6 +198,10 @@ impl Project<'_> {
                 report.new_runs.push(*id);
             }
         }
+        for o in &offers {
+            txn.put_run_cache(&o.key, &o.run);
+        }
+        report.run_cache = offers.len() as u64;
         report.objects = meta.objs.len() as u64 + n;
         let tracking = !remote.name.contains(['/', ':']);
         let refs = if matches!(want, Want::Commit { .. }) {
@@ -263,14 +284,69 @@ impl Project<'_> {
         Ok(out)
     }
 
-    /// The chunks (missing here) that the tips hold, and the new manifests whose files those
-    /// chunks complete.
+    /// Check every run record that came down (`incoming::check_run`), and pick the
+    /// successful ones to enter the run cache: with the run cache exchanged and data wanted
+    /// (not `clone --no-checkout`, not an import), for a key this store has no entry for
+    /// (a local entry wins), and only when every output's data is on the remote or here, so
+    /// a restore never meets missing data. One record per key, the first by id.
+    fn run_cache_offers(
+        &self,
+        remote: &Remote,
+        idx: &RemoteIndex,
+        meta: &Meta,
+        want: &Want,
+    ) -> Result<Vec<crate::incoming::CacheOffer>> {
+        let mut runs: Vec<(&Id, &Vec<u8>)> = meta
+            .objs
+            .iter()
+            .filter(|((k, _), _)| *k == Kind::Run)
+            .map(|((_, id), b)| (id, b))
+            .collect();
+        runs.sort();
+        let mut offers = Vec::new();
+        for (id, bytes) in runs {
+            if let Some(o) = crate::incoming::check_run(&remote.name, id, bytes)? {
+                offers.push(o);
+            }
+        }
+        if !remote.run_cache || matches!(want, Want::Nothing | Want::Commit { .. }) {
+            return Ok(Vec::new());
+        }
+        let mut keys = HashSet::new();
+        let mut out = Vec::new();
+        for o in offers {
+            if keys.contains(&o.key) || self.store.run_cache(&o.key)?.is_some() {
+                continue;
+            }
+            let mut here = true;
+            for (k, id) in &o.outputs {
+                here &= match k {
+                    EntryKind::Dir => meta.has(self, Kind::Tree, id)?,
+                    _ => {
+                        meta.has(self, Kind::File, id)?
+                            || idx.has(Kind::Chunk, id)
+                            || self.store.has_chunk(id)?
+                    }
+                };
+            }
+            if here {
+                keys.insert(o.key);
+                out.push(o);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The chunks (missing here) that the tips and `extra` (run-cache outputs) hold, and the
+    /// new manifests whose files those chunks complete.
+    #[allow(clippy::too_many_arguments)]
     fn wanted_chunks(
         &self,
         remote: &Remote,
         idx: &RemoteIndex,
         meta: &Meta,
         tips: &[Id],
+        extra: &[(Kind, Id)],
         history: bool,
         paths: &[String],
     ) -> Result<(Vec<Id>, Vec<Id>)> {
@@ -280,7 +356,7 @@ impl Project<'_> {
         let mut seen: HashSet<(Kind, Id)> = HashSet::new();
         let mut chunks = Vec::new();
         let mut files = Vec::new();
-        let mut stack: Vec<(Kind, Id)> = Vec::new();
+        let mut stack: Vec<(Kind, Id)> = extra.to_vec();
         for tip in tips {
             let bytes = meta
                 .get(self, Kind::Commit, tip)?

@@ -30,6 +30,111 @@ pub fn check_remote_ref(remote: &str, name: &str) -> Result<()> {
     })
 }
 
+/// What a fetched run record offers the run cache: its key and the outputs a restore would
+/// write (their kind and id), once the record passed `check_run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheOffer {
+    pub run: Id,
+    pub key: Id,
+    pub outputs: Vec<(EntryKind, Id)>,
+}
+
+/// Check a run record that came from a remote before anything of it is written. A restore
+/// from the run cache writes a record's outputs at the paths it names with the modes it
+/// names, so those must be paths dvx would track (relative, no `..`, not `.git`, `.dvx` or
+/// `dvx.lock`) and modes dvx writes; input paths and `wdir` are held to the same rule, as
+/// lineage shows them. A record that is not the JSON object dvx writes is refused as
+/// malformed. `Ok(Some(..))` for a successful run (a run-cache entry), `Ok(None)` for a
+/// failed one (kept for lineage and logs only).
+pub fn check_run(remote: &str, id: &Id, bytes: &[u8]) -> Result<Option<CacheOffer>> {
+    let malformed = |why: String| RemoteError::Remote {
+        remote: remote.to_string(),
+        message: format!(
+            "run record {} is malformed: {why}; nothing was written",
+            id.short()
+        ),
+        kind: RemoteErrorKind::Corrupt,
+    };
+    let unsafe_path = |field: &str, path: &str, why: String| RemoteError::Remote {
+        remote: remote.to_string(),
+        message: format!(
+            "run record {} names {field} {path:?}: {why}; nothing was written",
+            id.short()
+        ),
+        kind: RemoteErrorKind::Unsafe,
+    };
+    let v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| malformed(format!("not JSON ({e})")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| malformed("not a JSON object".into()))?;
+    let text = |k: &str| obj.get(k).and_then(|x| x.as_str());
+    let key: Id = text("key")
+        .and_then(|k| k.parse().ok())
+        .ok_or_else(|| malformed("no key (64 hex digits)".into()))?;
+    text("stage").ok_or_else(|| malformed("no stage name".into()))?;
+    let wdir = text("wdir").ok_or_else(|| malformed("no wdir".into()))?;
+    if !wdir.is_empty() {
+        paths::check_tracked(wdir).map_err(|e| unsafe_path("wdir", wdir, e.to_string()))?;
+    }
+    let mut outputs = Vec::new();
+    for field in ["inputs", "outputs"] {
+        let list = obj
+            .get(field)
+            .and_then(|x| x.as_array())
+            .ok_or_else(|| malformed(format!("no {field} list")))?;
+        for item in list {
+            let path = item
+                .get("path")
+                .and_then(|x| x.as_str())
+                .ok_or_else(|| malformed(format!("an entry of {field} has no path")))?;
+            let kind = match item.get("kind").and_then(|x| x.as_str()) {
+                Some("file") => EntryKind::File,
+                Some("dir") => EntryKind::Dir,
+                Some("symlink") => EntryKind::Symlink,
+                _ => {
+                    return Err(malformed(format!(
+                        "{path}: kind is not file, dir or symlink"
+                    )))
+                }
+            };
+            let oid: Id = item
+                .get("id")
+                .and_then(|x| x.as_str())
+                .and_then(|x| x.parse().ok())
+                .ok_or_else(|| malformed(format!("{path}: no id")))?;
+            // Inputs may be outside the tracked set (`imports` name a URL); outputs never are.
+            if field == "outputs" {
+                paths::check_tracked(path)
+                    .map_err(|e| unsafe_path("output", path, e.to_string()))?;
+                if let Some(m) = item.get("mode").filter(|m| !m.is_null()) {
+                    let ok = m
+                        .as_u64()
+                        .and_then(|m| u32::try_from(m).ok())
+                        .is_some_and(|m| {
+                            kind == EntryKind::File && dvx_store::guard::canonical_mode(kind, m)
+                        });
+                    if !ok {
+                        return Err(unsafe_path(
+                            "output",
+                            path,
+                            format!("mode {m}, which dvx never writes (files are 644 or 755)"),
+                        ));
+                    }
+                }
+                outputs.push((kind, oid));
+            }
+        }
+    }
+    let ok = obj.get("error").is_some_and(|e| e.is_null())
+        && obj.get("exit").and_then(|e| e.as_i64()) == Some(0);
+    Ok(ok.then_some(CacheOffer {
+        run: *id,
+        key,
+        outputs,
+    }))
+}
+
 /// Where a fetch finds its trees: downloaded ones (`new`) and those already in the store.
 pub struct Incoming<'a> {
     pub remote: &'a str,

@@ -363,7 +363,8 @@ impl Project<'_> {
             .into_iter()
             .map(|(_, id)| id)
             .collect();
-        let plan = self.push_plan(&idx, &tips)?;
+        let runs = self.run_cache_records(remote)?;
+        let plan = self.push_plan(&idx, &tips, &runs)?;
         Ok(RemoteStatus {
             remote: remote.name.clone(),
             url: remote.url.clone(),
@@ -382,6 +383,7 @@ pub fn clone(
     rc: RemoteConfig,
     branch: Option<&str>,
     no_checkout: bool,
+    run_cache: bool,
     progress: &dyn Progress,
 ) -> Result<CloneReport> {
     let existed = dir.exists();
@@ -390,14 +392,14 @@ pub fn clone(
         if dir.join(dvx_store::lockfile::LOCK_NAME).is_file()
             || dir.join(dvx_store::repo::DOT).join("config.toml").is_file()
         {
-            return clone_into_checkout(dir, rc, branch, no_checkout, progress);
+            return clone_into_checkout(dir, rc, branch, no_checkout, run_cache, progress);
         }
         return Err(RemoteError::Store(StoreError::InvalidPath {
             path: dir.display().to_string(),
             reason: "exists, is not empty and holds no dvx.lock (clone into a new folder, or into a git checkout of a dvx project)".into(),
         }));
     }
-    let res = clone_into(dir, rc, branch, no_checkout, progress);
+    let res = clone_into(dir, rc, branch, no_checkout, run_cache, progress);
     if res.is_err() {
         if existed {
             dvx_store::fsutil::empty_dir(dir);
@@ -417,6 +419,7 @@ fn clone_into_checkout(
     rc: RemoteConfig,
     branch: Option<&str>,
     no_checkout: bool,
+    run_cache: bool,
     progress: &dyn Progress,
 ) -> Result<CloneReport> {
     let dot = dir.join(dvx_store::repo::DOT);
@@ -429,19 +432,22 @@ fn clone_into_checkout(
         match repo.config.remote.get("origin") {
             None => Project(&repo).add_remote("origin", rc.clone(), false)?,
             Some(have) if have.url.trim_end_matches('/') == rc.url.trim_end_matches('/') => {}
-            Some(have) => return Err(RemoteError::Remote {
-                remote: "origin".into(),
-                message: format!(
+            Some(have) => {
+                return Err(RemoteError::Remote {
+                    remote: "origin".into(),
+                    message: format!(
                     "the project already has origin at {}, not {}; pull from it with `dvx pull`",
                     have.url, rc.url
                 ),
-                kind: RemoteErrorKind::Config,
-            }),
+                    kind: RemoteErrorKind::Config,
+                })
+            }
         }
         // The settings changed on disk: open again to read them.
         drop(repo);
         let repo = Repo::open(dir, Access::Write("dvx clone"))?;
-        let remote = Remote::open(&repo, Some("origin"))?;
+        let mut remote = Remote::open(&repo, Some("origin"))?;
+        remote.run_cache = run_cache;
         if no_checkout {
             let fetch = Project(&repo).fetch(&remote, &Want::Nothing, progress)?;
             return Ok(CloneReport {
@@ -470,6 +476,7 @@ fn clone_into(
     rc: RemoteConfig,
     branch: Option<&str>,
     no_checkout: bool,
+    run_cache: bool,
     progress: &dyn Progress,
 ) -> Result<CloneReport> {
     fs::create_dir_all(dir).at(dir)?;
@@ -479,7 +486,8 @@ fn clone_into(
         Project(&repo).add_remote("origin", rc, false)?;
     }
     let repo = Repo::open(dir, Access::Write("dvx clone"))?;
-    let remote = Remote::open(&repo, Some("origin"))?;
+    let mut remote = Remote::open(&repo, Some("origin"))?;
+    remote.run_cache = run_cache;
     remote.check_format(false)?;
     let (refs, head) = remote.list_refs()?;
     let branch = match branch {

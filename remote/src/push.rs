@@ -114,13 +114,33 @@ impl Project<'_> {
         Ok(out)
     }
 
-    /// Everything reachable from `tips` that the remote lacks.
-    pub fn push_plan(&self, idx: &RemoteIndex, tips: &[Id]) -> Result<Plan> {
+    /// The run records of this store's run cache, for a push that sends the run cache: the
+    /// records themselves are small, and whatever of their outputs is here goes with them.
+    pub fn run_cache_records(&self, remote: &Remote) -> Result<Vec<Id>> {
+        if !remote.run_cache {
+            return Ok(Vec::new());
+        }
+        let mut runs: Vec<Id> = self
+            .store
+            .run_cache_entries()?
+            .into_iter()
+            .map(|(_, run)| run)
+            .collect();
+        runs.sort();
+        runs.dedup();
+        Ok(runs)
+    }
+
+    /// Everything reachable from `tips` and `runs` (run records) that the remote lacks.
+    pub fn push_plan(&self, idx: &RemoteIndex, tips: &[Id], runs: &[Id]) -> Result<Plan> {
         let st = &self.store;
         let mut plan = Plan::default();
         let mut seen: HashSet<(Kind, Id)> = HashSet::new();
-        let mut stack: Vec<(Kind, Id, bool)> =
-            tips.iter().map(|t| (Kind::Commit, *t, false)).collect();
+        let mut stack: Vec<(Kind, Id, bool)> = runs
+            .iter()
+            .map(|r| (Kind::Run, *r, false))
+            .chain(tips.iter().map(|t| (Kind::Commit, *t, false)))
+            .collect();
         let leaf = |id: Id| -> Result<(Kind, Id, bool)> {
             Ok(if st.has_object(ObjKind::File, &id)? {
                 (Kind::File, id, false)
@@ -280,7 +300,8 @@ impl Project<'_> {
         }
         let idx = remote.load_index()?;
         let tips: Vec<Id> = moves.iter().map(|m| m.2).collect();
-        let plan = self.push_plan(&idx, &tips)?;
+        let runs = self.run_cache_records(remote)?;
+        let plan = self.push_plan(&idx, &tips, &runs)?;
         report.chunks = plan.chunks.len() as u64;
         report.objects = (plan.chunks.len() + plan.meta.len()) as u64;
         if opts.dry_run {
