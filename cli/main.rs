@@ -77,6 +77,14 @@ fn rel_args(repo: &Repo, cwd: &Path, args: &[PathBuf], glob: bool) -> store::Res
     Ok(out)
 }
 
+/// A revision as the user wrote it (dvx's, else git's through its dvx.lock) as the full id
+/// of the dvx commit, saying which was taken when git's was.
+fn rev_id(repo: &Repo, out: &Out, json: bool, rev: &str) -> store::Result<String> {
+    let r = repo.resolve_rev(rev)?;
+    out.revision(&r, json);
+    Ok(r.commit.to_hex())
+}
+
 fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
     let cwd = cwd(&cli.directory)?;
     let bar = Bar::new(out.quiet || !std::io::stderr().is_terminal());
@@ -216,6 +224,10 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
         }
         Command::Diff { revs, json } => {
             let repo = Repo::open(&cwd, Access::ReadOrWrite("dvx diff"))?;
+            let revs = revs
+                .iter()
+                .map(|r| rev_id(&repo, out, json, r))
+                .collect::<store::Result<Vec<_>>>()?;
             let changes = repo.diff(
                 revs.first().map(String::as_str),
                 revs.get(1).map(String::as_str),
@@ -239,6 +251,9 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             if json {
                 out.json(&rep);
             } else {
+                if let Some(r) = &rep.revision {
+                    out.revision(r, false);
+                }
                 let at = match (&rep.branch, rels.is_empty()) {
                     (Some(b), _) => format!("on branch {b} at {}", rep.commit.short()),
                     (None, true) => format!("at {} (detached HEAD)", rep.commit.short()),
@@ -273,9 +288,14 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             let repo = Repo::open(&cwd, Access::Read)?;
             let (rev, path) = match args.as_slice() {
                 [] => ("HEAD".to_string(), None),
-                [one] if repo.store.resolve(one).is_ok() => (one.clone(), None),
+                [one] if repo.resolve_rev(one).is_ok() => (one.clone(), None),
                 [one] => ("HEAD".to_string(), Some(one.clone())),
                 [r, p, ..] => (r.clone(), Some(p.clone())),
+            };
+            let rev = if rev == "HEAD" {
+                rev
+            } else {
+                rev_id(&repo, out, json, &rev)?
             };
             let rel = match path {
                 Some(p) => paths::to_rel(&repo.root, &cwd, Path::new(&p))?,
@@ -303,16 +323,25 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
         }
         Command::Cat { spec } => {
             let repo = Repo::open(&cwd, Access::Read)?;
-            let (rev, path) = spec
+            // `git:REV:PATH` names a git revision; its own colon is not the separator.
+            let (git, rest) = match spec.strip_prefix(store::revision::GIT_PREFIX) {
+                Some(r) => (store::revision::GIT_PREFIX, r),
+                None => ("", spec.as_str()),
+            };
+            let (rev, path) = rest
                 .split_once(':')
                 .ok_or_else(|| StoreError::InvalidPath {
                     path: spec.clone(),
                     reason: "expected REV:PATH, such as HEAD:data/raw.csv".into(),
                 })?;
             let rel = paths::to_rel(&repo.root, &cwd, Path::new(path))?;
+            let rev = match rev {
+                "" | "HEAD" if git.is_empty() => "HEAD".to_string(),
+                r => rev_id(&repo, out, false, &format!("{git}{r}"))?,
+            };
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
-            repo.cat(if rev.is_empty() { "HEAD" } else { rev }, &rel, &mut lock)?;
+            repo.cat(&rev, &rel, &mut lock)?;
             lock.flush().map_err(|e| StoreError::io("<stdout>", e))?;
         }
         Command::Gc { dry_run, json } => {
@@ -529,11 +558,14 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             let repo = Repo::open(&cwd, Access::Read)?;
             let engine = Engine::open(&repo)?;
             let p = &engine.pipeline;
-            let at = |rev: &str| metrics::at_rev(&repo, p, rev).map(|(m, _)| m);
+            let at = |rev: &str, json: bool| {
+                let id = rev_id(&repo, out, json, rev)?;
+                metrics::at_rev(&repo, p, &id).map(|(m, _)| m)
+            };
             match cmd {
                 MetricsCmd::Show { rev, json } => {
                     let m = match rev {
-                        Some(r) => at(&r)?,
+                        Some(r) => at(&r, json)?,
                         None => metrics::workspace_metrics(&repo, p),
                     };
                     if json {
@@ -548,9 +580,9 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
                     }
                 }
                 MetricsCmd::Diff { revs, json } => {
-                    let old = at(revs.first().map(String::as_str).unwrap_or("HEAD"))?;
+                    let old = at(revs.first().map(String::as_str).unwrap_or("HEAD"), json)?;
                     let new = match revs.get(1) {
-                        Some(r) => at(r)?,
+                        Some(r) => at(r, json)?,
                         None => metrics::workspace_metrics(&repo, p),
                     };
                     output::print_deltas(out, &metrics::diff(&old, &new), json);
@@ -561,7 +593,10 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             let repo = Repo::open(&cwd, Access::Read)?;
             let engine = Engine::open(&repo)?;
             let p = &engine.pipeline;
-            let at = |rev: &str| metrics::at_rev(&repo, p, rev).map(|(_, params)| params);
+            let at = |rev: &str| {
+                let id = rev_id(&repo, out, json, rev)?;
+                metrics::at_rev(&repo, p, &id).map(|(_, params)| params)
+            };
             let old = at(revs.first().map(String::as_str).unwrap_or("HEAD"))?;
             let new = match revs.get(1) {
                 Some(r) => at(r)?,
@@ -581,7 +616,11 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             let repo = open_lineage(&cwd, out)?;
             let (p, rev) = lineage::split_rev(&target);
             let rel = paths::to_rel(&repo.root, &cwd, Path::new(p))?;
-            let g = lineage::lineage(&repo, &rel, rev, downstream, depth)?;
+            let rev = match rev {
+                "HEAD" => rev.to_string(),
+                r => rev_id(&repo, out, json, r)?,
+            };
+            let g = lineage::lineage(&repo, &rel, &rev, downstream, depth)?;
             if json {
                 out.json(&g);
             } else if dot {

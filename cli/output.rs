@@ -35,6 +35,18 @@ impl Out {
             eprintln!("note: {s}");
         }
     }
+    /// How a revision was read, when it was git's or shadowed git's: a `note:` line, or with
+    /// `--json` the same as one JSON object on stderr (stdout keeps its shape).
+    pub fn revision(&self, r: &dvx_engine::store::revision::Resolved, json: bool) {
+        let Some(n) = r.note() else { return };
+        if json {
+            if let Ok(s) = serde_json::to_string(r) {
+                eprintln!("{s}");
+            }
+        } else {
+            self.note(&n);
+        }
+    }
     pub fn json<T: Serialize>(&self, v: &T) {
         match serde_json::to_string_pretty(v) {
             Ok(s) => println!("{s}"),

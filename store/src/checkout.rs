@@ -42,6 +42,9 @@ pub struct CheckoutReport {
     pub deleted: u64,
     pub bytes_written: u64,
     pub unchanged: u64,
+    /// How the revision given was read, when it was a git revision or shadowed one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<crate::revision::Resolved>,
 }
 
 impl Repo {
@@ -54,8 +57,21 @@ impl Repo {
         force: bool,
         progress: &dyn Progress,
     ) -> Result<CheckoutReport> {
-        let (target_id, new_head) = match rev {
-            Some(r) => {
+        let resolved = match rev {
+            Some(r) => Some(self.resolve_rev(r)?),
+            None => None,
+        };
+        let git_id = resolved.as_ref().and_then(|r| match r.source {
+            crate::revision::RevSource::Git { .. } => Some(r.commit),
+            crate::revision::RevSource::Dvx => None,
+        });
+        let (target_id, new_head) = match (rev, git_id) {
+            // A git revision: the data its dvx.lock pins, on the branch that ends there.
+            (Some(_), Some(id)) => match self.branch_at(&id)? {
+                Some(b) => (id, Head::Branch(b)),
+                None => (id, Head::Detached(id)),
+            },
+            (Some(r), None) => {
                 let id = self.store.resolve(r)?;
                 let is_branch = self.store.ref_target(&format!("{HEADS}{r}"))?.is_some();
                 let is_tag = self.store.ref_target(&format!("{TAGS}{r}"))?.is_some();
@@ -69,7 +85,7 @@ impl Repo {
                 };
                 (id, head)
             }
-            None => {
+            (None, _) => {
                 // dvx.lock is the source of truth after a git checkout; it must be sound.
                 let lock = self.checked_lock()?.ok_or_else(|| {
                     StoreError::UnknownRevision("(none given, and there is no dvx.lock)".into())
@@ -85,7 +101,9 @@ impl Repo {
         } else {
             None
         };
-        self.checkout_to(target_id, head, only, force, progress)
+        let mut rep = self.checkout_to(target_id, head, only, force, progress)?;
+        rep.revision = resolved.filter(|r| r.note().is_some());
+        Ok(rep)
     }
 
     /// The branch to be on at `commit` (what dvx.lock pins after a `git checkout`): among the
@@ -211,6 +229,7 @@ impl Repo {
             self.write_lock(&target_id, &target, current.as_ref())?;
         }
         Ok(CheckoutReport {
+            revision: None,
             commit: target_id,
             branch,
             written: applied.written,

@@ -43,6 +43,9 @@ pub enum StoreError {
     /// A project whose store does not exist yet (a fresh `git clone`), asked about data.
     #[error("nothing fetched yet: this project has no dvx store{}", pinned_note(.pinned))]
     NothingFetched { pinned: Option<Id> },
+    /// A git revision from before the project used dvx.
+    #[error("git revision {rev} ({}) has no dvx.lock", &.git_commit[..12.min(.git_commit.len())])]
+    NoLockAtGitRev { rev: String, git_commit: String },
     /// dvx.lock pins a commit the store lacks (git brought a newer dvx.lock than dvx has).
     #[error("dvx.lock pins commit {}, which is not fetched yet", .0.short())]
     PinnedNotFetched(Id),
@@ -169,6 +172,7 @@ impl StoreError {
             }
             InvalidPath { .. } | UnknownRevision(_) | AmbiguousRevision { .. } => Invalid,
             NothingFetched { .. } | PinnedNotFetched(_) => Failed,
+            NoLockAtGitRev { .. } => Invalid,
             NotInRevision { .. } | LockFileSyntax { .. } | LockFileEdited { .. } => Invalid,
             Config { .. } | Setting { .. } | RefExists(_) | InvalidRefName { .. } => Invalid,
             DeleteCurrentBranch(_) => Invalid,
@@ -205,6 +209,7 @@ impl StoreError {
             DiskFull(_) => "free some space (`dvx gc` removes unreachable data) and run the command again; nothing was changed".into(),
             Io { .. } => return None,
             UnknownRevision(_) => "list revisions with `dvx log`, `dvx branch` or `dvx tag` (a git branch, tag or commit works too, through its dvx.lock)".into(),
+            NoLockAtGitRev { .. } => "it predates dvx in this project: `git log -- dvx.lock` lists the revisions that have one".into(),
             NothingFetched { .. } | PinnedNotFetched(_) => {
                 "run `dvx pull` to fetch what dvx.lock pins from the default remote (`dvx remote list` shows it)".into()
             }

@@ -28,6 +28,7 @@ pub mod paths;
 mod proptests;
 pub mod refs;
 pub mod repo;
+pub mod revision;
 pub mod statcache;
 pub mod store;
 #[cfg(any(test, feature = "test-strategies"))]
