@@ -278,6 +278,79 @@ mod tests {
         .check(&|_| Ok(None))
     }
 
+    /// A run record as dvx writes it (`engine/src/record.rs`), with the output and mode given.
+    fn record(output: &str, mode: &str, exit: &str) -> Vec<u8> {
+        let id = Id::of(b"2\n").to_hex();
+        format!(
+            r#"{{"attempt":0,"cmd":["wc -c < a.txt > n.txt"],"code":null,"datum":null,"duration_ms":3,"end":"2026-01-01T00:00:01+00:00","env":{{}},"error":null,"executor":"local","exit":{exit},"host":"h","image":null,"inputs":[{{"path":"a.txt","kind":"file","id":"{id}","size":2}}],"key":"{key}","outputs":[{{"path":"{output}","kind":"file","id":"{id}","size":2{mode}}}],"params":{{}},"stage":"count","start":"2026-01-01T00:00:00+00:00","stderr":"{id}","stdout":"{id}","user":"u","version":1,"wdir":""}}"#,
+            key = Id::of(b"key").to_hex()
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_successful_record_offers_its_key_and_outputs() {
+        let bytes = record("n.txt", r#","mode":420"#, "0");
+        let id = Id::of(&bytes);
+        let offer = check_run("origin", &id, &bytes).unwrap().unwrap();
+        assert_eq!(offer.key, Id::of(b"key"));
+        assert_eq!(offer.run, id);
+        assert_eq!(offer.outputs, vec![(EntryKind::File, Id::of(b"2\n"))]);
+        // A failed run is kept for lineage, but restores nothing.
+        let failed = record("n.txt", "", "1");
+        assert_eq!(
+            check_run("origin", &Id::of(&failed), &failed).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn records_that_would_write_outside_the_workspace_are_refused() {
+        for (out, mode, what) in [
+            ("../outside.txt", "", "n.txt"),
+            ("/etc/passwd", "", "absolute"),
+            (".git/hooks/post-checkout", "", ".git"),
+            ("sub/.dvx/config.toml", "", ".dvx"),
+            ("n.txt", r#","mode":2541"#, "mode 2541"),
+        ] {
+            let bytes = record(out, mode, "0");
+            let err = check_run("origin", &Id::of(&bytes), &bytes).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with("remote origin: run record "),
+                "{what}: {msg}"
+            );
+            assert!(msg.contains("nothing was written"), "{what}: {msg}");
+            assert_eq!(err.kind(), Some(RemoteErrorKind::Unsafe), "{what}: {msg}");
+        }
+    }
+
+    #[test]
+    fn malformed_records_are_refused_with_what_is_wrong() {
+        let good = String::from_utf8(record("n.txt", "", "0")).unwrap();
+        let key = Id::of(b"key").to_hex();
+        for (bytes, why) in [
+            (b"not json".to_vec(), "not JSON"),
+            (b"[1,2]".to_vec(), "not a JSON object"),
+            (good.replace(&key, "zz").into_bytes(), "no key"),
+            (
+                good.replace(r#""kind":"file","id""#, r#""kind":"pipe","id""#)
+                    .into_bytes(),
+                "kind is not",
+            ),
+            (
+                good.replace(r#""outputs":["#, r#""outs":["#).into_bytes(),
+                "no outputs list",
+            ),
+        ] {
+            let err = check_run("origin", &Id::of(&bytes), &bytes).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("is malformed: "), "{msg}");
+            assert!(msg.contains(why), "{why}: {msg}");
+            assert_eq!(err.kind(), Some(RemoteErrorKind::Corrupt));
+        }
+    }
+
     #[test]
     fn remote_ref_names() {
         assert!(check_remote_ref("o", "refs/heads/feature/x-1").is_ok());

@@ -275,11 +275,11 @@ impl Project<'_> {
             Head::Branch(b) => Some(b),
             Head::Detached(_) => None,
         };
-        Ok([dvx_store::gitutil::git_branch(&self.root), ours, head]
+        [dvx_store::gitutil::git_branch(&self.root), ours, head]
             .into_iter()
             .flatten()
             .find(|b| has(b))
-            .map_or_else(|| self.current_branch(None), Ok)?)
+            .map_or_else(|| self.current_branch(None), Ok)
     }
 
     /// A first pull whose dvx.lock pins another commit than the branch's tip (the code is
