@@ -105,6 +105,10 @@ pub fn check_run(remote: &str, id: &Id, bytes: &[u8]) -> Result<Option<CacheOffe
                 .ok_or_else(|| malformed(format!("{path}: no id")))?;
             // Inputs may be outside the tracked set (`imports` name a URL); outputs never are.
             if field == "outputs" {
+                // The empty path is the workspace itself, which no output may replace.
+                if path.is_empty() {
+                    return Err(unsafe_path("output", path, "the workspace itself".into()));
+                }
                 paths::check_tracked(path)
                     .map_err(|e| unsafe_path("output", path, e.to_string()))?;
                 if let Some(m) = item.get("mode").filter(|m| !m.is_null()) {
@@ -307,7 +311,8 @@ mod tests {
     #[test]
     fn records_that_would_write_outside_the_workspace_are_refused() {
         for (out, mode, what) in [
-            ("../outside.txt", "", "n.txt"),
+            ("../outside.txt", "", ".."),
+            ("", "", "the workspace"),
             ("/etc/passwd", "", "absolute"),
             (".git/hooks/post-checkout", "", ".git"),
             ("sub/.dvx/config.toml", "", ".dvx"),
