@@ -327,6 +327,10 @@ impl Project<'_> {
     /// What a push of the current branch (or all branches) would send, and how each branch
     /// stands against the remote's.
     pub fn remote_status(&self, remote: &Remote, all: bool) -> Result<RemoteStatus> {
+        // Nothing here to compare, and a reader must not start caching the remote's indexes.
+        if self.nothing_fetched() {
+            return Err(self.nothing_fetched_error().into());
+        }
         let local = self.refs_to_push(&[], all)?;
         let mut branches = Vec::new();
         for (name, id) in &local {

@@ -230,6 +230,9 @@ impl Project<'_> {
         opts: &PushOptions,
         progress: &dyn Progress,
     ) -> Result<PushReport> {
+        if self.nothing_fetched() {
+            return Err(self.nothing_fetched_error().into());
+        }
         let with_remote = |e: RemoteError| match e {
             RemoteError::Remote {
                 remote: r,

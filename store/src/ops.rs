@@ -525,6 +525,10 @@ impl Repo {
         to: Option<&str>,
         progress: &dyn Progress,
     ) -> Result<Vec<Change>> {
+        // Without a store every tracked path would look new (or unchanged); neither is true.
+        if self.nothing_fetched() {
+            return Err(self.nothing_fetched_error());
+        }
         let resolve =
             |rev: &str| -> Result<Commit> { self.store.get_commit(&self.store.resolve(rev)?) };
         let (_, _, head) = self.head_state()?;

@@ -103,8 +103,24 @@ fn fresh_clone_reads_dvx_lock_then_pulls(kind: Kind) {
     let err = ls.fails();
     assert!(err.starts_with("error: nothing fetched yet"), "{err}");
     assert!(err.contains("hint: run `dvx pull`"), "{err}");
+    // Questions only a store can answer say so, rather than "all good" or "no differences".
+    for args in [
+        &["diff"][..],
+        &["fsck"],
+        &["status", "--remote"],
+        &["push"],
+        &["metrics", "diff"],
+    ] {
+        let r = dvx(&c, args);
+        assert_eq!(r.out.status.code(), Some(1), "{args:?}");
+        let err = r.fails();
+        assert!(
+            err.starts_with("error: nothing fetched yet"),
+            "{args:?}: {err}"
+        );
+    }
     // Reading made nothing: the store is still to be created by the first writer.
-    assert!(!c.exists(".dvx/db"));
+    assert!(!c.exists(".dvx/db") && !c.exists(".dvx/remotes") && !c.exists(".dvx/tmp"));
 
     let pulled = dvx(&c, &["pull"]).ok().stdout();
     assert!(pulled.contains("run cache: 2 records added"), "{pulled}");
