@@ -137,7 +137,7 @@ impl Project<'_> {
             .check(&|id| self.store.get_object(dvx_store::db::ObjKind::Tree, id))?;
         // Run records too: a malformed one, or one whose outputs would land outside the
         // workspace, stops the fetch before anything is written.
-        let offers = self.run_cache_offers(remote, &idx, &meta, want)?;
+        let offers = self.run_cache_offers(remote, &idx, &meta.objs, want)?;
 
         // 2. The chunks wanted, and the manifests to check once they are in.
         let tips: Vec<Id> = match want {
@@ -279,59 +279,6 @@ impl Project<'_> {
                         .map_err(|err| remote.corrupt(format!("file manifest {}: {err}", e.id)))?;
                 }
                 out.insert((e.kind, e.id), raw);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Check every run record that came down (`incoming::check_run`), and pick the
-    /// successful ones to enter the run cache: with the run cache exchanged and data wanted
-    /// (not `clone --no-checkout`, not an import), for a key this store has no entry for
-    /// (a local entry wins), and only when every output's data is on the remote or here, so
-    /// a restore never meets missing data. One record per key, the first by id.
-    fn run_cache_offers(
-        &self,
-        remote: &Remote,
-        idx: &RemoteIndex,
-        meta: &Meta,
-        want: &Want,
-    ) -> Result<Vec<crate::incoming::CacheOffer>> {
-        let mut runs: Vec<(&Id, &Vec<u8>)> = meta
-            .objs
-            .iter()
-            .filter(|((k, _), _)| *k == Kind::Run)
-            .map(|((_, id), b)| (id, b))
-            .collect();
-        runs.sort();
-        let mut offers = Vec::new();
-        for (id, bytes) in runs {
-            if let Some(o) = crate::incoming::check_run(&remote.name, id, bytes)? {
-                offers.push(o);
-            }
-        }
-        if !remote.run_cache || matches!(want, Want::Nothing | Want::Commit { .. }) {
-            return Ok(Vec::new());
-        }
-        let mut keys = HashSet::new();
-        let mut out = Vec::new();
-        for o in offers {
-            if keys.contains(&o.key) || self.store.run_cache(&o.key)?.is_some() {
-                continue;
-            }
-            let mut here = true;
-            for (k, id) in &o.outputs {
-                here &= match k {
-                    EntryKind::Dir => meta.has(self, Kind::Tree, id)?,
-                    _ => {
-                        meta.has(self, Kind::File, id)?
-                            || idx.has(Kind::Chunk, id)
-                            || self.store.has_chunk(id)?
-                    }
-                };
-            }
-            if here {
-                keys.insert(o.key);
-                out.push(o);
             }
         }
         Ok(out)

@@ -13,6 +13,7 @@ pub mod ops;
 #[cfg(test)]
 mod proptests;
 pub mod push;
+pub mod runcache;
 
 use connect::{aws_profile, check_http};
 pub use connect::{check_endpoint, parse_url};

@@ -114,23 +114,6 @@ impl Project<'_> {
         Ok(out)
     }
 
-    /// The run records of this store's run cache, for a push that sends the run cache: the
-    /// records themselves are small, and whatever of their outputs is here goes with them.
-    pub fn run_cache_records(&self, remote: &Remote) -> Result<Vec<Id>> {
-        if !remote.run_cache {
-            return Ok(Vec::new());
-        }
-        let mut runs: Vec<Id> = self
-            .store
-            .run_cache_entries()?
-            .into_iter()
-            .map(|(_, run)| run)
-            .collect();
-        runs.sort();
-        runs.dedup();
-        Ok(runs)
-    }
-
     /// Everything reachable from `tips` and `runs` (run records) that the remote lacks.
     pub fn push_plan(&self, idx: &RemoteIndex, tips: &[Id], runs: &[Id]) -> Result<Plan> {
         let st = &self.store;

@@ -33,6 +33,7 @@ pub mod statcache;
 pub mod store;
 #[cfg(any(test, feature = "test-strategies"))]
 pub mod strategies;
+mod unfetched;
 pub mod worktree;
 
 pub use error::{ErrorClass, Result, StoreError};
