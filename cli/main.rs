@@ -183,17 +183,25 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             // Read-only: a no-op status writes nothing; new hashes are saved by a short writer.
             let repo = Repo::open(&cwd, Access::Read)?;
             let st = repo.status(&bar)?;
-            let stages = match Engine::open(&repo) {
-                Ok(_) if !st.fetched => Some(dvx_engine::unfetched::stage_status(&repo)?),
-                Ok(mut e) => Some(e.status(&bar)?),
-                Err(EngineError::NoPipeline(_)) => None,
+            let (stages, warnings) = match Engine::open(&repo) {
+                Ok(_) if !st.fetched => (
+                    Some(dvx_engine::unfetched::stage_status(&repo)?),
+                    Vec::new(),
+                ),
+                Ok(mut e) => {
+                    let r = e.status(&bar)?;
+                    (Some(r.stages), r.warnings)
+                }
+                Err(EngineError::NoPipeline(_)) => (None, Vec::new()),
                 Err(e) => return Err(e),
             };
             if json {
                 let mut v = serde_json::to_value(&st).unwrap_or_default();
                 v["stages"] = serde_json::to_value(&stages).unwrap_or_default();
+                v["warnings"] = serde_json::to_value(&warnings).unwrap_or_default();
                 out.json(&v);
             } else {
+                output::print_warnings(&warnings);
                 output::print_status(out, &st, |r| show(r, &repo.root));
                 if let Some(stages) = &stages {
                     output::print_stage_status(out, stages);

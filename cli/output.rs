@@ -277,7 +277,15 @@ pub fn print_stage_status(out: &Out, stages: &[StageReport]) {
     }
 }
 
+/// Warnings from planning or running, on stderr (they are in `--json` output too).
+pub fn print_warnings(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
 pub fn print_run(out: &Out, s: &RunSummary, dry_run: bool) {
+    print_warnings(&s.warnings);
     for st in &s.stages {
         let datums = st
             .datums

@@ -14,4 +14,5 @@ mod lineage;
 mod pipeline;
 mod remote;
 mod safety;
+mod scheduling;
 mod workflow;

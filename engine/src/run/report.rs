@@ -90,4 +90,13 @@ pub struct RunSummary {
     pub commit: Option<Id>,
     pub stages: Vec<StageReport>,
     pub failures: Vec<Failure>,
+    /// Things the user should know that did not stop the run (a glob that matches nothing).
+    pub warnings: Vec<String>,
+}
+
+/// What `dvx status` says about the pipeline: each stage, and the warnings planning gave.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StageStatusReport {
+    pub stages: Vec<StageReport>,
+    pub warnings: Vec<String>,
 }
