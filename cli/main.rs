@@ -748,9 +748,16 @@ fn run_or_path(
     if let Some(found) = lineage::find_run(&repo, arg)? {
         return Ok((repo, found.0, found.1));
     }
+    // PATH@REV: the revision may be git's, read through its dvx.lock.
+    let arg = match lineage::split_rev(arg) {
+        (p, r) if arg.contains('@') && r != "HEAD" => {
+            format!("{p}@{}", rev_id(&repo, out, false, r)?)
+        }
+        _ => arg.to_string(),
+    };
     drop(repo);
     let repo = open_lineage(cwd, out)?;
-    let (id, rec) = lineage::run_or_path(&repo, arg, |p| {
+    let (id, rec) = lineage::run_or_path(&repo, &arg, |p| {
         Ok(paths::to_rel(&repo.root, cwd, Path::new(p))?)
     })?;
     Ok((repo, id, rec))

@@ -155,7 +155,12 @@ pub fn print_status(out: &Out, st: &Status, show: impl Fn(&str) -> String) {
         (None, Some(h)) => out.say(&format!("HEAD detached at {}", h.short())),
         (None, None) => {}
     }
-    if let Some(l) = &st.lock_commit {
+    if let (Some(l), false) = (&st.lock_commit, st.lock_fetched) {
+        out.say(&format!(
+            "dvx.lock pins commit {}, which is not fetched yet: run `dvx pull`",
+            l.short()
+        ));
+    } else if let Some(l) = &st.lock_commit {
         out.say(&format!(
             "dvx.lock pins commit {}, not HEAD: run `dvx checkout` to restore the data that goes with this code",
             l.short()

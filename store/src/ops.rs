@@ -58,6 +58,8 @@ pub struct Status {
     pub clean: bool,
     /// Set when dvx.lock pins another commit than HEAD (e.g. after a git checkout).
     pub lock_commit: Option<Id>,
+    /// False when `lock_commit` is not in the store yet (git brought a newer dvx.lock).
+    pub lock_fetched: bool,
     /// False in a project without a store yet (a fresh `git clone`): the rest then comes
     /// from dvx.lock alone.
     pub fetched: bool,
@@ -449,7 +451,13 @@ impl Repo {
         if self.nothing_fetched() {
             return self.status_from_lock(progress);
         }
-        let lock = self.checked_lock()?;
+        // A dvx.lock pinning a commit not fetched yet (after a `git pull`) is news for
+        // status to give, not a reason to fail.
+        let (lock, unfetched) = match self.checked_lock() {
+            Ok(lock) => (lock.map(|l| l.commit), false),
+            Err(StoreError::PinnedNotFetched(c)) => (Some(c), true),
+            Err(e) => return Err(e),
+        };
         let (head, head_id, base) = self.head_state()?;
         let _ = progress;
         let roots = base.as_ref().map(|c| c.roots.clone()).unwrap_or_default();
@@ -466,7 +474,7 @@ impl Repo {
             pick(ChangeKind::Removed),
             pick(ChangeKind::Added),
         );
-        let lock_commit = lock.map(|l| l.commit).filter(|c| Some(*c) != head_id);
+        let lock_commit = lock.filter(|c| Some(*c) != head_id);
         Ok(Status {
             branch: Self::branch_name(&head),
             head: head_id,
@@ -476,6 +484,7 @@ impl Repo {
             deleted,
             new,
             lock_commit,
+            lock_fetched: !unfetched,
             fetched: true,
             not_here: Vec::new(),
         })

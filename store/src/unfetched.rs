@@ -25,6 +25,7 @@ impl Repo {
             new: Vec::new(),
             clean: true,
             lock_commit: lock.as_ref().map(|l| l.commit),
+            lock_fetched: false,
             fetched: false,
             not_here: Vec::new(),
         };

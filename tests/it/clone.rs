@@ -64,8 +64,8 @@ fn text(b: Vec<u8>) -> String {
 }
 
 fn fresh_clone_reads_dvx_lock_then_pulls(kind: Kind) {
-    let (_o, _r, first_run) = teammate(kind);
-    let c = git_clone(&_o);
+    let (o, _r, first_run) = teammate(kind);
+    let c = git_clone(&o);
     // What git brings: the settings, dvx's own ignore file, dvx.yaml and dvx.lock; no store.
     assert!(c.exists(".dvx/config.toml") && c.exists(".dvx/.gitignore"));
     assert!(c.exists("dvx.lock") && !c.exists(".dvx/db") && !c.exists("data/raw.csv"));
@@ -149,6 +149,30 @@ fn fresh_clone_reads_dvx_lock_then_pulls(kind: Kind) {
     assert_eq!(text(c.read("count.txt")), "2\n");
     let lineage = dvx(&c, &["lineage", "count.txt", "--json"]).ok().stdout();
     assert!(lineage.contains(&first_run), "{lineage}");
+
+    // Later, `git pull` brings a dvx.lock newer than what dvx fetched: status says so.
+    let d = git_clone(&o);
+    dvx(&d, &["pull"]).ok();
+    o.write("data/raw.csv", "a\nb\nc\nd\n");
+    o.dvx(&["add", "data/raw.csv"]).ok();
+    o.dvx(&["run"]).ok();
+    run(&o, "", &s(&["push"])).ok();
+    git(o.path(), &["commit", "-qam", "v3"]);
+    git(d.path(), &["pull", "-q", "--ff-only"]);
+    let st = dvx(&d, &["status"]).ok().stdout();
+    assert!(
+        st.contains("which is not fetched yet: run `dvx pull`"),
+        "{st}"
+    );
+    assert_eq!(
+        dvx(&d, &["status", "--json"]).ok().json()["lock_fetched"],
+        false
+    );
+    dvx(&d, &["pull"]).ok();
+    assert_eq!(text(d.read("count.txt")), "4\n");
+    let j = dvx(&d, &["status", "--json"]).ok().json();
+    assert_eq!(j["lock_fetched"], true);
+    assert_eq!(j["lock_commit"], serde_json::Value::Null);
 }
 
 #[test]
@@ -251,7 +275,7 @@ fn dvx_clone_into_git_checkout_s3() {
 }
 
 fn git_revisions(kind: Kind) {
-    let (o, _r, _) = teammate(kind);
+    let (o, _r, first_run) = teammate(kind);
     let c = git_clone(&o);
     dvx(&c, &["pull"]).ok();
     // `baseline` is a git tag only: read through the dvx.lock it holds.
@@ -305,6 +329,10 @@ fn git_revisions(kind: Kind) {
         .ok()
         .json();
     assert_eq!(lineage["commit"], note["commit"]);
+    let shown = dvx(&c, &["show", "count.txt@baseline", "--json"])
+        .ok()
+        .json();
+    assert_eq!(shown["id"], first_run.as_str());
 
     // A name both know is dvx's, and the note says how to get git's.
     dvx(&c, &["tag", "baseline"]).ok();
