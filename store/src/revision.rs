@@ -137,3 +137,131 @@ impl Repo {
         Ok(Some((git_commit, lock.commit)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Access, Quiet};
+
+    /// A git repository holding a dvx project; `git_commit` commits every file as git sees it.
+    struct Both {
+        _dir: tempfile::TempDir,
+        root: std::path::PathBuf,
+        git: git2::Repository,
+    }
+
+    impl Both {
+        fn new() -> Both {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("proj");
+            std::fs::create_dir(&root).unwrap();
+            let git = git2::Repository::init(&root).unwrap();
+            Repo::init(&root).unwrap();
+            Both {
+                _dir: dir,
+                root,
+                git,
+            }
+        }
+
+        fn add(&self, content: &str) -> Id {
+            std::fs::write(self.root.join("data.txt"), content).unwrap();
+            let repo = Repo::open(&self.root, Access::Write("test")).unwrap();
+            repo.add(&["data.txt".into()], None, &Quiet)
+                .unwrap()
+                .commit
+                .unwrap()
+        }
+
+        fn git_commit(&self, tag: &str) {
+            let mut index = self.git.index().unwrap();
+            index
+                .add_all(
+                    ["dvx.lock", ".gitignore"],
+                    git2::IndexAddOption::DEFAULT,
+                    None,
+                )
+                .unwrap();
+            index.write().unwrap();
+            let tree = self.git.find_tree(index.write_tree().unwrap()).unwrap();
+            let sig = git2::Signature::now("t", "t@example.com").unwrap();
+            let parent = self.git.head().ok().and_then(|h| h.peel_to_commit().ok());
+            let parents: Vec<&git2::Commit> = parent.iter().collect();
+            let id = self
+                .git
+                .commit(Some("HEAD"), &sig, &sig, tag, &tree, &parents)
+                .unwrap();
+            let obj = self.git.find_object(id, None).unwrap();
+            self.git.tag_lightweight(tag, &obj, false).unwrap();
+        }
+
+        fn repo(&self) -> Repo {
+            Repo::open(&self.root, Access::Read).unwrap()
+        }
+    }
+
+    #[test]
+    fn a_git_revision_is_read_through_its_dvx_lock() {
+        let b = Both::new();
+        let first = b.add("one\n");
+        b.git_commit("g1");
+        let second = b.add("two\n");
+        b.git_commit("g2");
+        let r = b.repo().resolve_rev("g1").unwrap();
+        assert_eq!(r.commit, first);
+        assert!(matches!(r.source, RevSource::Git { ref git_commit } if git_commit.len() == 40));
+        assert!(r.note().unwrap().starts_with("g1 is the git revision "));
+        // git's HEAD~1 is g1; dvx's HEAD~1 is also `first`: no shadowing to report.
+        let r = b.repo().resolve_rev("HEAD~1").unwrap();
+        assert_eq!(
+            (r.commit, r.source.clone(), r.git_pins),
+            (first, RevSource::Dvx, None)
+        );
+        assert_eq!(b.repo().resolve_rev("git:g2").unwrap().commit, second);
+    }
+
+    #[test]
+    fn a_name_both_know_is_dvx_s_and_says_what_git_meant() {
+        let b = Both::new();
+        let first = b.add("one\n");
+        b.git_commit("v1");
+        let second = b.add("two\n");
+        let repo = Repo::open(&b.root, Access::Write("test")).unwrap();
+        repo.create_ref("tag", "v1", None).unwrap();
+        drop(repo);
+        let r = b.repo().resolve_rev("v1").unwrap();
+        assert_eq!((r.commit, r.source.clone()), (second, RevSource::Dvx));
+        assert_eq!(r.git_pins, Some(first));
+        assert!(r.note().unwrap().contains("write git:v1 for it"));
+        let r = b.repo().resolve_rev("git:v1").unwrap();
+        assert_eq!(r.commit, first);
+    }
+
+    #[test]
+    fn unknown_to_both_and_git_revisions_without_dvx_lock() {
+        let b = Both::new();
+        // A git commit from before dvx: no dvx.lock in it.
+        std::fs::write(b.root.join("README"), "hi\n").unwrap();
+        let mut index = b.git.index().unwrap();
+        index.add_path(std::path::Path::new("README")).unwrap();
+        let tree = b.git.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        b.git
+            .commit(Some("refs/heads/old"), &sig, &sig, "old", &tree, &[])
+            .unwrap();
+        b.add("one\n");
+        let repo = b.repo();
+        assert!(matches!(
+            repo.resolve_rev("nope"),
+            Err(StoreError::UnknownRevision(r)) if r == "nope"
+        ));
+        assert!(matches!(
+            repo.resolve_rev("old"),
+            Err(StoreError::NoLockAtGitRev { ref rev, .. }) if rev == "old"
+        ));
+        assert!(matches!(
+            repo.resolve_rev("git:nope"),
+            Err(StoreError::UnknownRevision(_))
+        ));
+    }
+}

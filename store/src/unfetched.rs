@@ -49,3 +49,52 @@ impl Repo {
         Ok(st)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Access, Quiet, Repo, StoreError};
+
+    /// What git brings of a project: its settings and dvx.lock, without `.dvx/db`.
+    #[test]
+    fn readers_use_a_stand_in_and_writers_create_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("proj");
+        std::fs::create_dir(&root).unwrap();
+        Repo::init(&root).unwrap();
+        std::fs::write(root.join("a.txt"), "a\n").unwrap();
+        let id = {
+            let repo = Repo::open(&root, Access::Write("test")).unwrap();
+            repo.add(&["a.txt".into()], None, &Quiet).unwrap().commit
+        };
+        for p in ["db", "packs", "tmp", "lock"] {
+            let p = root.join(".dvx").join(p);
+            let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+        }
+        std::fs::remove_file(root.join("a.txt")).unwrap();
+
+        let repo = Repo::open(&root, Access::Read).unwrap();
+        assert!(repo.nothing_fetched());
+        let st = repo.status(&Quiet).unwrap();
+        assert!(!st.fetched);
+        assert_eq!(st.lock_commit, id);
+        assert_eq!(st.not_here, vec!["a.txt".to_string()]);
+        assert!(matches!(
+            repo.store.resolve("HEAD"),
+            Err(StoreError::NothingFetched { .. })
+        ));
+        assert!(matches!(
+            repo.checked_lock(),
+            Err(StoreError::NothingFetched { pinned }) if pinned == id
+        ));
+        drop(repo);
+        assert!(!root.join(".dvx/db").exists(), "a reader created the store");
+
+        let repo = Repo::open(&root, Access::Write("test")).unwrap();
+        assert!(!repo.nothing_fetched() && root.join(".dvx/db").exists());
+        // The commit dvx.lock pins is not here: a pull, not a hand edit.
+        assert!(matches!(
+            repo.checked_lock(),
+            Err(StoreError::PinnedNotFetched(c)) if Some(c) == id
+        ));
+    }
+}
