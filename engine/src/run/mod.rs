@@ -45,6 +45,14 @@ use state::{Done, Prepared, RunState, StageState, Task};
 /// The most executions at once (`-j`): each is a thread, and more would exhaust the system's.
 pub const MAX_JOBS: usize = 1024;
 
+/// Executions at once when the caller names no number: one per core, within [`MAX_JOBS`].
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(MAX_JOBS)
+}
+
 pub fn load_pipeline(root: &Path) -> Result<Pipeline> {
     let file = root.join(PIPELINE_FILE);
     let bytes = match std::fs::read(&file) {
