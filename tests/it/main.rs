@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `dvx` binary against real files, git and processes.
 
+mod clone;
 mod cluster;
 mod common;
 mod concurrency;
@@ -15,4 +16,5 @@ mod pipeline;
 mod remote;
 mod safety;
 mod scheduling;
+mod serve;
 mod workflow;
