@@ -134,6 +134,9 @@ impl Slurm {
             )
             .as_bytes(),
         );
+        // What the remote already holds (indexes cached between runs): inputs pushed by an
+        // earlier run, or by `dvx push`, are not uploaded again.
+        let idx = remote.load_index()?;
         Ok(Slurm {
             cfg,
             remote,
@@ -141,7 +144,10 @@ impl Slurm {
             name: format!("dvx-{}", &tag.to_hex()[..12]),
             worker,
             log,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                idx,
+                ..State::default()
+            }),
         })
     }
 
