@@ -57,3 +57,111 @@ impl Executor for Routed<'_> {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::{Job, Outcome};
+    use crate::executor::{Portable, PortableStage};
+    use std::sync::{Arc, Mutex};
+
+    /// Remembers what it was given and reports it back as done.
+    #[derive(Default)]
+    struct Fake {
+        got: Mutex<Vec<Ticket>>,
+        done: Mutex<Vec<Ticket>>,
+    }
+
+    impl Executor for Fake {
+        fn submit(&self, work: Submission) -> Result<()> {
+            self.got.lock().unwrap().push(work.ticket);
+            self.done.lock().unwrap().push(work.ticket);
+            Ok(())
+        }
+        fn poll(&self, _wait: Duration) -> Result<Vec<Finished>> {
+            Ok(std::mem::take(&mut *self.done.lock().unwrap())
+                .into_iter()
+                .map(|ticket| Finished {
+                    ticket,
+                    outcome: Outcome {
+                        exit: Some(0),
+                        error: None,
+                        duration: Duration::ZERO,
+                        stdout: vec![],
+                        stderr: vec![],
+                    },
+                    started: chrono::Utc::now(),
+                    placement: None,
+                })
+                .collect())
+        }
+        fn cancel(&self, _what: Cancel) -> Vec<Ticket> {
+            self.got.lock().unwrap().clone()
+        }
+    }
+
+    fn work(ticket: Ticket, executor: Option<ExecutorKind>) -> Submission {
+        let stage = Arc::new(PortableStage {
+            name: "s".into(),
+            executor,
+            cmd: vec![],
+            env: Default::default(),
+            wdir: String::new(),
+            timeout_secs: None,
+            resources: Default::default(),
+            image: None,
+            outs: vec![],
+            inputs: vec![],
+            root: std::env::temp_dir(),
+        });
+        Submission {
+            ticket,
+            job: Job {
+                cmds: vec![],
+                cwd: std::env::temp_dir(),
+                env: Default::default(),
+                timeout: None,
+                container: None,
+            },
+            members: vec![],
+            portable: Some(Portable {
+                stage,
+                datum: None,
+                out_dir: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn each_stage_goes_where_it_asked_and_the_rest_where_the_run_says() {
+        let (local, slurm) = (Fake::default(), Fake::default());
+        let r = Routed {
+            local: &local,
+            slurm: Some(&slurm),
+            default: ExecutorKind::Slurm,
+        };
+        r.submit(work(1, None)).unwrap();
+        r.submit(work(2, Some(ExecutorKind::Local))).unwrap();
+        r.submit(work(3, Some(ExecutorKind::Slurm))).unwrap();
+        assert_eq!(*local.got.lock().unwrap(), [2]);
+        assert_eq!(*slurm.got.lock().unwrap(), [1, 3]);
+        let mut done: Vec<Ticket> = r
+            .poll(Duration::from_millis(10))
+            .unwrap()
+            .into_iter()
+            .map(|f| f.ticket)
+            .collect();
+        done.sort();
+        assert_eq!(done, [1, 2, 3]);
+        let mut cancelled = r.cancel(Cancel::Everything);
+        cancelled.sort();
+        assert_eq!(cancelled, [1, 2, 3]);
+        // Without a slurm executor, a stage asking for it is an error, not a local run.
+        let alone = Routed {
+            local: &local,
+            slurm: None,
+            default: ExecutorKind::Local,
+        };
+        assert!(alone.submit(work(4, Some(ExecutorKind::Slurm))).is_err());
+    }
+}

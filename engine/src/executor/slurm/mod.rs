@@ -51,6 +51,9 @@ struct State {
     jobs: BTreeMap<Ticket, InFlight>,
     last_poll: Option<Instant>,
     squeue_failures: u32,
+    /// Waiting jobs were withdrawn and nothing was submitted since: the scheduler asks again
+    /// on every tick after a failure, and the queue need not be asked each time.
+    queued_withdrawn: bool,
 }
 
 pub struct Slurm {
@@ -475,6 +478,7 @@ impl Executor for Slurm {
             });
         }
         let mut st = self.lock();
+        st.queued_withdrawn = false;
         let task = self.task_of(&mut st, work.ticket, &p)?;
         let id = self.remote.put_task(&task)?;
         let queued = chrono::Utc::now();
@@ -522,7 +526,9 @@ impl Executor for Slurm {
         let mut st = self.lock();
         let chosen: Vec<Ticket> = match what {
             Cancel::Everything => st.jobs.keys().copied().collect(),
+            Cancel::Queued if st.jobs.is_empty() || st.queued_withdrawn => Vec::new(),
             Cancel::Queued => {
+                st.queued_withdrawn = true;
                 // Only jobs still waiting: what runs finishes and reports.
                 let out = Command::new("squeue")
                     .args(squeue_args(&self.name))
