@@ -8,7 +8,7 @@ use dvx_engine::sync;
 
 use super::Ctx;
 
-/// Run one task a cluster executor wrote to a remote, and write its result there.
+/// Run tasks a cluster executor wrote to a remote, and write each one's result there.
 ///
 /// Needs no project: the inputs are fetched by id into a scratch folder, the outputs and logs
 /// are stored on the remote, and the result is written once. `dvx run --executor slurm`
@@ -21,9 +21,9 @@ use super::Ctx;
 pub struct Args {
     /// s3://bucket/prefix, gs://bucket/prefix, az://container/prefix, file:///path or a folder.
     url: String,
-    /// The task's id (64 hexadecimal digits).
-    #[arg(value_parser = parse_id)]
-    task: Id,
+    /// Task ids (64 hexadecimal digits each), run one after another.
+    #[arg(value_parser = parse_id, required = true)]
+    tasks: Vec<Id>,
     #[command(flatten)]
     pub conn: RemoteConfig,
 }
@@ -37,23 +37,39 @@ pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<std::process::ExitCode> {
     let url = sync::absolute_url(&ctx.cwd, &a.url);
     let rc = RemoteConfig { url, ..a.conn };
     let remote = Remote::connect(&rc.url, &rc, None, None)?;
-    // The job's log then says which task it ran, for whoever debugs it.
-    if !ctx.json {
-        ctx.out.say(&format!("task {} from {}", a.task, rc.url));
-    }
-    let r = worker::exec_task(&remote, &a.task)?;
-    if ctx.json {
-        ctx.out.json(&r);
-    } else {
-        let how = match (r.exit, &r.error) {
-            (Some(0), _) => "succeeded".to_string(),
-            (_, Some(e)) => format!("failed: {e}"),
-            (Some(c), None) => format!("exited with status {c}"),
-            (None, None) => "failed".to_string(),
+    let mut results = Vec::new();
+    // A task that cannot run does not stop the next one: each has a result of its own.
+    let mut first_error = None;
+    for task in &a.tasks {
+        // The job's log then says which task it ran, for whoever debugs it.
+        if !ctx.json {
+            ctx.out.say(&format!("task {task} from {}", rc.url));
+        }
+        let r = match worker::exec_task(&remote, task) {
+            Ok(r) => r,
+            Err(e) => {
+                first_error.get_or_insert(e);
+                continue;
+            }
         };
-        ctx.out.say(&format!("task {} {how} on {}", a.task, r.host));
+        if !ctx.json {
+            let how = match (r.exit, &r.error) {
+                (Some(0), _) => "succeeded".to_string(),
+                (_, Some(e)) => format!("failed: {e}"),
+                (Some(c), None) => format!("exited with status {c}"),
+                (None, None) => "failed".to_string(),
+            };
+            ctx.out.say(&format!("task {task} {how} on {}", r.host));
+        }
+        results.push(r);
     }
-    Ok(if r.exit == Some(0) {
+    if ctx.json {
+        ctx.out.json(&results);
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    Ok(if results.iter().all(|r| r.exit == Some(0)) {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::from(1)

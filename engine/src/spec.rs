@@ -763,7 +763,7 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
     // Container options mean nothing without a container: say so instead of ignoring them.
     // `resources` also means something to a cluster's queue.
     for field in ["network", "resources", "batch"] {
-        let cluster = field == "resources" && executor == Some(ExecutorKind::Slurm);
+        let cluster = field != "network" && executor == Some(ExecutorKind::Slurm);
         if let (Some(n), None, false) = (map.get_node(field), &image, cluster) {
             return Err(cx.err(
                 n.span(),

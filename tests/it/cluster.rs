@@ -415,3 +415,38 @@ fn a_stage_can_ask_for_slurm_in_dvx_yaml() {
         "local"
     );
 }
+
+#[test]
+fn a_batch_runs_several_datums_in_one_slurm_job_each_with_its_own_result() {
+    let Some(conf) = cluster() else { return };
+    let remote = Remote::new(Kind::Folder, "batch");
+    let p = example(&remote);
+    let y = fs::read_to_string(p.p("dvx.yaml")).unwrap();
+    p.write(
+        "dvx.yaml",
+        y.replace(
+            "    outs: [summaries]\n",
+            "    outs: [summaries]\n    executor: slurm\n    batch: 3\n",
+        ),
+    );
+    let summary = dvx(&p, conf, &["run", "--json"]).ok().json();
+    let s = stage(&summary, "summarize");
+    assert_eq!(s["datums"]["executed"], 8, "{summary}");
+    let mut jobs: Vec<String> = s["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let rec = p.dvx(&["show", r.as_str().unwrap(), "--json"]).ok().json();
+            rec["cluster"]["job"].as_str().unwrap().to_string()
+        })
+        .collect();
+    jobs.sort();
+    jobs.dedup();
+    // 8 datums, 3 per job.
+    assert_eq!(jobs.len(), 3, "{jobs:?}");
+    let local_remote = Remote::new(Kind::Folder, "batch-local");
+    let l = example(&local_remote);
+    l.dvx(&["run"]).ok();
+    assert_eq!(tree(&p.p("summaries")), tree(&l.p("summaries")));
+}

@@ -228,6 +228,7 @@ mod tests {
                 job: job(cmd),
                 members: vec![],
                 portable: None,
+                batch: vec![],
             })
             .unwrap();
         }
@@ -248,6 +249,7 @@ mod tests {
                 job: job("sleep 0.3"),
                 members: vec![],
                 portable: None,
+                batch: vec![],
             })
             .unwrap();
         }
@@ -269,6 +271,7 @@ mod tests {
             job: job("sleep 30"),
             members: vec![],
             portable: None,
+            batch: vec![],
         })
         .unwrap();
         std::thread::sleep(Duration::from_millis(200));

@@ -40,6 +40,8 @@ pub struct Submission {
     /// The job before it knew where it runs, for executors elsewhere (a cluster's worker
     /// builds the job itself, in its own folder, with the same job builder).
     pub portable: Option<Portable>,
+    /// A batch for an executor elsewhere: each member's portable job, in `members` order.
+    pub batch: Vec<Portable>,
 }
 
 /// An input's kind and id as the plan saw them.
@@ -128,6 +130,7 @@ pub fn run_one(exec: &dyn Executor, job: Job) -> Result<Outcome> {
         job,
         members: Vec::new(),
         portable: None,
+        batch: Vec::new(),
     })?;
     loop {
         if let Some(f) = exec.poll(Duration::from_millis(100))?.into_iter().next() {

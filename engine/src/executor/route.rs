@@ -24,6 +24,7 @@ impl Executor for Routed<'_> {
         let kind = work
             .portable
             .as_ref()
+            .or(work.batch.first())
             .and_then(|p| p.stage.executor)
             .unwrap_or(self.default);
         match (kind, self.slurm) {
@@ -124,6 +125,7 @@ mod tests {
                 container: None,
             },
             members: vec![],
+            batch: vec![],
             portable: Some(Portable {
                 stage,
                 datum: None,

@@ -167,7 +167,27 @@ impl Engine<'_> {
                     batch: Vec::new(),
                 });
             }
-            if s.image.is_some() && s.batch > 1 && tasks.len() > 1 {
+            let on_slurm = s.image.is_none() && s.executor == Some(spec::ExecutorKind::Slurm);
+            if on_slurm && s.batch > 1 && tasks.len() > 1 {
+                // One Slurm job runs several datums, each still its own task and result.
+                let mut batched = Vec::new();
+                let mut rest = tasks.into_iter().peekable();
+                while rest.peek().is_some() {
+                    let members: Vec<Task> = rest.by_ref().take(s.batch as usize).collect();
+                    batched.push(Task {
+                        stage: i,
+                        datum: None,
+                        job: members[0].job.clone(),
+                        out_dir: None,
+                        key: members[0].key,
+                        retries: s.retries,
+                        attempt: 0,
+                        batch: members,
+                        portable: None,
+                    });
+                }
+                tasks = batched;
+            } else if s.image.is_some() && s.batch > 1 && tasks.len() > 1 {
                 let mut batched = Vec::new();
                 let mut rest = tasks.into_iter().peekable();
                 while rest.peek().is_some() {

@@ -118,6 +118,7 @@ impl RunState {
     pub fn submit(&mut self, exec: &dyn Executor, mut task: Task) -> Result<()> {
         let ticket = self.next();
         let members = std::mem::take(&mut task.batch);
+        let members_len = members.len();
         let tickets: Vec<Ticket> = members
             .into_iter()
             .map(|m| {
@@ -125,6 +126,10 @@ impl RunState {
                 self.in_flight.insert(t, m);
                 t
             })
+            .collect();
+        let batch: Vec<Portable> = tickets
+            .iter()
+            .filter_map(|t| self.in_flight.get(t).and_then(|m| m.portable.clone()))
             .collect();
         let (job, portable) = if tickets.is_empty() {
             let job = task.job.clone();
@@ -139,6 +144,12 @@ impl RunState {
             job,
             members: tickets,
             portable,
+            // Every member's, or none (a container batch runs here).
+            batch: if batch.len() == members_len {
+                batch
+            } else {
+                Vec::new()
+            },
         })
     }
 

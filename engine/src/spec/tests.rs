@@ -54,6 +54,11 @@ fn errors_point_at_the_place() {
         "stages:\n  a:\n    cmd: x\n    executor: slurm\n    resources: {cpus: 2, memory: 1g}\n"
     )
     .is_ok());
+    assert!(p("stages:\n  a:\n    cmd: x\n    input: {path: d, glob: \"/*\"}\n    outs: [o]\n    executor: slurm\n    batch: 4\n").is_ok());
+    assert!(
+        err("stages:\n  a:\n    cmd: x\n    executor: slurm\n    network: true\n")
+            .contains("only for stages that run in a container")
+    );
     assert!(err("stages:\n  a:\n    cmd: x\n    retries: lots\n")
         .starts_with("dvx.yaml:4:14: retries: expected a whole number"));
     assert!(

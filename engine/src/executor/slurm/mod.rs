@@ -255,15 +255,19 @@ impl Slurm {
         })
     }
 
-    fn sbatch(&self, p: &Portable, task: &Id) -> Result<String> {
+    fn sbatch(&self, p: &Portable, tasks: &[Id]) -> Result<String> {
         let mut worker = self.worker.clone();
-        worker.push(task.to_hex());
+        worker.extend(tasks.iter().map(Id::to_hex));
         let job = SbatchJob {
             name: &self.name,
             log: &self.log,
             cfg: &self.cfg,
             resources: &p.stage.resources,
-            timeout_secs: p.stage.timeout_secs,
+            // The tasks run one after another, each within the stage's timeout.
+            timeout_secs: p
+                .stage
+                .timeout_secs
+                .map(|t| t.saturating_mul(tasks.len() as u64)),
             worker,
         };
         let args = job.args().map_err(|m| EngineError::Failed {
@@ -467,34 +471,45 @@ impl Slurm {
 
 impl Executor for Slurm {
     fn submit(&self, work: Submission) -> Result<()> {
-        let Some(p) = work.portable else {
-            return Err(exec_err("slurm runs stage executions only".into()));
+        // A batch: one job running each member's task in turn, each reporting on its own.
+        let members: Vec<(Ticket, Portable)> = match (work.portable, work.members.is_empty()) {
+            (Some(p), true) => vec![(work.ticket, p)],
+            (None, false) if work.batch.len() == work.members.len() => {
+                work.members.into_iter().zip(work.batch).collect()
+            }
+            _ => return Err(exec_err("slurm runs stage executions only".into())),
         };
-        if p.stage.image.is_some() || !work.members.is_empty() {
+        let first = &members[0].1;
+        if first.stage.image.is_some() {
             return Err(EngineError::Failed {
-                stage: p.stage.name.clone(),
+                stage: first.stage.name.clone(),
                 datum: None,
                 message: "stages with `image:` do not run on slurm yet; use `executor: local` for this stage".into(),
             });
         }
         let mut st = self.lock();
         st.queued_withdrawn = false;
-        let task = self.task_of(&mut st, work.ticket, &p)?;
-        let id = self.remote.put_task(&task)?;
+        let mut ids = Vec::with_capacity(members.len());
+        for (t, p) in &members {
+            let task = self.task_of(&mut st, *t, p)?;
+            ids.push(self.remote.put_task(&task)?);
+        }
         let queued = chrono::Utc::now();
-        let job = self.sbatch(&p, &id)?;
-        st.jobs.insert(
-            work.ticket,
-            InFlight {
-                job,
-                task: id,
-                queued,
-                portable: p,
-                node: String::new(),
-                state: String::new(),
-                gone: 0,
-            },
-        );
+        let job = self.sbatch(first, &ids)?;
+        for ((t, p), id) in members.into_iter().zip(ids) {
+            st.jobs.insert(
+                t,
+                InFlight {
+                    job: job.clone(),
+                    task: id,
+                    queued,
+                    portable: p,
+                    node: String::new(),
+                    state: String::new(),
+                    gone: 0,
+                },
+            );
+        }
         Ok(())
     }
 
@@ -547,10 +562,12 @@ impl Executor for Slurm {
                     .collect()
             }
         };
-        let jobs: Vec<String> = chosen
+        let mut jobs: Vec<String> = chosen
             .iter()
             .filter_map(|t| st.jobs.remove(t).map(|f| f.job))
             .collect();
+        jobs.sort();
+        jobs.dedup();
         self.scancel(&jobs);
         chosen
     }
@@ -559,7 +576,9 @@ impl Executor for Slurm {
 impl Drop for Slurm {
     /// Jobs of a run that ends (an error, a panic) are not left in the queue.
     fn drop(&mut self) {
-        let jobs: Vec<String> = self.lock().jobs.values().map(|f| f.job.clone()).collect();
+        let mut jobs: Vec<String> = self.lock().jobs.values().map(|f| f.job.clone()).collect();
+        jobs.sort();
+        jobs.dedup();
         self.scancel(&jobs);
     }
 }
