@@ -450,3 +450,60 @@ fn a_batch_runs_several_datums_in_one_slurm_job_each_with_its_own_result() {
     l.dvx(&["run"]).ok();
     assert_eq!(tree(&p.p("summaries")), tree(&l.p("summaries")));
 }
+
+/// A task as a hostile remote could hold it: canonical, under its own id, with `path`.
+fn hostile_task(input_path: &str) -> (String, Vec<u8>) {
+    let text = format!(
+        concat!(
+            r#"{{"format":1,"submission":"x/1","stage":"s","cmd":["touch pwned"],"env":{{}},"#,
+            r#""wdir":"","image":null,"inputs":[{{"path":{},"kind":"file","id":"{}"}}],"#,
+            r#""datum":null,"outs":[],"resources":{{"cpus":null,"memory":null,"gpus":null}},"#,
+            r#""timeout_secs":null,"packs":[]}}"#
+        ),
+        serde_json::to_string(input_path).unwrap(),
+        blake3::hash(b"x").to_hex()
+    );
+    let id = blake3::hash(text.as_bytes()).to_hex().to_string();
+    (id, text.into_bytes())
+}
+
+#[test]
+fn exec_task_refuses_a_task_that_reaches_outside_its_workspace_or_does_not_match_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = dir.path().join("r");
+    fs::create_dir_all(remote.join("tasks")).unwrap();
+    let p = Project::empty();
+    for bad in [
+        "../escape",
+        "/etc/passwd",
+        ".git/hooks/pre-commit",
+        ".dvx/db",
+    ] {
+        let (id, bytes) = hostile_task(bad);
+        fs::write(remote.join(format!("tasks/{id}.json")), &bytes).unwrap();
+        let r = p.dvx(&["exec-task", &remote.display().to_string(), &id]);
+        assert_eq!(r.out.status.code(), Some(3), "{bad}: {}", r.stderr());
+        assert!(
+            r.stderr().contains("not a safe relative path"),
+            "{}",
+            r.stderr()
+        );
+        // Nothing ran, and no result was written.
+        assert!(!remote.join(format!("results/{id}.json")).exists());
+    }
+    // Bytes that are not what the id names.
+    let (id, mut bytes) = hostile_task("ok.txt");
+    bytes[20] ^= 1;
+    fs::write(remote.join(format!("tasks/{id}.json")), &bytes).unwrap();
+    let r = p.dvx(&["exec-task", &remote.display().to_string(), &id]);
+    assert_eq!(r.out.status.code(), Some(3), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("does not match its id"),
+        "{}",
+        r.stderr()
+    );
+    assert!(!p.exists("pwned"));
+    // Not an id at all: a usage error.
+    let r = p.dvx(&["exec-task", &remote.display().to_string(), "abc"]);
+    assert_eq!(r.out.status.code(), Some(2), "{}", r.stderr());
+}
