@@ -71,8 +71,11 @@ pub struct Task {
     /// The declared environment (never credentials: only what dvx.yaml declares).
     pub env: BTreeMap<String, String>,
     pub wdir: String,
-    /// The image's id, for stages with `image:`.
+    /// The image, for stages with `image:`: `NAME[:TAG]@sha256:ID`, the name to find it by
+    /// on the node and the id it must have there.
     pub image: Option<String>,
+    /// Container stages: whether the container has a network.
+    pub network: bool,
     pub inputs: Vec<TaskInput>,
     pub datum: Option<TaskDatum>,
     /// Outputs of a stage without datums (paths relative to the workspace).
@@ -307,6 +310,7 @@ mod tests {
             env: BTreeMap::from([("B".into(), "2".into()), ("A".into(), "1".into())]),
             wdir: String::new(),
             image: None,
+            network: false,
             inputs: vec![TaskInput {
                 path: "data/a.ndjson".into(),
                 kind: EntryKind::File,
@@ -337,7 +341,7 @@ mod tests {
             concat!(
                 r#"{"format":1,"submission":"run-1/7/0","stage":"count","#,
                 r#""cmd":["wc -l < ${input} > ${output}/n"],"env":{"A":"1","B":"2"},"wdir":"","#,
-                r#""image":null,"inputs":[{"path":"data/a.ndjson","kind":"file","#,
+                r#""image":null,"network":false,"inputs":[{"path":"data/a.ndjson","kind":"file","#,
                 r#""id":"17762fddd969a453925d65717ac3eea21320b66b54342fde15128d6caf21215f"}],"#,
                 r#""datum":{"id":"a.ndjson","input":"data/a.ndjson","output":".dvx/out"},"#,
                 r#""outs":[],"resources":{"cpus":"1","memory":null,"gpus":null},"#,
@@ -350,7 +354,7 @@ mod tests {
         assert_eq!(Task::decode("r", &id, &bytes).unwrap(), sample());
     }
 
-    const GOLDEN_TASK_ID: &str = "d4ccbb3dfe420d25fec3ade29ca518cf5b9d03973239d1602dd9a31acd705892";
+    const GOLDEN_TASK_ID: &str = "80af3ad24ecb545d8dc88b1c28b58a2f9838a703ec0377738e055ac018932ae6";
 
     #[test]
     fn a_task_read_back_is_checked() {

@@ -460,7 +460,7 @@ fn hostile_task(input_path: &str) -> (String, Vec<u8>) {
     let text = format!(
         concat!(
             r#"{{"format":1,"submission":"x/1","stage":"s","cmd":["touch pwned"],"env":{{}},"#,
-            r#""wdir":"","image":null,"inputs":[{{"path":{},"kind":"file","id":"{}"}}],"#,
+            r#""wdir":"","image":null,"network":false,"inputs":[{{"path":{},"kind":"file","id":"{}"}}],"#,
             r#""datum":null,"outs":[],"resources":{{"cpus":null,"memory":null,"gpus":null}},"#,
             r#""timeout_secs":null,"packs":[]}}"#
         ),
@@ -510,4 +510,49 @@ fn exec_task_refuses_a_task_that_reaches_outside_its_workspace_or_does_not_match
     // Not an id at all: a usage error.
     let r = p.dvx(&["exec-task", &remote.display().to_string(), "abc"]);
     assert_eq!(r.out.status.code(), Some(2), "{}", r.stderr());
+}
+
+#[test]
+fn a_container_stage_runs_on_slurm_in_its_image_and_matches_a_local_run() {
+    let Some(conf) = cluster() else { return };
+    let Some(podman) = crate::containers::services() else {
+        eprintln!("skipped: no podman (DVX_SKIP_CONTAINER_TESTS=1)");
+        return;
+    };
+    let image = podman
+        .iter()
+        .find(|(k, _)| k == "DVX_TEST_IMAGE")
+        .map(|(_, v)| v.clone())
+        .expect("podman.sh names the test image");
+    let yaml = format!(
+        "stages:\n  count:\n    image: {image}\n    input: {{path: data/batches, glob: \"/*.ndjson\"}}\n    cmd: wc -l < \"$DVX_INPUT\" > \"$DVX_OUTPUT/$DVX_DATUM_ID.n\" && cat /etc/passwd | head -1 > \"$DVX_OUTPUT/$DVX_DATUM_ID.who\"\n    outs: [counts]\n    executor: slurm\n"
+    );
+    let run = |p: &Project, args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut c = s3_cmd(p, &args);
+        c.env("SLURM_CONF", conf)
+            .envs(podman.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        Run {
+            out: c.output().expect("dvx runs"),
+        }
+    };
+    let remote = Remote::new(Kind::Folder, "container");
+    let p = example(&remote);
+    p.write("dvx.yaml", &yaml);
+    let summary = run(&p, &["run", "--json"]).ok().json();
+    let rid = stage(&summary, "count")["runs"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rec = p.dvx(&["show", &rid, "--json"]).ok().json();
+    assert_eq!(rec["executor"], "slurm", "{rec}");
+    assert!(rec["image"].as_str().unwrap().contains("@sha256:"), "{rec}");
+    // The same stage here, in the same image: the same bytes (the container's /etc/passwd,
+    // not the node's).
+    let local_remote = Remote::new(Kind::Folder, "container-local");
+    let l = example(&local_remote);
+    l.write("dvx.yaml", yaml.replace("    executor: slurm\n", ""));
+    run(&l, &["run"]).ok();
+    assert_eq!(tree(&p.p("counts")), tree(&l.p("counts")));
+    assert_eq!(tree(&p.p("counts")).len(), 16);
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::common::{Project, Run};
 
 /// The environment podman.sh prints (CONTAINERS_CONF, the test images, ...).
-fn services() -> Option<&'static Vec<(String, String)>> {
+pub(crate) fn services() -> Option<&'static Vec<(String, String)>> {
     static ENV: OnceLock<Result<Vec<(String, String)>, String>> = OnceLock::new();
     let env = ENV.get_or_init(|| {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/services/podman.sh");

@@ -58,7 +58,9 @@ pub struct PortableStage {
     pub wdir: String,
     pub timeout_secs: Option<u64>,
     pub resources: Resources,
+    /// `NAME@sha256:ID` of a container stage's image, as resolved for its key.
     pub image: Option<String>,
+    pub network: bool,
     /// Outputs of a stage without datums.
     pub outs: Vec<String>,
     /// Files and folders the commands read (deps and params files), project-relative, with

@@ -111,6 +111,7 @@ mod tests {
             timeout_secs: None,
             resources: Default::default(),
             image: None,
+            network: false,
             outs: vec![],
             inputs: vec![],
             root: std::env::temp_dir(),

@@ -12,9 +12,11 @@ use dvx_remote::transfer::Upload;
 use dvx_remote::Remote;
 use dvx_store::{paths, Id, StoreError};
 
-use crate::error::Result;
+use crate::container;
+use crate::error::{EngineError, Result};
 use crate::exec::{self, Children, Outcome};
-use crate::job::{DatumIo, Recipe};
+use crate::job::{ContainerOf, DatumIo, Recipe};
+use crate::spec::Resources;
 
 /// A scratch folder removed when dropped (the worker leaves nothing behind on the node).
 struct Scratch(PathBuf);
@@ -58,6 +60,46 @@ fn fetch_inputs(remote: &Remote, task: &Task, ws: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The container of a task with an image: found by name with the node's runtime, and only
+/// if it is the image the task was keyed with.
+fn container_of(task: &Task) -> Result<Option<ContainerOf>> {
+    let Some(pinned) = &task.image else {
+        return Ok(None);
+    };
+    let bad = |message: String, hint: &str| EngineError::Container {
+        stage: task.stage.clone(),
+        message,
+        hint: hint.into(),
+    };
+    let (reference, id) = pinned.rsplit_once('@').ok_or_else(|| {
+        bad(
+            format!("the task's image {pinned:?} is not NAME@sha256:ID"),
+            "the task was not written by this dvx",
+        )
+    })?;
+    let runtime = container::detect(&task.stage, None)?;
+    let image = runtime.resolve(&task.stage, reference)?;
+    if image.id != id {
+        return Err(bad(
+            format!(
+                "image {reference} is {} on this node; the task was keyed with {id}",
+                image.id
+            ),
+            "give every node the same image (`podman load`, or a registry the nodes pull from)",
+        ));
+    }
+    Ok(Some(ContainerOf {
+        runtime,
+        image,
+        network: task.network,
+        resources: Resources {
+            cpus: task.resources.cpus.clone(),
+            memory: task.resources.memory.clone(),
+            gpus: task.resources.gpus.clone(),
+        },
+    }))
+}
+
 /// Run the task's commands in `ws`, as `dvx run` would, with its timeout enforced.
 fn run_commands(task: &Task, ws: &Path) -> Result<Outcome> {
     let recipe = Recipe {
@@ -76,9 +118,15 @@ fn run_commands(task: &Task, ws: &Path) -> Result<Outcome> {
         }
         None => None,
     };
+    let image = container_of(task)?;
     for o in &task.outs {
-        if let Some(parent) = paths::abs(ws, o)?.parent() {
+        let abs = paths::abs(ws, o)?;
+        if let Some(parent) = abs.parent() {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
+        }
+        if image.is_some() {
+            // Mounted one by one, so each must exist first (as for a local run).
+            container::prepare_output(&abs)?;
         }
     }
     let cwd = paths::abs(ws, &task.wdir)?;
@@ -91,7 +139,7 @@ fn run_commands(task: &Task, ws: &Path) -> Result<Outcome> {
             output: output.clone(),
         }),
         &outs,
-        None,
+        image,
     );
     let children = Children::default();
     // The clock for the timeout: exec::run leaves killing overdue commands to its caller.
@@ -109,6 +157,9 @@ fn run_commands(task: &Task, ws: &Path) -> Result<Outcome> {
     let outcome = exec::run(&job, &children);
     let _ = stop_tx.send(());
     let _ = clock.join();
+    for o in &task.outs {
+        container::clear_placeholder(&paths::abs(ws, o)?);
+    }
     Ok(outcome)
 }
 
@@ -125,13 +176,10 @@ pub fn exec_task(remote: &Remote, id: &Id) -> Result<TaskResult> {
     std::fs::create_dir_all(&ws).map_err(|e| StoreError::io(&ws, e))?;
     let scratch = Scratch(ws.clone());
     let started = chrono::Utc::now();
-    let outcome = if task.image.is_some() {
-        failed("stages with `image:` do not run on cluster workers yet".into())
-    } else {
-        match fetch_inputs(remote, &task, &ws) {
-            Ok(()) => run_commands(&task, &ws)?,
-            Err(e) => failed(format!("cannot fetch the task's inputs: {e}")),
-        }
+    // Whatever goes wrong here is the task's failure, reported in its result.
+    let outcome = match fetch_inputs(remote, &task, &ws) {
+        Ok(()) => run_commands(&task, &ws).unwrap_or_else(|e| failed(e.to_string())),
+        Err(e) => failed(format!("cannot fetch the task's inputs: {e}")),
     };
     let ended = chrono::Utc::now();
     let mut up = Upload::new(remote, None);

@@ -117,7 +117,8 @@ impl Engine<'_> {
             wdir: s.wdir.clone(),
             timeout_secs: s.timeout,
             resources: s.resources.clone(),
-            image: s.image.clone(),
+            image: self.pinned_image(s),
+            network: s.network,
             outs: if s.input.is_some() {
                 Vec::new()
             } else {

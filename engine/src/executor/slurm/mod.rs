@@ -241,7 +241,8 @@ impl Slurm {
             cmd: s.cmd.clone(),
             env: s.env.clone(),
             wdir: s.wdir.clone(),
-            image: None,
+            image: s.image.clone(),
+            network: s.network,
             inputs,
             datum,
             outs: s.outs.clone(),
@@ -480,13 +481,6 @@ impl Executor for Slurm {
             _ => return Err(exec_err("slurm runs stage executions only".into())),
         };
         let first = &members[0].1;
-        if first.stage.image.is_some() {
-            return Err(EngineError::Failed {
-                stage: first.stage.name.clone(),
-                datum: None,
-                message: "stages with `image:` do not run on slurm yet; use `executor: local` for this stage".into(),
-            });
-        }
         let mut st = self.lock();
         st.queued_withdrawn = false;
         let mut ids = Vec::with_capacity(members.len());
