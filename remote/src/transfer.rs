@@ -293,7 +293,9 @@ impl Remote {
                 let bytes = &got[&(Kind::Tree, *tid)];
                 for e in Tree::decode_ref(*tid, bytes)? {
                     let sub = paths::join(rel, e.name);
-                    if let Some(why) = paths::reserved(&sub) {
+                    // The names reserved anywhere; where the tree lands was checked by whoever
+                    // chose the destination.
+                    if let Some(why) = paths::reserved_name(e.name) {
                         return Err(RemoteError::Remote {
                             remote: self.name.clone(),
                             message: format!("{sub:?} would be written: {why}"),
@@ -447,5 +449,33 @@ mod tests {
         assert_eq!(again.add_path(&src.path().join("a")).unwrap().id, top.id);
         assert_eq!(again.finish().unwrap(), packs);
         assert_eq!(remote.read_file(&idx, Id::of(&big)).unwrap(), big);
+    }
+
+    #[test]
+    fn a_tree_that_names_dvx_or_git_files_or_a_link_is_refused() {
+        let remote_dir = tempfile::tempdir().unwrap();
+        let remote = folder_remote(remote_dir.path());
+        for bad in [".git/config", "sub/.dvx/db", "sub/.dvx-tmp-1"] {
+            let src = tempfile::tempdir().unwrap();
+            let f = src.path().join("a").join(bad);
+            fs::create_dir_all(f.parent().unwrap()).unwrap();
+            fs::write(&f, "x").unwrap();
+            let mut up = Upload::new(&remote, None);
+            let top = up.add_path(&src.path().join("a")).unwrap();
+            let idx = remote.load_packs(&up.finish().unwrap()).unwrap();
+            let dest = tempfile::tempdir().unwrap();
+            let e = remote
+                .download_to(&idx, EntryKind::Dir, top.id, &dest.path().join("x"))
+                .unwrap_err();
+            assert_eq!(e.kind(), Some(RemoteErrorKind::Unsafe), "{bad}: {e}");
+            assert!(
+                !dest.path().join("x").exists(),
+                "{bad}: written before the check"
+            );
+        }
+        let src = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", src.path().join("link")).unwrap();
+        let mut up = Upload::new(&remote, None);
+        assert!(up.add_path(src.path()).is_err());
     }
 }
