@@ -41,7 +41,7 @@ pub fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · dvx</title>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><style>{STYLE}</style></head>\
-         <body><nav><b>dvx</b> <a href=\"/\">Pipeline</a> <a href=\"/runs\">Runs</a> <a href=\"/history\">Metrics</a> \
+         <body><nav><b>dvx</b> <a href=\"/\">Pipeline</a> <a href=\"/runs\">Runs</a> <a href=\"/history\">Metrics</a> <a href=\"/triggers\">Triggers</a> \
          <form action=\"/lineage\" method=\"get\"><input name=\"target\" placeholder=\"PATH[@REV]\" aria-label=\"lineage of\"> \
          <button>Lineage</button></form></nav><main><h1>{t}</h1>\n{body}</main></body></html>\n",
         t = escape(title)
@@ -387,4 +387,50 @@ pub fn history(points: &[views::HistoryPoint]) -> String {
     }
     body.push_str("</table>");
     page("Metrics", &body)
+}
+
+pub fn triggers(ts: &[views::TriggerView]) -> String {
+    if ts.is_empty() {
+        return page(
+            "Triggers",
+            "<p>dvx.yaml declares no <code>triggers:</code>; runs start only by hand.</p>",
+        );
+    }
+    let mut body = String::new();
+    for t in ts {
+        body.push_str(&format!(
+            "<section class=\"trigger\" data-trigger=\"{n}\"><h2>{n}</h2><p>{kind} <code>{when}</code>{stages}; {pending} pending{problem}</p>\
+             <table><tr><th>firing</th><th>state</th><th>started</th><th>commit</th><th>result</th></tr>",
+            n = escape(&t.name),
+            kind = t.kind,
+            when = escape(&t.when),
+            stages = if t.stages.is_empty() {
+                String::new()
+            } else {
+                format!(", stages {}", escape(&t.stages.join(", ")))
+            },
+            pending = t.pending,
+            problem = t
+                .problem
+                .as_ref()
+                .map(|p| format!(" <span class=\"error\">({})</span>", escape(p)))
+                .unwrap_or_default(),
+        ));
+        for f in &t.firings {
+            let result = match (&f.error, f.failed) {
+                (Some(e), _) => format!("<span class=\"error\">{}</span>", escape(e)),
+                (None, 0) => "ok".into(),
+                (None, n) => format!("<span class=\"error\">{n} failed</span>"),
+            };
+            body.push_str(&format!(
+                "<tr class=\"firing\"><td><code>{}</code></td><td>{:?}</td><td>{}</td><td>{}</td><td>{result}</td></tr>",
+                escape(&f.key),
+                f.state,
+                escape(&f.started),
+                f.commit.map(|c| c.short()).unwrap_or_else(|| "-".into()),
+            ));
+        }
+        body.push_str("</table></section>");
+    }
+    page("Triggers", &body)
 }

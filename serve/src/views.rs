@@ -29,7 +29,9 @@ pub struct PipelineView {
 }
 
 pub fn pipeline(root: &Path) -> Result<PipelineView> {
-    let repo = Repo::open(root, Access::Read)?;
+    // An observer: planning hashes changed files, and must not take the writer lock to save
+    // them while a `dvx run` may be starting.
+    let repo = Repo::open(root, Access::Read)?.observer();
     let mut engine = match Engine::open(&repo) {
         Ok(e) => e,
         Err(EngineError::NoPipeline(_)) => return Ok(PipelineView::default()),
@@ -185,4 +187,66 @@ pub fn history(root: &Path, rev: Option<&str>, n: usize) -> Result<Vec<HistoryPo
     }
     out.reverse();
     Ok(out)
+}
+
+/// A trigger as the triggers page shows it, with its firings (newest first, at most 50).
+#[derive(Debug, Serialize)]
+pub struct TriggerView {
+    pub name: String,
+    /// `cron` or `on_push`.
+    pub kind: &'static str,
+    /// The cron pattern, or `REMOTE/BRANCH`.
+    pub when: String,
+    pub stages: Vec<String>,
+    pub min_interval_secs: Option<u64>,
+    pub catch_up: dvx_engine::trigger::CatchUp,
+    pub push: Option<String>,
+    /// Firings due and not started yet.
+    pub pending: usize,
+    pub problem: Option<String>,
+    pub firings: Vec<dvx_engine::trigger::journal::FiringEntry>,
+}
+
+impl TriggerView {
+    pub fn of(
+        t: &dvx_engine::trigger::Trigger,
+        pending: &BTreeMap<String, usize>,
+        problems: &BTreeMap<String, String>,
+    ) -> TriggerView {
+        use dvx_engine::trigger::When;
+        let (kind, when) = match &t.when {
+            When::Cron { pattern, .. } => ("cron", pattern.clone()),
+            When::Push { remote, branch, .. } => (
+                "on_push",
+                format!(
+                    "{}/{branch}",
+                    remote.as_deref().unwrap_or("(default remote)")
+                ),
+            ),
+        };
+        TriggerView {
+            name: t.name.clone(),
+            kind,
+            when,
+            stages: t.stages.clone(),
+            min_interval_secs: t.min_interval.map(|d| d.as_secs()),
+            catch_up: t.catch_up,
+            push: t.push.clone(),
+            pending: pending.get(&t.name).copied().unwrap_or(0),
+            problem: problems.get(&t.name).cloned(),
+            firings: Vec::new(),
+        }
+    }
+}
+
+/// Fill in each trigger's firings from the store.
+pub fn with_firings(root: &Path, mut ts: Vec<TriggerView>) -> Result<Vec<TriggerView>> {
+    let repo = Repo::open(root, Access::Read)?;
+    for t in &mut ts {
+        let mut f = dvx_engine::trigger::journal::firings(&repo.store, &t.name)?;
+        f.reverse();
+        f.truncate(50);
+        t.firings = f;
+    }
+    Ok(ts)
 }

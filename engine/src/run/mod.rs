@@ -104,6 +104,8 @@ pub struct Engine<'a> {
     containers: container::Resolver,
     /// Every stage's outputs, to tell quickly whether a path is produced.
     outs: PathIndex<()>,
+    /// The trigger firing that started the run, for its records.
+    trigger: Option<String>,
 }
 
 impl<'a> Engine<'a> {
@@ -128,6 +130,7 @@ impl<'a> Engine<'a> {
             scratch,
             containers,
             outs: PathIndex::new(pipeline_outs.into_iter().map(|p| (p, ())).collect()),
+            trigger: None,
         })
     }
 
@@ -152,6 +155,7 @@ impl<'a> Engine<'a> {
         progress: &dyn Progress,
     ) -> Result<RunSummary> {
         let t0 = Instant::now();
+        self.trigger = opts.trigger.clone();
         let selected = self
             .dag
             .select(&self.pipeline, &opts.targets, opts.downstream)?;
