@@ -149,14 +149,6 @@ pub fn render(root: &Path, c: &Counters) -> Result<String> {
     Ok(o)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn labels_are_escaped() {
-        assert_eq!(super::label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
-}
-
 /// The triggers' figures: firings by result (from the store, so they survive a restart) and
 /// what is due but not started.
 pub fn render_triggers(ts: &[crate::views::TriggerView]) -> String {
@@ -194,4 +186,12 @@ pub fn render_triggers(ts: &[crate::views::TriggerView]) -> String {
         );
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(super::label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
 }
