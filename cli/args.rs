@@ -430,6 +430,13 @@ pub enum Command {
     #[command(subcommand)]
     Params(ParamsCmd),
 
+    /// List the artifacts (models, data sets) the top-level `artifacts:` of dvx.yaml declares.
+    #[command(after_help = "Examples:\n  dvx artifacts\n  dvx artifacts --json")]
+    Artifacts {
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Verify every table of the database and re-hash every stored object; rebuild what can be
     /// derived again (the stat cache, the lineage index) and report damaged or missing data.
     #[command(

@@ -534,6 +534,11 @@ fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
             };
             output::print_deltas(out, &metrics::diff(&old, &new), json);
         }
+        Command::Artifacts { json } => {
+            let repo = Repo::open(&cwd, Access::Read)?;
+            let engine = Engine::open(&repo)?;
+            output::print_artifacts(out, &engine.pipeline.sections.artifacts, json);
+        }
         Command::Lineage {
             target,
             downstream,

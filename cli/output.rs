@@ -429,3 +429,25 @@ pub fn print_verify(out: &Out, r: &dvx_engine::verify::VerifyReport) {
         }
     ));
 }
+
+/// `dvx artifacts`: one line per artifact (name, type, path), then its description and labels.
+pub fn print_artifacts(out: &Out, artifacts: &[dvx_engine::spec::Artifact], json: bool) {
+    if json {
+        out.json(&artifacts);
+        return;
+    }
+    for a in artifacts {
+        println!(
+            "{:<24} {:<8} {}",
+            a.name,
+            a.kind.as_deref().unwrap_or("-"),
+            a.path
+        );
+        if let Some(d) = &a.desc {
+            println!("  {d}");
+        }
+        if !a.labels.is_empty() {
+            println!("  labels: {}", a.labels.join(", "));
+        }
+    }
+}

@@ -77,6 +77,12 @@ impl Dag {
         let mut outs = Vec::new();
         for (i, s) in p.stages.iter().enumerate() {
             for o in s.all_outs() {
+                // A metrics or plots file inside the stage's own output folder (DVC's
+                // `outs: [eval]` with `metrics: [eval/metrics.json]`) names a file that
+                // folder already holds: one producer, nothing to clash.
+                if s.inside_own_out(o) {
+                    continue;
+                }
                 outs.push((
                     o.path.clone(),
                     OutAt {

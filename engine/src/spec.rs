@@ -11,7 +11,9 @@ use serde::Serialize;
 use crate::error::{EngineError, Result};
 
 mod expand;
+mod project;
 use expand::{check_expansion, foreach_items, matrix_items, substitute, too_many_stages};
+pub use project::{Artifact, Plot, Sections};
 
 pub const PIPELINE_FILE: &str = "dvx.yaml";
 pub const DEFAULT_PARAMS: &str = "params.yaml";
@@ -35,6 +37,13 @@ pub const MAX_GPUS: u32 = 1024;
 pub struct Pos {
     pub line: usize,
     pub column: usize,
+}
+
+impl Pos {
+    /// A span starting here, for errors about values read out of their node.
+    fn span(&self) -> Span {
+        Span::new_start(marked_yaml::Marker::new(0, 0, self.line, self.column))
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -71,6 +80,8 @@ pub struct Stage {
     pub deps: Vec<String>,
     pub outs: Vec<Out>,
     pub metrics: Vec<Out>,
+    /// DVC's stage `plots:`: outputs like `metrics`, drawn by plot commands.
+    pub plots: Vec<Out>,
     pub params: Vec<ParamRef>,
     pub env: BTreeMap<String, String>,
     /// Project-relative working folder ("" is the top).
@@ -107,9 +118,21 @@ pub struct Resources {
 }
 
 impl Stage {
-    /// Outputs and metrics files together.
+    /// Outputs, metrics and plots files together.
     pub fn all_outs(&self) -> impl Iterator<Item = &Out> {
-        self.outs.iter().chain(self.metrics.iter())
+        self.outs
+            .iter()
+            .chain(self.metrics.iter())
+            .chain(self.plots.iter())
+    }
+
+    /// True for a metrics or plots file that lies inside one of the stage's `outs`.
+    pub fn inside_own_out(&self, o: &Out) -> bool {
+        !self.outs.iter().any(|x| std::ptr::eq(x, o))
+            && self
+                .outs
+                .iter()
+                .any(|x| x.path != o.path && dvx_store::paths::is_under(&o.path, &x.path))
     }
 
     /// The cached output a datum stage's executions write into ("" when it has none).
@@ -126,6 +149,8 @@ impl Stage {
 pub struct Pipeline {
     pub file: PathBuf,
     pub stages: Vec<Stage>,
+    /// The top-level `metrics`, `params`, `plots` and `artifacts` of a DVC-style file.
+    pub sections: Sections,
 }
 
 impl Pipeline {
@@ -139,6 +164,7 @@ const STAGE_FIELDS: &[&str] = &[
     "deps",
     "outs",
     "metrics",
+    "plots",
     "params",
     "env",
     "wdir",
@@ -152,6 +178,7 @@ const STAGE_FIELDS: &[&str] = &[
     "resources",
     "batch",
     "desc",
+    "meta",
 ];
 
 struct Ctx<'a> {
@@ -231,13 +258,17 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
     })?;
     let top = cx.mapping(&top, "the top level")?;
     let mut stages_node = None;
+    let mut sections = Sections::default();
     for (k, v) in top.iter() {
         match k.as_str() {
             "stages" => stages_node = Some(v),
+            other if project::is_section(other) => {
+                project::parse_section(&cx, other, v, &mut sections)?
+            }
             other => {
                 return Err(cx.err(
                     k.span(),
-                    format!("unknown top-level key `{other}`; expected `stages`"),
+                    format!("unknown top-level key `{other}`; expected `stages`, `metrics`, `params`, `plots` or `artifacts`"),
                 ))
             }
         }
@@ -325,6 +356,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
     Ok(Pipeline {
         file: file.to_path_buf(),
         stages,
+        sections,
     })
 }
 
@@ -398,7 +430,9 @@ fn rel_path(cx: &Ctx, wdir: &str, p: &str, span: &Span, what: &str) -> Result<St
     Ok(parts.join("/"))
 }
 
+/// `outs`, `metrics` and `plots` entries; `plots` entries may also carry plot properties.
 fn parse_outs(cx: &Ctx, wdir: &str, n: &Node, what: &str) -> Result<Vec<Out>> {
+    let plots = what == "plots";
     let seq: Vec<&Node> = match n {
         Node::Sequence(s) => s.iter().collect(),
         _ => vec![n],
@@ -428,6 +462,11 @@ fn parse_outs(cx: &Ctx, wdir: &str, n: &Node, what: &str) -> Result<Vec<Out>> {
                         match ok.as_str() {
                             "cache" => o.cache = cx.boolean(ov, "cache")?,
                             "persist" => o.persist = cx.boolean(ov, "persist")?,
+                            // Properties say how to draw the plot, not what the stage makes.
+                            p if plots && project::PLOT_PROPS.contains(&p) => {}
+                            other if plots => {
+                                return Err(cx.err(ok.span(), format!("unknown option `{other}` for a plot; expected `cache`, `persist` or one of: {}", project::PLOT_PROPS.join(", "))))
+                            }
                             other => {
                                 return Err(cx.err(ok.span(), format!("unknown option `{other}` for an output; expected `cache` or `persist`")))
                             }
@@ -645,7 +684,7 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
     let mut dep_at = Vec::new();
     if let Some(n) = map.get_node("deps") {
         for (d, pos) in cx.strings(n, "deps")? {
-            let span = Span::new_start(marked_yaml::Marker::new(0, 0, pos.line, pos.column));
+            let span = pos.span();
             deps.push(rel_path(cx, &wdir, &d, &span, "deps")?);
             dep_at.push(pos);
         }
@@ -656,6 +695,10 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
     };
     let metrics = match map.get_node("metrics") {
         Some(n) => parse_outs(cx, &wdir, n, "metrics")?,
+        None => Vec::new(),
+    };
+    let plots = match map.get_node("plots") {
+        Some(n) => parse_outs(cx, &wdir, n, "plots")?,
         None => Vec::new(),
     };
     let params = match map.get_node("params") {
@@ -749,6 +792,7 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
         deps,
         outs,
         metrics,
+        plots,
         params,
         env,
         wdir,

@@ -5,6 +5,7 @@ mod concurrency;
 mod containers;
 mod docs;
 mod durability;
+mod dvc_compat;
 mod errors;
 mod exit_codes;
 mod hostile;
