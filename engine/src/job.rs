@@ -66,6 +66,17 @@ impl Recipe<'_> {
     pub fn build(&self, datum: Option<DatumIo>, outs: &[&str], image: Option<ContainerOf>) -> Job {
         let mut env = self.env.clone();
         env.insert("DVX_STAGE".into(), self.stage.to_string());
+        // What DVC sets for a stage's command. Tools built for DVC pipelines read them to
+        // learn that a pipeline runs them: DVCLive, seeing DVC_ROOT, stops saving an
+        // experiment (git refs under refs/exps) on every run. A stage's own `env` wins.
+        let root_seen = if image.is_some() {
+            container::WORK.to_string()
+        } else {
+            self.root.to_string_lossy().into_owned()
+        };
+        env.entry("DVC_ROOT".into()).or_insert(root_seen);
+        env.entry("DVC_STAGE".into())
+            .or_insert_with(|| self.stage.to_string());
         let mut cmds = self.cmds.to_vec();
         let mut mounts = vec![Mount::ro(self.root.to_path_buf(), container::WORK)];
         match &datum {
@@ -148,6 +159,8 @@ mod tests {
         assert_eq!(job.env["DVX_OUTPUT"], "/p/.dvx/tmp/o");
         assert_eq!(job.env["DVX_DATUM_ID"], "it's.txt");
         assert_eq!(job.env["DVX_STAGE"], "count");
+        assert_eq!(job.env["DVC_STAGE"], "count");
+        assert_eq!(job.env["DVC_ROOT"], "/p");
         assert_eq!(job.env["A"], "1");
         assert_eq!(job.cwd, Path::new("/p/sub"));
         assert!(job.container.is_none());

@@ -6,6 +6,7 @@ mod containers;
 mod docs;
 mod durability;
 mod dvc_compat;
+mod dvclive;
 mod errors;
 mod exit_codes;
 mod hostile;
