@@ -45,6 +45,7 @@ fn record(stage: &str, input: PathId, output: PathId, n: u64) -> RunRecord {
         stdout: Id::of(b""),
         user: "bench".into(),
         version: RECORD_VERSION,
+        warnings: Vec::new(),
         wdir: String::new(),
     }
 }

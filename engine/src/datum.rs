@@ -11,9 +11,13 @@ use crate::error::{EngineError, Result};
 use crate::key::InputId;
 use crate::spec::{Input, Stage};
 
+/// The id of the one datum `glob: "/"` makes: the whole input folder, as in Pachyderm.
+pub const WHOLE_INPUT: &str = "/";
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Datum {
-    /// Path of the match inside the input folder (its id for humans).
+    /// Path of the match inside the input folder (its id for humans); [`WHOLE_INPUT`] for
+    /// the input folder itself.
     pub id: String,
     /// Project-relative path of the match.
     pub path: String,
@@ -36,6 +40,13 @@ pub fn datums(stage: &Stage, input: &Input, files: &BTreeMap<String, Flat>) -> R
         .compile_matcher();
     let base = &input.path;
     let mut out = Vec::new();
+    if pattern.is_empty() {
+        // `/`: the input folder itself is the one datum (an empty glob matches nothing).
+        if let Some(flat) = files.get(base) {
+            out.push(datum_of(WHOLE_INPUT, base, flat, files)?);
+        }
+        return Ok(out);
+    }
     for (path, flat) in files {
         if path == base || !dvx_store::paths::is_under(path, base) {
             continue;
@@ -44,20 +55,33 @@ pub fn datums(stage: &Stage, input: &Input, files: &BTreeMap<String, Flat>) -> R
         if !glob.is_match(sub) {
             continue;
         }
-        let entry = if flat.kind == EntryKind::Dir {
-            worktree::build_tree(path, files, &|t| t.id())?
-        } else {
-            Some(*flat)
-        };
-        out.push(Datum {
-            id: sub.to_string(),
-            path: path.clone(),
-            input: entry.map(|e| InputId {
-                kind: flat.kind.as_str(),
-                id: e.id,
-            }),
-            size: entry.map_or(0, |e| e.size),
-        });
+        out.push(datum_of(sub, path, flat, files)?);
     }
     Ok(out)
+}
+
+fn datum_of(id: &str, path: &str, flat: &Flat, files: &BTreeMap<String, Flat>) -> Result<Datum> {
+    let entry = if flat.kind == EntryKind::Dir {
+        worktree::build_tree(path, files, &|t| t.id())?
+    } else {
+        Some(*flat)
+    };
+    Ok(Datum {
+        id: id.to_string(),
+        path: path.to_string(),
+        input: entry.map(|e| InputId {
+            kind: flat.kind.as_str(),
+            id: e.id,
+        }),
+        size: entry.map_or(0, |e| e.size),
+    })
+}
+
+/// The match's path below the input folder ("" for the whole input).
+pub fn sub_path(id: &str) -> &str {
+    if id == WHOLE_INPUT {
+        ""
+    } else {
+        id
+    }
 }

@@ -307,6 +307,7 @@ fn bring(
         stdout: empty,
         user: repo.author().name,
         version: RECORD_VERSION,
+        warnings: Vec::new(),
         wdir: String::new(),
     };
     let run = rec.put(&txn);

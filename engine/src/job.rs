@@ -48,6 +48,46 @@ pub struct DatumIo<'a> {
     pub id: &'a str,
     pub input: PathBuf,
     pub output: PathBuf,
+    /// A folder holding the match at its path below the input folder (`DVX_INPUT_DIR`), made
+    /// by [`link_input`]; for the whole input (`glob: "/"`) the input folder itself.
+    pub input_dir: PathBuf,
+}
+
+/// The container path of a datum's input: the match keeps its path below the input folder,
+/// so `$(basename "$DVX_INPUT")` is the same name in a container as on the host.
+pub fn container_input(base: &str, id: &str) -> String {
+    match crate::datum::sub_path(id) {
+        "" => base.to_string(),
+        sub => format!("{base}/{sub}"),
+    }
+}
+
+/// Fill `dir` with the datum's input at its path below the input folder (`sub`), as
+/// Pachyderm's `/pfs/<input>` holds it: folders are made, files are symbolic links to the
+/// input's files, so code that walks the folder finds the files without copying them.
+pub fn link_input(dir: &Path, sub: &str, input: &Path) -> std::io::Result<()> {
+    fn mirror(from: &Path, to: &Path) -> std::io::Result<()> {
+        let meta = std::fs::symlink_metadata(from)?;
+        if meta.is_dir() {
+            std::fs::create_dir_all(to)?;
+            for e in std::fs::read_dir(from)? {
+                let e = e?;
+                mirror(&e.path(), &to.join(e.file_name()))?;
+            }
+            Ok(())
+        } else {
+            std::os::unix::fs::symlink(from, to)
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    if sub.is_empty() {
+        return Ok(());
+    }
+    let to = dir.join(sub);
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    mirror(input, &to)
 }
 
 /// The container an execution runs in, for stages with `image:`.
@@ -81,17 +121,20 @@ impl Recipe<'_> {
         let mut mounts = vec![Mount::ro(self.root.to_path_buf(), container::WORK)];
         match &datum {
             Some(d) => {
-                let (input, output) = if image.is_some() {
-                    mounts.push(Mount::ro(d.input.clone(), container::IN));
+                let (input, output, input_dir) = if image.is_some() {
+                    let input = container_input(container::IN, d.id);
+                    mounts.push(Mount::ro(d.input.clone(), input.clone()));
                     mounts.push(Mount::rw(d.output.clone(), container::OUT));
-                    (container::IN.to_string(), container::OUT.to_string())
+                    (input, container::OUT.to_string(), container::IN.to_string())
                 } else {
                     (
                         d.input.to_string_lossy().into_owned(),
                         d.output.to_string_lossy().into_owned(),
+                        d.input_dir.to_string_lossy().into_owned(),
                     )
                 };
                 cmds = template(&cmds, &input, &output);
+                env.insert("DVX_INPUT_DIR".into(), input_dir);
                 env.insert("DVX_INPUT".into(), input);
                 env.insert("DVX_OUTPUT".into(), output);
                 env.insert("DVX_DATUM_ID".into(), d.id.to_string());
@@ -150,6 +193,7 @@ mod tests {
                 id: "it's.txt",
                 input: PathBuf::from("/p/in/it's.txt"),
                 output: PathBuf::from("/p/.dvx/tmp/o"),
+                input_dir: PathBuf::from("/p/.dvx/tmp/i"),
             }),
             &[],
             None,
@@ -158,12 +202,40 @@ mod tests {
         assert_eq!(job.env["DVX_INPUT"], "/p/in/it's.txt");
         assert_eq!(job.env["DVX_OUTPUT"], "/p/.dvx/tmp/o");
         assert_eq!(job.env["DVX_DATUM_ID"], "it's.txt");
+        assert_eq!(job.env["DVX_INPUT_DIR"], "/p/.dvx/tmp/i");
         assert_eq!(job.env["DVX_STAGE"], "count");
         assert_eq!(job.env["DVC_STAGE"], "count");
         assert_eq!(job.env["DVC_ROOT"], "/p");
         assert_eq!(job.env["A"], "1");
         assert_eq!(job.cwd, Path::new("/p/sub"));
         assert!(job.container.is_none());
+    }
+
+    #[test]
+    fn in_a_container_the_input_keeps_its_name_and_path() {
+        assert_eq!(container_input("/dvx/in", "a/b.txt"), "/dvx/in/a/b.txt");
+        assert_eq!(container_input("/dvx/in", "/"), "/dvx/in");
+    }
+
+    #[test]
+    fn the_input_folder_holds_the_match_at_its_path() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("in/a");
+        std::fs::create_dir_all(src.join("deep")).unwrap();
+        std::fs::write(src.join("deep/x.txt"), "x").unwrap();
+        let dir = t.path().join("farm");
+        link_input(&dir, "a", &src).unwrap();
+        assert!(dir.join("a/deep").symlink_metadata().unwrap().is_dir());
+        assert_eq!(
+            std::fs::read_to_string(dir.join("a/deep/x.txt")).unwrap(),
+            "x"
+        );
+        let one = t.path().join("one");
+        link_input(&one, "a/deep/x.txt", &src.join("deep/x.txt")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(one.join("a/deep/x.txt")).unwrap(),
+            "x"
+        );
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub struct RunRecord {
     pub stdout: Id,
     pub user: String,
     pub version: u32,
+    /// What went right but deserves a look, such as a datum that wrote no output. Absent
+    /// when empty, so records without warnings keep their ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub wdir: String,
 }
 
@@ -164,6 +168,7 @@ mod tests {
             stdout: Id::of(b""),
             user: "u".into(),
             version: RECORD_VERSION,
+            warnings: Vec::new(),
             wdir: String::new(),
         }
     }
@@ -199,7 +204,11 @@ mod tests {
             k
         };
         let written: Value = serde_json::from_slice(&sample().encode()).unwrap();
-        assert_eq!(keys(&written), keys(&schema["properties"]));
+        // `warnings` is written only when there is one; the schema lists it, not as required.
+        let mut all = keys(&written);
+        all.push("warnings".into());
+        all.sort();
+        assert_eq!(all, keys(&schema["properties"]));
         let mut required: Vec<String> = schema["required"]
             .as_array()
             .unwrap()

@@ -100,6 +100,8 @@ pub struct Stage {
     pub resources: Resources,
     /// Container datum stages only: how many datums run in one container (1: one each).
     pub batch: u32,
+    /// Datum stages: a datum that writes nothing fails instead of warning.
+    pub require_output: bool,
     #[serde(skip)]
     pub at: Pos,
     #[serde(skip)]
@@ -177,6 +179,7 @@ const STAGE_FIELDS: &[&str] = &[
     "network",
     "resources",
     "batch",
+    "require_output",
     "desc",
     "meta",
 ];
@@ -786,6 +789,15 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
         }
         None => 1,
     };
+    let require_output =
+        match map.get_node("require_output") {
+            Some(n) if input.is_none() => return Err(cx.err(
+                n.span(),
+                "require_output: only for stages with `input` (every datum must write something)",
+            )),
+            Some(n) => cx.boolean(n, "require_output")?,
+            None => false,
+        };
     Ok(Stage {
         name: name.to_string(),
         cmd,
@@ -829,6 +841,7 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
             None => Resources::default(),
         },
         batch,
+        require_output,
         at: Ctx::pos(name_span),
         dep_at,
     })

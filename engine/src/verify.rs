@@ -258,19 +258,33 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
         let datum = match &rec.datum {
             Some(d) => {
                 // The datum's own input is the recorded input whose path ends in the datum id.
+                // (The whole input, `glob: "/"`, is the last one recorded.)
                 let suffix = format!("/{d}");
                 let input = rec
                     .inputs
                     .iter()
                     .rev()
-                    .find(|i| i.path.ends_with(&suffix) || i.path == *d)
+                    .find(|i| {
+                        i.path.ends_with(&suffix) || i.path == *d || d == crate::datum::WHOLE_INPUT
+                    })
                     .map(|i| work.join(&i.path))
                     .ok_or_else(|| fail(format!("the input of datum {d} is not recorded")))?;
                 std::fs::create_dir_all(&out_dir).map_err(|e| io(&out_dir, e))?;
+                let sub = crate::datum::sub_path(d);
+                let input_dir = if sub.is_empty() {
+                    input.clone()
+                } else {
+                    scratch.join("in")
+                };
+                if rec.image.is_none() {
+                    crate::job::link_input(&input_dir, sub, &input)
+                        .map_err(|e| io(&input_dir, e))?;
+                }
                 Some(DatumIo {
                     id: d,
                     input,
                     output: out_dir.clone(),
+                    input_dir,
                 })
             }
             None => {

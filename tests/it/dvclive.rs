@@ -27,7 +27,14 @@ fn dvclive_python() -> Result<PathBuf, String> {
         ));
     }
     let pip = Command::new(&python)
-        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "dvclive"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "dvclive",
+        ])
         .output()
         .map_err(|e| format!("pip did not start ({e})"))?;
     if !pip.status.success() {
@@ -74,7 +81,15 @@ fn a_dvclive_stage_saves_no_experiment_refs() {
     git(p.path(), &["add", "-A"]);
     git(
         p.path(),
-        &["-c", "user.name=T", "-c", "user.email=t@e", "commit", "-qm", "init"],
+        &[
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@e",
+            "commit",
+            "-qm",
+            "init",
+        ],
     );
     let refs_before = git_out(p.path(), &["for-each-ref"]);
     for _ in 0..2 {

@@ -12,6 +12,7 @@ mod exit_codes;
 mod hostile;
 mod input_limits;
 mod lineage;
+mod pachyderm;
 mod pipeline;
 mod remote;
 mod safety;

@@ -61,8 +61,9 @@ impl Engine<'_> {
             let (Some((d, _)), Some(out)) = (&m.datum, &m.out_dir) else {
                 continue;
             };
+            let input_dir = format!("{}/{k}", container::IN);
             let (input, output) = (
-                format!("{}/{k}", container::IN),
+                job::container_input(&input_dir, &d.id),
                 format!("{}/{k}", container::OUT),
             );
             spec.mounts
@@ -71,6 +72,8 @@ impl Engine<'_> {
             spec.batch.push(container::BatchDatum {
                 id: d.id.clone(),
                 cmds: job::template(&s.cmd, &input, &output),
+                input,
+                input_dir,
             });
         }
         check_mounts(s, &spec.mounts)?;
@@ -92,11 +95,28 @@ impl Engine<'_> {
         datum: Option<&Datum>,
         out_dir: Option<&Path>,
     ) -> Result<Job> {
-        let io = datum.zip(out_dir).map(|(d, o)| DatumIo {
-            id: &d.id,
-            input: self.repo.root.join(&d.path),
-            output: o.to_path_buf(),
-        });
+        let io = match datum.zip(out_dir) {
+            Some((d, o)) => {
+                let input = self.repo.root.join(&d.path);
+                let sub = crate::datum::sub_path(&d.id);
+                let input_dir = if sub.is_empty() {
+                    input.clone()
+                } else {
+                    o.with_extension("in")
+                };
+                if s.image.is_none() {
+                    job::link_input(&input_dir, sub, &input)
+                        .map_err(|e| StoreError::io(&input_dir, e))?;
+                }
+                Some(DatumIo {
+                    id: &d.id,
+                    input,
+                    output: o.to_path_buf(),
+                    input_dir,
+                })
+            }
+            None => None,
+        };
         let outs: Vec<&str> = s.all_outs().map(|o| o.path.as_str()).collect();
         let job = self.recipe(s).build(io, &outs, self.container_of(s)?);
         if let Some(c) = &job.container {

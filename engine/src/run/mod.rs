@@ -34,7 +34,7 @@ mod stage;
 
 use lock::locked_stages;
 pub use lock::{LockedOut, LockedStage};
-pub use report::{DatumCounts, Failure, RunOptions, RunSummary, StageReport, StageStatus};
+pub use report::{DatumCounts, Failure, RunOptions, RunSummary, StageReport, StageStatus, Warning};
 
 /// Run `f`, turning a panic into `None`: a worker that died without reporting its task would
 /// leave the run waiting for it forever, holding the writer lock.
@@ -426,6 +426,7 @@ impl<'a> Engine<'a> {
                         summary.task_ms += done.outcome.duration.as_millis() as u64;
                         let (rid, rec) = self.record(txn, &done, prepared.get(&i), progress)?;
                         runs_made.push(rid);
+                        summary.note_warnings(rid, &rec);
                         let st = &mut states[i];
                         st.pending -= 1;
                         progress.inc(1);

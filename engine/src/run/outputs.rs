@@ -88,6 +88,18 @@ impl Engine<'_> {
                 }
             }
         }
+        // A datum that wrote nothing is easy to miss among thousands: say so in the record,
+        // or fail it where the stage says every datum must write something.
+        let mut warnings = Vec::new();
+        let wrote_nothing = known.values().all(|f| f.kind == EntryKind::Dir);
+        if error.is_none() && done.task.out_dir.is_some() && wrote_nothing {
+            if s.require_output {
+                error =
+                    Some("the datum wrote no output (the stage has `require_output: true`)".into());
+            } else {
+                warnings.push("the datum wrote no output".to_string());
+            }
+        }
         let log = |bytes: &[u8]| -> Result<Id> { Ok(txn.put_bytes(bytes)?) };
         let mut inputs: Vec<PathId> = p
             .map(|p| {
@@ -150,6 +162,7 @@ impl Engine<'_> {
             stdout: log(&done.outcome.stdout)?,
             user: self.user.clone(),
             version: record::RECORD_VERSION,
+            warnings,
             wdir: s.wdir.clone(),
         };
         let id = rec.put(txn);
