@@ -42,10 +42,11 @@ fn reads(stage: &Stage, out: &str) -> bool {
         let q = dep_query(d);
         is_under(&q, out) || is_under(out, &q)
     });
-    let input_hit = stage
-        .input
-        .as_ref()
-        .is_some_and(|i| is_under(&i.path, out) || is_under(out, &i.path));
+    let input_hit = stage.input.as_ref().is_some_and(|i| {
+        i.folders()
+            .iter()
+            .any(|f| is_under(f, out) || is_under(out, f))
+    });
     let params_hit = stage.params.iter().any(|p| is_under(&p.file, out));
     dep_hit || input_hit || params_hit
 }
@@ -122,7 +123,9 @@ impl Dag {
                 from(&mut index.overlapping(&dep_query(d)));
             }
             if let Some(input) = &s.input {
-                from(&mut index.overlapping(&input.path));
+                for f in input.folders() {
+                    from(&mut index.overlapping(f));
+                }
             }
             for prm in &s.params {
                 from(&mut index.around(&prm.file));

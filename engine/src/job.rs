@@ -51,6 +51,55 @@ pub struct DatumIo<'a> {
     /// A folder holding the match at its path below the input folder (`DVX_INPUT_DIR`), made
     /// by [`link_input`]; for the whole input (`glob: "/"`) the input folder itself.
     pub input_dir: PathBuf,
+    /// Several inputs combined: each match with its place in `input_dir` (`name/sub`).
+    pub members: Vec<MemberIo>,
+}
+
+/// One member of a combined datum: its input's name, its place below the input folder
+/// (`name/sub`) and where it is on the host.
+pub struct MemberIo {
+    pub name: String,
+    pub place: String,
+    pub host: PathBuf,
+}
+
+/// `DVX_INPUT_<NAME>` for an input name: upper case, other characters than letters and
+/// digits as `_`.
+pub fn input_var(name: &str) -> String {
+    let n: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("DVX_INPUT_{n}")
+}
+
+/// A combined datum's variables below `dir` (as the commands see it): `DVX_INPUT` (the one
+/// match, or `dir` when there are several) and `DVX_INPUT_<NAME>` for each input (its match,
+/// or its folder in `dir` when a group holds several).
+pub fn member_vars(dir: &str, members: &[MemberIo]) -> Vec<(String, String)> {
+    let mut vars = Vec::new();
+    let input = match members {
+        [one] => format!("{dir}/{}", one.place),
+        _ => dir.to_string(),
+    };
+    vars.push(("DVX_INPUT".to_string(), input));
+    let mut names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+    names.dedup();
+    for name in names {
+        let mine: Vec<&MemberIo> = members.iter().filter(|m| m.name == name).collect();
+        let v = match mine.as_slice() {
+            [one] => format!("{dir}/{}", one.place),
+            _ => format!("{dir}/{name}"),
+        };
+        vars.push((input_var(name), v));
+    }
+    vars
 }
 
 /// The container path of a datum's input: the match keeps its path below the input folder,
@@ -120,6 +169,29 @@ impl Recipe<'_> {
         let mut cmds = self.cmds.to_vec();
         let mut mounts = vec![Mount::ro(self.root.to_path_buf(), container::WORK)];
         match &datum {
+            Some(d) if !d.members.is_empty() => {
+                let (dir, output) = if image.is_some() {
+                    for m in &d.members {
+                        mounts.push(Mount::ro(
+                            m.host.clone(),
+                            format!("{}/{}", container::IN, m.place),
+                        ));
+                    }
+                    mounts.push(Mount::rw(d.output.clone(), container::OUT));
+                    (container::IN.to_string(), container::OUT.to_string())
+                } else {
+                    (
+                        d.input_dir.to_string_lossy().into_owned(),
+                        d.output.to_string_lossy().into_owned(),
+                    )
+                };
+                let vars = member_vars(&dir, &d.members);
+                cmds = template(&cmds, &vars[0].1, &output);
+                env.extend(vars);
+                env.insert("DVX_INPUT_DIR".into(), dir);
+                env.insert("DVX_OUTPUT".into(), output);
+                env.insert("DVX_DATUM_ID".into(), d.id.to_string());
+            }
             Some(d) => {
                 let (input, output, input_dir) = if image.is_some() {
                     let input = container_input(container::IN, d.id);
@@ -194,6 +266,7 @@ mod tests {
                 input: PathBuf::from("/p/in/it's.txt"),
                 output: PathBuf::from("/p/.dvx/tmp/o"),
                 input_dir: PathBuf::from("/p/.dvx/tmp/i"),
+                members: Vec::new(),
             }),
             &[],
             None,
@@ -209,6 +282,37 @@ mod tests {
         assert_eq!(job.env["A"], "1");
         assert_eq!(job.cwd, Path::new("/p/sub"));
         assert!(job.container.is_none());
+    }
+
+    #[test]
+    fn combined_datums_name_each_input() {
+        let m = |name: &str, place: &str| MemberIo {
+            name: name.into(),
+            place: place.into(),
+            host: PathBuf::new(),
+        };
+        let vars = member_vars(
+            "/in",
+            &[m("imgs", "imgs/a.png"), m("my-model", "my-model/m.pkl")],
+        );
+        assert_eq!(
+            vars,
+            [
+                ("DVX_INPUT".to_string(), "/in".to_string()),
+                ("DVX_INPUT_IMGS".to_string(), "/in/imgs/a.png".to_string()),
+                (
+                    "DVX_INPUT_MY_MODEL".to_string(),
+                    "/in/my-model/m.pkl".to_string()
+                ),
+            ]
+        );
+        let group = member_vars("/in", &[m("logs", "logs/a-1"), m("logs", "logs/a-2")]);
+        assert_eq!(
+            group[1],
+            ("DVX_INPUT_LOGS".to_string(), "/in/logs".to_string())
+        );
+        let union = member_vars("/in", &[m("a", "a/x")]);
+        assert_eq!(union[0].1, "/in/a/x");
     }
 
     #[test]

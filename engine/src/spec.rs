@@ -11,8 +11,10 @@ use serde::Serialize;
 use crate::error::{EngineError, Result};
 
 mod expand;
+mod input;
 mod project;
 use expand::{check_expansion, foreach_items, matrix_items, substitute, too_many_stages};
+pub use input::{Combine, How, Input, Named};
 pub use project::{Artifact, Plot, Sections};
 
 pub const PIPELINE_FILE: &str = "dvx.yaml";
@@ -64,13 +66,6 @@ pub struct ParamRef {
     pub file: String,
     /// Dotted key inside it.
     pub key: String,
-}
-
-/// An input glob that splits a stage into datums (one execution per match).
-#[derive(Clone, Debug, Serialize)]
-pub struct Input {
-    pub path: String,
-    pub glob: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -715,43 +710,7 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
         }
     }
     let input = match map.get_node("input") {
-        Some(n) => {
-            let m = cx.mapping(n, "input")?;
-            for (k, _) in m.iter() {
-                if !matches!(k.as_str(), "path" | "glob") {
-                    return Err(cx.err(
-                        k.span(),
-                        format!(
-                            "input: unknown field `{}`; expected `path` and `glob`",
-                            k.as_str()
-                        ),
-                    ));
-                }
-            }
-            let path_node = m
-                .get_node("path")
-                .ok_or_else(|| cx.err(n.span(), "input: missing `path`"))?;
-            let glob = match m.get_node("glob") {
-                Some(g) => cx.string(g, "input.glob")?,
-                None => "/*".to_string(),
-            };
-            if !glob.starts_with('/') {
-                return Err(cx.err(
-                    m.get_node("glob").map(|g| g.span()).unwrap_or(n.span()),
-                    "input.glob: must start with `/` (such as `/*` or `/*/*`)",
-                ));
-            }
-            Some(Input {
-                path: rel_path(
-                    cx,
-                    &wdir,
-                    &cx.string(path_node, "input.path")?,
-                    path_node.span(),
-                    "input.path",
-                )?,
-                glob,
-            })
-        }
+        Some(n) => Some(input::parse_input(cx, &wdir, n)?),
         None => None,
     };
     if input.is_some() && outs.iter().filter(|o| o.cache).count() != 1 {

@@ -285,6 +285,7 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
                     input,
                     output: out_dir.clone(),
                     input_dir,
+                    members: Vec::new(),
                 })
             }
             None => {

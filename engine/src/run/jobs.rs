@@ -62,18 +62,31 @@ impl Engine<'_> {
                 continue;
             };
             let input_dir = format!("{}/{k}", container::IN);
-            let (input, output) = (
-                job::container_input(&input_dir, &d.id),
-                format!("{}/{k}", container::OUT),
-            );
-            spec.mounts
-                .push(Mount::ro(root.join(&d.path), input.clone()));
+            let output = format!("{}/{k}", container::OUT);
+            let (input, vars) = if d.members.is_empty() {
+                let input = job::container_input(&input_dir, &d.id);
+                spec.mounts
+                    .push(Mount::ro(root.join(&d.path), input.clone()));
+                (input, Vec::new())
+            } else {
+                let members = self.member_io(d);
+                for m in &members {
+                    spec.mounts.push(Mount::ro(
+                        m.host.clone(),
+                        format!("{input_dir}/{}", m.place),
+                    ));
+                }
+                let mut vars = job::member_vars(&input_dir, &members);
+                let input = vars.remove(0).1;
+                (input, vars)
+            };
             spec.mounts.push(Mount::rw(out.clone(), output.clone()));
             spec.batch.push(container::BatchDatum {
                 id: d.id.clone(),
                 cmds: job::template(&s.cmd, &input, &output),
                 input,
                 input_dir,
+                vars,
             });
         }
         check_mounts(s, &spec.mounts)?;
@@ -89,6 +102,17 @@ impl Engine<'_> {
         })
     }
 
+    fn member_io(&self, d: &Datum) -> Vec<job::MemberIo> {
+        d.members
+            .iter()
+            .map(|m| job::MemberIo {
+                name: m.name.clone(),
+                place: m.place(),
+                host: self.repo.root.join(&m.path),
+            })
+            .collect()
+    }
+
     pub(super) fn job_for(
         &self,
         s: &Stage,
@@ -96,6 +120,25 @@ impl Engine<'_> {
         out_dir: Option<&Path>,
     ) -> Result<Job> {
         let io = match datum.zip(out_dir) {
+            Some((d, o)) if !d.members.is_empty() => {
+                // Several inputs: the folder holds each match at `name/sub`, as /pfs does.
+                let input_dir = o.with_extension("in");
+                let members = self.member_io(d);
+                std::fs::create_dir_all(&input_dir).map_err(|e| StoreError::io(&input_dir, e))?;
+                if s.image.is_none() {
+                    for m in &members {
+                        job::link_input(&input_dir, &m.place, &m.host)
+                            .map_err(|e| StoreError::io(&input_dir, e))?;
+                    }
+                }
+                Some(DatumIo {
+                    id: &d.id,
+                    input: input_dir.clone(),
+                    output: o.to_path_buf(),
+                    input_dir,
+                    members,
+                })
+            }
             Some((d, o)) => {
                 let input = self.repo.root.join(&d.path);
                 let sub = crate::datum::sub_path(&d.id);
@@ -113,6 +156,7 @@ impl Engine<'_> {
                     input,
                     output: o.to_path_buf(),
                     input_dir,
+                    members: Vec::new(),
                 })
             }
             None => None,

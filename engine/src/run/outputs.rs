@@ -118,6 +118,25 @@ impl Engine<'_> {
             })
             .unwrap_or_default();
         if let Some((d, _)) = &done.task.datum {
+            // A combined datum records each input's match, so lineage finds every one.
+            for m in &d.members {
+                if let Some(i) = &m.input {
+                    inputs.push(PathId {
+                        path: m.path.clone(),
+                        kind: EntryKind::from_name(i.kind).unwrap_or(EntryKind::File),
+                        id: i.id,
+                        size: m.size,
+                        mode: None,
+                    });
+                }
+            }
+        }
+        if let Some((d, _)) = done
+            .task
+            .datum
+            .as_ref()
+            .filter(|(d, _)| d.members.is_empty())
+        {
             if let Some(i) = &d.input {
                 inputs.push(PathId {
                     path: d.path.clone(),
