@@ -53,6 +53,8 @@ pub struct DatumIo<'a> {
     pub input_dir: PathBuf,
     /// Several inputs combined: each match with its place in `input_dir` (`name/sub`).
     pub members: Vec<MemberIo>,
+    /// The members are a `group` (so the variables name folders).
+    pub group: bool,
 }
 
 /// One member of a combined datum: its input's name, its place below the input folder
@@ -80,12 +82,12 @@ pub fn input_var(name: &str) -> String {
 }
 
 /// A combined datum's variables below `dir` (as the commands see it): `DVX_INPUT` (the one
-/// match, or `dir` when there are several) and `DVX_INPUT_<NAME>` for each input (its match,
-/// or its folder in `dir` when a group holds several).
-pub fn member_vars(dir: &str, members: &[MemberIo]) -> Vec<(String, String)> {
+/// match, or `dir` when there are several) and `DVX_INPUT_<NAME>` for each input (its match;
+/// in a `group`, whose size varies, always its folder in `dir`).
+pub fn member_vars(dir: &str, members: &[MemberIo], group: bool) -> Vec<(String, String)> {
     let mut vars = Vec::new();
     let input = match members {
-        [one] => format!("{dir}/{}", one.place),
+        [one] if !group => format!("{dir}/{}", one.place),
         _ => dir.to_string(),
     };
     vars.push(("DVX_INPUT".to_string(), input));
@@ -94,7 +96,7 @@ pub fn member_vars(dir: &str, members: &[MemberIo]) -> Vec<(String, String)> {
     for name in names {
         let mine: Vec<&MemberIo> = members.iter().filter(|m| m.name == name).collect();
         let v = match mine.as_slice() {
-            [one] => format!("{dir}/{}", one.place),
+            [one] if !group => format!("{dir}/{}", one.place),
             _ => format!("{dir}/{name}"),
         };
         vars.push((input_var(name), v));
@@ -185,7 +187,7 @@ impl Recipe<'_> {
                         d.output.to_string_lossy().into_owned(),
                     )
                 };
-                let vars = member_vars(&dir, &d.members);
+                let vars = member_vars(&dir, &d.members, d.group);
                 cmds = template(&cmds, &vars[0].1, &output);
                 env.extend(vars);
                 env.insert("DVX_INPUT_DIR".into(), dir);
@@ -267,6 +269,7 @@ mod tests {
                 output: PathBuf::from("/p/.dvx/tmp/o"),
                 input_dir: PathBuf::from("/p/.dvx/tmp/i"),
                 members: Vec::new(),
+                group: false,
             }),
             &[],
             None,

@@ -286,6 +286,7 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
                     output: out_dir.clone(),
                     input_dir,
                     members: Vec::new(),
+                    group: false,
                 })
             }
             None => {

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `dvx` binary against real files, git and processes.
 
+mod combine;
 mod common;
 mod concurrency;
 mod containers;

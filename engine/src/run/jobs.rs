@@ -76,7 +76,7 @@ impl Engine<'_> {
                         format!("{input_dir}/{}", m.place),
                     ));
                 }
-                let mut vars = job::member_vars(&input_dir, &members);
+                let mut vars = job::member_vars(&input_dir, &members, is_group(s));
                 let input = vars.remove(0).1;
                 (input, vars)
             };
@@ -137,6 +137,7 @@ impl Engine<'_> {
                     output: o.to_path_buf(),
                     input_dir,
                     members,
+                    group: is_group(s),
                 })
             }
             Some((d, o)) => {
@@ -157,6 +158,7 @@ impl Engine<'_> {
                     output: o.to_path_buf(),
                     input_dir,
                     members: Vec::new(),
+                    group: false,
                 })
             }
             None => None,
@@ -168,4 +170,12 @@ impl Engine<'_> {
         }
         Ok(job)
     }
+}
+
+/// The stage's inputs are a `group` (its datums hold any number of matches per input).
+fn is_group(s: &Stage) -> bool {
+    s.input
+        .as_ref()
+        .and_then(|i| i.combine.as_ref())
+        .is_some_and(|c| c.how == crate::spec::How::Group)
 }

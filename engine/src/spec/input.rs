@@ -233,9 +233,14 @@ fn parse_combine(
                 let groups = crate::combine::capture_groups(&glob);
                 let refs = crate::combine::group_refs(&key);
                 if refs.is_empty() || refs.iter().any(|r| *r == 0 || *r > groups) {
+                    let have = match groups {
+                        0 => "it has none".to_string(),
+                        1 => "it has $1".to_string(),
+                        n => format!("it has $1 to ${n}"),
+                    };
                     return Err(cx.err(
                         node.span(),
-                        format!("{what}.{f}: `{key}` must name capture groups of the glob ($1 to ${groups}); put ( ) around parts of the glob, such as /(*).csv"),
+                        format!("{what}.{f}: `{key}` must name capture groups of the glob ({have}); put ( ) around parts of the glob, such as /(*).csv"),
                     ));
                 }
                 Some(key)
