@@ -297,6 +297,7 @@ mod tests {
         let vars = member_vars(
             "/in",
             &[m("imgs", "imgs/a.png"), m("my-model", "my-model/m.pkl")],
+            false,
         );
         assert_eq!(
             vars,
@@ -309,12 +310,17 @@ mod tests {
                 ),
             ]
         );
-        let group = member_vars("/in", &[m("logs", "logs/a-1"), m("logs", "logs/a-2")]);
+        let group = member_vars("/in", &[m("logs", "logs/a-1"), m("logs", "logs/a-2")], true);
         assert_eq!(
             group[1],
             ("DVX_INPUT_LOGS".to_string(), "/in/logs".to_string())
         );
-        let union = member_vars("/in", &[m("a", "a/x")]);
+        let alone = member_vars("/in", &[m("logs", "logs/a-1")], true);
+        assert_eq!(
+            (alone[0].1.as_str(), alone[1].1.as_str()),
+            ("/in", "/in/logs")
+        );
+        let union = member_vars("/in", &[m("a", "a/x")], false);
         assert_eq!(union[0].1, "/in/a/x");
     }
 
