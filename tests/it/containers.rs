@@ -450,6 +450,26 @@ fn in_a_container_the_input_keeps_its_name() {
     }
 }
 
+/// Combined inputs in a container: each input's match at /dvx/in/NAME/..., alone or batched.
+#[test]
+fn combined_inputs_in_a_container() {
+    need_podman!();
+    for batch in ["", "    batch: 4\n"] {
+        let p = Project::new();
+        p.write("a/x.txt", "x\n");
+        p.write("a/y.txt", "y\n");
+        p.write("b/1.txt", "1\n");
+        p.write(
+            "dvx.yaml",
+            format!("stages:\n  c:\n    image: {}\n    input:\n      cross:\n        - {{path: a}}\n        - {{path: b}}\n    cmd: cat \"$DVX_INPUT_A\" \"$DVX_INPUT_B\" > \"$DVX_OUTPUT/$(basename \"$DVX_INPUT_A\")\" && echo \"$DVX_INPUT_A $DVX_INPUT_DIR\" >> \"$DVX_OUTPUT/$(basename \"$DVX_INPUT_A\")\"\n    outs: [o]\n{batch}", image()),
+        );
+        run_json(&p);
+        let y = String::from_utf8_lossy(&p.read("o/y.txt")).into_owned();
+        assert!(y.starts_with("y\n1\n/dvx/in/"), "{batch}{y}");
+        assert!(y.contains("/a/y.txt /dvx/in"), "{batch}{y}");
+    }
+}
+
 #[test]
 fn batched_datums_give_the_same_results() {
     need_podman!();
