@@ -197,14 +197,14 @@ pub fn print_log(out: &Out, entries: &[LogEntry]) {
 pub fn print_changes(out: &Out, changes: &[Change], show: impl Fn(&str) -> String) {
     for c in changes {
         let (label, sizes) = match c.change {
-            ChangeKind::Added => ("added", super::human_bytes(c.new_size.unwrap_or(0))),
-            ChangeKind::Removed => ("removed", super::human_bytes(c.old_size.unwrap_or(0))),
+            ChangeKind::Added => ("added", human_bytes(c.new_size.unwrap_or(0))),
+            ChangeKind::Removed => ("removed", human_bytes(c.old_size.unwrap_or(0))),
             ChangeKind::Modified => (
                 "modified",
                 format!(
                     "{} -> {}",
-                    super::human_bytes(c.old_size.unwrap_or(0)),
-                    super::human_bytes(c.new_size.unwrap_or(0))
+                    human_bytes(c.old_size.unwrap_or(0)),
+                    human_bytes(c.new_size.unwrap_or(0))
                 ),
             ),
         };
@@ -237,7 +237,15 @@ pub fn print_stage_status(out: &Out, stages: &[StageReport]) {
     }
 }
 
+/// Warnings from planning or running, on stderr (they are in `--json` output too).
+pub fn print_warnings(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
 pub fn print_run(out: &Out, s: &RunSummary, dry_run: bool) {
+    print_warnings(&s.warnings);
     for st in &s.stages {
         let datums = st
             .datums
@@ -428,6 +436,32 @@ pub fn print_verify(out: &Out, r: &dvx_engine::verify::VerifyReport) {
             format!("{differ} of {} outputs differ", r.outputs.len())
         }
     ));
+}
+
+/// What a push or fetch did to each branch and tag.
+pub fn print_refs(out: &Out, refs: &[dvx_engine::remote::push::RefUpdate]) {
+    for r in refs {
+        let old = r.old.map(|o| o.short()).unwrap_or_else(|| "-".into());
+        out.say(&format!(
+            "  {:<28} {} -> {} ({})",
+            r.name,
+            old,
+            r.new.short(),
+            r.status
+        ));
+    }
+}
+
+/// What a fetch (or the fetch of a pull or clone) brought.
+pub fn print_fetch(out: &Out, rep: &dvx_engine::remote::fetch::FetchReport) {
+    out.say(&format!(
+        "fetched from {}: {} ({}, {})",
+        rep.remote,
+        count(rep.objects, "object"),
+        count(rep.chunks, "chunk"),
+        human_bytes(rep.bytes)
+    ));
+    print_refs(out, &rep.refs);
 }
 
 /// `dvx artifacts`: one line per artifact (name, type, path), then its description and labels.

@@ -53,6 +53,9 @@ pub enum EngineError {
         #[source]
         source: StoreError,
     },
+    /// The executor could not take or report work (a worker thread, a cluster's queue).
+    #[error("the executor failed: {0}")]
+    Executor(String),
     #[error("stage {stage}: {message}")]
     Container {
         stage: String,
@@ -75,7 +78,7 @@ impl EngineError {
             Failed { .. } | SomeFailed(_) | Interrupted | NotIndexed(_) | Verify { .. } => {
                 ErrorClass::Failed
             }
-            Container { .. } => ErrorClass::Failed,
+            Container { .. } | Executor(_) => ErrorClass::Failed,
         }
     }
 
@@ -98,6 +101,7 @@ impl EngineError {
             NotIndexed(_) => "run `dvx fsck --reindex` once when no other dvx is writing".into(),
             Verify { .. } => "`dvx show RUN` prints what the run recorded".into(),
             Container { hint, .. } => hint.clone(),
+            Executor(_) => "finished executions were kept; run again to continue".into(),
             StagePath { source, .. } => return source.hint(),
         })
     }

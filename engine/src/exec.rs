@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What to run.
+#[derive(Clone, Debug)]
 pub struct Job {
     pub cmds: Vec<String>,
     pub cwd: PathBuf,

@@ -6,6 +6,7 @@
 //! `imports`, which is what `dvx update` reads to move it to the source's newest commit.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use dvx_remote::fetch::Want;
 use dvx_remote::{Remote, RemoteErrorKind};
@@ -25,15 +26,11 @@ use crate::record::{PathId, RunRecord, RECORD_VERSION};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportSource {
-    pub url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allow_http: Option<bool>,
+    /// How to reach the source project: its URL and connection settings (only those; see
+    /// `RemoteConfig::connection`), written first as they always were. Credentials come from
+    /// the environment, never the lock.
+    #[serde(flatten)]
+    pub remote: RemoteConfig,
     /// The path inside the source project.
     pub path: String,
     /// The revision asked for (a branch or tag follows the source; a commit id pins it).
@@ -92,18 +89,22 @@ fn resolve(remote: &Remote, rev: Option<&str>) -> Result<Id> {
     }
 }
 
-impl ImportSource {
-    /// How to reach the source (its credentials come from the environment, never the lock).
-    fn remote_config(&self) -> RemoteConfig {
-        RemoteConfig {
-            url: self.url.clone(),
-            endpoint: self.endpoint.clone(),
-            region: self.region.clone(),
-            profile: self.profile.clone(),
-            allow_http: self.allow_http,
-            ..Default::default()
-        }
+/// The source an import names: one of this project's remotes, or a URL (a folder relative to
+/// `cwd` is made absolute) reached with `conn`'s settings.
+pub fn source(repo: &Repo, cwd: &Path, name_or_url: &str, conn: RemoteConfig) -> RemoteConfig {
+    match repo.config.remote.get(name_or_url) {
+        Some(rc) => rc.clone(),
+        None => RemoteConfig {
+            url: crate::sync::absolute_url(cwd, name_or_url),
+            ..conn
+        },
     }
+}
+
+/// Where `dvx import` puts `path` when no destination is given: its last part (relative to
+/// where the user stands).
+pub fn default_dest(path: &str) -> &str {
+    path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
 }
 
 /// Import `path` of the project at `rc` (at `rev`) into `dest` of this one.
@@ -133,11 +134,7 @@ pub fn import(
         .into());
     }
     let src = ImportSource {
-        url: rc.url.clone(),
-        endpoint: rc.endpoint.clone(),
-        region: rc.region.clone(),
-        profile: rc.profile.clone(),
-        allow_http: rc.allow_http,
+        remote: rc.connection(),
         path: path.trim_matches('/').to_string(),
         rev: rev.map(str::to_string),
         commit: Id::of(b""),
@@ -191,7 +188,7 @@ fn bring(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
-    let remote = Remote::for_url(repo, &src.remote_config())?;
+    let remote = Remote::for_url(repo, &src.remote)?;
     remote.check_format(false)?;
     let commit = resolve(&remote, src.rev.as_deref())?;
     let before = src.clone();
@@ -207,7 +204,7 @@ fn bring(
     let node = worktree::lookup(&repo.store, &c.tree, &src.path)?.ok_or_else(|| {
         StoreError::NotInRevision {
             path: src.path.clone(),
-            commit: format!("{} of {}", commit.short(), src.url),
+            commit: format!("{} of {}", commit.short(), src.remote.url),
         }
     })?;
     src.commit = commit;
@@ -250,7 +247,7 @@ fn bring(
     let txn = repo.store.txn()?;
     let empty = txn.put_bytes(b"")?;
     let mut params = BTreeMap::new();
-    params.insert("url".to_string(), Value::String(src.url.clone()));
+    params.insert("url".to_string(), Value::String(src.remote.url.clone()));
     params.insert("path".to_string(), Value::String(src.path.clone()));
     params.insert(
         "rev".to_string(),
@@ -258,7 +255,7 @@ fn bring(
     );
     params.insert("commit".to_string(), Value::String(commit.to_hex()));
     let input = PathId {
-        path: format!("{}#{}@{}", src.url, src.path, commit.to_hex()),
+        path: format!("{}#{}@{}", src.remote.url, src.path, commit.to_hex()),
         kind: node.kind,
         id: node.id,
         size: node.size,
@@ -271,12 +268,13 @@ fn bring(
         size: node.size,
         mode: (node.kind == EntryKind::File).then_some(node.mode),
     };
-    let key_doc = serde_json::json!({"import": [&src.url, &src.path, commit.to_hex(), dest]});
+    let key_doc =
+        serde_json::json!({"import": [&src.remote.url, &src.path, commit.to_hex(), dest]});
     let end = chrono::Utc::now();
     let mut cmd = vec![
         "dvx".to_string(),
         "import".into(),
-        src.url.clone(),
+        src.remote.url.clone(),
         src.path.clone(),
         "-o".into(),
         dest.to_string(),
@@ -323,7 +321,7 @@ fn bring(
     roots.sort();
     let message = format!(
         "import {}:{} at {} into {dest}",
-        src.url,
+        src.remote.url,
         src.path,
         commit.short()
     );
@@ -353,4 +351,82 @@ fn bring(
         files_written: applied.written,
         bytes_written: applied.bytes_written,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An import as dvx.lock has always written it: the connection settings first, flat.
+    const SOURCE: &str = r#"{
+  "url": "s3://team/raw",
+  "endpoint": "http://127.0.0.1:9000",
+  "region": "eu-west-1",
+  "profile": "lab",
+  "allow_http": true,
+  "path": "data/labels",
+  "rev": "v3",
+  "commit": "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
+  "id": "2d3adedff11b61f14c886e35afa036736dcd87a74d27b5c1510225d0f592e213"
+}"#;
+
+    #[test]
+    fn the_lock_form_of_a_source_round_trips_byte_for_byte() {
+        let src: ImportSource = serde_json::from_str(SOURCE).unwrap();
+        assert_eq!(src.remote.url, "s3://team/raw");
+        assert_eq!(src.remote.allow_http, Some(true));
+        assert_eq!(src.rev.as_deref(), Some("v3"));
+        assert_eq!(serde_json::to_string_pretty(&src).unwrap(), SOURCE);
+        // Through a Value, as dvx.lock's `imports` section is kept.
+        let v = serde_json::to_value(&src).unwrap();
+        assert_eq!(serde_json::to_string_pretty(&v).unwrap(), SOURCE);
+        assert_eq!(serde_json::from_value::<ImportSource>(v).unwrap(), src);
+    }
+
+    #[test]
+    fn a_minimal_source_writes_only_what_it_has() {
+        let min = r#"{"url":"/data/other","path":"x","commit":"af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262","id":"af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"}"#;
+        let src: ImportSource = serde_json::from_str(min).unwrap();
+        assert_eq!(serde_json::to_string(&src).unwrap(), min);
+        // The report embeds the source as it is.
+        let rep = ImportReport {
+            dest: "x".into(),
+            source: src,
+            changed: false,
+            run: None,
+            commit: None,
+            files_written: 0,
+            bytes_written: 0,
+        };
+        assert_eq!(
+            serde_json::to_string(&rep).unwrap(),
+            format!(
+                r#"{{"dest":"x","source":{min},"changed":false,"run":null,"commit":null,"files_written":0,"bytes_written":0}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn unknown_fields_in_a_source_are_refused() {
+        let bad = SOURCE.replace("\"rev\"", "\"revision\"");
+        let e = serde_json::from_str::<ImportSource>(&bad).unwrap_err();
+        assert!(e.to_string().contains("revision"), "{e}");
+    }
+
+    #[test]
+    fn a_source_keeps_only_the_connection_of_a_remote() {
+        let rc = RemoteConfig {
+            url: "s3://b/p".into(),
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            jobs: Some(4),
+            timeout_secs: Some(9.0),
+            retries: Some(1),
+            ..Default::default()
+        };
+        let c = rc.connection();
+        assert_eq!((c.jobs, c.timeout_secs, c.retries), (None, None, None));
+        assert_eq!(c.endpoint, rc.endpoint);
+        assert_eq!(default_dest("data/images/"), "images");
+        assert_eq!(default_dest("labels.csv"), "labels.csv");
+    }
 }

@@ -14,6 +14,7 @@ pub mod dag;
 pub mod datum;
 pub mod error;
 pub mod exec;
+pub mod executor;
 pub mod import;
 pub mod job;
 pub mod key;

@@ -2,13 +2,13 @@
 //! lineage indexes take in what came, in the same call, so no caller can leave a store whose
 //! lineage misses what it fetched.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use dvx_remote::fetch::{FetchReport, Want};
 use dvx_remote::ops::{self, CloneReport, PullReport};
 use dvx_remote::{Project, Remote};
 use dvx_store::config::RemoteConfig;
-use dvx_store::{Access, Progress, Repo};
+use dvx_store::{Access, Progress, Repo, StoreError};
 
 use crate::error::Result;
 use crate::lineage;
@@ -38,6 +38,28 @@ pub fn pull(
     let rep = Project(repo).pull(remote, branch, paths, force, progress)?;
     lineage::index_fetch(&repo.store, &rep.fetch)?;
     Ok(rep)
+}
+
+/// A folder remote given as a relative path is made absolute against `cwd`; URLs are kept.
+pub fn absolute_url(cwd: &Path, url: &str) -> String {
+    if url.contains("://") || url.starts_with('/') {
+        url.to_string()
+    } else {
+        cwd.join(url).display().to_string()
+    }
+}
+
+/// The folder `dvx clone` makes when none is given: the last part of the URL, in `cwd`.
+pub fn clone_dir(cwd: &Path, url: &str) -> Result<PathBuf> {
+    let last = url.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    if last.is_empty() || last.contains(':') {
+        return Err(StoreError::InvalidPath {
+            path: url.to_string(),
+            reason: "cannot name a folder after this URL".into(),
+        }
+        .into());
+    }
+    Ok(cwd.join(last))
 }
 
 /// Make a new project in `dir` from a remote; everything in its store came from the remote,

@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use crate::container;
 use crate::error::{EngineError, Result};
-use crate::exec::{self, Children};
+use crate::exec::Children;
+use crate::executor::{self, Local};
 use crate::job::{ContainerOf, DatumIo, Recipe};
 use crate::record::{PathId, RunRecord};
 
@@ -333,8 +334,10 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
                 resources: Default::default(),
             }),
         );
-        let outcome = exec::run(&job, &Children::default());
-        if job.container.is_some() && rec.datum.is_none() {
+        let in_container = job.container.is_some();
+        // Through the same executor seam as `dvx run`, one execution here.
+        let outcome = executor::run_one(&Local::new(1, &Children::default()), job)?;
+        if in_container && rec.datum.is_none() {
             for o in &rec.outputs {
                 container::clear_placeholder(&work.join(&o.path));
             }

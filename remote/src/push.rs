@@ -328,6 +328,8 @@ impl Project<'_> {
                         progress.inc(n);
                         packs += 1;
                         bytes += n;
+                        // Tests kill a push here: part uploaded, no ref moved.
+                        dvx_store::fsutil::fault_point("after-pack");
                     }
                     Ok(Err((key, e))) => return Err(remote.err(&key, e)),
                     Err(e) => {

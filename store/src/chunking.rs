@@ -21,6 +21,18 @@ pub fn chunks(data: &[u8]) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// The cuts of a region of a file that starts at a cut, as `chunks` would make them over the
+/// whole file. Unless the region ends the file (`last`), only cuts whose search had a whole
+/// `MAX_CHUNK` window in the region are kept: a search cut short by the region's end can cut
+/// elsewhere than it would in the file. The next region starts where the last kept cut ends.
+pub fn region_cuts(region: &[u8], last: bool) -> Vec<(usize, usize)> {
+    let mut cuts = chunks_parallel(region);
+    if !last {
+        cuts.retain(|&(off, _)| off + MAX_CHUNK <= region.len());
+    }
+    cuts
+}
+
 /// Data at least this big is cut by several threads.
 const PARALLEL_MIN: usize = 64 << 20;
 /// How far a segment's chunker runs past the next segment's start looking for a shared cut.
@@ -151,6 +163,31 @@ mod tests {
                 .unwrap();
             let par = pool.install(|| chunks_parallel(d));
             assert_eq!(par, chunks(d));
+        }
+    }
+
+    /// A file cut a region at a time, each region starting where the last kept cut ended,
+    /// gets exactly the cuts of one pass: also for text, whose cut points are sparse.
+    #[test]
+    fn regions_stitch_to_one_pass() {
+        let random = pseudo_random(23 * MAX_CHUNK + 999, 5);
+        let text: Vec<u8> = (0..23 * MAX_CHUNK + 333)
+            .map(|i| b"id,name,value\n0123456789,abcdefghij,3.14159\n"[(i * 7 + i / 1000) % 41])
+            .collect();
+        for d in [&random, &text] {
+            for region in [MAX_CHUNK + 1, 3 * MAX_CHUNK, 7 * MAX_CHUNK + 5] {
+                let mut cuts = Vec::new();
+                let mut pos = 0;
+                while pos < d.len() {
+                    let end = (pos + region).min(d.len());
+                    let got = region_cuts(&d[pos..end], end == d.len());
+                    assert!(!got.is_empty(), "a region always makes progress");
+                    let next = got.last().map(|(o, l)| pos + o + l).unwrap_or(end);
+                    cuts.extend(got.into_iter().map(|(o, l)| (pos + o, l)));
+                    pos = next;
+                }
+                assert_eq!(cuts, chunks(d), "region {region}");
+            }
         }
     }
 

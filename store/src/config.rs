@@ -45,28 +45,63 @@ pub struct Core {
     pub remote: Option<String>,
 }
 
-/// One remote: where it is and how to reach it.
+/// One remote: where it is and how to reach it. The one declaration of these settings: it is
+/// a `[remote.NAME]` table of config.toml, the source of an import in dvx.lock (flattened
+/// there), and, with the `clap` feature, the connection options of `dvx remote add`, `clone`
+/// and `import`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(deny_unknown_fields)]
 pub struct RemoteConfig {
     /// `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`, `file:///path`.
+    // Each command declares the URL itself: where it goes and what it may be (a remote's name,
+    // for import) differ.
+    #[cfg_attr(feature = "clap", arg(skip))]
     pub url: String,
     /// An S3-compatible endpoint (`http://127.0.0.1:9000`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, help = "S3-compatible endpoint, e.g. http://127.0.0.1:9000")
+    )]
     pub endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub region: Option<String>,
     /// An AWS profile from ~/.aws/credentials and ~/.aws/config.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, help = "AWS profile (from ~/.aws/credentials and ~/.aws/config)")
+    )]
     pub profile: Option<String>,
     /// Allow plain http (always allowed for loopback endpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    // A flag: absent is None (nothing written), given is Some(true).
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            num_args = 0,
+            default_missing_value = "true",
+            help = "Allow plain http to a non-loopback endpoint"
+        )
+    )]
     pub allow_http: Option<bool>,
     /// Transfers at once.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "de::remote_jobs"
+    )]
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            value_name = "N",
+            value_parser = limits::parse_remote_jobs,
+            help = "Transfers at once, 1 to 64 (default 8)"
+        )
     )]
     pub jobs: Option<usize>,
     /// Seconds before one request is abandoned (and retried).
@@ -75,6 +110,15 @@ pub struct RemoteConfig {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "de::remote_timeout"
     )]
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "timeout",
+            value_name = "SECS",
+            value_parser = limits::parse_remote_timeout,
+            help = "Seconds before a request is abandoned and retried, up to 3600 (default 60)"
+        )
+    )]
     pub timeout_secs: Option<f64>,
     /// Retries of a failed request, with exponential backoff.
     #[serde(
@@ -82,7 +126,31 @@ pub struct RemoteConfig {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "de::remote_retries"
     )]
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            value_name = "N",
+            value_parser = limits::parse_remote_retries,
+            help = "Retries of a failed request, with backoff, 0 to 100 (default 5)"
+        )
+    )]
     pub retries: Option<usize>,
+}
+
+impl RemoteConfig {
+    /// Only where the remote is and how to reach it, without the transfer settings (jobs,
+    /// timeout, retries) that belong to one machine rather than to the data's source.
+    pub fn connection(&self) -> RemoteConfig {
+        RemoteConfig {
+            url: self.url.clone(),
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+            allow_http: self.allow_http,
+            ..Default::default()
+        }
+    }
 }
 
 /// Secrets a user insists on keeping in the project: `.dvx/config.local.toml`, which git
@@ -420,6 +488,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("c.toml:2:14: not valid UTF-8"), "{e}");
+    }
+
+    /// config.toml as dvx writes it, with every setting of a remote.
+    const FULL: &str = r#"[core]
+format = 1
+lock_wait_secs = 3.0
+compression = "small"
+remote = "origin"
+
+[remote.origin]
+url = "s3://team/cats"
+endpoint = "http://127.0.0.1:9000"
+region = "eu-west-1"
+profile = "lab"
+allow_http = true
+jobs = 4
+timeout_secs = 30.5
+retries = 2
+
+[remote.plain]
+url = "/mnt/share/cats"
+"#;
+
+    #[test]
+    fn config_and_remote_json_round_trip_byte_for_byte() {
+        let c = Config::parse(Path::new("c.toml"), FULL).unwrap();
+        assert_eq!(c.to_toml(), FULL);
+        let origin = &c.remote["origin"];
+        assert_eq!(origin.timeout_secs, Some(30.5));
+        // The JSON form `dvx remote list --json` prints (before it adds name and default).
+        assert_eq!(
+            serde_json::to_string(origin).unwrap(),
+            r#"{"url":"s3://team/cats","endpoint":"http://127.0.0.1:9000","region":"eu-west-1","profile":"lab","allow_http":true,"jobs":4,"timeout_secs":30.5,"retries":2}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&c.remote["plain"]).unwrap(),
+            r#"{"url":"/mnt/share/cats"}"#
+        );
     }
 
     #[test]

@@ -91,6 +91,40 @@ pub fn utf8(bytes: &[u8]) -> std::result::Result<&str, (usize, usize)> {
     })
 }
 
+// Parsers of the same bounds for command-line options (clap value parsers), so that a mistake
+// is a usage error before anything starts.
+
+/// `--timeout`: seconds within [`REMOTE_TIMEOUT_SECS`].
+pub fn parse_remote_timeout(s: &str) -> std::result::Result<f64, String> {
+    let range = REMOTE_TIMEOUT_SECS;
+    match s.trim().parse::<f64>() {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(format!("expected {}", Range(&range))),
+    }
+}
+
+/// `--jobs` of remote commands, within [`REMOTE_JOBS`].
+pub fn parse_remote_jobs(s: &str) -> std::result::Result<usize, String> {
+    parse_whole(s, REMOTE_JOBS)
+}
+
+/// `--retries`, within [`REMOTE_RETRIES`].
+pub fn parse_remote_retries(s: &str) -> std::result::Result<usize, String> {
+    parse_whole(s, REMOTE_RETRIES)
+}
+
+/// A whole number within `range`.
+pub fn parse_whole(s: &str, range: RangeInclusive<u64>) -> std::result::Result<usize, String> {
+    match s.trim().parse::<u64>() {
+        Ok(v) if range.contains(&v) => Ok(v as usize),
+        _ => Err(format!(
+            "expected a whole number from {} to {}",
+            range.start(),
+            range.end()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

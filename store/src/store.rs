@@ -24,6 +24,30 @@ type Hashed = (Id, usize, usize, Option<Encoded>);
 /// Files at least this big are hashed with several threads and read through mmap.
 const BIG_FILE: u64 = 8 << 20;
 
+/// Bytes of a mapped file worked on at a time; its pages are released after, which bounds
+/// the resident memory of adding or hashing a file of any size.
+const REGION: usize = 64 << 20;
+
+/// Drop the pages of `map` from `from` up to `to` (rounded down to a page) from this
+/// process: the file's data stays in the page cache, but no longer counts as ours. Returns
+/// how far pages are released now.
+fn release(map: &memmap2::Mmap, from: usize, to: usize) -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+        .unwrap_or(4096)
+        .max(1);
+    let upto = to / page * page;
+    if upto <= from {
+        return from;
+    }
+    // SAFETY: a read-only shared file mapping: pages dropped are read again from the file on
+    // the next access, so no data is lost or changed (unlike a private anonymous map).
+    let _ = unsafe {
+        map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, upto - from)
+    };
+    upto
+}
+
 pub struct Store {
     /// Private to the store: other crates go through typed methods (`access.rs`), so the
     /// database layout stays the store's to change.
@@ -306,6 +330,43 @@ impl<'a> Txn<'a> {
         Ok(id)
     }
 
+    /// Store a mapped file of more than one chunk, a region at a time: each region is cut,
+    /// hashed and written, then its pages are dropped from the process, so what stays
+    /// resident is about one region whatever the file's size. Gives the same chunks and id
+    /// as `put_bytes` of the whole content.
+    fn put_mapped(&self, map: &memmap2::Mmap) -> Result<Id> {
+        let data: &[u8] = map;
+        let len = data.len();
+        let mut hasher = blake3::Hasher::new();
+        let mut list = Vec::with_capacity(len / chunking::AVG_CHUNK + 2);
+        let mut pos = 0usize;
+        let mut released = 0usize;
+        while pos < len {
+            let end = (pos + REGION).min(len);
+            let cuts = chunking::region_cuts(&data[pos..end], end == len);
+            let next = cuts.last().map(|(o, l)| pos + o + l).unwrap_or(end);
+            let cuts: Vec<(usize, usize)> = cuts.into_iter().map(|(o, l)| (pos + o, l)).collect();
+            // The whole-file hash runs beside the chunk pass, which is bound by writing the
+            // pack on one thread.
+            let (_, written) = rayon::join(
+                || {
+                    hasher.update_rayon(&data[pos..next]);
+                },
+                || self.put_chunks(data, &cuts),
+            );
+            list.extend(written?);
+            pos = next;
+            released = release(map, released, pos);
+        }
+        let id = Id::from_hash(hasher.finalize());
+        let manifest = FileManifest {
+            size: len as u64,
+            chunks: list,
+        };
+        self.put_object(ObjKind::File, &id, &manifest.encode());
+        Ok(id)
+    }
+
     /// Store the chunks `cuts` of `data`; returns their ids and lengths in order.
     fn put_chunks(&self, data: &[u8], cuts: &[(usize, usize)]) -> Result<Vec<(Id, u32)>> {
         // Hash (and compress) chunks in parallel, a window at a time to bound memory. Chunks
@@ -376,7 +437,7 @@ impl<'a> Txn<'a> {
             // SAFETY: the map is read-only and dropped before returning. A file changed while
             // it is added is caught by the metadata check below.
             let map = unsafe { memmap2::MmapOptions::new().map(&f) }.at(path)?;
-            let id = self.put_bytes(&map)?;
+            let id = self.put_mapped(&map)?;
             let after = crate::statcache::Stat::of(&f.metadata().at(path)?);
             if after.mtime_ns != before.mtime_ns || after.size != before.size {
                 return Err(StoreError::InvalidPath {
@@ -422,7 +483,13 @@ pub fn hash_path(path: &Path) -> Result<(Id, u64)> {
     if len >= BIG_FILE {
         // SAFETY: read-only map, dropped before returning.
         let map = unsafe { memmap2::MmapOptions::new().map(&f) }.at(path)?;
-        h.update_rayon(&map);
+        let mut pos = 0usize;
+        while pos < map.len() {
+            let end = (pos + REGION).min(map.len());
+            h.update_rayon(&map[pos..end]);
+            release(&map, pos, end);
+            pos = end;
+        }
     } else {
         let mut f = f;
         let mut buf = Vec::with_capacity(len as usize);
@@ -431,4 +498,47 @@ pub fn hash_path(path: &Path) -> Result<(Id, u64)> {
         return Ok((Id::from_hash(h.finalize()), buf.len() as u64));
     }
     Ok((Id::from_hash(h.finalize()), len))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{chunking, Access, Repo};
+
+    /// A file added a region at a time (more than one region here) gets the id, chunks and
+    /// content of adding it in one piece.
+    #[test]
+    fn a_mapped_file_is_stored_as_one_piece_would_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("proj");
+        std::fs::create_dir(&root).unwrap();
+        Repo::init(&root).unwrap();
+        let repo = Repo::open(&root, Access::Write("test")).unwrap();
+        let mut x = 99u64;
+        let data: Vec<u8> = (0..super::REGION + 3 * chunking::MAX_CHUNK + 4321)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let path = dir.path().join("big.bin");
+        std::fs::write(&path, &data).unwrap();
+        let txn = repo.store.txn().unwrap();
+        let (id, n) = txn.put_path(&path).unwrap();
+        txn.commit().unwrap();
+        assert_eq!(n, data.len() as u64);
+        assert_eq!(id.to_string(), blake3::hash(&data).to_hex().to_string());
+        let lens: Vec<usize> = repo
+            .store
+            .file_chunks(&id)
+            .unwrap()
+            .iter()
+            .map(|c| c.1 as usize)
+            .collect();
+        let want: Vec<usize> = chunking::chunks(&data).iter().map(|c| c.1).collect();
+        assert_eq!(lens, want);
+        assert!(repo.store.read_file(&id).unwrap() == data);
+        assert_eq!(super::hash_path(&path).unwrap(), (id, n));
+    }
 }

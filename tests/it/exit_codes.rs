@@ -89,3 +89,53 @@ fn status_exit_code_fails_on_changed_data_and_stale_stages() {
     p.dvx(&["run"]).ok();
     p.dvx(&["status", "--exit-code"]).ok();
 }
+
+#[test]
+fn json_goes_before_or_after_the_command_and_is_refused_where_there_is_none() {
+    let p = Project::new();
+    p.write("a.txt", "a");
+    p.dvx(&["add", "a.txt"]).ok();
+    // Both positions give the same document.
+    let after = p.dvx(&["status", "--json"]).ok().json();
+    let before = p.dvx(&["--json", "status"]).ok().json();
+    assert_eq!(after, before);
+    assert_eq!(after["clean"], true, "{after}");
+    let log = p.dvx(&["--json", "-C", ".", "log", "-n", "1"]).ok().json();
+    assert_eq!(log.as_array().map(Vec::len), Some(1), "{log}");
+    let list = p.dvx(&["remote", "--json", "list"]).ok().json();
+    assert_eq!(list, serde_json::json!([]));
+    // A command without JSON output says so, as a usage error, and does nothing.
+    for (args, name) in [
+        (&["--json", "cat", "HEAD:a.txt"][..], "dvx cat"),
+        (&["cat", "HEAD:a.txt", "--json"], "dvx cat"),
+        (
+            &["remote", "add", "o", "/tmp/x", "--json"],
+            "dvx remote add",
+        ),
+        (&["--json", "dag"], "dvx dag"),
+        (&["--json", "branch", "b"], "dvx branch"),
+        (&["--json", "tag", "-d", "v1"], "dvx tag"),
+    ] {
+        let r = p.dvx(args);
+        assert_eq!(code(&r), Some(2), "{args:?}: {}", r.stderr());
+        let err = r.stderr();
+        assert!(err.contains(&format!("`{name}`")), "{args:?}: {err}");
+        assert!(err.contains("--json"), "{args:?}: {err}");
+        assert!(r.stdout().is_empty(), "{args:?}: {}", r.stdout());
+    }
+    assert!(p.dvx(&["remote", "list"]).ok().stdout().is_empty());
+    p.dvx(&["branch"]).ok();
+    assert!(!p.dvx(&["branch"]).ok().stdout().contains(" b "));
+    let r = Project::empty().dvx(&["init", "--json"]);
+    assert_eq!(code(&r), Some(2), "{}", r.stderr());
+    assert!(r.stderr().contains("`dvx init` has no JSON output"));
+    // JSON is one format among lineage's; two at once are refused wherever --json goes.
+    for args in [
+        &["lineage", "a.txt", "--dot", "--json"][..],
+        &["--json", "lineage", "a.txt", "--svg"],
+    ] {
+        let r = p.dvx(args);
+        assert_eq!(code(&r), Some(2), "{args:?}: {}", r.stderr());
+        assert!(r.stderr().contains("cannot be used with"), "{}", r.stderr());
+    }
+}

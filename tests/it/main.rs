@@ -17,4 +17,5 @@ mod pachyderm;
 mod pipeline;
 mod remote;
 mod safety;
+mod scheduling;
 mod workflow;

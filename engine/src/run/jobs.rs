@@ -98,6 +98,7 @@ impl Engine<'_> {
             out_dir: None,
             key: members.first().map(|m| m.key).unwrap_or(Id([0; 32])),
             retries: s.retries,
+            attempt: 0,
             batch: members,
         })
     }

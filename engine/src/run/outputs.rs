@@ -149,7 +149,7 @@ impl Engine<'_> {
         }
         let end = chrono::Utc::now();
         let rec = RunRecord {
-            attempt: done.attempt,
+            attempt: done.task.attempt,
             cmd: s.cmd.clone(),
             code: self.code.clone(),
             datum: done.task.datum.as_ref().map(|(d, _)| d.id.clone()),
@@ -270,12 +270,12 @@ impl Engine<'_> {
     pub(super) fn finish_stage(
         &self,
         i: usize,
-        st: &mut StageState,
-        p: Option<&Prepared>,
-        new_locks: &mut BTreeMap<String, LockedStage>,
-        commit_paths: &mut Vec<String>,
+        run: &mut RunState,
         progress: &dyn Progress,
     ) -> Result<bool> {
+        let st = &mut run.stages[i];
+        let p = run.prepared.get(&i);
+        let (new_locks, commit_paths) = (&mut run.new_locks, &mut run.commit_paths);
         let s = &self.pipeline.stages[i];
         progress.finish();
         let progress = &dvx_store::Quiet;

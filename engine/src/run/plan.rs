@@ -5,7 +5,7 @@ use super::*;
 
 impl Engine<'_> {
     /// Paths a stage's deps name, with globs expanded against the workspace.
-    pub(super) fn dep_paths(&self, s: &Stage) -> Result<Vec<String>> {
+    pub(super) fn dep_paths(&self, s: &Stage, run: &mut RunState) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for d in &s.deps {
             if is_glob(d) {
@@ -23,7 +23,7 @@ impl Engine<'_> {
                     }
                 }
                 if !any {
-                    eprintln!("warning: stage {}: dep glob {d:?} matches nothing", s.name);
+                    run.warn(format!("stage {}: dep glob {d:?} matches nothing", s.name));
                 }
             } else {
                 out.push(d.clone());
@@ -45,10 +45,11 @@ impl Engine<'_> {
         &self,
         i: usize,
         opts: &RunOptions,
+        run: &mut RunState,
         progress: &dyn Progress,
     ) -> Result<Prepared> {
         let s = &self.pipeline.stages[i];
-        let dep_paths = self.dep_paths(s)?;
+        let dep_paths = self.dep_paths(s, run)?;
         let (ids, dep_files) = self.repo.path_entries(&dep_paths, true, progress)?;
         for (p, f) in &ids {
             if f.is_none() && !self.produced(p) {
@@ -102,10 +103,10 @@ impl Engine<'_> {
                 datum_keys.push((d, k));
             }
             if datum_keys.is_empty() {
-                eprintln!(
-                    "warning: stage {}: input glob {:?} over {} matches nothing",
+                run.warn(format!(
+                    "stage {}: input glob {:?} over {} matches nothing",
                     s.name, input.glob, input.path
-                );
+                ));
             }
         }
         let key = if s.input.is_some() {

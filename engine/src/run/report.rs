@@ -90,40 +90,13 @@ pub struct RunSummary {
     pub commit: Option<Id>,
     pub stages: Vec<StageReport>,
     pub failures: Vec<Failure>,
-    /// Executions that succeeded with something to look at (a datum that wrote nothing).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<Warning>,
+    /// Things the user should know that did not stop the run (a glob that matches nothing).
+    pub warnings: Vec<String>,
 }
 
-impl RunSummary {
-    /// Keep a record's warnings for the summary, and say them on stderr as they come.
-    pub fn note_warnings(&mut self, run: Id, rec: &crate::record::RunRecord) {
-        for w in &rec.warnings {
-            let datum = rec
-                .datum
-                .as_ref()
-                .map(|d| format!(" datum {d}"))
-                .unwrap_or_default();
-            eprintln!(
-                "warning: stage {}{datum} (run {}): {w}",
-                rec.stage,
-                run.short()
-            );
-            self.warnings.push(Warning {
-                stage: rec.stage.clone(),
-                datum: rec.datum.clone(),
-                run,
-                warning: w.clone(),
-            });
-        }
-    }
-}
-
-/// A successful execution's warning, as its run record keeps it.
-#[derive(Clone, Debug, Serialize)]
-pub struct Warning {
-    pub stage: String,
-    pub datum: Option<String>,
-    pub run: Id,
-    pub warning: String,
+/// What `dvx status` says about the pipeline: each stage, and the warnings planning gave.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StageStatusReport {
+    pub stages: Vec<StageReport>,
+    pub warnings: Vec<String>,
 }

@@ -3,23 +3,17 @@
 use super::*;
 
 impl Engine<'_> {
-    /// Decide a stage: skip, restore, or queue its executions. Returns the preparation when
-    /// tasks were queued (the stage finishes later), or None when it is done now.
-    #[allow(clippy::too_many_arguments)]
+    /// Decide a stage: skip, restore, or hand its executions to the executor. Returns true
+    /// when executions were submitted (the stage finishes as they report), false when the
+    /// stage is done now.
     pub(super) fn start_stage(
         &self,
         i: usize,
         opts: &RunOptions,
-        st: &mut StageState,
-        summary: &mut RunSummary,
-        new_locks: &mut BTreeMap<String, LockedStage>,
-        commit_paths: &mut Vec<String>,
-        queue: &Mutex<(VecDeque<Task>, bool)>,
-        ready: &Condvar,
-        task_n: &mut usize,
-        restored_runs: &mut Vec<Id>,
+        run: &mut RunState,
+        exec: &dyn Executor,
         progress: &dyn Progress,
-    ) -> Result<Option<Prepared>> {
+    ) -> Result<bool> {
         let s = &self.pipeline.stages[i];
         let mut report = StageReport {
             stage: s.name.clone(),
@@ -32,20 +26,20 @@ impl Engine<'_> {
         crate::confine::check_stage(&self.repo.root, s)?;
         if s.frozen && !opts.force {
             report.state = StageStatus::Frozen;
-            summary.skipped += 1;
-            summary.stages.push(report);
-            return Ok(None);
+            run.summary.skipped += 1;
+            run.summary.stages.push(report);
+            return Ok(false);
         }
-        let p = self.prepare(i, opts, progress)?;
+        let p = self.prepare(i, opts, run, progress)?;
         report.reasons = p.reasons.clone();
         if let Some(d) = report.datums.as_mut() {
             d.total = p.datums.len() as u64;
         }
         if p.up_to_date {
             report.state = StageStatus::Skipped;
-            summary.skipped += 1;
-            summary.stages.push(report);
-            return Ok(None);
+            run.summary.skipped += 1;
+            run.summary.stages.push(report);
+            return Ok(false);
         }
         let use_cache = !opts.no_run_cache && !opts.force && !s.always_changed;
         let mut tasks = Vec::new();
@@ -57,7 +51,7 @@ impl Engine<'_> {
                     if !opts.dry_run {
                         // The commit names the record it restored, so history (metrics,
                         // params, lineage) sees which run these outputs came from.
-                        restored_runs.push(rid);
+                        run.runs_made.push(rid);
                     }
                     if !opts.dry_run {
                         let outs = Self::outputs_of(&rec);
@@ -70,19 +64,20 @@ impl Engine<'_> {
                             &s.all_outs().map(|o| o.path.clone()).collect::<Vec<_>>(),
                             progress,
                         )?;
-                        new_locks.insert(s.name.clone(), self.locked_entry(s, &p, &now));
-                        commit_paths
+                        run.new_locks
+                            .insert(s.name.clone(), self.locked_entry(s, &p, &now));
+                        run.commit_paths
                             .extend(s.all_outs().filter(|o| o.cache).map(|o| o.path.clone()));
                     }
-                    summary.restored += 1;
-                    summary.stages.push(report);
-                    return Ok(None);
+                    run.summary.restored += 1;
+                    run.summary.stages.push(report);
+                    return Ok(false);
                 }
             }
             if opts.dry_run {
                 report.state = StageStatus::Stale;
-                summary.stages.push(report);
-                return Ok(None);
+                run.summary.stages.push(report);
+                return Ok(false);
             }
             // Outputs are removed before the run, unless persist.
             for o in s.all_outs().filter(|o| !o.persist) {
@@ -115,6 +110,7 @@ impl Engine<'_> {
                 out_dir: None,
                 key: p.key,
                 retries: s.retries,
+                attempt: 0,
                 batch: Vec::new(),
             });
         } else {
@@ -126,7 +122,7 @@ impl Engine<'_> {
                         datum: only.clone(),
                     });
                 }
-                st.debug_only = true;
+                run.stages[i].debug_only = true;
             }
             for (d, k) in &p.datums {
                 if opts.datum.as_ref().is_some_and(|only| &d.id != only) {
@@ -141,8 +137,7 @@ impl Engine<'_> {
                 if opts.dry_run {
                     continue;
                 }
-                *task_n += 1;
-                let out_dir = self.scratch.join(format!("t{task_n}"));
+                let out_dir = self.scratch.join(format!("t{}", run.next()));
                 std::fs::create_dir(&out_dir).map_err(|e| StoreError::io(&out_dir, e))?;
                 tasks.push(Task {
                     stage: i,
@@ -151,6 +146,7 @@ impl Engine<'_> {
                     out_dir: Some(out_dir),
                     key: *k,
                     retries: s.retries,
+                    attempt: 0,
                     batch: Vec::new(),
                 });
             }
@@ -159,8 +155,7 @@ impl Engine<'_> {
                 let mut rest = tasks.into_iter().peekable();
                 while rest.peek().is_some() {
                     let members: Vec<Task> = rest.by_ref().take(s.batch as usize).collect();
-                    *task_n += 1;
-                    let log_dir = self.scratch.join(format!("b{task_n}"));
+                    let log_dir = self.scratch.join(format!("b{}", run.next()));
                     std::fs::create_dir(&log_dir).map_err(|e| StoreError::io(&log_dir, e))?;
                     batched.push(self.batch_task(s, i, members, log_dir)?);
                 }
@@ -169,10 +164,10 @@ impl Engine<'_> {
             if let Some(dc) = report.datums.as_mut() {
                 dc.restored = restored_records.len() as u64;
             }
-            summary.restored += restored_records.len() as u64;
-            st.records = restored_records;
+            run.summary.restored += restored_records.len() as u64;
+            run.stages[i].records = restored_records;
             if opts.dry_run {
-                let would = p.datums.len() - st.records.len();
+                let would = p.datums.len() - run.stages[i].records.len();
                 report.state = if would == 0 {
                     StageStatus::Restored
                 } else {
@@ -182,30 +177,30 @@ impl Engine<'_> {
                     "{would} of {} datums would execute",
                     p.datums.len()
                 ));
-                summary.stages.push(report);
-                return Ok(None);
+                run.summary.stages.push(report);
+                return Ok(false);
             }
         }
         report.state = StageStatus::Executed;
-        st.report = Some(report);
+        run.stages[i].report = Some(report);
         if tasks.is_empty() {
             // Every datum came from the cache.
-            let ok = self.finish_stage(i, st, Some(&p), new_locks, commit_paths, progress)?;
-            if let Some(mut r) = st.report.take() {
+            run.prepared.insert(i, p);
+            let ok = self.finish_stage(i, run, progress)?;
+            if let Some(mut r) = run.stages[i].report.take() {
                 if ok {
                     r.state = StageStatus::Restored;
                 }
-                summary.stages.push(r);
+                run.summary.stages.push(r);
             }
-            return Ok(None);
+            return Ok(false);
         }
-        st.pending = tasks.iter().map(Task::executions).sum();
-        progress.start(&s.name, st.pending as u64);
-        {
-            let mut g = queue.lock().unwrap_or_else(|p| p.into_inner());
-            g.0.extend(tasks);
+        run.stages[i].pending = tasks.iter().map(Task::executions).sum();
+        progress.start(&s.name, run.stages[i].pending as u64);
+        run.prepared.insert(i, p);
+        for t in tasks {
+            run.submit(exec, t)?;
         }
-        ready.notify_all();
-        Ok(Some(p))
+        Ok(true)
     }
 }

@@ -1,22 +1,29 @@
-//! Documentation generated from the argument definitions: shell completions, the manual page,
-//! and the Markdown command reference the book keeps (a test checks it is current).
+//! `dvx man`: the manual page, or the Markdown command reference the book keeps (a test
+//! checks it is current), generated from the argument definitions.
 
 use std::io::Write;
 
 use clap::CommandFactory;
 use dvx_engine::store::StoreError;
 
-use crate::args::Cli;
+use super::Cli;
+
+/// Print the manual page of dvx (roff), or the command reference as Markdown.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  dvx man | man -l -\n  dvx man > /usr/local/share/man/man1/dvx.1\n  dvx man --markdown > book/src/cli-help.md"
+)]
+pub struct Args {
+    /// The whole command reference (every command's --help) as Markdown, as the book keeps it.
+    #[arg(long)]
+    markdown: bool,
+}
 
 /// Width the generated reference is wrapped at, whatever the terminal.
 const WIDTH: usize = 100;
 
-pub fn completions(shell: clap_complete::Shell) {
-    let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "dvx", &mut std::io::stdout());
-}
-
-pub fn man(markdown: bool) -> Result<(), StoreError> {
+pub fn run(a: Args) -> dvx_engine::Result<()> {
+    let markdown = a.markdown;
     let stdout = std::io::stdout();
     let mut w = stdout.lock();
     let cmd = Cli::command().term_width(WIDTH);
@@ -25,7 +32,7 @@ pub fn man(markdown: bool) -> Result<(), StoreError> {
     } else {
         clap_mangen::Man::new(cmd).render(&mut w)
     };
-    res.map_err(|e| StoreError::io("<stdout>", e))
+    Ok(res.map_err(|e| StoreError::io("<stdout>", e))?)
 }
 
 /// Every command's long help, in the order `dvx --help` lists them, as Markdown.

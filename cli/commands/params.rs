@@ -1,0 +1,36 @@
+//! `dvx params diff`.
+
+use dvx_engine::metrics;
+use dvx_engine::run::Engine;
+use dvx_engine::store::{Access, Repo};
+
+use super::Ctx;
+use crate::output;
+
+#[derive(clap::Subcommand)]
+pub enum Cmd {
+    Diff(DiffArgs),
+}
+
+/// Compare the parameters stages ran with (default: HEAD and the workspace).
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  dvx params diff\n  dvx params diff v1 v2 --json")]
+pub struct DiffArgs {
+    #[arg(num_args = 0..=2, value_name = "REV")]
+    revs: Vec<String>,
+}
+
+pub fn run(cmd: Cmd, ctx: &Ctx) -> dvx_engine::Result<()> {
+    let Cmd::Diff(a) = cmd;
+    let repo = Repo::open(&ctx.cwd, Access::Read)?;
+    let engine = Engine::open(&repo)?;
+    let p = &engine.pipeline;
+    let at = |rev: &str| metrics::at_rev(&repo, p, rev).map(|(_, params)| params);
+    let old = at(a.revs.first().map(String::as_str).unwrap_or("HEAD"))?;
+    let new = match a.revs.get(1) {
+        Some(r) => at(r)?,
+        None => metrics::workspace_params(&repo, p)?,
+    };
+    output::print_deltas(ctx.out, &metrics::diff(&old, &new), ctx.json);
+    Ok(())
+}

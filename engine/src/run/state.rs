@@ -1,0 +1,156 @@
+//! What a run knows while it runs: one `RunState` instead of accumulators passed around,
+//! and the per-stage and per-execution pieces it holds.
+
+use super::*;
+
+/// A stage after looking at the workspace: its key(s) and what must happen.
+pub(super) struct Prepared {
+    pub deps: BTreeMap<String, Option<InputId>>,
+    /// Bytes of each dep (a folder: all its files), for run records.
+    pub dep_sizes: BTreeMap<String, u64>,
+    /// The files inside folder deps, for the lineage index.
+    pub dep_files: BTreeMap<String, Flat>,
+    pub params: BTreeMap<String, Value>,
+    pub key: Id,
+    pub datums: Vec<(Datum, Id)>,
+    pub reasons: Vec<String>,
+    pub up_to_date: bool,
+}
+
+/// One execution the scheduler hands to the executor (or, for `batch:`, several datums run
+/// together; each keeps its own task for its record and for retries, which run it alone).
+pub(super) struct Task {
+    pub stage: usize,
+    pub datum: Option<(Datum, Id)>,
+    pub job: Job,
+    pub out_dir: Option<PathBuf>,
+    pub key: Id,
+    pub retries: u32,
+    /// Attempts made before this one (0 on the first).
+    pub attempt: u32,
+    pub batch: Vec<Task>,
+}
+
+impl Task {
+    /// How many executions (records) the task yields.
+    pub fn executions(&self) -> usize {
+        self.batch.len().max(1)
+    }
+}
+
+/// An execution that ended and will be recorded.
+pub(super) struct Done {
+    pub task: Task,
+    pub outcome: Outcome,
+    pub start: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Default)]
+pub(super) struct StageState {
+    pub pending: usize,
+    pub records: Vec<(Option<String>, Id, RunRecord)>,
+    pub failed: bool,
+    pub report: Option<StageReport>,
+    /// `--datum`: one datum ran for debugging; the stage's outputs are left as they were.
+    pub debug_only: bool,
+    /// Output folders of datums executed in this run (datum id -> scratch folder): their
+    /// files can be moved into place instead of being written again from the store.
+    pub fresh_dirs: HashMap<String, PathBuf>,
+}
+
+/// Everything a run accumulates, from the first stage started to the commit.
+#[derive(Default)]
+pub(super) struct RunState {
+    pub summary: RunSummary,
+    pub stages: Vec<StageState>,
+    pub prepared: HashMap<usize, Prepared>,
+    /// Stages looked at, and those done (with whether they succeeded).
+    pub started: BTreeSet<usize>,
+    pub finished: BTreeMap<usize, bool>,
+    /// Records this run made or restored: the commit names them.
+    pub runs_made: Vec<Id>,
+    /// New dvx.lock entries, written after the commit.
+    pub new_locks: BTreeMap<String, LockedStage>,
+    /// Outputs to store in the run's commit.
+    pub commit_paths: Vec<String>,
+    /// Executions handed to the executor and not yet reported, by ticket.
+    pub in_flight: HashMap<Ticket, Task>,
+    /// Nothing new starts (a failure without `--keep-going`, or Ctrl-C).
+    pub stop: bool,
+    /// Numbers tickets and scratch folders.
+    counter: u64,
+}
+
+impl RunState {
+    pub fn new(stages: usize) -> RunState {
+        RunState {
+            stages: (0..stages).map(|_| StageState::default()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// A number not used before in this run.
+    pub fn next(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    /// Stages started and not finished.
+    pub fn running(&self) -> usize {
+        self.started
+            .iter()
+            .filter(|i| !self.finished.contains_key(i))
+            .count()
+    }
+
+    /// A warning for the summary (the CLI prints it; `--json` carries it).
+    pub fn warn(&mut self, message: String) {
+        if !self.summary.warnings.contains(&message) {
+            self.summary.warnings.push(message);
+        }
+    }
+
+    /// Hand a task to the executor: a batch under one ticket per member.
+    pub fn submit(&mut self, exec: &dyn Executor, mut task: Task) -> Result<()> {
+        let ticket = self.next();
+        let members = std::mem::take(&mut task.batch);
+        let tickets: Vec<Ticket> = members
+            .into_iter()
+            .map(|m| {
+                let t = self.next();
+                self.in_flight.insert(t, m);
+                t
+            })
+            .collect();
+        let job = if tickets.is_empty() {
+            let job = task.job.clone();
+            self.in_flight.insert(ticket, task);
+            job
+        } else {
+            task.job
+        };
+        exec.submit(Submission {
+            ticket,
+            job,
+            members: tickets,
+        })
+    }
+
+    /// Executions withdrawn before they started: their stages fail. Returns the stages
+    /// that have nothing left to wait for.
+    pub fn withdrawn(&mut self, tickets: Vec<Ticket>) -> Vec<usize> {
+        let mut emptied = Vec::new();
+        for t in tickets {
+            let Some(task) = self.in_flight.remove(&t) else {
+                continue;
+            };
+            let st = &mut self.stages[task.stage];
+            st.pending -= 1;
+            st.failed = true;
+            if st.pending == 0 && !emptied.contains(&task.stage) {
+                emptied.push(task.stage);
+            }
+        }
+        emptied
+    }
+}
