@@ -29,6 +29,24 @@ impl Out {
             eprintln!("{s}");
         }
     }
+    /// A `note:` on stderr, so stdout (and `--json`) keeps its shape.
+    pub fn note(&self, s: &str) {
+        if !self.quiet {
+            eprintln!("note: {s}");
+        }
+    }
+    /// How a revision was read, when it was git's or shadowed git's: a `note:` line, or with
+    /// `--json` the same as one JSON object on stderr (stdout keeps its shape).
+    pub fn revision(&self, r: &dvx_engine::store::revision::Resolved, json: bool) {
+        let Some(n) = r.note() else { return };
+        if json {
+            if let Ok(s) = serde_json::to_string(r) {
+                eprintln!("{s}");
+            }
+        } else {
+            self.note(&n);
+        }
+    }
     pub fn json<T: Serialize>(&self, v: &T) {
         match serde_json::to_string_pretty(v) {
             Ok(s) => println!("{s}"),
@@ -128,13 +146,21 @@ impl Progress for Bar {
 }
 
 pub fn print_status(out: &Out, st: &Status, show: impl Fn(&str) -> String) {
+    if !st.fetched {
+        return print_unfetched_status(out, st, show);
+    }
     match (&st.branch, &st.head) {
         (Some(b), Some(h)) => out.say(&format!("on branch {b} at {}", h.short())),
         (Some(b), None) => out.say(&format!("on branch {b}, no commits yet")),
         (None, Some(h)) => out.say(&format!("HEAD detached at {}", h.short())),
         (None, None) => {}
     }
-    if let Some(l) = &st.lock_commit {
+    if let (Some(l), false) = (&st.lock_commit, st.lock_fetched) {
+        out.say(&format!(
+            "dvx.lock pins commit {}, which is not fetched yet: run `dvx pull`",
+            l.short()
+        ));
+    } else if let Some(l) = &st.lock_commit {
         out.say(&format!(
             "dvx.lock pins commit {}, not HEAD: run `dvx checkout` to restore the data that goes with this code",
             l.short()
@@ -157,6 +183,25 @@ pub fn print_status(out: &Out, st: &Status, show: impl Fn(&str) -> String) {
         out.say("tracked data is unchanged");
     } else {
         out.say("(`dvx commit` records these changes, `dvx checkout --force HEAD` discards them)");
+    }
+}
+
+/// A project git brought without a store: what dvx.lock says, and what to run.
+fn print_unfetched_status(out: &Out, st: &Status, show: impl Fn(&str) -> String) {
+    out.say("nothing fetched yet: run `dvx pull`");
+    match &st.lock_commit {
+        Some(c) => out.say(&format!("dvx.lock pins commit {}", c.short())),
+        None => out.say("no dvx.lock: nothing tracked yet"),
+    }
+    for p in &st.tracked {
+        let state = if st.not_here.contains(p) {
+            "not here"
+        } else if st.modified.contains(p) {
+            "modified"
+        } else {
+            "here"
+        };
+        println!("  {state:<9} {}", show(p));
     }
 }
 
@@ -461,6 +506,12 @@ pub fn print_fetch(out: &Out, rep: &dvx_engine::remote::fetch::FetchReport) {
         count(rep.chunks, "chunk"),
         human_bytes(rep.bytes)
     ));
+    if rep.run_cache > 0 {
+        out.say(&format!(
+            "run cache: {} added (`dvx run` restores these instead of running them)",
+            count(rep.run_cache, "record")
+        ));
+    }
     print_refs(out, &rep.refs);
 }
 

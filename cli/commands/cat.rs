@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use dvx_engine::store::revision::GIT_PREFIX;
 use dvx_engine::store::{Access, Repo, StoreError};
 
 use super::Ctx;
@@ -19,17 +20,30 @@ pub struct Args {
 
 pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
     let repo = Repo::open(&ctx.cwd, Access::Read)?;
-    let (rev, path) = a
-        .spec
+    // `git:REV:PATH` names a git revision; its own colon is not the separator.
+    let (git, rest) = match a.spec.strip_prefix(GIT_PREFIX) {
+        Some(r) => (GIT_PREFIX, r),
+        None => ("", a.spec.as_str()),
+    };
+    let (rev, path) = rest
         .split_once(':')
         .ok_or_else(|| StoreError::InvalidPath {
             path: a.spec.clone(),
             reason: "expected REV:PATH, such as HEAD:data/raw.csv".into(),
         })?;
     let rel = ctx.rel(&repo, path)?;
+    let rev = match rev {
+        "" | "HEAD" if git.is_empty() => "HEAD".to_string(),
+        // cat has no JSON output: the note is always text.
+        r => {
+            let res = repo.resolve_rev(&format!("{git}{r}"))?;
+            ctx.out.revision(&res, false);
+            res.commit.to_hex()
+        }
+    };
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
-    repo.cat(if rev.is_empty() { "HEAD" } else { rev }, &rel, &mut lock)?;
+    repo.cat(&rev, &rel, &mut lock)?;
     lock.flush().map_err(|e| StoreError::io("<stdout>", e))?;
     Ok(())
 }

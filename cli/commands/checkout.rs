@@ -31,6 +31,9 @@ pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
         ctx.out.json(&rep);
         return Ok(());
     }
+    if let Some(r) = &rep.revision {
+        ctx.out.revision(r, false);
+    }
     let at = match (&rep.branch, rels.is_empty()) {
         (Some(b), _) => format!("on branch {b} at {}", rep.commit.short()),
         (None, true) => format!("at {} (detached HEAD)", rep.commit.short()),

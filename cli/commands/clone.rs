@@ -24,6 +24,10 @@ pub struct Args {
     /// Fetch commits and trees only; bring data later with `dvx pull [PATH...]`.
     #[arg(long)]
     no_checkout: bool,
+    /// Leave the run cache out: push only what the pushed commits reach; fetch no
+    /// outputs of other runs and add nothing to the local run cache.
+    #[arg(long)]
+    no_run_cache: bool,
     #[command(flatten)]
     pub conn: RemoteConfig,
 }
@@ -36,7 +40,14 @@ pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
         None => sync::clone_dir(&ctx.cwd, &url)?,
     };
     let rc = RemoteConfig { url, ..a.conn };
-    let rep = sync::clone(&dir, rc, a.branch.as_deref(), a.no_checkout, &ctx.bar)?;
+    let rep = sync::clone(
+        &dir,
+        rc,
+        a.branch.as_deref(),
+        a.no_checkout,
+        !a.no_run_cache,
+        &ctx.bar,
+    )?;
     if ctx.json {
         out.json(&rep);
         return Ok(());

@@ -17,9 +17,14 @@ pub struct Args {
 
 pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
     let repo = Repo::open(&ctx.cwd, Access::ReadOrWrite("dvx diff"))?;
+    let revs = a
+        .revs
+        .iter()
+        .map(|r| ctx.rev_id(&repo, r))
+        .collect::<dvx_engine::store::Result<Vec<_>>>()?;
     let changes = repo.diff(
-        a.revs.first().map(String::as_str),
-        a.revs.get(1).map(String::as_str),
+        revs.first().map(String::as_str),
+        revs.get(1).map(String::as_str),
         &ctx.bar,
     )?;
     if ctx.json {

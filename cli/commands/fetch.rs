@@ -18,11 +18,16 @@ pub struct Args {
     /// Data of every commit, not just each branch's newest.
     #[arg(long)]
     all_history: bool,
+    /// Leave the run cache out: push only what the pushed commits reach; fetch no
+    /// outputs of other runs and add nothing to the local run cache.
+    #[arg(long)]
+    no_run_cache: bool,
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
     let repo = Repo::open(&ctx.cwd, Access::Write("dvx fetch"))?;
-    let remote = Remote::open(&repo, a.remote.as_deref())?;
+    let mut remote = Remote::open(&repo, a.remote.as_deref())?;
+    remote.run_cache = !a.no_run_cache;
     let want = if a.all_history {
         Want::History
     } else {

@@ -52,7 +52,11 @@ pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
     let repo = ctx.open_lineage()?;
     let (p, rev) = lineage::split_rev(&a.target);
     let rel = ctx.rel(&repo, p)?;
-    let g = lineage::lineage(&repo, &rel, rev, a.downstream, a.depth)?;
+    let rev = match rev {
+        "HEAD" => rev.to_string(),
+        r => ctx.rev_id(&repo, r)?,
+    };
+    let g = lineage::lineage(&repo, &rel, &rev, a.downstream, a.depth)?;
     if ctx.json {
         ctx.out.json(&g);
         return Ok(());

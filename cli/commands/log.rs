@@ -19,6 +19,9 @@ pub struct Args {
 pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
     let repo = Repo::open(&ctx.cwd, Access::Read)?;
     let entries = repo.log(a.rev.as_deref(), a.max_count)?;
+    if repo.nothing_fetched() {
+        ctx.out.note("nothing fetched yet: run `dvx pull`");
+    }
     if ctx.json {
         ctx.out.json(&entries);
     } else {

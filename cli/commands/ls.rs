@@ -24,9 +24,13 @@ pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
     // One argument is a revision if it names one, else a path at HEAD.
     let (rev, path) = match a.args.as_slice() {
         [] => ("HEAD".to_string(), None),
-        [one] if repo.store.resolve(one).is_ok() => (one.clone(), None),
+        [one] if repo.resolve_rev(one).is_ok() => (one.clone(), None),
         [one] => ("HEAD".to_string(), Some(one.clone())),
         [r, p, ..] => (r.clone(), Some(p.clone())),
+    };
+    let rev = match rev.as_str() {
+        "HEAD" => rev,
+        r => ctx.rev_id(&repo, r)?,
     };
     let rel = ctx.rel(&repo, path.as_deref().unwrap_or("."))?;
     let entries = repo.ls(&rev, &rel, a.recursive)?;

@@ -34,7 +34,10 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> dvx_engine::Result<()> {
     let repo = Repo::open(&ctx.cwd, Access::Read)?;
     let engine = Engine::open(&repo)?;
     let p = &engine.pipeline;
-    let at = |rev: &str| metrics::at_rev(&repo, p, rev).map(|(m, _)| m);
+    let at = |rev: &str| {
+        let id = ctx.rev_id(&repo, rev)?;
+        metrics::at_rev(&repo, p, &id).map(|(m, _)| m)
+    };
     match cmd {
         Cmd::Show(a) => {
             let m = match a.rev {

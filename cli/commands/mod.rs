@@ -30,6 +30,7 @@ mod push;
 mod remote;
 mod rm;
 mod run;
+mod serve;
 mod show;
 mod status;
 mod tag;
@@ -111,6 +112,7 @@ pub enum Command {
     Params(params::Cmd),
     Artifacts(artifacts::Args),
     Fsck(fsck::Args),
+    Serve(serve::Args),
     Completions(completions::Args),
     Man(man::Args),
 }
@@ -159,6 +161,7 @@ impl Command {
             Command::Logs(_) => "logs",
             Command::Completions(_) => "completions",
             Command::Man(_) => "man",
+            Command::Serve(_) => "serve",
             Command::Remote(c) => c.without_json()?,
             _ => return None,
         })
@@ -219,6 +222,7 @@ pub fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
         Command::Params(c) => done(params::run(c, &ctx)),
         Command::Artifacts(a) => done(artifacts::run(a, &ctx)),
         Command::Fsck(a) => fsck::run(a, &ctx),
+        Command::Serve(a) => serve::run(a, &ctx),
         Command::Completions(a) => done(completions::run(a)),
         Command::Man(a) => done(man::run(a)),
     }
@@ -268,6 +272,14 @@ impl Ctx<'_> {
         Ok(out)
     }
 
+    /// A revision as the user wrote it (dvx's, else git's through its dvx.lock) as the full
+    /// id of the dvx commit, saying which was taken when git's was or a git one was shadowed.
+    pub fn rev_id(&self, repo: &Repo, rev: &str) -> store::Result<String> {
+        let r = repo.resolve_rev(rev)?;
+        self.out.revision(&r, self.json);
+        Ok(r.commit.to_hex())
+    }
+
     /// Open for lineage questions (indexing a store from before lineage existed, once).
     pub fn open_lineage(&self) -> dvx_engine::Result<Repo> {
         let (repo, built) = lin::open(&self.cwd)?;
@@ -287,9 +299,14 @@ impl Ctx<'_> {
         if let Some(found) = lin::find_run(&repo, arg)? {
             return Ok((repo, found.0, found.1));
         }
+        // PATH@REV: the revision may be git's, read through its dvx.lock.
+        let arg = match lin::split_rev(arg) {
+            (p, r) if arg.contains('@') && r != "HEAD" => format!("{p}@{}", self.rev_id(&repo, r)?),
+            _ => arg.to_string(),
+        };
         drop(repo);
         let repo = self.open_lineage()?;
-        let (id, rec) = lin::run_or_path(&repo, arg, |p| Ok(self.rel(&repo, p)?))?;
+        let (id, rec) = lin::run_or_path(&repo, &arg, |p| Ok(self.rel(&repo, p)?))?;
         Ok((repo, id, rec))
     }
 }

@@ -25,7 +25,10 @@ pub fn run(cmd: Cmd, ctx: &Ctx) -> dvx_engine::Result<()> {
     let repo = Repo::open(&ctx.cwd, Access::Read)?;
     let engine = Engine::open(&repo)?;
     let p = &engine.pipeline;
-    let at = |rev: &str| metrics::at_rev(&repo, p, rev).map(|(_, params)| params);
+    let at = |rev: &str| {
+        let id = ctx.rev_id(&repo, rev)?;
+        metrics::at_rev(&repo, p, &id).map(|(_, params)| params)
+    };
     let old = at(a.revs.first().map(String::as_str).unwrap_or("HEAD"))?;
     let new = match a.revs.get(1) {
         Some(r) => at(r)?,

@@ -27,13 +27,18 @@ pub struct Args {
     /// Overwrite uncommitted changes.
     #[arg(long)]
     force: bool,
+    /// Leave the run cache out: push only what the pushed commits reach; fetch no
+    /// outputs of other runs and add nothing to the local run cache.
+    #[arg(long)]
+    no_run_cache: bool,
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
     let out = ctx.out;
     let repo = Repo::open(&ctx.cwd, Access::Write("dvx pull"))?;
     let paths = ctx.rel_args(&repo, &a.paths, false)?;
-    let remote = Remote::open(&repo, a.remote.as_deref())?;
+    let mut remote = Remote::open(&repo, a.remote.as_deref())?;
+    remote.run_cache = !a.no_run_cache;
     let rep = sync::pull(
         &repo,
         &remote,
@@ -48,6 +53,16 @@ pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
     }
     print_fetch(out, &rep.fetch);
     match (&rep.checkout, rep.status) {
+        (Some(c), _) if rep.pinned.is_some() => out.say(&format!(
+            "checked out {} ({}), what dvx.lock pins; branch {} is at the remote's newer commit: wrote {} ({})",
+            c.commit.short(),
+            c.branch
+                .as_deref()
+                .map_or("detached HEAD".into(), |b| format!("on branch {b}")),
+            rep.branch,
+            count(c.written, "file"),
+            human_bytes(c.bytes_written)
+        )),
         (_, SyncStatus::Ahead) => out.say(&format!(
             "branch {} has commits the remote lacks; nothing to update (push them with `dvx push`)",
             rep.branch

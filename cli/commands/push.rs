@@ -27,12 +27,17 @@ pub struct Args {
     /// Show what would be uploaded; upload nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Leave the run cache out: push only what the pushed commits reach; fetch no
+    /// outputs of other runs and add nothing to the local run cache.
+    #[arg(long)]
+    no_run_cache: bool,
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
     // Reading only: a long push does not keep others from writing.
     let repo = Repo::open(&ctx.cwd, Access::Read)?;
-    let remote = Remote::open(&repo, a.remote.as_deref())?;
+    let mut remote = Remote::open(&repo, a.remote.as_deref())?;
+    remote.run_cache = !a.no_run_cache;
     let opts = PushOptions {
         refs: a.revs,
         all: a.all,

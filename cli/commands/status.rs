@@ -34,6 +34,11 @@ pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<ExitCode> {
     let repo = Repo::open(&ctx.cwd, Access::Read)?;
     let st = repo.status(&ctx.bar)?;
     let (stages, warnings) = match Engine::open(&repo) {
+        // No store yet (a fresh `git clone`): what dvx.lock says of each stage.
+        Ok(_) if !st.fetched => (
+            Some(dvx_engine::unfetched::stage_status(&repo)?),
+            Vec::new(),
+        ),
         Ok(mut e) => {
             let r = e.status(&ctx.bar)?;
             (Some(r.stages), r.warnings)

@@ -27,6 +27,7 @@ pub mod run;
 pub mod spec;
 pub mod svg;
 pub mod sync;
+pub mod unfetched;
 pub mod verify;
 
 pub use dvx_remote as remote;

@@ -105,6 +105,16 @@ pub fn cached(store: &Store, key: &Id) -> Result<Option<(Id, RunRecord)>> {
         return Ok(None);
     };
     match load(store, &id) {
+        // A restore writes the record's outputs where it says; a record that names a path
+        // dvx would not track (fetch refuses those, but a store may predate that check) is
+        // a miss.
+        Ok(r)
+            if r.outputs.iter().any(|o| {
+                o.path.is_empty() || dvx_store::paths::check_tracked(&o.path).is_err()
+            }) =>
+        {
+            Ok(None)
+        }
         Ok(r) => Ok(Some((id, r))),
         // A damaged cache entry is a miss, not a failure: the stage simply runs.
         Err(_) => Ok(None),

@@ -69,9 +69,10 @@ pub fn clone(
     rc: RemoteConfig,
     branch: Option<&str>,
     no_checkout: bool,
+    run_cache: bool,
     progress: &dyn Progress,
 ) -> Result<CloneReport> {
-    let rep = ops::clone(dir, rc, branch, no_checkout, progress)?;
+    let rep = ops::clone(dir, rc, branch, no_checkout, run_cache, progress)?;
     let repo = Repo::open(dir, Access::Write("dvx clone"))?;
     lineage::reindex(&repo.store)?;
     Ok(rep)

@@ -15,6 +15,14 @@ pub enum RemoteError {
         message: String,
         kind: RemoteErrorKind,
     },
+    /// Push or pull without a branch named while HEAD is on none: `branches` end at HEAD's
+    /// commit (to get on), empty when none does.
+    #[error("HEAD is detached at {}: name the branch{}", .commit.short(), if *.push { " or tag to push" } else { " to pull" })]
+    Detached {
+        commit: dvx_store::Id,
+        branches: Vec<String>,
+        push: bool,
+    },
 }
 
 fn remote_prefix(remote: &str) -> String {
@@ -30,6 +38,22 @@ impl RemoteError {
         match self {
             RemoteError::Store(e) => e.hint(),
             RemoteError::Remote { kind, .. } => kind.hint(),
+            RemoteError::Detached {
+                commit,
+                branches,
+                push,
+            } => {
+                let verb = if *push { "push" } else { "pull" };
+                Some(match branches.first() {
+                    Some(b) => format!(
+                        "branch {b} is at this commit: `dvx checkout {b}` gets on it (no file changes), then `dvx {verb}`"
+                    ),
+                    None => format!(
+                        "no branch is at {}: `dvx branch NAME && dvx checkout NAME` makes one here, or `dvx {verb} REMOTE BRANCH` names one",
+                        commit.short()
+                    ),
+                })
+            }
         }
     }
 
@@ -42,6 +66,7 @@ impl RemoteError {
                 ..
             } => ErrorClass::Integrity,
             RemoteError::Remote { .. } => ErrorClass::Failed,
+            RemoteError::Detached { .. } => ErrorClass::Invalid,
         }
     }
 
@@ -49,7 +74,7 @@ impl RemoteError {
     pub fn kind(&self) -> Option<RemoteErrorKind> {
         match self {
             RemoteError::Remote { kind, .. } => Some(*kind),
-            RemoteError::Store(_) => None,
+            RemoteError::Store(_) | RemoteError::Detached { .. } => None,
         }
     }
 }

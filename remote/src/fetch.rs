@@ -55,6 +55,8 @@ pub struct FetchReport {
     pub bytes: u64,
     /// Run records that came down (their lineage can be indexed).
     pub new_runs: Vec<Id>,
+    /// Run-cache entries added: successful runs of the remote's whose outputs came too.
+    pub run_cache: u64,
 }
 
 /// Commits, trees, manifests and records downloaded, not yet written.
@@ -133,6 +135,9 @@ impl Project<'_> {
         // Nothing is written before every tree and commit that came down passes.
         crate::incoming::Incoming::of(&remote.name, &meta.objs)
             .check(&|id| self.store.get_object(dvx_store::db::ObjKind::Tree, id))?;
+        // Run records too: a malformed one, or one whose outputs would land outside the
+        // workspace, stops the fetch before anything is written.
+        let offers = self.run_cache_offers(remote, &idx, &meta.objs, want)?;
 
         // 2. The chunks wanted, and the manifests to check once they are in.
         let tips: Vec<Id> = match want {
@@ -156,11 +161,23 @@ impl Project<'_> {
             Want::Branch { paths, .. } | Want::Commit { paths, .. } => paths,
             _ => &[],
         };
+        let outputs: Vec<(Kind, Id)> = offers
+            .iter()
+            .flat_map(|o| o.outputs.iter())
+            .map(|(k, id)| {
+                Ok(match k {
+                    EntryKind::Dir => (Kind::Tree, *id),
+                    _ if meta.has(self, Kind::File, id)? => (Kind::File, *id),
+                    _ => (Kind::Chunk, *id),
+                })
+            })
+            .collect::<Result<_>>()?;
         let (chunks, files) = self.wanted_chunks(
             remote,
             &idx,
             &meta,
             &tips,
+            &outputs,
             matches!(want, Want::History),
             paths,
         )?;
@@ -181,6 +198,10 @@ impl Project<'_> {
                 report.new_runs.push(*id);
             }
         }
+        for o in &offers {
+            txn.put_run_cache(&o.key, &o.run);
+        }
+        report.run_cache = offers.len() as u64;
         report.objects = meta.objs.len() as u64 + n;
         let tracking = !remote.name.contains(['/', ':']);
         let refs = if matches!(want, Want::Commit { .. }) {
@@ -263,14 +284,16 @@ impl Project<'_> {
         Ok(out)
     }
 
-    /// The chunks (missing here) that the tips hold, and the new manifests whose files those
-    /// chunks complete.
+    /// The chunks (missing here) that the tips and `extra` (run-cache outputs) hold, and the
+    /// new manifests whose files those chunks complete.
+    #[allow(clippy::too_many_arguments)]
     fn wanted_chunks(
         &self,
         remote: &Remote,
         idx: &RemoteIndex,
         meta: &Meta,
         tips: &[Id],
+        extra: &[(Kind, Id)],
         history: bool,
         paths: &[String],
     ) -> Result<(Vec<Id>, Vec<Id>)> {
@@ -280,7 +303,7 @@ impl Project<'_> {
         let mut seen: HashSet<(Kind, Id)> = HashSet::new();
         let mut chunks = Vec::new();
         let mut files = Vec::new();
-        let mut stack: Vec<(Kind, Id)> = Vec::new();
+        let mut stack: Vec<(Kind, Id)> = extra.to_vec();
         for tip in tips {
             let bytes = meta
                 .get(self, Kind::Commit, tip)?
@@ -587,15 +610,32 @@ impl Remote {
             set.spawn_on(
                 async move {
                     let key = super::layout::pack_key(&pack);
+                    // An empty object (the log of a silent run) needs no read, and an empty
+                    // range is an error to some S3 servers.
                     let ranges: Vec<std::ops::Range<u64>> = entries
                         .iter()
+                        .filter(|e| e.stored_len > 0)
                         .map(|e| e.offset..e.offset + u64::from(e.stored_len))
                         .collect();
-                    match store
-                        .get_ranges(&object_store::path::Path::from(key.as_str()), &ranges)
-                        .await
-                    {
-                        Ok(d) => Ok((pack, entries, d)),
+                    let got = if ranges.is_empty() {
+                        Ok(Vec::new())
+                    } else {
+                        store
+                            .get_ranges(&object_store::path::Path::from(key.as_str()), &ranges)
+                            .await
+                    };
+                    match got {
+                        Ok(d) => {
+                            let mut d = d.into_iter();
+                            let all = entries
+                                .iter()
+                                .map(|e| match e.stored_len {
+                                    0 => bytes::Bytes::new(),
+                                    _ => d.next().unwrap_or_default(),
+                                })
+                                .collect();
+                            Ok((pack, entries, all))
+                        }
                         Err(e) => Err((key, e)),
                     }
                 },

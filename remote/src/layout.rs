@@ -294,4 +294,29 @@ mod tests {
             "9d9d68b3f76ecb1693acb7a08ce8cde0b2ffeb685c4d68a8c5a58483b9950ed2"
         );
     }
+
+    /// The run cache travels as run records (`R`) in ordinary packs, whether or not a commit
+    /// names them: a pack of one record is these exact bytes, so format 1 readers read it.
+    #[test]
+    fn golden_run_record_pack() {
+        let rec = br#"{"key":"k"}"#;
+        let mut p = PackBuilder::new();
+        p.add(Kind::Run, Id::of(rec), 0, rec.len() as u32, rec);
+        let (id, pack, idx) = p.finish();
+        let mut want = b"DVXRPAK1R\0".to_vec();
+        want.extend_from_slice(Id::of(rec).as_bytes());
+        want.extend_from_slice(&(rec.len() as u32).to_le_bytes());
+        want.extend_from_slice(&(rec.len() as u32).to_le_bytes());
+        want.extend_from_slice(rec);
+        assert_eq!(pack, want);
+        assert_eq!(idx.len(), 12 + ENTRY_LEN + 32);
+        assert_eq!(
+            id.to_hex(),
+            "5c1d7506a7a1e5ec8a3dfd11a7d034772dd70e72be92562e7dd5b34a12134c4d"
+        );
+        assert_eq!(
+            Id::of(&idx).to_hex(),
+            "83d5be1ee6182dc2f8d280791233eed7e60bbe33811880267fe4eb28a2ed48c2"
+        );
+    }
 }

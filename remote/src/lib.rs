@@ -13,6 +13,7 @@ pub mod ops;
 #[cfg(test)]
 mod proptests;
 pub mod push;
+pub mod runcache;
 
 use connect::{aws_profile, check_http};
 pub use connect::{check_endpoint, parse_url};
@@ -164,6 +165,10 @@ pub struct Remote {
     pub pack_size: usize,
     /// Where pack indexes are kept between commands (they never change once written).
     cache_dir: Option<PathBuf>,
+    /// Exchange the run cache: push sends every run-cache record (and the outputs it names)
+    /// even when no pushed commit reaches it, and fetch enters successful records it brings
+    /// into the local run cache with their outputs' data. On unless `--no-run-cache`.
+    pub run_cache: bool,
 }
 
 impl Remote {
@@ -373,6 +378,7 @@ impl Remote {
             jobs,
             pack_size,
             cache_dir,
+            run_cache: true,
         })
     }
 

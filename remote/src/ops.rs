@@ -26,6 +26,9 @@ pub struct PullReport {
     /// fast-forward, up to date, or ahead (local has commits the remote lacks)
     pub status: SyncStatus,
     pub checkout: Option<CheckoutReport>,
+    /// Set when a first pull checked out what dvx.lock pins, which is not the branch's tip
+    /// (the code git has checked out is older than the remote's data).
+    pub pinned: Option<Id>,
 }
 
 #[derive(Debug, Serialize)]
@@ -135,17 +138,30 @@ impl Project<'_> {
         self.save_config(&cfg)
     }
 
+    /// HEAD is on no branch: say which branches end at its commit, to get on one.
+    pub(crate) fn detached(&self, commit: Id, push: bool) -> RemoteError {
+        let branches = self
+            .store
+            .list_refs(HEADS)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, id)| *id == commit)
+            .map(|(n, _)| n)
+            .collect();
+        RemoteError::Detached {
+            commit,
+            branches,
+            push,
+        }
+    }
+
     /// The branch a pull or status is about: the named one or HEAD's.
     fn current_branch(&self, branch: Option<&str>) -> Result<String> {
         match branch {
             Some(b) => Ok(b.to_string()),
             None => match self.store.head()? {
                 Head::Branch(b) => Ok(b),
-                Head::Detached(_) => Err(RemoteError::Remote {
-                    remote: String::new(),
-                    message: "HEAD is detached: name the branch".into(),
-                    kind: RemoteErrorKind::Config,
-                }),
+                Head::Detached(commit) => Err(self.detached(commit, false)),
             },
         }
     }
@@ -161,7 +177,13 @@ impl Project<'_> {
         force: bool,
         progress: &dyn Progress,
     ) -> Result<PullReport> {
-        let branch = self.current_branch(branch)?;
+        // The first pull into a store git brought without one (a fresh `git clone`) brings
+        // what dvx.lock pins, on the branch that goes with the code.
+        let pinned = self.first_pull_pin(paths)?;
+        let branch = match (branch, pinned) {
+            (None, Some(_)) => self.first_pull_branch(remote)?,
+            _ => self.current_branch(branch)?,
+        };
         let fetch = self.fetch(
             remote,
             &Want::Branch {
@@ -206,7 +228,10 @@ impl Project<'_> {
                 })
             }
         };
-        let checkout = if status == SyncStatus::Ahead {
+        let pinned = pinned.filter(|p| *p != target);
+        let checkout = if let Some(pin) = pinned {
+            Some(self.checkout_pinned(remote, &branch, target, pin, force, progress)?)
+        } else if status == SyncStatus::Ahead {
             None
         } else if on_branch || local.is_none() {
             Some(self.checkout_to(
@@ -228,12 +253,84 @@ impl Project<'_> {
             branch,
             status,
             checkout,
+            pinned,
         })
+    }
+
+    /// The commit dvx.lock pins, when this store has no commit yet and the whole workspace is
+    /// wanted: a store made lazily in a project git brought.
+    fn first_pull_pin(&self, paths: &[String]) -> Result<Option<Id>> {
+        if !paths.is_empty() || self.store.head_commit()?.is_some() {
+            return Ok(None);
+        }
+        Ok(dvx_store::lockfile::LockFile::read(&self.root)?.map(|l| l.commit))
+    }
+
+    /// The branch a first pull follows: the one named like git's current branch if the
+    /// remote has it, else HEAD's (`main`) if it has that, else the remote's default.
+    fn first_pull_branch(&self, remote: &Remote) -> Result<String> {
+        let (refs, head) = remote.list_refs()?;
+        let has = |b: &str| refs.iter().any(|(n, _)| *n == format!("{HEADS}{b}"));
+        let ours = match self.store.head()? {
+            Head::Branch(b) => Some(b),
+            Head::Detached(_) => None,
+        };
+        [dvx_store::gitutil::git_branch(&self.root), ours, head]
+            .into_iter()
+            .flatten()
+            .find(|b| has(b))
+            .map_or_else(|| self.current_branch(None), Ok)
+    }
+
+    /// A first pull whose dvx.lock pins another commit than the branch's tip (the code is
+    /// older than the data): the branch goes to the remote's tip, the workspace to the pin.
+    fn checkout_pinned(
+        &self,
+        remote: &Remote,
+        branch: &str,
+        tip: Id,
+        pin: Id,
+        force: bool,
+        progress: &dyn Progress,
+    ) -> Result<CheckoutReport> {
+        if !self
+            .store
+            .has_object(dvx_store::db::ObjKind::Commit, &pin)?
+        {
+            return Err(RemoteError::Remote {
+                remote: remote.name.clone(),
+                message: format!(
+                    "dvx.lock pins commit {}, which the remote does not have (pushed from nowhere yet?)",
+                    pin.short()
+                ),
+                kind: RemoteErrorKind::NotFound,
+            });
+        }
+        self.fetch(
+            remote,
+            &Want::Commit {
+                commit: pin,
+                paths: Vec::new(),
+            },
+            progress,
+        )?;
+        let txn = self.store.txn()?;
+        txn.set_ref(&format!("{HEADS}{branch}"), &tip);
+        txn.commit()?;
+        let head = match self.branch_at(&pin)? {
+            Some(b) => Head::Branch(b),
+            None => Head::Detached(pin),
+        };
+        Ok(self.checkout_to(pin, Some(head), &[], force, progress)?)
     }
 
     /// What a push of the current branch (or all branches) would send, and how each branch
     /// stands against the remote's.
     pub fn remote_status(&self, remote: &Remote, all: bool) -> Result<RemoteStatus> {
+        // Nothing here to compare, and a reader must not start caching the remote's indexes.
+        if self.nothing_fetched() {
+            return Err(self.nothing_fetched_error().into());
+        }
         let local = self.refs_to_push(&[], all)?;
         let mut branches = Vec::new();
         for (name, id) in &local {
@@ -270,7 +367,8 @@ impl Project<'_> {
             .into_iter()
             .map(|(_, id)| id)
             .collect();
-        let plan = self.push_plan(&idx, &tips)?;
+        let runs = self.run_cache_records(remote)?;
+        let plan = self.push_plan(&idx, &tips, &runs)?;
         Ok(RemoteStatus {
             remote: remote.name.clone(),
             url: remote.url.clone(),
@@ -289,16 +387,23 @@ pub fn clone(
     rc: RemoteConfig,
     branch: Option<&str>,
     no_checkout: bool,
+    run_cache: bool,
     progress: &dyn Progress,
 ) -> Result<CloneReport> {
     let existed = dir.exists();
     if existed && fs::read_dir(dir).at(dir)?.next().is_some() {
+        // A git checkout of a dvx project: bring its data in place, as `dvx pull` would.
+        if dir.join(dvx_store::lockfile::LOCK_NAME).is_file()
+            || dir.join(dvx_store::repo::DOT).join("config.toml").is_file()
+        {
+            return clone_into_checkout(dir, rc, branch, no_checkout, run_cache, progress);
+        }
         return Err(RemoteError::Store(StoreError::InvalidPath {
             path: dir.display().to_string(),
-            reason: "exists and is not empty".into(),
+            reason: "exists, is not empty and holds no dvx.lock (clone into a new folder, or into a git checkout of a dvx project)".into(),
         }));
     }
-    let res = clone_into(dir, rc, branch, no_checkout, progress);
+    let res = clone_into(dir, rc, branch, no_checkout, run_cache, progress);
     if res.is_err() {
         if existed {
             dvx_store::fsutil::empty_dir(dir);
@@ -309,11 +414,73 @@ pub fn clone(
     res
 }
 
+/// Clone into a folder that already holds a dvx project's files (a `git clone` with dvx.lock,
+/// and usually `.dvx/config.toml`): the project keeps its files and settings; `origin` is
+/// added if it has none, and must name the same URL if it has; then a pull brings what
+/// dvx.lock pins. Nothing of the folder is removed if it fails; a `.dvx` made here is.
+fn clone_into_checkout(
+    dir: &Path,
+    rc: RemoteConfig,
+    branch: Option<&str>,
+    no_checkout: bool,
+    run_cache: bool,
+    progress: &dyn Progress,
+) -> Result<CloneReport> {
+    let dot = dir.join(dvx_store::repo::DOT);
+    let made_dot = !dot.join("config.toml").is_file();
+    let res = (|| {
+        if made_dot {
+            Repo::init(dir)?;
+        }
+        let repo = Repo::open(dir, Access::Write("dvx clone"))?;
+        match repo.config.remote.get("origin") {
+            None => Project(&repo).add_remote("origin", rc.clone(), false)?,
+            Some(have) if have.url.trim_end_matches('/') == rc.url.trim_end_matches('/') => {}
+            Some(have) => {
+                return Err(RemoteError::Remote {
+                    remote: "origin".into(),
+                    message: format!(
+                    "the project already has origin at {}, not {}; pull from it with `dvx pull`",
+                    have.url, rc.url
+                ),
+                    kind: RemoteErrorKind::Config,
+                })
+            }
+        }
+        // The settings changed on disk: open again to read them.
+        drop(repo);
+        let repo = Repo::open(dir, Access::Write("dvx clone"))?;
+        let mut remote = Remote::open(&repo, Some("origin"))?;
+        remote.run_cache = run_cache;
+        if no_checkout {
+            let fetch = Project(&repo).fetch(&remote, &Want::Nothing, progress)?;
+            return Ok(CloneReport {
+                root: dir.display().to_string(),
+                fetch,
+                branch: branch.map(str::to_string),
+                checkout: None,
+            });
+        }
+        let rep = Project(&repo).pull(&remote, branch, &[], false, progress)?;
+        Ok(CloneReport {
+            root: dir.display().to_string(),
+            fetch: rep.fetch,
+            branch: Some(rep.branch),
+            checkout: rep.checkout,
+        })
+    })();
+    if res.is_err() && made_dot {
+        let _ = fs::remove_dir_all(&dot);
+    }
+    res
+}
+
 fn clone_into(
     dir: &Path,
     rc: RemoteConfig,
     branch: Option<&str>,
     no_checkout: bool,
+    run_cache: bool,
     progress: &dyn Progress,
 ) -> Result<CloneReport> {
     fs::create_dir_all(dir).at(dir)?;
@@ -323,7 +490,8 @@ fn clone_into(
         Project(&repo).add_remote("origin", rc, false)?;
     }
     let repo = Repo::open(dir, Access::Write("dvx clone"))?;
-    let remote = Remote::open(&repo, Some("origin"))?;
+    let mut remote = Remote::open(&repo, Some("origin"))?;
+    remote.run_cache = run_cache;
     remote.check_format(false)?;
     let (refs, head) = remote.list_refs()?;
     let branch = match branch {

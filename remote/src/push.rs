@@ -90,11 +90,7 @@ impl Project<'_> {
                         .ok_or(StoreError::NothingTracked)?;
                     Ok(vec![(name, id)])
                 }
-                Head::Detached(_) => Err(RemoteError::Remote {
-                    remote: String::new(),
-                    message: "HEAD is detached: name the branch or tag to push".into(),
-                    kind: RemoteErrorKind::Config,
-                }),
+                Head::Detached(commit) => Err(self.detached(commit, true)),
             };
         }
         for n in names {
@@ -118,13 +114,16 @@ impl Project<'_> {
         Ok(out)
     }
 
-    /// Everything reachable from `tips` that the remote lacks.
-    pub fn push_plan(&self, idx: &RemoteIndex, tips: &[Id]) -> Result<Plan> {
+    /// Everything reachable from `tips` and `runs` (run records) that the remote lacks.
+    pub fn push_plan(&self, idx: &RemoteIndex, tips: &[Id], runs: &[Id]) -> Result<Plan> {
         let st = &self.store;
         let mut plan = Plan::default();
         let mut seen: HashSet<(Kind, Id)> = HashSet::new();
-        let mut stack: Vec<(Kind, Id, bool)> =
-            tips.iter().map(|t| (Kind::Commit, *t, false)).collect();
+        let mut stack: Vec<(Kind, Id, bool)> = runs
+            .iter()
+            .map(|r| (Kind::Run, *r, false))
+            .chain(tips.iter().map(|t| (Kind::Commit, *t, false)))
+            .collect();
         let leaf = |id: Id| -> Result<(Kind, Id, bool)> {
             Ok(if st.has_object(ObjKind::File, &id)? {
                 (Kind::File, id, false)
@@ -214,6 +213,9 @@ impl Project<'_> {
         opts: &PushOptions,
         progress: &dyn Progress,
     ) -> Result<PushReport> {
+        if self.nothing_fetched() {
+            return Err(self.nothing_fetched_error().into());
+        }
         let with_remote = |e: RemoteError| match e {
             RemoteError::Remote {
                 remote: r,
@@ -284,7 +286,8 @@ impl Project<'_> {
         }
         let idx = remote.load_index()?;
         let tips: Vec<Id> = moves.iter().map(|m| m.2).collect();
-        let plan = self.push_plan(&idx, &tips)?;
+        let runs = self.run_cache_records(remote)?;
+        let plan = self.push_plan(&idx, &tips, &runs)?;
         report.chunks = plan.chunks.len() as u64;
         report.objects = (plan.chunks.len() + plan.meta.len()) as u64;
         if opts.dry_run {

@@ -43,6 +43,18 @@ impl Store {
             .and_then(|v| Id::from_slice(&v)))
     }
 
+    /// Every run-cache entry: (key, run), in key order.
+    pub fn run_cache_entries(&self) -> Result<Vec<(Id, Id)>> {
+        let mut out = Vec::new();
+        self.db.for_each_prefix(CF_RUNS, &[], |k, v| {
+            if let (Some(key), Some(run)) = (Id::from_slice(k), Id::from_slice(v)) {
+                out.push((key, run));
+            }
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
     /// Each lineage entry whose key starts with `prefix`, until `f` returns false.
     pub fn for_each_lineage(
         &self,

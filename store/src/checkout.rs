@@ -42,6 +42,9 @@ pub struct CheckoutReport {
     pub deleted: u64,
     pub bytes_written: u64,
     pub unchanged: u64,
+    /// How the revision given was read, when it was a git revision or shadowed one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<crate::revision::Resolved>,
 }
 
 impl Repo {
@@ -54,8 +57,21 @@ impl Repo {
         force: bool,
         progress: &dyn Progress,
     ) -> Result<CheckoutReport> {
-        let (target_id, new_head) = match rev {
-            Some(r) => {
+        let resolved = match rev {
+            Some(r) => Some(self.resolve_rev(r)?),
+            None => None,
+        };
+        let git_id = resolved.as_ref().and_then(|r| match r.source {
+            crate::revision::RevSource::Git { .. } => Some(r.commit),
+            crate::revision::RevSource::Dvx => None,
+        });
+        let (target_id, new_head) = match (rev, git_id) {
+            // A git revision: the data its dvx.lock pins, on the branch that ends there.
+            (Some(_), Some(id)) => match self.branch_at(&id)? {
+                Some(b) => (id, Head::Branch(b)),
+                None => (id, Head::Detached(id)),
+            },
+            (Some(r), None) => {
                 let id = self.store.resolve(r)?;
                 let is_branch = self.store.ref_target(&format!("{HEADS}{r}"))?.is_some();
                 let is_tag = self.store.ref_target(&format!("{TAGS}{r}"))?.is_some();
@@ -69,18 +85,14 @@ impl Repo {
                 };
                 (id, head)
             }
-            None => {
+            (None, _) => {
                 // dvx.lock is the source of truth after a git checkout; it must be sound.
                 let lock = self.checked_lock()?.ok_or_else(|| {
                     StoreError::UnknownRevision("(none given, and there is no dvx.lock)".into())
                 })?;
-                match self.store.head()? {
-                    Head::Branch(b)
-                        if self.store.ref_target(&format!("{HEADS}{b}"))? == Some(lock.commit) =>
-                    {
-                        (lock.commit, Head::Branch(b))
-                    }
-                    _ => (lock.commit, Head::Detached(lock.commit)),
+                match self.branch_at(&lock.commit)? {
+                    Some(b) => (lock.commit, Head::Branch(b)),
+                    None => (lock.commit, Head::Detached(lock.commit)),
                 }
             }
         };
@@ -89,7 +101,38 @@ impl Repo {
         } else {
             None
         };
-        self.checkout_to(target_id, head, only, force, progress)
+        let mut rep = self.checkout_to(target_id, head, only, force, progress)?;
+        rep.revision = resolved.filter(|r| r.note().is_some());
+        Ok(rep)
+    }
+
+    /// The branch to be on at `commit` (what dvx.lock pins after a `git checkout`): among the
+    /// branches whose tip it is, the current one, else the one named like git's current
+    /// branch, else `main`, else the first by name. `None` when no branch ends there, so
+    /// HEAD is detached only when no branch could be moved by the next commit without
+    /// leaving the pinned data behind.
+    pub fn branch_at(&self, commit: &Id) -> Result<Option<String>> {
+        let at: Vec<String> = self
+            .store
+            .list_refs(HEADS)?
+            .into_iter()
+            .filter(|(_, id)| id == commit)
+            .map(|(n, _)| n)
+            .collect();
+        let current = match self.store.head()? {
+            Head::Branch(b) => Some(b),
+            Head::Detached(_) => None,
+        };
+        let git = crate::gitutil::git_branch(&self.root);
+        for want in [current, git, Some(crate::refs::DEFAULT_BRANCH.to_string())]
+            .into_iter()
+            .flatten()
+        {
+            if at.contains(&want) {
+                return Ok(Some(want));
+            }
+        }
+        Ok(at.into_iter().next())
     }
 
     /// Make the workspace (or just `only`) hold commit `target_id`. With `head`, HEAD becomes
@@ -186,6 +229,7 @@ impl Repo {
             self.write_lock(&target_id, &target, current.as_ref())?;
         }
         Ok(CheckoutReport {
+            revision: None,
             commit: target_id,
             branch,
             written: applied.written,

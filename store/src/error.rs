@@ -40,6 +40,15 @@ pub enum StoreError {
     },
     #[error("unknown revision {0:?}")]
     UnknownRevision(String),
+    /// A project whose store does not exist yet (a fresh `git clone`), asked about data.
+    #[error("nothing fetched yet: this project has no dvx store{}", pinned_note(.pinned))]
+    NothingFetched { pinned: Option<Id> },
+    /// A git revision from before the project used dvx.
+    #[error("git revision {rev} ({}) has no dvx.lock", &.git_commit[..12.min(.git_commit.len())])]
+    NoLockAtGitRev { rev: String, git_commit: String },
+    /// dvx.lock pins a commit the store lacks (git brought a newer dvx.lock than dvx has).
+    #[error("dvx.lock pins commit {}, which is not fetched yet", .0.short())]
+    PinnedNotFetched(Id),
     #[error("ambiguous revision {rev:?}: matches {count} commits")]
     AmbiguousRevision { rev: String, count: usize },
     #[error("{path}: not found in commit {commit}")]
@@ -105,6 +114,13 @@ pub enum StoreError {
     UnknownRemote(String),
 }
 
+fn pinned_note(commit: &Option<Id>) -> String {
+    match commit {
+        Some(c) => format!(" (dvx.lock pins commit {})", c.short()),
+        None => String::new(),
+    }
+}
+
 fn beyond(path: &str, link: &str) -> String {
     if path == link {
         "is a symbolic link; dvx does not work through one here".into()
@@ -155,6 +171,8 @@ impl StoreError {
                 Invalid
             }
             InvalidPath { .. } | UnknownRevision(_) | AmbiguousRevision { .. } => Invalid,
+            NothingFetched { .. } | PinnedNotFetched(_) => Failed,
+            NoLockAtGitRev { .. } => Invalid,
             NotInRevision { .. } | LockFileSyntax { .. } | LockFileEdited { .. } => Invalid,
             Config { .. } | Setting { .. } | RefExists(_) | InvalidRefName { .. } => Invalid,
             DeleteCurrentBranch(_) => Invalid,
@@ -190,7 +208,11 @@ impl StoreError {
             PermissionDenied(_) => "check the file's permissions (`ls -l`)".into(),
             DiskFull(_) => "free some space (`dvx gc` removes unreachable data) and run the command again; nothing was changed".into(),
             Io { .. } => return None,
-            UnknownRevision(_) => "list revisions with `dvx log`, `dvx branch` or `dvx tag`".into(),
+            UnknownRevision(_) => "list revisions with `dvx log`, `dvx branch` or `dvx tag` (a git branch, tag or commit works too, through its dvx.lock)".into(),
+            NoLockAtGitRev { .. } => "it predates dvx in this project: `git log -- dvx.lock` lists the revisions that have one".into(),
+            NothingFetched { .. } | PinnedNotFetched(_) => {
+                "run `dvx pull` to fetch what dvx.lock pins from the default remote (`dvx remote list` shows it)".into()
+            }
             AmbiguousRevision { .. } => "give more hex digits of the commit id".into(),
             NotInRevision { .. } => "list what the commit holds with `dvx ls REV`".into(),
             CorruptObject { .. } | MissingObject { .. } => {

@@ -13,6 +13,29 @@ pub fn git_workdir(root: &Path) -> Option<PathBuf> {
     repo.workdir().map(|p| p.to_path_buf())
 }
 
+/// The full id of the git commit `rev` names (a branch, tag, `HEAD~1`, an id), if git knows
+/// it.
+pub fn git_commit_of(root: &Path, rev: &str) -> Option<String> {
+    // Options are not revisions; git2 would not take them as such anyway.
+    if rev.is_empty() || rev.starts_with('-') {
+        return None;
+    }
+    let repo = git2::Repository::discover(root).ok()?;
+    let obj = repo.revparse_single(rev).ok()?;
+    let commit = obj.peel_to_commit().ok()?;
+    Some(commit.id().to_string())
+}
+
+/// The branch git's HEAD is on in the enclosing repository, if any.
+pub fn git_branch(root: &Path) -> Option<String> {
+    let repo = git2::Repository::discover(root).ok()?;
+    let head = repo.head().ok()?;
+    if !head.is_branch() {
+        return None;
+    }
+    head.shorthand().map(str::to_string)
+}
+
 /// HEAD commit of the enclosing git repo and whether tracked files differ from it.
 pub fn git_info(root: &Path) -> Option<GitInfo> {
     let repo = git2::Repository::discover(root).ok()?;

@@ -28,10 +28,12 @@ pub mod paths;
 mod proptests;
 pub mod refs;
 pub mod repo;
+pub mod revision;
 pub mod statcache;
 pub mod store;
 #[cfg(any(test, feature = "test-strategies"))]
 pub mod strategies;
+mod unfetched;
 pub mod worktree;
 
 pub use error::{ErrorClass, Result, StoreError};

@@ -257,6 +257,10 @@ impl Repo {
     /// Check everything. `promised` holds the ids a remote's index lists (dvx-remote's
     /// `promised_ids`): a partial clone lacks them locally, which is not damage.
     pub fn fsck(&self, promised: &HashSet<Id>, progress: &dyn Progress) -> Result<FsckReport> {
+        // "All good" about a store that does not exist would mislead.
+        if self.nothing_fetched() {
+            return Err(self.nothing_fetched_error());
+        }
         let mut report = FsckReport::default();
         // Every table file of every column family, checksums verified. Derivable families are
         // rebuilt when this fsck may write; the others are reported, and not scanned further.

@@ -58,6 +58,13 @@ pub struct Status {
     pub clean: bool,
     /// Set when dvx.lock pins another commit than HEAD (e.g. after a git checkout).
     pub lock_commit: Option<Id>,
+    /// False when `lock_commit` is not in the store yet (git brought a newer dvx.lock).
+    pub lock_fetched: bool,
+    /// False in a project without a store yet (a fresh `git clone`): the rest then comes
+    /// from dvx.lock alone.
+    pub fetched: bool,
+    /// Paths dvx.lock tracks that are not in the workspace (before the first `dvx pull`).
+    pub not_here: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -218,7 +225,8 @@ impl Repo {
     /// Remember freshly computed hashes: directly when this process writes, otherwise by a
     /// short writer session if no one else is writing (a busy project just skips it).
     pub fn save_cache(&self, updates: &[(String, StatEntry)]) -> Result<()> {
-        if updates.is_empty() {
+        // Without a store there is nowhere to keep hashes; a reader does not create one.
+        if updates.is_empty() || self.nothing_fetched() {
             return Ok(());
         }
         if self.can_write() {
@@ -440,7 +448,16 @@ impl Repo {
     }
 
     pub fn status(&self, progress: &dyn Progress) -> Result<Status> {
-        let lock = self.checked_lock()?;
+        if self.nothing_fetched() {
+            return self.status_from_lock(progress);
+        }
+        // A dvx.lock pinning a commit not fetched yet (after a `git pull`) is news for
+        // status to give, not a reason to fail.
+        let (lock, unfetched) = match self.checked_lock() {
+            Ok(lock) => (lock.map(|l| l.commit), false),
+            Err(StoreError::PinnedNotFetched(c)) => (Some(c), true),
+            Err(e) => return Err(e),
+        };
         let (head, head_id, base) = self.head_state()?;
         let _ = progress;
         let roots = base.as_ref().map(|c| c.roots.clone()).unwrap_or_default();
@@ -457,7 +474,7 @@ impl Repo {
             pick(ChangeKind::Removed),
             pick(ChangeKind::Added),
         );
-        let lock_commit = lock.map(|l| l.commit).filter(|c| Some(*c) != head_id);
+        let lock_commit = lock.filter(|c| Some(*c) != head_id);
         Ok(Status {
             branch: Self::branch_name(&head),
             head: head_id,
@@ -467,6 +484,9 @@ impl Repo {
             deleted,
             new,
             lock_commit,
+            lock_fetched: !unfetched,
+            fetched: true,
+            not_here: Vec::new(),
         })
     }
 
@@ -477,6 +497,10 @@ impl Repo {
         to: Option<&str>,
         progress: &dyn Progress,
     ) -> Result<Vec<Change>> {
+        // Without a store every tracked path would look new (or unchanged); neither is true.
+        if self.nothing_fetched() {
+            return Err(self.nothing_fetched_error());
+        }
         let resolve =
             |rev: &str| -> Result<Commit> { self.store.get_commit(&self.store.resolve(rev)?) };
         let (_, _, head) = self.head_state()?;

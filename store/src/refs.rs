@@ -71,6 +71,16 @@ impl Store {
 
     /// Resolve a revision to a commit id.
     pub fn resolve(&self, rev: &str) -> Result<Id> {
+        match self.resolve_here(rev) {
+            // A stand-in for a store not created yet knows no revision, and says why.
+            Err(StoreError::UnknownRevision(_)) if self.nothing_fetched => {
+                Err(StoreError::NothingFetched { pinned: None })
+            }
+            r => r,
+        }
+    }
+
+    fn resolve_here(&self, rev: &str) -> Result<Id> {
         let unknown = || StoreError::UnknownRevision(rev.to_string());
         // Suffixes: ~N and ^ (first parent), applied left to right.
         let split = rev.find(['~', '^']).unwrap_or(rev.len());

@@ -46,6 +46,20 @@ pub struct Repo {
     lock: Option<WriterLock>,
     /// The device of `.dvx/tmp`, looked up once (checkout writes its temp files there).
     pub(crate) tmp_dev: std::sync::OnceLock<Option<u64>>,
+    /// Set when the project has no store yet (a fresh `git clone`) and a reader opened it:
+    /// an empty store in a temporary folder stands in, so reads answer as for an empty store
+    /// and nothing is written into the project. Declared after `store`, so the database is
+    /// closed before its folder is removed.
+    stand_in: Option<StandIn>,
+}
+
+/// A temporary folder removed when dropped.
+struct StandIn(PathBuf);
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }
 
 /// What `init` did.
@@ -72,18 +86,10 @@ impl Repo {
         if dot.join("config.toml").exists() {
             return Err(StoreError::AlreadyInitialized(dir.to_path_buf()));
         }
-        fs::create_dir_all(dot.join("tmp")).at(&dot)?;
-        fs::create_dir_all(dot.join("packs")).at(&dot)?;
-        gitutil::write_internal_gitignore(&dot)?;
+        fs::create_dir_all(&dot).at(&dot)?;
         {
             let _lock = WriterLock::acquire(&dot, "dvx init", Duration::from_secs(3))?;
-            let db = Db::open(&dot.join("db"))?;
-            let store = Store::new(db, &dot.join("packs"));
-            let txn = store.txn()?;
-            txn.set_head(&Head::Branch(DEFAULT_BRANCH.into()));
-            txn.put(crate::db::CF_META, b"format", b"1");
-            crate::lineage::mark_indexed(&txn);
-            txn.commit()?;
+            Self::create_store(&dot)?;
         }
         // The config file marks the project as ready, so it is written last.
         crate::fsutil::write_atomic(
@@ -97,10 +103,79 @@ impl Repo {
         })
     }
 
+    /// Make an empty store (on branch `main`, no commits) in `dot`: by `init`, and by the
+    /// first writing command in a project that git brought without one. The caller holds the
+    /// writer lock.
+    fn create_store(dot: &Path) -> Result<()> {
+        fs::create_dir_all(dot.join("tmp")).at(dot)?;
+        fs::create_dir_all(dot.join("packs")).at(dot)?;
+        if !dot.join(".gitignore").exists() {
+            gitutil::write_internal_gitignore(dot)?;
+        }
+        Self::init_db(&dot.join("db"), &dot.join("packs"))?;
+        Ok(())
+    }
+
+    fn init_db(db_path: &Path, packs: &Path) -> Result<Store> {
+        let db = Db::open(db_path)?;
+        let store = Store::new(db, packs);
+        let txn = store.txn()?;
+        txn.set_head(&Head::Branch(DEFAULT_BRANCH.into()));
+        txn.put(crate::db::CF_META, b"format", b"1");
+        crate::lineage::mark_indexed(&txn);
+        txn.commit()?;
+        Ok(store)
+    }
+
+    /// Whether the project has a store. A project git brought (dvx.lock and
+    /// `.dvx/config.toml` committed, `.dvx/db` ignored) has none until a command writes.
+    pub fn has_store(root: &Path) -> bool {
+        root.join(DOT).join("db").exists()
+    }
+
+    /// Whether this handle reads a stand-in for a store that does not exist yet.
+    pub fn nothing_fetched(&self) -> bool {
+        self.stand_in.is_some()
+    }
+
+    /// The error for a question only fetched data can answer.
+    pub fn nothing_fetched_error(&self) -> StoreError {
+        StoreError::NothingFetched {
+            pinned: LockFile::read(&self.root).ok().flatten().map(|l| l.commit),
+        }
+    }
+
+    /// A reader's view of a project without a store: an empty one in a temporary folder.
+    fn open_stand_in(root: PathBuf, dot: PathBuf, config: Config) -> Result<Repo> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = std::env::temp_dir().join(format!("dvx-unfetched-{}-{n}", std::process::id()));
+        let guard = StandIn(tmp.clone());
+        fs::create_dir_all(tmp.join("packs")).at(&tmp)?;
+        let mut store = Self::init_db(&tmp.join("db"), &tmp.join("packs"))?;
+        store.nothing_fetched = true;
+        Ok(Repo {
+            store,
+            root,
+            dot,
+            config,
+            lock: None,
+            tmp_dev: Default::default(),
+            stand_in: Some(guard),
+        })
+    }
+
     pub fn open(start: &Path, access: Access) -> Result<Repo> {
         let root = Self::find_root(start)?;
         let dot = root.join(DOT);
         let config = Config::load(&dot.join("config.toml"))?;
+        // Readers never create the store: they answer from dvx.lock and an empty stand-in.
+        // (`.dvx/db` missing altogether means never created; a folder without its files is
+        // damage, which the open below reports.)
+        let fresh = !Self::has_store(&root);
+        if fresh && matches!(access, Access::Read | Access::ReadOrWrite(_)) {
+            return Self::open_stand_in(root, dot, config);
+        }
         let wait = crate::limits::env_f64("DVX_LOCK_WAIT", crate::limits::LOCK_WAIT_SECS)?
             .unwrap_or(config.core.lock_wait_secs);
         // Both sources are range-checked, so this cannot panic.
@@ -113,6 +188,9 @@ impl Repo {
             Access::ReadOrWrite(cmd) => WriterLock::try_acquire(&dot, cmd, Duration::ZERO)?,
         };
         let db_path = dot.join("db");
+        if fresh && !Self::has_store(&root) {
+            Self::create_store(&dot)?;
+        }
         let (db, lock) = match lock {
             Some(l) if matches!(access, Access::Salvage(_)) => {
                 (Db::open_salvaging(&db_path)?, Some(l))
@@ -138,6 +216,7 @@ impl Repo {
             config,
             lock,
             tmp_dev: Default::default(),
+            stand_in: None,
         };
         if repo.lock.is_some() {
             repo.clean_tmp();
@@ -343,11 +422,13 @@ impl Repo {
         };
         let commit = match self.store.get_commit(&lock.commit) {
             Ok(c) => c,
+            Err(StoreError::MissingObject { .. }) if self.nothing_fetched() => {
+                return Err(self.nothing_fetched_error())
+            }
+            // A commit not here is rarely a hand edit: git brought a dvx.lock newer than what
+            // dvx fetched. A pull fetches it, and says so if the remote lacks it too.
             Err(StoreError::MissingObject { .. }) => {
-                return Err(edited(format!(
-                    "it pins commit {} which this store does not have (fetch it from a remote, or the file was changed)",
-                    lock.commit.short()
-                )))
+                return Err(StoreError::PinnedNotFetched(lock.commit))
             }
             Err(e) => return Err(e),
         };

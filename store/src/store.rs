@@ -58,6 +58,9 @@ pub struct Store {
     pub compress_large: bool,
     /// Compress files of one chunk when it saves space (`core.compression` not "none").
     pub compress_small: bool,
+    /// An empty stand-in for a project whose store does not exist yet: an unknown revision
+    /// then means "nothing fetched", not a typo.
+    pub nothing_fetched: bool,
 }
 
 impl Store {
@@ -68,6 +71,7 @@ impl Store {
             reader: PackReader::new(packs_dir),
             compress_large: false,
             compress_small: true,
+            nothing_fetched: false,
         }
     }
 

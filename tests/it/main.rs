@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `dvx` binary against real files, git and processes.
 
+mod clone;
 mod combine;
 mod common;
 mod concurrency;
@@ -18,4 +19,5 @@ mod pipeline;
 mod remote;
 mod safety;
 mod scheduling;
+mod serve;
 mod workflow;

@@ -1,0 +1,125 @@
+//! What the pages show, read from the project on each request through the same library calls
+//! the CLI makes, so every JSON twin has the shape of the matching `--json` output.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use dvx_engine::lineage::{self, Graph};
+use dvx_engine::record::{self, RunRecord};
+use dvx_engine::run::{Engine, StageReport, StageStatus};
+use dvx_engine::store::ops::LogEntry;
+use dvx_engine::store::{Access, Id, Quiet, Repo};
+use dvx_engine::{EngineError, Result};
+use serde::Serialize;
+
+/// The pipeline page: each stage as `dvx status --json` reports it, the last recorded
+/// outcome of each stage in HEAD's commit, and the graph's edges (from a stage to one that
+/// needs it).
+#[derive(Debug, Default, Serialize)]
+pub struct PipelineView {
+    /// False when the project has no dvx.yaml.
+    pub pipeline: bool,
+    pub stages: Vec<StageReport>,
+    pub warnings: Vec<String>,
+    pub edges: Vec<(String, String)>,
+    /// Stages whose latest run (in HEAD's commit) failed, with that run.
+    pub failed: BTreeMap<String, Id>,
+}
+
+pub fn pipeline(root: &Path) -> Result<PipelineView> {
+    let repo = Repo::open(root, Access::Read)?;
+    let mut engine = match Engine::open(&repo) {
+        Ok(e) => e,
+        Err(EngineError::NoPipeline(_)) => return Ok(PipelineView::default()),
+        Err(e) => return Err(e),
+    };
+    let report = engine.status(&Quiet)?;
+    let names: Vec<&str> = engine
+        .pipeline
+        .stages
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    let mut edges = Vec::new();
+    for (i, needs) in engine.dag.needs.iter().enumerate() {
+        for &j in needs {
+            edges.push((names[j].to_string(), names[i].to_string()));
+        }
+    }
+    let mut failed = BTreeMap::new();
+    if let Some(head) = repo.store.head_commit()? {
+        let c = repo.store.get_commit(&head)?;
+        for run in &c.runs {
+            if let Ok(rec) = record::load(&repo.store, run) {
+                if !rec.ok() {
+                    failed.insert(rec.stage.clone(), *run);
+                }
+            }
+        }
+    }
+    Ok(PipelineView {
+        pipeline: true,
+        stages: report.stages,
+        warnings: report.warnings,
+        edges,
+        failed,
+    })
+}
+
+/// How a stage is drawn: its status now, or failed when its latest run failed and it has
+/// not been run successfully since.
+pub fn shown_state(view: &PipelineView, s: &StageReport) -> &'static str {
+    if view.failed.contains_key(&s.stage) && s.state.is_stale() {
+        return "failed";
+    }
+    match s.state {
+        StageStatus::Skipped => "up to date",
+        other => other.as_str(),
+    }
+}
+
+/// The latest commits of HEAD, as `dvx log --json` gives them.
+pub fn commits(root: &Path, n: usize) -> Result<Vec<LogEntry>> {
+    let repo = Repo::open(root, Access::Read)?;
+    if repo.store.head_commit()?.is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(repo.log(None, Some(n))?)
+}
+
+/// One run: its record (as `dvx show --json`) and its output.
+pub struct RunView {
+    pub id: Id,
+    pub record: RunRecord,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+pub fn run(root: &Path, arg: &str) -> Result<RunView> {
+    let repo = Repo::open(root, Access::Read)?;
+    let (id, record) =
+        lineage::find_run(&repo, arg)?.ok_or_else(|| EngineError::UnknownRun(arg.to_string()))?;
+    let stdout = repo.store.read_file(&record.stdout)?;
+    let stderr = repo.store.read_file(&record.stderr)?;
+    Ok(RunView {
+        id,
+        record,
+        stdout,
+        stderr,
+    })
+}
+
+/// The record's JSON as `dvx show --json` prints it.
+pub fn run_json(v: &RunView) -> serde_json::Value {
+    let mut j = serde_json::to_value(&v.record).unwrap_or_default();
+    j["id"] = serde_json::Value::String(v.id.to_hex());
+    j
+}
+
+/// `PATH[@REV]` upstream (or downstream) as `dvx lineage --json` gives it.
+pub fn lineage(root: &Path, target: &str, downstream: bool) -> Result<Graph> {
+    let (repo, _) = lineage::open(root)?;
+    let (p, rev) = lineage::split_rev(target);
+    let p = p.trim_matches('/');
+    lineage::lineage(&repo, p, rev, downstream, None)
+}

@@ -1,0 +1,231 @@
+//! `dvx serve` end to end: the real binary on a free port, asked over HTTP as a browser or a
+//! script would, while the project is what `dvx run` left.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+
+use crate::common::*;
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut all = vec!["serve", "--addr", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut c = p.cmd_in("", &all);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("dvx serve: listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        // Keep reading stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = err.read_to_string(&mut rest);
+            assert!(!rest.contains("s3cr3t"), "the token was printed: {rest}");
+        });
+        Server { child, addr }
+    }
+
+    /// GET `path` with extra header lines; returns (status, headers, body).
+    fn get_with(&self, path: &str, headers: &str) -> (u16, String, String) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{headers}\r\n",
+            self.addr
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, head.to_string(), body.to_string())
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let (s, _, b) = self.get_with(path, "");
+        (s, b)
+    }
+
+    fn json(&self, path: &str) -> serde_json::Value {
+        let (s, b) = self.get(path);
+        assert_eq!(s, 200, "{path}: {b}");
+        serde_json::from_str(&b).unwrap()
+    }
+
+    /// SIGTERM, as a service manager stops it: a clean exit.
+    fn stop(mut self) {
+        // SAFETY: signalling a child we spawned.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+/// A pipeline whose second stage fails: the graph, the failed run's page with its stderr,
+/// JSON twins equal to the CLI's `--json`, lineage, metrics and 404s.
+#[test]
+fn pages_and_json_twins_show_the_pipeline_runs_and_lineage() {
+    let p = Project::new();
+    p.write("data/a.txt", "alpha\n");
+    p.write(
+        "dvx.yaml",
+        "stages:\n  prep:\n    cmd: tr a-z A-Z < data/a.txt > up.txt\n    deps: [data/a.txt]\n    outs: [up.txt]\n  check:\n    cmd: echo 'disk <on fire>' >&2; exit 3\n    deps: [up.txt]\n    outs: [ok.txt]\n",
+    );
+    p.dvx(&["add", "data", "-m", "data"]).ok();
+    p.dvx(&["run"]).fails();
+    let srv = Server::start(&p, &[], &[]);
+    assert_eq!(srv.get("/healthz"), (200, "ok\n".to_string()));
+
+    let pipe = srv.json("/api/pipeline");
+    let state = |name: &str| {
+        pipe["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stage"] == name)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(state("prep"), "skipped");
+    assert_eq!(state("check"), "stale");
+    assert_eq!(pipe["edges"], serde_json::json!([["prep", "check"]]));
+    let failed_run = pipe["failed"]["check"].as_str().unwrap().to_string();
+    // The same stages `dvx status --json` reports.
+    assert_eq!(
+        pipe["stages"],
+        p.dvx(&["status", "--json"]).ok().json()["stages"]
+    );
+
+    let (s, page) = srv.get("/");
+    assert_eq!(s, 200);
+    assert_eq!(page.matches("class=\"stage ").count(), 2, "{page}");
+    assert!(
+        page.contains("data-stage=\"check\" data-state=\"failed\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("data-stage=\"prep\" data-state=\"up to date\""),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("href=\"/runs/{failed_run}\"")),
+        "{page}"
+    );
+
+    let (s, run) = srv.get(&format!("/runs/{failed_run}"));
+    assert_eq!(s, 200);
+    assert!(
+        run.contains("disk &lt;on fire&gt;"),
+        "stderr shown, escaped: {run}"
+    );
+    assert!(run.contains("exited with status 3"), "{run}");
+    assert_eq!(
+        srv.json(&format!("/api/runs/{}", &failed_run[..10])),
+        p.dvx(&["show", &failed_run, "--json"]).ok().json()
+    );
+
+    let log = srv.json("/api/runs");
+    assert_eq!(log, p.dvx(&["log", "--json", "-n", "50"]).ok().json());
+    let (_, runs) = srv.get("/runs");
+    assert!(runs.contains(&failed_run[..12]), "{runs}");
+
+    assert_eq!(
+        srv.json("/api/lineage?target=up.txt"),
+        p.dvx(&["lineage", "up.txt", "--json"]).ok().json()
+    );
+    let (s, lin) = srv.get("/lineage?target=up.txt%40HEAD");
+    assert_eq!(s, 200);
+    assert!(
+        lin.contains("<svg") && lin.contains(">prep · run "),
+        "{lin}"
+    );
+
+    let (s, m) = srv.get("/metrics");
+    assert_eq!(s, 200);
+    for want in [
+        "dvx_stages{state=\"failed\"} 1",
+        "dvx_stages{state=\"up to date\"} 1",
+        "dvx_runs{stage=\"check\",outcome=\"failed\"} 1",
+        "dvx_runs{stage=\"prep\",outcome=\"ok\"} 1",
+        "dvx_commits 2",
+    ] {
+        assert!(m.contains(want), "{want} missing in\n{m}");
+    }
+
+    let (s, body) = srv.get("/api/runs/abcdef1234");
+    assert_eq!(s, 404);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"], "unknown run \"abcdef1234\"");
+    assert!(v["hint"].as_str().unwrap().contains("dvx log --json"));
+    let (s, body) = srv.get("/lineage?target=nowhere.txt");
+    assert_eq!(s, 404);
+    assert!(
+        body.contains("nowhere.txt is not in HEAD") && body.contains("hint:"),
+        "{body}"
+    );
+    assert_eq!(srv.get("/no/such/page").0, 404);
+    srv.stop();
+}
+
+/// Listening beyond loopback needs a token; with one, every request must carry it, and it
+/// is never printed.
+#[test]
+fn a_token_guards_the_server() {
+    let p = Project::new();
+    p.write("a.txt", "a");
+    p.dvx(&["add", "a.txt"]).ok();
+    let err = p.dvx(&["serve", "--addr", "0.0.0.0:0"]).fails();
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0:0 without a token"),
+        "{err}"
+    );
+    assert!(err.contains("hint: set DVX_SERVE_TOKEN"), "{err}");
+    let code = p
+        .cmd_in("", &["serve", "--addr", "0.0.0.0:0"])
+        .output()
+        .unwrap()
+        .status
+        .code();
+    assert_eq!(code, Some(2));
+
+    let srv = Server::start(&p, &[], &[("DVX_SERVE_TOKEN", "s3cr3t")]);
+    let (s, _, body) = srv.get_with("/api/runs", "");
+    assert_eq!(s, 401);
+    assert!(!body.contains("s3cr3t"));
+    assert_eq!(
+        srv.get_with("/api/runs", "Authorization: Bearer wrong\r\n")
+            .0,
+        401
+    );
+    let (s, _, body) = srv.get_with("/api/runs", "Authorization: Bearer s3cr3t\r\n");
+    assert_eq!(s, 200, "{body}");
+    let (s, head, body) = srv.get_with("/?token=s3cr3t", "");
+    assert_eq!(s, 200);
+    assert!(!body.contains("s3cr3t"), "the token is not in the page");
+    assert!(
+        head.to_lowercase().contains("set-cookie: dvx_token="),
+        "{head}"
+    );
+    assert_eq!(srv.get_with("/runs", "Cookie: dvx_token=s3cr3t\r\n").0, 200);
+    // Health checks need no token.
+    assert_eq!(srv.get("/healthz").0, 200);
+    srv.stop();
+}
