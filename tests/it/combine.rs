@@ -81,6 +81,10 @@ fn cross_reruns_only_the_combinations_of_a_changed_file() {
         "{rec}"
     );
 
+    // dvx verify lays the combination out again and gets the same bytes.
+    let v = p.dvx(&["verify", "scores/b-m1", "--json"]).ok().json();
+    assert!(v.to_string().contains("\"identical\":true"), "{v}");
+
     // `--datum` re-runs one combination by its id.
     fs::remove_file(p.p("executions.log")).unwrap();
     p.dvx(&["run", "score", "--datum", "imgs/a.txt+model/m2.cfg"])
@@ -113,7 +117,7 @@ fn join_union_and_group() {
       join:
         - {path: left, glob: "/(*).csv", join_on: "$1", outer_join: true}
         - {path: right, glob: "/(*).json", join_on: "$1"}
-    cmd: ls -R "$DVX_INPUT_DIR" > "$DVX_OUTPUT/$(basename "$DVX_INPUT_LEFT" .csv)"
+    cmd: (cd "$DVX_INPUT_DIR" && find . | sort) > "$DVX_OUTPUT/$(basename "$DVX_INPUT_LEFT" .csv)"
     outs: [outer]
   union:
     input:
@@ -134,7 +138,11 @@ fn join_union_and_group() {
     run(&p);
     assert_eq!(p.read("joined/1"), b"l1\nr1\n");
     assert!(!p.exists("joined/2"), "no partner, no datum");
-    assert!(p.exists("outer/1") && p.exists("outer/2"));
+    assert_eq!(
+        p.read("outer/1"),
+        b".\n./left\n./left/1.csv\n./right\n./right/1.json\n"
+    );
+    assert_eq!(p.read("outer/2"), b".\n./left\n./left/2.csv\n");
     let mut both: Vec<String> = fs::read_dir(p.p("both"))
         .unwrap()
         .flatten()
@@ -144,6 +152,10 @@ fn join_union_and_group() {
     assert_eq!(both, ["1.csv", "1.json", "2.csv", "3.json"]);
     assert_eq!(p.read("grouped/a"), b"a1\na2\n");
     assert_eq!(p.read("grouped/b"), b"b1\n");
+    for out in ["grouped/b", "joined/1", "outer/2"] {
+        let v = p.dvx(&["verify", out, "--json"]).ok().json();
+        assert!(v.to_string().contains("\"identical\":true"), "{out}: {v}");
+    }
 
     // A new log joins its group: only that group runs again.
     p.write("logs/b-2.log", "b2\n");

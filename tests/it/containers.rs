@@ -467,6 +467,12 @@ fn combined_inputs_in_a_container() {
         let y = String::from_utf8_lossy(&p.read("o/y.txt")).into_owned();
         assert!(y.starts_with("y\n1\n/dvx/in/"), "{batch}{y}");
         assert!(y.contains("/a/y.txt /dvx/in"), "{batch}{y}");
+        if batch.is_empty() {
+            // (A batch's datum echoes its numbered folder, which verify, running it alone,
+            // does not have.)
+            let v = dvx(&p, &["verify", "o/y.txt", "--json"]).ok().json();
+            assert!(v.to_string().contains("\"identical\":true"), "{v}");
+        }
     }
 }
 

@@ -152,6 +152,12 @@ impl Engine<'_> {
             attempt: done.task.attempt,
             cmd: s.cmd.clone(),
             code: self.code.clone(),
+            combine: done
+                .task
+                .datum
+                .as_ref()
+                .filter(|(d, _)| !d.members.is_empty())
+                .and_then(|_| s.input.as_ref()?.combine.as_ref().map(|c| c.how)),
             datum: done.task.datum.as_ref().map(|(d, _)| d.id.clone()),
             duration_ms: done.outcome.duration.as_millis() as u64,
             end: end.to_rfc3339(),
@@ -173,6 +179,21 @@ impl Engine<'_> {
             image: done.task.job.container.as_ref().map(|c| c.image.pinned()),
             inputs,
             key: done.task.key,
+            members: done
+                .task
+                .datum
+                .as_ref()
+                .map(|(d, _)| {
+                    d.members
+                        .iter()
+                        .map(|m| record::RecordMember {
+                            name: m.name.clone(),
+                            path: m.path.clone(),
+                            place: m.place(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             outputs,
             params: p.map(|p| p.params.clone()).unwrap_or_default(),
             stage: s.name.clone(),

@@ -19,7 +19,7 @@ pub struct Input {
 }
 
 /// How several inputs make datums, as in Pachyderm's pipeline spec.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum How {
     /// Every combination of one match from each input.
