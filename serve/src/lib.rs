@@ -106,6 +106,8 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/runs/{id}", get(run_json))
         .route("/lineage", get(lineage_page))
         .route("/api/lineage", get(lineage_json))
+        .route("/history", get(history_page))
+        .route("/api/history", get(history_json))
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), guard))
@@ -276,6 +278,27 @@ async fn lineage_page(State(app): State<Arc<App>>, Query(q): Query<Target>) -> R
 
 async fn lineage_json(State(app): State<Arc<App>>, Query(q): Query<Target>) -> Response {
     json(read(&app, move |r| views::lineage(r, &q.target, q.downstream)).await)
+}
+
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    rev: Option<String>,
+    n: Option<usize>,
+}
+
+async fn history_page(State(app): State<Arc<App>>, Query(q): Query<HistoryQuery>) -> Response {
+    let n = q.n.unwrap_or(20);
+    page(
+        read(&app, move |r| {
+            views::history(r, q.rev.as_deref(), n).map(|h| html::history(&h))
+        })
+        .await,
+    )
+}
+
+async fn history_json(State(app): State<Arc<App>>, Query(q): Query<HistoryQuery>) -> Response {
+    let n = q.n.unwrap_or(20);
+    json(read(&app, move |r| views::history(r, q.rev.as_deref(), n)).await)
 }
 
 async fn metrics_text(State(app): State<Arc<App>>) -> Response {

@@ -123,3 +123,57 @@ pub fn lineage(root: &Path, target: &str, downstream: bool) -> Result<Graph> {
     let p = p.trim_matches('/');
     lineage::lineage(&repo, p, rev, downstream, None)
 }
+
+/// One commit on the metrics page: its metrics and the parameters its runs used.
+#[derive(Debug, Serialize)]
+pub struct HistoryPoint {
+    pub commit: Id,
+    pub time: String,
+    pub message: String,
+    pub metrics: dvx_engine::metrics::Metrics,
+    pub params: dvx_engine::metrics::Params,
+}
+
+/// Metrics and parameters over the last `n` commits of `rev` (default HEAD) whose own runs
+/// wrote a metrics file, oldest first, as `dvx metrics show REV --json` gives each. A commit
+/// that only carries earlier metrics forward (a failed run, data added) is not a point.
+pub fn history(root: &Path, rev: Option<&str>, n: usize) -> Result<Vec<HistoryPoint>> {
+    let repo = Repo::open(root, Access::Read)?;
+    let engine = match Engine::open(&repo) {
+        Ok(e) => e,
+        Err(EngineError::NoPipeline(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    if rev.is_none() && repo.store.head_commit()?.is_none() {
+        return Ok(Vec::new());
+    }
+    let wanted: std::collections::HashSet<String> =
+        dvx_engine::metrics::metric_paths(&engine.pipeline)
+            .into_iter()
+            .collect();
+    let mut out = Vec::new();
+    for e in repo.log(rev, Some(n))? {
+        let wrote = e.commit.runs.iter().any(|r| {
+            record::load(&repo.store, r)
+                .is_ok_and(|rec| rec.ok() && rec.outputs.iter().any(|o| wanted.contains(&o.path)))
+        });
+        if !wrote {
+            continue;
+        }
+        let (metrics, params) = dvx_engine::metrics::at_commit(&repo, &engine.pipeline, &e.id)?;
+        if metrics.is_empty() {
+            continue;
+        }
+        out.push(HistoryPoint {
+            commit: e.id,
+            time: chrono::DateTime::from_timestamp(e.commit.time, 0)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default(),
+            message: e.commit.message,
+            metrics,
+            params,
+        });
+    }
+    out.reverse();
+    Ok(out)
+}
