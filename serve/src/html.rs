@@ -121,11 +121,11 @@ pub fn pipeline_svg(view: &PipelineView) -> String {
     }
     for (i, s) in view.stages.iter().enumerate() {
         let state = views::shown_state(view, s);
-        let datums = s
-            .datums
-            .as_ref()
-            .map(|d| format!("{} datums", d.total))
-            .unwrap_or_default();
+        let datums = match (view.running.get(&s.stage), &s.datums) {
+            (Some(l), _) => format!("{} of {} done", l.executed + l.failed, l.total),
+            (None, Some(d)) => format!("{} datums", d.total),
+            (None, None) => String::new(),
+        };
         let node = format!(
             "<g class=\"stage {cls}\" data-stage=\"{name}\" data-state=\"{state}\">\
              <title>{name}: {state}{why}</title>\

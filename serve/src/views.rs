@@ -24,6 +24,8 @@ pub struct PipelineView {
     pub edges: Vec<(String, String)>,
     /// Stages whose latest run (in HEAD's commit) failed, with that run.
     pub failed: BTreeMap<String, Id>,
+    /// Stages a `dvx run` is executing now, with its progress.
+    pub running: BTreeMap<String, dvx_engine::run::LiveStage>,
 }
 
 pub fn pipeline(root: &Path) -> Result<PipelineView> {
@@ -57,18 +59,25 @@ pub fn pipeline(root: &Path) -> Result<PipelineView> {
             }
         }
     }
+    let running = dvx_engine::run::live_run(&repo)
+        .map(|l| l.stages)
+        .unwrap_or_default();
     Ok(PipelineView {
         pipeline: true,
         stages: report.stages,
         warnings: report.warnings,
         edges,
         failed,
+        running,
     })
 }
 
-/// How a stage is drawn: its status now, or failed when its latest run failed and it has
-/// not been run successfully since.
+/// How a stage is drawn: running while a `dvx run` executes it; else its status now, or
+/// failed when its latest run failed and it has not been run successfully since.
 pub fn shown_state(view: &PipelineView, s: &StageReport) -> &'static str {
+    if view.running.contains_key(&s.stage) {
+        return "running";
+    }
     if view.failed.contains_key(&s.stage) && s.state.is_stale() {
         return "failed";
     }

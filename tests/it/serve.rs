@@ -304,3 +304,51 @@ fn fifty_clients_while_a_run_writes() {
     );
     srv.stop();
 }
+
+/// While `dvx run` executes a stage, the pipeline page marks it running with its progress;
+/// when the run ends, nothing is marked.
+#[test]
+fn a_running_stage_is_marked_while_it_runs() {
+    let p = Project::new();
+    for i in 0..4 {
+        p.write(&format!("in/{i}.txt"), format!("{i}\n"));
+    }
+    p.write(
+        "dvx.yaml",
+        "stages:\n  slow:\n    input: {path: in}\n    cmd: if [ $(cat \"$DVX_INPUT\") -ge 1 ]; then sleep 3; fi; cp \"$DVX_INPUT\" \"$DVX_OUTPUT/\"\n    outs: [out]\n",
+    );
+    p.dvx(&["add", "in"]).ok();
+    let srv = Server::start(&p, &[], &[]);
+    assert_eq!(srv.json("/api/pipeline")["running"], serde_json::json!({}));
+    let writer = p
+        .cmd_in("", &["run", "-j", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    let live = loop {
+        let v = srv.json("/api/pipeline");
+        let done = &v["running"]["slow"]["executed"];
+        if done.as_u64().is_some_and(|n| n >= 1) {
+            break v;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "never seen running: {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(live["running"]["slow"]["total"], 4, "{live}");
+    let (_, page) = srv.get("/");
+    assert!(
+        page.contains("data-stage=\"slow\" data-state=\"running\""),
+        "{page}"
+    );
+    assert!(page.contains(" of 4 done"), "{page}");
+    assert!(writer.wait_with_output().unwrap().status.success());
+    let after = srv.json("/api/pipeline");
+    assert_eq!(after["running"], serde_json::json!({}), "{after}");
+    assert!(!p.exists(".dvx/tmp/live-run.json"));
+    srv.stop();
+}

@@ -26,6 +26,7 @@ use crate::record::{self, PathId, RunRecord};
 use crate::spec::{self, Pipeline, Stage, PIPELINE_FILE};
 
 mod jobs;
+mod live;
 mod lock;
 mod outputs;
 mod plan;
@@ -34,6 +35,7 @@ mod schedule;
 mod stage;
 mod state;
 
+pub use live::{current as live_run, LiveRun, LiveStage, LIVE_FILE};
 use lock::locked_stages;
 pub use lock::{LockedOut, LockedStage};
 pub use report::{
@@ -156,6 +158,9 @@ impl<'a> Engine<'a> {
         let mut run = RunState::new(self.pipeline.stages.len());
         let _ = std::fs::create_dir_all(&self.scratch);
         let result = self.schedule(opts, &selected, &mut run, exec, children, progress);
+        if !opts.dry_run {
+            self.unpublish();
+        }
         if result.is_err() {
             // Nothing more starts; what runs is stopped rather than left behind.
             exec.cancel(Cancel::Everything);
