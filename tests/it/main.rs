@@ -2,16 +2,20 @@
 
 mod browser;
 mod clone;
+mod combine;
 mod common;
 mod concurrency;
 mod containers;
 mod docs;
 mod durability;
+mod dvc_compat;
+mod dvclive;
 mod errors;
 mod exit_codes;
 mod hostile;
 mod input_limits;
 mod lineage;
+mod pachyderm;
 mod pipeline;
 mod remote;
 mod safety;
