@@ -21,4 +21,5 @@ mod remote;
 mod safety;
 mod scheduling;
 mod serve;
+mod triggers;
 mod workflow;

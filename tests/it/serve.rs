@@ -63,10 +63,21 @@ impl Server {
         (s, b)
     }
 
-    fn json(&self, path: &str) -> serde_json::Value {
+    pub(crate) fn json(&self, path: &str) -> serde_json::Value {
         let (s, b) = self.get(path);
         assert_eq!(s, 200, "{path}: {b}");
         serde_json::from_str(&b).unwrap()
+    }
+
+    /// SIGKILL: no clean-up at all.
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Wait for a server that ends by itself (a fault point).
+    pub(crate) fn wait_dead(mut self) {
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, as a service manager stops it: a clean exit.
