@@ -239,9 +239,15 @@ mod tests {
             k
         };
         let written: Value = serde_json::from_slice(&sample().encode()).unwrap();
-        // `warnings` is written only when there is one; the schema lists it, not as required.
+        // `warnings` and `trigger` are written only when there is one; the schema lists them,
+        // not as required.
         let mut all = keys(&written);
-        all.extend(["combine".into(), "members".into(), "warnings".into()]);
+        all.extend([
+            "combine".into(),
+            "members".into(),
+            "trigger".into(),
+            "warnings".into(),
+        ]);
         all.sort();
         assert_eq!(all, keys(&schema["properties"]));
         let mut required: Vec<String> = schema["required"]
