@@ -18,6 +18,10 @@ use crate::exec::{self, Children, Outcome};
 use crate::job::{ContainerOf, DatumIo, Recipe};
 use crate::spec::Resources;
 
+/// Where the worker mirrors a datum's input at its path below the input folder: inside the
+/// reserved `.dvx`, so no input can name it.
+const DATUM_INPUT_DIR: &str = ".dvx/in";
+
 /// A scratch folder removed when dropped (the worker leaves nothing behind on the node).
 struct Scratch(PathBuf);
 
@@ -132,15 +136,33 @@ fn run_commands(task: &Task, ws: &Path) -> Result<Outcome> {
     let cwd = paths::abs(ws, &task.wdir)?;
     std::fs::create_dir_all(&cwd).map_err(|e| StoreError::io(&cwd, e))?;
     let outs: Vec<&str> = task.outs.iter().map(String::as_str).collect();
-    let job = recipe.build(
-        datum.as_ref().map(|(d, output)| DatumIo {
-            id: &d.id,
-            input: ws.join(&d.input),
-            output: output.clone(),
-        }),
-        &outs,
-        image,
-    );
+    // The datum's input, and the folder holding it at its path below the input folder
+    // (`DVX_INPUT_DIR`), made as `dvx run` makes it.
+    let io = match &datum {
+        Some((d, output)) => {
+            let input = paths::abs(ws, &d.input)?;
+            let sub = crate::datum::sub_path(&d.id);
+            let input_dir = if sub.is_empty() {
+                input.clone()
+            } else {
+                ws.join(DATUM_INPUT_DIR)
+            };
+            if image.is_none() {
+                crate::job::link_input(&input_dir, sub, &input)
+                    .map_err(|e| StoreError::io(&input_dir, e))?;
+            }
+            Some(DatumIo {
+                id: &d.id,
+                input,
+                output: output.clone(),
+                input_dir,
+                members: Vec::new(),
+                group: false,
+            })
+        }
+        None => None,
+    };
+    let job = recipe.build(io, &outs, image);
     let children = Children::default();
     // The clock for the timeout: exec::run leaves killing overdue commands to its caller.
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();

@@ -15,6 +15,8 @@ pub struct RunOptions {
     pub no_run_cache: bool,
     /// Where stages that name no `executor:` run (None: here).
     pub executor: Option<crate::spec::ExecutorKind>,
+    /// The trigger firing that started this run (`dvx serve`), for its records.
+    pub trigger: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

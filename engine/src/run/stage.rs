@@ -155,7 +155,8 @@ impl Engine<'_> {
                     stage: i,
                     datum: Some((d.clone(), *k)),
                     job: self.job_for(s, Some(d), Some(&out_dir))?,
-                    portable: Some(Portable {
+                    // Datums of combined inputs have no one input a task could name.
+                    portable: d.members.is_empty().then(|| Portable {
                         stage: portable.clone(),
                         datum: Some((d.id.clone(), d.path.clone(), input)),
                         out_dir: Some(out_dir.clone()),

@@ -478,7 +478,11 @@ impl Executor for Slurm {
             (None, false) if work.batch.len() == work.members.len() => {
                 work.members.into_iter().zip(work.batch).collect()
             }
-            _ => return Err(exec_err("slurm runs stage executions only".into())),
+            _ => {
+                return Err(exec_err(
+                    "slurm cannot run this execution (datums of combined inputs run only here for now: give the stage `executor: local`)".into(),
+                ))
+            }
         };
         let first = &members[0].1;
         let mut st = self.lock();
