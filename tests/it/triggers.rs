@@ -202,6 +202,7 @@ fn pushes_to_a_remote_branch_fire_runs_that_see_them() {
     });
     let f = firings(&srv, "fresh");
     assert_eq!(f[0]["source"], c1.as_str(), "{f:?}");
+    assert!(f[0]["error"].is_null(), "{f:?}");
     assert_eq!(a.read("count.txt"), b"8\n");
     // The run's output comes from the pushed data: its lineage names B's commit.
     let lin = a.dvx(&["lineage", "count.txt", "--json"]).ok().json();
@@ -224,6 +225,7 @@ fn pushes_to_a_remote_branch_fire_runs_that_see_them() {
     let f = firings_after_stop(&a);
     assert_eq!(f.len(), 2, "{f:?}");
     assert!(f.iter().any(|x| x["source"] == c3.as_str()), "{f:?}");
+    assert!(f.iter().all(|x| x["error"].is_null()), "{f:?}");
     assert_eq!(a.read("count.txt"), b"5\n");
 }
 
