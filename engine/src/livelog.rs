@@ -52,13 +52,16 @@ impl LiveTail {
     }
 }
 
+/// One of the child's pipes while it is open, its descriptor, and what it gave so far.
+type Pipe = (Option<Box<dyn Read>>, i32, Vec<u8>);
+
 /// Wait for `child`, reading its piped stdout and stderr to their ends; `live` gets the
 /// bytes as they come. Without `live`, exactly `Child::wait_with_output`.
 pub fn wait_with_output(mut child: Child, live: Option<&LiveTail>) -> io::Result<Output> {
     let Some(live) = live else {
         return child.wait_with_output();
     };
-    let mut pipes: [(Option<Box<dyn Read>>, i32, Vec<u8>); 2] = [
+    let mut pipes: [Pipe; 2] = [
         match child.stdout.take() {
             Some(p) => {
                 let fd = p.as_raw_fd();
