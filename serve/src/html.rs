@@ -429,7 +429,9 @@ pub fn triggers(ts: &[views::TriggerView]) -> String {
                 escape(&f.key),
                 f.state,
                 escape(&f.started),
-                f.commit.map(|c| c.short()).unwrap_or_else(|| "-".into()),
+                f.commit
+                    .map(|c| format!("<a href=\"/commits/{}\">{}</a>", c.to_hex(), c.short()))
+                    .unwrap_or_else(|| "-".into()),
             ));
         }
         body.push_str("</table></section>");
