@@ -146,16 +146,26 @@ pub fn workspace_params(repo: &Repo, p: &Pipeline) -> Result<Params> {
 /// The files at `rel` in a commit: the data commit's tree (a folder gives its metrics files),
 /// or else the git commit it was made on (files kept in git, such as `cache: false` metrics
 /// and params files).
-fn files_at(
+pub(crate) fn files_at(
     repo: &Repo,
     c: &dvx_store::object::Commit,
     rel: &str,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    files_at_where(repo, c, rel, is_metrics_file)
+}
+
+/// `files_at`, keeping from a folder the files `keep` accepts.
+pub(crate) fn files_at_where(
+    repo: &Repo,
+    c: &dvx_store::object::Commit,
+    rel: &str,
+    keep: fn(&str) -> bool,
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
     let mut found = BTreeMap::new();
     worktree::flatten_path(&repo.store, &c.tree, rel, &mut found)?;
     for (p, f) in found {
-        let wanted = p == rel || is_metrics_file(&p);
+        let wanted = p == rel || keep(&p);
         if f.kind != EntryKind::Dir && wanted {
             out.push((p, repo.store.read_file(&f.id)?));
         }
