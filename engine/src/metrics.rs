@@ -190,30 +190,23 @@ pub fn at_commit(repo: &Repo, p: &Pipeline, commit: &Id) -> Result<(Metrics, Par
     let mut metrics = Metrics::new();
     let mut params = Params::new();
     let mut seen_stage: HashSet<String> = HashSet::new();
-    let mut cur = Some(*commit);
-    while let Some(id) = cur {
-        let c = repo.store.get_commit(&id)?;
-        // Within one commit, records are in execution order: later ones win.
-        for rid in c.runs.iter().rev() {
-            let Ok(r) = record::load(&repo.store, rid) else {
-                continue;
-            };
-            if !r.ok() {
-                continue;
-            }
-            if r.datum.is_none() && seen_stage.insert(r.stage.clone()) && !r.params.is_empty() {
-                params.insert(r.stage.clone(), r.params.clone());
-            }
-            for o in &r.outputs {
-                if wanted.contains(&o.path) && !metrics.contains_key(&o.path) {
-                    if let Ok(bytes) = repo.store.read_file(&o.id) {
-                        metrics.insert(o.path.clone(), parse_metrics(&bytes));
-                    }
+    // Within one commit, records are in execution order: later ones win.
+    record::walk_history(&repo.store, commit, |_, r| {
+        if !r.ok() {
+            return true;
+        }
+        if r.datum.is_none() && seen_stage.insert(r.stage.clone()) && !r.params.is_empty() {
+            params.insert(r.stage.clone(), r.params.clone());
+        }
+        for o in &r.outputs {
+            if wanted.contains(&o.path) && !metrics.contains_key(&o.path) {
+                if let Ok(bytes) = repo.store.read_file(&o.id) {
+                    metrics.insert(o.path.clone(), parse_metrics(&bytes));
                 }
             }
         }
-        cur = c.parents.first().copied();
-    }
+        true
+    })?;
     let c = repo.store.get_commit(commit)?;
     for m in &p.sections.metrics {
         let known = metrics.keys().any(|k| dvx_store::paths::is_under(k, m));

@@ -175,22 +175,14 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 /// The newest successful run in `commit`'s history that output exactly `rel`: its content.
 fn from_records(repo: &Repo, commit: &Id, rel: &str) -> Result<Option<Vec<u8>>> {
-    let mut cur = Some(*commit);
-    while let Some(id) = cur {
-        let c = repo.store.get_commit(&id)?;
-        for rid in c.runs.iter().rev() {
-            let Ok(r) = record::load(&repo.store, rid) else {
-                continue;
-            };
-            if let Some(o) = r.outputs.iter().find(|o| o.path == rel && r.ok()) {
-                if let Ok(b) = repo.store.read_file(&o.id) {
-                    return Ok(Some(b));
-                }
-            }
+    let mut found = None;
+    record::walk_history(&repo.store, commit, |_, r| {
+        if let Some(o) = r.outputs.iter().find(|o| o.path == rel && r.ok()) {
+            found = repo.store.read_file(&o.id).ok();
         }
-        cur = c.parents.first().copied();
-    }
-    Ok(None)
+        found.is_none()
+    })?;
+    Ok(found)
 }
 
 /// The data of every plot at every source, one series per (source, file, column).

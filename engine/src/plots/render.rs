@@ -2,6 +2,7 @@
 //! their ranges) and a self-contained HTML page of them: no script, nothing fetched to view it.
 
 use super::{PlotData, Template};
+use crate::svg::escape;
 
 const W: f64 = 640.0;
 const H: f64 = 360.0;
@@ -12,13 +13,6 @@ const BOTTOM: f64 = 48.0;
 const COLORS: &[&str] = &[
     "#2b6cb0", "#c05621", "#2f855a", "#9b2c2c", "#6b46c1", "#b7791f", "#2c7a7b", "#702459",
 ];
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 /// A number for an axis label: short, but exact for small integers.
 fn label(v: f64) -> String {
