@@ -9,20 +9,7 @@ use dvx_engine::store::ops::LogEntry;
 
 const STYLE: &str = include_str!("style.css");
 
-pub fn escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
+pub use dvx_engine::svg::escape;
 
 /// Escape for a query string value.
 fn query(s: &str) -> String {
@@ -41,7 +28,7 @@ pub fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · dvx</title>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><style>{STYLE}</style></head>\
-         <body><nav><b>dvx</b> <a href=\"/\">Pipeline</a> <a href=\"/runs\">Runs</a> <a href=\"/history\">Metrics</a> <a href=\"/triggers\">Triggers</a> \
+         <body><nav><b>dvx</b> <a href=\"/\">Pipeline</a> <a href=\"/runs\">Runs</a> <a href=\"/live\">Running</a> <a href=\"/history\">Metrics</a> <a href=\"/triggers\">Triggers</a> \
          <form action=\"/lineage\" method=\"get\"><input name=\"target\" placeholder=\"PATH[@REV]\" aria-label=\"lineage of\"> \
          <button>Lineage</button></form></nav><main><h1>{t}</h1>\n{body}</main></body></html>\n",
         t = escape(title)
@@ -147,6 +134,7 @@ pub fn pipeline_svg(view: &PipelineView) -> String {
         );
         match view.failed.get(&s.stage).filter(|_| state == "failed") {
             Some(run) => out.push_str(&format!("<a href=\"/runs/{}\">{node}</a>", run.to_hex())),
+            None if state == "running" => out.push_str(&format!("<a href=\"/live\">{node}</a>")),
             None => out.push_str(&node),
         }
     }
@@ -207,7 +195,8 @@ pub fn runs(commits: &[LogEntry]) -> String {
             .map(|r| format!("<a href=\"/runs/{}\">{}</a>", r.to_hex(), r.short()))
             .collect();
         body.push_str(&format!(
-            "<tr><td><code>{}</code></td><td>{time}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><a href=\"/commits/{}\"><code>{}</code></a></td><td>{time}</td><td>{}</td><td>{}</td></tr>",
+            e.id.to_hex(),
             e.id.short(),
             escape(&e.commit.message),
             runs.join(" ")
@@ -427,10 +416,96 @@ pub fn triggers(ts: &[views::TriggerView]) -> String {
                 escape(&f.key),
                 f.state,
                 escape(&f.started),
-                f.commit.map(|c| c.short()).unwrap_or_else(|| "-".into()),
+                f.commit
+                    .map(|c| format!("<a href=\"/commits/{}\">{}</a>", c.to_hex(), c.short()))
+                    .unwrap_or_else(|| "-".into()),
             ));
         }
         body.push_str("</table></section>");
     }
     page("Triggers", &body)
+}
+
+pub fn commit(v: &views::CommitView) -> String {
+    let c = &v.commit;
+    let time = chrono::DateTime::from_timestamp(c.commit.time, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default();
+    let runs: Vec<String> = c
+        .commit
+        .runs
+        .iter()
+        .map(|r| format!("<a href=\"/runs/{}\">{}</a>", r.to_hex(), r.short()))
+        .collect();
+    let parents: Vec<String> = c
+        .commit
+        .parents
+        .iter()
+        .map(|p| format!("<a href=\"/commits/{0}\">{1}</a>", p.to_hex(), p.short()))
+        .collect();
+    let mut body = format!(
+        "<dl><dt>commit</dt><dd><code>{}</code> {}</dd><dt>time</dt><dd>{time}</dd><dt>author</dt><dd>{}</dd>\
+         <dt>message</dt><dd>{}</dd><dt>parents</dt><dd>{}</dd><dt>runs</dt><dd>{}</dd></dl>\
+         <table><tr><th>path</th><th>kind</th><th>size</th><th>id</th></tr>",
+        c.id.to_hex(),
+        escape(&c.refs.join(", ")),
+        escape(&c.commit.author.name),
+        escape(&c.commit.message),
+        parents.join(" "),
+        runs.join(" "),
+    );
+    for f in &v.files {
+        body.push_str(&format!(
+            "<tr class=\"file\"><td><a href=\"/lineage?target={q}%40{rev}\">{p}</a></td><td>{k}</td><td>{s}</td><td><code>{id}</code></td></tr>",
+            q = query(&f.path),
+            rev = c.id.to_hex(),
+            p = escape(&f.path),
+            k = f.kind.as_str(),
+            s = f.size,
+            id = f.id.short(),
+        ));
+    }
+    body.push_str("</table>");
+    page(&format!("Commit {}", c.id.short()), &body)
+}
+
+/// The live page: it reloads itself every two seconds while a run executes (no script).
+pub fn live(run: Option<&dvx_engine::run::LiveRun>) -> String {
+    let Some(run) = run else {
+        return page(
+            "Running now",
+            "<p class=\"idle\">No run is executing. <a href=\"/runs\">Runs</a> lists what ran.</p>",
+        );
+    };
+    let mut body = format!(
+        "<p>A <code>dvx run</code> (process {}) started {}.</p>",
+        run.pid,
+        escape(&run.started)
+    );
+    for (name, st) in &run.stages {
+        body.push_str(&format!(
+            "<section class=\"live-stage\" data-stage=\"{n}\"><h2>{n}</h2><p>{} of {} done, {} failed</p>",
+            st.executed + st.failed,
+            st.total,
+            st.failed,
+            n = escape(name),
+        ));
+        for e in &st.running {
+            body.push_str(&format!(
+                "<h3>{}</h3><pre class=\"log stdout live\">{}</pre><pre class=\"log stderr live\">{}</pre>",
+                e.datum
+                    .as_ref()
+                    .map(|d| format!("datum {}", escape(d)))
+                    .unwrap_or_else(|| "running".into()),
+                escape(&e.stdout),
+                escape(&e.stderr),
+            ));
+        }
+        body.push_str("</section>");
+    }
+    page("Running now", &body).replacen(
+        "<meta charset=\"utf-8\">",
+        "<meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2\">",
+        1,
+    )
 }

@@ -139,6 +139,10 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/lineage", get(lineage_json))
         .route("/history", get(history_page))
         .route("/api/history", get(history_json))
+        .route("/live", get(live_page))
+        .route("/api/live", get(live_json))
+        .route("/commits/{rev}", get(commit_page))
+        .route("/api/commits/{rev}", get(commit_json))
         .route("/triggers", get(triggers_page))
         .route("/api/triggers", get(triggers_json))
         .route("/metrics", get(metrics_text))
@@ -334,6 +338,41 @@ async fn history_json(State(app): State<Arc<App>>, Query(q): Query<HistoryQuery>
     json(read(&app, move |r| views::history(r, q.rev.as_deref(), n)).await)
 }
 
+async fn live_page(State(app): State<Arc<App>>) -> Response {
+    page(read(&app, |r| views::live(r).map(|l| html::live(l.as_ref()))).await)
+}
+
+async fn live_json(State(app): State<Arc<App>>) -> Response {
+    json(read(&app, views::live).await)
+}
+
+#[derive(serde::Deserialize)]
+struct Under {
+    #[serde(default)]
+    path: String,
+}
+
+async fn commit_page(
+    State(app): State<Arc<App>>,
+    UrlPath(rev): UrlPath<String>,
+    Query(q): Query<Under>,
+) -> Response {
+    page(
+        read(&app, move |r| {
+            views::commit(r, &rev, &q.path).map(|c| html::commit(&c))
+        })
+        .await,
+    )
+}
+
+async fn commit_json(
+    State(app): State<Arc<App>>,
+    UrlPath(rev): UrlPath<String>,
+    Query(q): Query<Under>,
+) -> Response {
+    json(read(&app, move |r| views::commit(r, &rev, &q.path)).await)
+}
+
 fn trigger_views(app: &Arc<App>) -> Vec<views::TriggerView> {
     let pending = app
         .sched
@@ -416,7 +455,7 @@ mod tests {
     fn html_is_escaped() {
         assert_eq!(
             html::escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+            "&lt;a href=&quot;x&quot;&gt;&amp;&apos;"
         );
     }
 }

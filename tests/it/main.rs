@@ -18,6 +18,7 @@ mod input_limits;
 mod lineage;
 mod pachyderm;
 mod pipeline;
+mod plots;
 mod remote;
 mod safety;
 mod scheduling;

@@ -193,6 +193,36 @@ fn pages_and_json_twins_show_the_pipeline_runs_and_lineage() {
         "{body}"
     );
     assert_eq!(srv.get("/no/such/page").0, 404);
+
+    // The commit browser: a commit and the files it holds, as `dvx ls -r --json` lists them.
+    let c = srv.json("/api/commits/HEAD");
+    let head = p.dvx(&["log", "--json", "-n", "1"]).ok().json();
+    assert_eq!(c["commit"], head[0], "{c}");
+    assert_eq!(
+        c["files"],
+        p.dvx(&["ls", "HEAD", "-r", "--json"]).ok().json()
+    );
+    let paths: Vec<&str> = c["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    assert!(paths.contains(&"data/a.txt"), "{paths:?}");
+    let (s, page) = srv.get(&format!("/commits/{}", head[0]["id"].as_str().unwrap()));
+    assert_eq!(s, 200);
+    assert!(
+        page.contains(">data/a.txt</a>") && page.contains("dvx run: prep"),
+        "{page}"
+    );
+    let (s, body) = srv.get("/commits/nosuchrev");
+    assert_eq!(s, 404);
+    assert!(
+        body.contains("unknown revision") && body.contains("hint:"),
+        "{body}"
+    );
+    let (s, body) = srv.get("/api/lineage?target=up.txt%40nosuchrev");
+    assert_eq!(s, 404, "{body}");
     srv.stop();
 }
 
@@ -326,7 +356,7 @@ fn a_running_stage_is_marked_while_it_runs() {
     }
     p.write(
         "dvx.yaml",
-        "stages:\n  slow:\n    input: {path: in}\n    cmd: if [ $(cat \"$DVX_INPUT\") -ge 1 ]; then sleep 3; fi; cp \"$DVX_INPUT\" \"$DVX_OUTPUT/\"\n    outs: [out]\n",
+        "stages:\n  slow:\n    input: {path: in}\n    cmd: echo \"working on $(cat \"$DVX_INPUT\")\"; echo \"<careful>\" >&2; if [ $(cat \"$DVX_INPUT\") -ge 1 ]; then sleep 3; fi; cp \"$DVX_INPUT\" \"$DVX_OUTPUT/\"\n    outs: [out]\n",
     );
     p.dvx(&["add", "in"]).ok();
     let srv = Server::start(&p, &[], &[]);
@@ -357,9 +387,29 @@ fn a_running_stage_is_marked_while_it_runs() {
         "{page}"
     );
     assert!(page.contains(" of 4 done"), "{page}");
+    // What the running execution printed so far, escaped, on the live page and its twin.
+    let now = srv.json("/api/live");
+    let running = &now["stages"]["slow"]["running"];
+    assert!(
+        running[0]["stdout"]
+            .as_str()
+            .unwrap()
+            .starts_with("working on "),
+        "{now}"
+    );
+    assert_eq!(running[0]["stderr"], "<careful>\n", "{now}");
+    let (s, live_page) = srv.get("/live");
+    assert_eq!(s, 200);
+    assert!(
+        live_page.contains("working on ") && live_page.contains("&lt;careful&gt;"),
+        "{live_page}"
+    );
+    assert!(live_page.contains("http-equiv=\"refresh\""), "{live_page}");
     assert!(writer.wait_with_output().unwrap().status.success());
     let after = srv.json("/api/pipeline");
     assert_eq!(after["running"], serde_json::json!({}), "{after}");
+    assert_eq!(srv.json("/api/live"), serde_json::Value::Null);
+    assert!(srv.get("/live").1.contains("No run is executing"));
     assert!(!p.exists(".dvx/tmp/live-run.json"));
     srv.stop();
 }

@@ -202,6 +202,7 @@ fn pushes_to_a_remote_branch_fire_runs_that_see_them() {
     });
     let f = firings(&srv, "fresh");
     assert_eq!(f[0]["source"], c1.as_str(), "{f:?}");
+    assert!(f[0]["error"].is_null(), "{f:?}");
     assert_eq!(a.read("count.txt"), b"8\n");
     // The run's output comes from the pushed data: its lineage names B's commit.
     let lin = a.dvx(&["lineage", "count.txt", "--json"]).ok().json();
@@ -224,6 +225,7 @@ fn pushes_to_a_remote_branch_fire_runs_that_see_them() {
     let f = firings_after_stop(&a);
     assert_eq!(f.len(), 2, "{f:?}");
     assert!(f.iter().any(|x| x["source"] == c3.as_str()), "{f:?}");
+    assert!(f.iter().all(|x| x["error"].is_null()), "{f:?}");
     assert_eq!(a.read("count.txt"), b"5\n");
 }
 
@@ -273,4 +275,57 @@ impl OkOrDefault for Option<()> {
     fn ok_or_default(self) -> Result<(), String> {
         self.ok_or_else(String::new)
     }
+}
+
+/// A firing due while a person's `dvx run` holds the writer lock waits for it (counted as
+/// pending), then runs, and pushes its results when the trigger says so.
+#[test]
+fn a_firing_waits_for_a_person_s_run_then_pushes() {
+    let p = Project::new();
+    let origin = tempfile::tempdir().unwrap();
+    p.write(
+        "dvx.yaml",
+        "stages:\n  long:\n    cmd: sleep 4; echo done > long.txt\n    outs: [long.txt]\n  stamp:\n    cmd: date +%s%N > stamp.txt\n    outs: [stamp.txt]\n    always_changed: true\ntriggers:\n  hourly:\n    cron: \"0 0 * * * *\"\n    stages: [stamp]\n    push: true\n",
+    );
+    p.dvx(&["remote", "add", "origin", origin.path().to_str().unwrap()])
+        .ok();
+    let clock = p.p(".clock");
+    std::fs::write(&clock, "2026-01-01T00:30:00Z").unwrap();
+    let env = [("DVX_SERVE_CLOCK", clock.to_str().unwrap())];
+    let srv = Server::start(&p, &[], &env);
+    std::thread::sleep(Duration::from_millis(800));
+    let person = p
+        .cmd_in("", &["run", "long"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the person's run", 30, || {
+        p.exists(".dvx/tmp/live-run.json")
+            .then_some(())
+            .ok_or_default()
+    });
+    std::fs::write(&clock, "2026-01-01T01:00:05Z").unwrap();
+    wait_for("the firing to wait", 30, || {
+        let v = srv.json("/api/triggers");
+        (v[0]["pending"] == 1 && v[0]["firings"].as_array().unwrap().is_empty())
+            .then_some(())
+            .ok_or(v.to_string())
+    });
+    assert!(person.wait_with_output().unwrap().status.success());
+    wait_for("the firing after the person's run", 60, || {
+        let f = firings(&srv, "hourly");
+        (f.len() == 1 && f[0]["state"] == "done")
+            .then_some(())
+            .ok_or(format!("{f:?}"))
+    });
+    let f = firings(&srv, "hourly");
+    srv.stop();
+    assert!(f[0]["error"].is_null(), "{f:?}");
+    let commit = f[0]["commit"].as_str().unwrap();
+    // Pushed: the folder remote's main is the firing's commit.
+    let st = p.dvx(&["status", "--remote", "--json"]).ok().json();
+    assert!(st.to_string().contains(&commit[..12]), "{st}");
+    assert_eq!(commits_naming(&p, "hourly@2026-01-01T01:00:00Z"), 1);
+    p.assert_fsck_clean();
 }

@@ -208,6 +208,7 @@ mod tests {
             env: BTreeMap::new(),
             timeout: None,
             container: None,
+            live: None,
         }
     }
 

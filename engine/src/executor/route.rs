@@ -124,6 +124,7 @@ mod tests {
                 env: Default::default(),
                 timeout: None,
                 container: None,
+                live: None,
             },
             members: vec![],
             batch: vec![],
