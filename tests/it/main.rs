@@ -12,6 +12,7 @@ mod hostile;
 mod input_limits;
 mod lineage;
 mod pipeline;
+mod python;
 mod ranged;
 mod remote;
 mod safety;
