@@ -116,7 +116,8 @@ def error_from(code: int, stderr: bytes | str, command: Sequence[str]) -> DvxErr
 
 
 def _argv(args: Sequence[str], json_out: bool) -> list[str]:
-    # -q: notes (which git revision was taken) stay off stderr; errors are still printed.
+    # stderr is read only when the command fails: notes (which git revision was taken) and
+    # warnings on success are dropped, as a library caller has no terminal to show them on.
     return [binary(), *(["--json"] if json_out else []), *args]
 
 
