@@ -64,6 +64,7 @@ pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
         datum: a.datum,
         message: a.message,
         no_run_cache: a.no_run_cache,
+        trigger: None,
     };
     let summary = engine.run(&opts, &children, &ctx.bar)?;
     if ctx.json {

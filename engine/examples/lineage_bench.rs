@@ -43,6 +43,7 @@ fn record(stage: &str, input: PathId, output: PathId, n: u64) -> RunRecord {
         start: "2026-01-01T00:00:00Z".into(),
         stderr: Id::of(b""),
         stdout: Id::of(b""),
+        trigger: None,
         user: "bench".into(),
         version: RECORD_VERSION,
         wdir: String::new(),

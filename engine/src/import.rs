@@ -303,6 +303,7 @@ fn bring(
         start: start.to_rfc3339(),
         stderr: empty,
         stdout: empty,
+        trigger: None,
         user: repo.author().name,
         version: RECORD_VERSION,
         wdir: String::new(),

@@ -26,6 +26,7 @@ pub mod run;
 pub mod spec;
 pub mod svg;
 pub mod sync;
+pub mod trigger;
 pub mod unfetched;
 pub mod verify;
 

@@ -55,6 +55,10 @@ pub struct RunRecord {
     /// File ids of the captured output.
     pub stderr: Id,
     pub stdout: Id,
+    /// The firing of a trigger (`dvx serve`) that started the run: `TRIGGER@TICK` or
+    /// `TRIGGER@COMMIT`. Absent for runs a person started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
     pub user: String,
     pub version: u32,
     pub wdir: String,
@@ -172,6 +176,7 @@ mod tests {
             start: "2026-01-01T00:00:00+00:00".into(),
             stderr: Id::of(b""),
             stdout: Id::of(b""),
+            trigger: None,
             user: "u".into(),
             version: RECORD_VERSION,
             wdir: String::new(),

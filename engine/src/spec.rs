@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::error::{EngineError, Result};
 
 mod expand;
+mod triggers;
 use expand::{check_expansion, foreach_items, matrix_items, substitute, too_many_stages};
 
 pub const PIPELINE_FILE: &str = "dvx.yaml";
@@ -126,6 +127,8 @@ impl Stage {
 pub struct Pipeline {
     pub file: PathBuf,
     pub stages: Vec<Stage>,
+    /// When `dvx serve` runs the pipeline by itself (`triggers:`).
+    pub triggers: Vec<crate::trigger::Trigger>,
 }
 
 impl Pipeline {
@@ -231,13 +234,15 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
     })?;
     let top = cx.mapping(&top, "the top level")?;
     let mut stages_node = None;
+    let mut triggers_node = None;
     for (k, v) in top.iter() {
         match k.as_str() {
             "stages" => stages_node = Some(v),
+            "triggers" => triggers_node = Some(v),
             other => {
                 return Err(cx.err(
                     k.span(),
-                    format!("unknown top-level key `{other}`; expected `stages`"),
+                    format!("unknown top-level key `{other}`; expected `stages` or `triggers`"),
                 ))
             }
         }
@@ -322,9 +327,17 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
             ));
         }
     }
+    let triggers = match triggers_node {
+        Some(n) => {
+            let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+            triggers::parse(&cx, n, &names)?
+        }
+        None => Vec::new(),
+    };
     Ok(Pipeline {
         file: file.to_path_buf(),
         stages,
+        triggers,
     })
 }
 

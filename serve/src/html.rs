@@ -41,7 +41,7 @@ pub fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · dvx</title>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><style>{STYLE}</style></head>\
-         <body><nav><b>dvx</b> <a href=\"/\">Pipeline</a> <a href=\"/runs\">Runs</a> \
+         <body><nav><b>dvx</b> <a href=\"/\">Pipeline</a> <a href=\"/runs\">Runs</a> <a href=\"/history\">Metrics</a> <a href=\"/triggers\">Triggers</a> \
          <form action=\"/lineage\" method=\"get\"><input name=\"target\" placeholder=\"PATH[@REV]\" aria-label=\"lineage of\"> \
          <button>Lineage</button></form></nav><main><h1>{t}</h1>\n{body}</main></body></html>\n",
         t = escape(title)
@@ -121,11 +121,11 @@ pub fn pipeline_svg(view: &PipelineView) -> String {
     }
     for (i, s) in view.stages.iter().enumerate() {
         let state = views::shown_state(view, s);
-        let datums = s
-            .datums
-            .as_ref()
-            .map(|d| format!("{} datums", d.total))
-            .unwrap_or_default();
+        let datums = match (view.running.get(&s.stage), &s.datums) {
+            (Some(l), _) => format!("{} of {} done", l.executed + l.failed, l.total),
+            (None, Some(d)) => format!("{} datums", d.total),
+            (None, None) => String::new(),
+        };
         let node = format!(
             "<g class=\"stage {cls}\" data-stage=\"{name}\" data-state=\"{state}\">\
              <title>{name}: {state}{why}</title>\
@@ -288,4 +288,149 @@ pub fn lineage(target: &str, g: &Graph) -> String {
     }
     body.push_str("</ul>");
     page(&format!("Lineage of {target}"), &body)
+}
+
+/// A line chart of one metric over commits: one point per commit that has it.
+fn chart(name: &str, points: &[(String, f64)]) -> String {
+    const W: f64 = 480.0;
+    const H: f64 = 200.0;
+    const M: f64 = 40.0;
+    let lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let hi = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let x = |i: usize| {
+        if points.len() <= 1 {
+            W / 2.0
+        } else {
+            M + i as f64 * (W - 2.0 * M) / (points.len() - 1) as f64
+        }
+    };
+    let y = |v: f64| H - M - (v - lo) / span * (H - 2.0 * M);
+    let line: Vec<String> = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.1)))
+        .collect();
+    let mut out = format!(
+        "<figure class=\"chart\" data-metric=\"{n}\"><figcaption>{n}</figcaption>\
+         <svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{n}\">\
+         <line x1=\"{M}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#999\"/>\
+         <text x=\"4\" y=\"{tt:.0}\" class=\"axis\">{hi}</text><text x=\"4\" y=\"{tb:.0}\" class=\"axis\">{lo}</text>\
+         <polyline fill=\"none\" stroke=\"#2b6cb0\" stroke-width=\"2\" points=\"{pts}\"/>",
+        n = escape(name),
+        b = H - M + 10.0,
+        r = W - M,
+        tt = y(hi) + 4.0,
+        tb = y(lo) + 4.0,
+        pts = line.join(" "),
+    );
+    for (i, (commit, v)) in points.iter().enumerate() {
+        out.push_str(&format!(
+            "<circle class=\"point\" cx=\"{px:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#2b6cb0\" data-commit=\"{c}\" data-value=\"{v}\"><title>{c}: {v}</title></circle>\
+             <text class=\"axis\" x=\"{px:.1}\" y=\"{ly:.0}\" text-anchor=\"middle\">{c}</text>",
+            y(*v),
+            px = x(i),
+            ly = H - M + 26.0,
+            c = escape(commit.get(..8).unwrap_or(commit)),
+        ));
+    }
+    out.push_str("</svg></figure>");
+    out
+}
+
+pub fn history(points: &[views::HistoryPoint]) -> String {
+    if points.is_empty() {
+        return page(
+            "Metrics",
+            "<p>No commit has metrics yet: declare `metrics:` on a stage and run it.</p>",
+        );
+    }
+    // Every numeric metric, as `path:key`, with its value at each commit that has it.
+    let mut series: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
+    for p in points {
+        for (path, kv) in &p.metrics {
+            for (k, v) in kv {
+                if let Some(f) = v.as_f64() {
+                    series
+                        .entry(format!("{path}:{k}"))
+                        .or_default()
+                        .push((p.commit.short(), f));
+                }
+            }
+        }
+    }
+    let mut body = String::from("<div class=\"charts\">");
+    for (name, pts) in &series {
+        body.push_str(&chart(name, pts));
+    }
+    body.push_str(
+        "</div><table><tr><th>commit</th><th>message</th><th>params</th><th>metrics</th></tr>",
+    );
+    let cell = |m: &BTreeMap<String, BTreeMap<String, serde_json::Value>>| {
+        m.iter()
+            .flat_map(|(f, kv)| {
+                kv.iter().map(move |(k, v)| {
+                    format!("{}:{} = {}", escape(f), escape(k), escape(&v.to_string()))
+                })
+            })
+            .collect::<Vec<_>>()
+            .join("<br>")
+    };
+    for p in points.iter().rev() {
+        body.push_str(&format!(
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            p.commit.short(),
+            escape(&p.message),
+            cell(&p.params),
+            cell(&p.metrics)
+        ));
+    }
+    body.push_str("</table>");
+    page("Metrics", &body)
+}
+
+pub fn triggers(ts: &[views::TriggerView]) -> String {
+    if ts.is_empty() {
+        return page(
+            "Triggers",
+            "<p>dvx.yaml declares no <code>triggers:</code>; runs start only by hand.</p>",
+        );
+    }
+    let mut body = String::new();
+    for t in ts {
+        body.push_str(&format!(
+            "<section class=\"trigger\" data-trigger=\"{n}\"><h2>{n}</h2><p>{kind} <code>{when}</code>{stages}; {pending} pending{problem}</p>\
+             <table><tr><th>firing</th><th>state</th><th>started</th><th>commit</th><th>result</th></tr>",
+            n = escape(&t.name),
+            kind = t.kind,
+            when = escape(&t.when),
+            stages = if t.stages.is_empty() {
+                String::new()
+            } else {
+                format!(", stages {}", escape(&t.stages.join(", ")))
+            },
+            pending = t.pending,
+            problem = t
+                .problem
+                .as_ref()
+                .map(|p| format!(" <span class=\"error\">({})</span>", escape(p)))
+                .unwrap_or_default(),
+        ));
+        for f in &t.firings {
+            let result = match (&f.error, f.failed) {
+                (Some(e), _) => format!("<span class=\"error\">{}</span>", escape(e)),
+                (None, 0) => "ok".into(),
+                (None, n) => format!("<span class=\"error\">{n} failed</span>"),
+            };
+            body.push_str(&format!(
+                "<tr class=\"firing\"><td><code>{}</code></td><td>{:?}</td><td>{}</td><td>{}</td><td>{result}</td></tr>",
+                escape(&f.key),
+                f.state,
+                escape(&f.started),
+                f.commit.map(|c| c.short()).unwrap_or_else(|| "-".into()),
+            ));
+        }
+        body.push_str("</table></section>");
+    }
+    page("Triggers", &body)
 }

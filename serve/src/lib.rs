@@ -24,6 +24,7 @@ use dvx_engine::EngineError;
 pub mod error;
 mod html;
 mod metrics;
+mod scheduler;
 mod views;
 
 pub use error::ServeError;
@@ -43,6 +44,8 @@ struct App {
     root: PathBuf,
     token: Option<blake3::Hash>,
     counters: metrics::Counters,
+    triggers: Vec<dvx_engine::trigger::Trigger>,
+    sched: Arc<scheduler::Stats>,
 }
 
 /// Serve until SIGINT or SIGTERM. `ready` is told the address listened on (the port, when
@@ -54,6 +57,12 @@ pub fn serve(opts: Options, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeE
     // A project that cannot be opened stops the server now, not at the first request.
     let repo = dvx_engine::store::Repo::open(&opts.root, dvx_engine::store::Access::Read)
         .map_err(EngineError::from)?;
+    // So is an invalid dvx.yaml (a trigger's definition included), with its file:line:column.
+    let triggers = match dvx_engine::run::load_pipeline(&repo.root) {
+        Ok(p) => p.triggers,
+        Err(EngineError::NoPipeline(_)) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
     let app = Arc::new(App {
         root: repo.root.clone(),
         token: opts
@@ -62,8 +71,24 @@ pub fn serve(opts: Options, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeE
             .filter(|t| !t.is_empty())
             .map(|t| blake3::hash(t.as_bytes())),
         counters: metrics::Counters::default(),
+        triggers: triggers.clone(),
+        sched: Arc::default(),
     });
     drop(repo);
+    // The scheduler fires triggers on its own thread; stopping the server stops it (a run it
+    // started is interrupted, and its firing runs again at the next start).
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let children = dvx_engine::exec::Children::default();
+    let sched = (!triggers.is_empty()).then(|| {
+        let s = scheduler::Scheduler::new(
+            app.root.clone(),
+            triggers,
+            app.sched.clone(),
+            stop.clone(),
+            children.clone(),
+        );
+        std::thread::spawn(move || s.run())
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -78,8 +103,14 @@ pub fn serve(opts: Options, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeE
         axum::serve(listener, router(app))
             .with_graceful_shutdown(stopped())
             .await?;
-        Ok(())
-    })
+        Ok::<(), ServeError>(())
+    })?;
+    stop.store(true, Ordering::SeqCst);
+    children.cancel_all();
+    if let Some(t) = sched {
+        let _ = t.join();
+    }
+    Ok(())
 }
 
 async fn stopped() {
@@ -106,6 +137,10 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/runs/{id}", get(run_json))
         .route("/lineage", get(lineage_page))
         .route("/api/lineage", get(lineage_json))
+        .route("/history", get(history_page))
+        .route("/api/history", get(history_json))
+        .route("/triggers", get(triggers_page))
+        .route("/api/triggers", get(triggers_json))
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), guard))
@@ -278,9 +313,70 @@ async fn lineage_json(State(app): State<Arc<App>>, Query(q): Query<Target>) -> R
     json(read(&app, move |r| views::lineage(r, &q.target, q.downstream)).await)
 }
 
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    rev: Option<String>,
+    n: Option<usize>,
+}
+
+async fn history_page(State(app): State<Arc<App>>, Query(q): Query<HistoryQuery>) -> Response {
+    let n = q.n.unwrap_or(20);
+    page(
+        read(&app, move |r| {
+            views::history(r, q.rev.as_deref(), n).map(|h| html::history(&h))
+        })
+        .await,
+    )
+}
+
+async fn history_json(State(app): State<Arc<App>>, Query(q): Query<HistoryQuery>) -> Response {
+    let n = q.n.unwrap_or(20);
+    json(read(&app, move |r| views::history(r, q.rev.as_deref(), n)).await)
+}
+
+fn trigger_views(app: &Arc<App>) -> Vec<views::TriggerView> {
+    let pending = app
+        .sched
+        .pending
+        .lock()
+        .map(|p| p.clone())
+        .unwrap_or_default();
+    let problems = app
+        .sched
+        .problems
+        .lock()
+        .map(|p| p.clone())
+        .unwrap_or_default();
+    app.triggers
+        .iter()
+        .map(|t| views::TriggerView::of(t, &pending, &problems))
+        .collect()
+}
+
+async fn triggers_page(State(app): State<Arc<App>>) -> Response {
+    let ts = trigger_views(&app);
+    page(
+        read(&app, move |r| {
+            views::with_firings(r, ts).map(|v| html::triggers(&v))
+        })
+        .await,
+    )
+}
+
+async fn triggers_json(State(app): State<Arc<App>>) -> Response {
+    let ts = trigger_views(&app);
+    json(read(&app, move |r| views::with_firings(r, ts)).await)
+}
+
 async fn metrics_text(State(app): State<Arc<App>>) -> Response {
     let app2 = app.clone();
-    match read(&app, move |r| metrics::render(r, &app2.counters)).await {
+    let ts = trigger_views(&app);
+    match read(&app, move |r| {
+        let ts = views::with_firings(r, ts)?;
+        Ok(metrics::render(r, &app2.counters)? + &metrics::render_triggers(&ts))
+    })
+    .await
+    {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

@@ -149,6 +149,45 @@ pub fn render(root: &Path, c: &Counters) -> Result<String> {
     Ok(o)
 }
 
+/// The triggers' figures: firings by result (from the store, so they survive a restart) and
+/// what is due but not started.
+pub fn render_triggers(ts: &[crate::views::TriggerView]) -> String {
+    let mut o = String::new();
+    if ts.is_empty() {
+        return o;
+    }
+    let _ = writeln!(o, "# HELP dvx_trigger_firings Firings of each trigger (the last 50 kept per trigger), by result.");
+    let _ = writeln!(o, "# TYPE dvx_trigger_firings gauge");
+    for t in ts {
+        let n = label(&t.name);
+        let ok = t
+            .firings
+            .iter()
+            .filter(|f| f.error.is_none() && f.failed == 0 && f.ended.is_some())
+            .count();
+        let failed = t.firings.iter().filter(|f| f.ended.is_some()).count() - ok;
+        let _ = writeln!(
+            o,
+            "dvx_trigger_firings{{trigger=\"{n}\",result=\"ok\"}} {ok}"
+        );
+        let _ = writeln!(
+            o,
+            "dvx_trigger_firings{{trigger=\"{n}\",result=\"failed\"}} {failed}"
+        );
+    }
+    let _ = writeln!(o, "# HELP dvx_trigger_pending Firings due and not started (held by min_interval or a busy writer lock).");
+    let _ = writeln!(o, "# TYPE dvx_trigger_pending gauge");
+    for t in ts {
+        let _ = writeln!(
+            o,
+            "dvx_trigger_pending{{trigger=\"{}\"}} {}",
+            label(&t.name),
+            t.pending
+        );
+    }
+    o
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -32,9 +32,38 @@ impl Txn<'_> {
     pub fn delete_meta(&self, key: &[u8]) {
         self.delete(CF_META, key);
     }
+
+    /// State of `dvx serve`'s triggers (firings and their progress), under `trigger/` in
+    /// the `meta` family.
+    pub fn put_trigger_state(&self, key: &str, value: &[u8]) {
+        self.put(CF_META, &trigger_key(key), value);
+    }
 }
 
+fn trigger_key(key: &str) -> Vec<u8> {
+    [TRIGGER_PREFIX, key.as_bytes()].concat()
+}
+
+const TRIGGER_PREFIX: &[u8] = b"trigger/";
+
 impl Store {
+    /// One trigger state entry (see `Txn::put_trigger_state`).
+    pub fn trigger_state(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.db.get(CF_META, &trigger_key(key))
+    }
+
+    /// Every trigger state entry whose key starts with `prefix`, in key order.
+    pub fn trigger_states(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.db
+            .for_each_prefix(CF_META, &trigger_key(prefix), |k, v| {
+                let k = String::from_utf8_lossy(&k[TRIGGER_PREFIX.len()..]).into_owned();
+                out.push((k, v.to_vec()));
+                Ok(true)
+            })?;
+        Ok(out)
+    }
+
     /// The run recorded in the run cache for `key`, if any.
     pub fn run_cache(&self, key: &Id) -> Result<Option<Id>> {
         Ok(self

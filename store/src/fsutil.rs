@@ -45,8 +45,23 @@ pub fn hostname() -> String {
 
 /// Stop the process on the spot, as `kill -9` would (no destructors, no flush), when
 /// `DVX_FAULT` names this point. Crash-safety tests use it to kill dvx at an exact step.
+/// `DVX_FAULT=pause-NAME` instead holds the process here for `DVX_FAULT_PAUSE_MS` (default
+/// 10 s), once, so a test can change the world under it (stop a server) at that step.
 pub fn fault_point(name: &str) {
-    if std::env::var_os("DVX_FAULT").is_some_and(|v| v == name) {
+    let Some(v) = std::env::var_os("DVX_FAULT") else {
+        return;
+    };
+    if v == name {
         std::process::abort();
+    }
+    if v.to_str().and_then(|v| v.strip_prefix("pause-")) == Some(name) {
+        static PAUSED: std::sync::Once = std::sync::Once::new();
+        PAUSED.call_once(|| {
+            let ms = std::env::var("DVX_FAULT_PAUSE_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(10_000);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        });
     }
 }

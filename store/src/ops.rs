@@ -226,7 +226,7 @@ impl Repo {
     /// short writer session if no one else is writing (a busy project just skips it).
     pub fn save_cache(&self, updates: &[(String, StatEntry)]) -> Result<()> {
         // Without a store there is nowhere to keep hashes; a reader does not create one.
-        if updates.is_empty() || self.nothing_fetched() {
+        if updates.is_empty() || self.nothing_fetched() || self.observer {
             return Ok(());
         }
         if self.can_write() {

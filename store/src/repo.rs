@@ -51,6 +51,9 @@ pub struct Repo {
     /// and nothing is written into the project. Declared after `store`, so the database is
     /// closed before its folder is removed.
     stand_in: Option<StandIn>,
+    /// Never take the writer lock, not even briefly to save fresh hashes (`dvx serve`: many
+    /// readers must never keep a `dvx run` from starting).
+    pub(crate) observer: bool,
 }
 
 /// A temporary folder removed when dropped.
@@ -162,6 +165,7 @@ impl Repo {
             lock: None,
             tmp_dev: Default::default(),
             stand_in: Some(guard),
+            observer: false,
         })
     }
 
@@ -217,6 +221,7 @@ impl Repo {
             lock,
             tmp_dev: Default::default(),
             stand_in: None,
+            observer: false,
         };
         if repo.lock.is_some() {
             repo.clean_tmp();
@@ -238,6 +243,13 @@ impl Repo {
             Err(StoreError::DiskFull(_)) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// A reader that never writes, not even the stat cache: hashes it computes are used and
+    /// forgotten. For long-running readers whose requests must never hold the writer lock.
+    pub fn observer(mut self) -> Repo {
+        self.observer = true;
+        self
     }
 
     pub fn can_write(&self) -> bool {

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `dvx` binary against real files, git and processes.
 
+mod browser;
 mod clone;
 mod common;
 mod concurrency;

@@ -7,13 +7,13 @@ use std::process::{Child, Stdio};
 
 use crate::common::*;
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Server {
-    fn start(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut all = vec!["serve", "--addr", "127.0.0.1:0"];
         all.extend_from_slice(args);
         let mut c = p.cmd_in("", &all);
@@ -70,7 +70,7 @@ impl Server {
     }
 
     /// SIGTERM, as a service manager stops it: a clean exit.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         // SAFETY: signalling a child we spawned.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
@@ -227,5 +227,128 @@ fn a_token_guards_the_server() {
     assert_eq!(srv.get_with("/runs", "Cookie: dvx_token=s3cr3t\r\n").0, 200);
     // Health checks need no token.
     assert_eq!(srv.get("/healthz").0, 200);
+    srv.stop();
+}
+
+/// Fifty clients read the JSON API while `dvx run` writes: every answer is complete and
+/// the run is not held up by readers. Latencies are printed (run with --nocapture), never
+/// asserted.
+#[test]
+fn fifty_clients_while_a_run_writes() {
+    let p = Project::new();
+    for i in 0..60 {
+        p.write(&format!("in/{i:02}.txt"), format!("{i}\n"));
+    }
+    p.write(
+        "dvx.yaml",
+        "stages:\n  slow:\n    input: {path: in}\n    cmd: sleep 0.05; cp \"$DVX_INPUT\" \"$DVX_OUTPUT/\"\n    outs: [out]\n",
+    );
+    p.dvx(&["add", "in"]).ok();
+    let srv = Server::start(&p, &[], &[]);
+    let writer = p
+        .cmd_in("", &["run", "-j", "2", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = srv.addr.clone();
+    let clients: Vec<_> = (0..50)
+        .map(|c| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                for k in 0..6 {
+                    let path = ["/api/pipeline", "/api/runs", "/healthz"][(c + k) % 3];
+                    let t = std::time::Instant::now();
+                    let mut s = TcpStream::connect(&addr).unwrap();
+                    write!(
+                        s,
+                        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                    )
+                    .unwrap();
+                    let mut raw = String::new();
+                    s.read_to_string(&mut raw).unwrap();
+                    lat.push(t.elapsed());
+                    assert!(raw.starts_with("HTTP/1.1 200"), "{path}: {raw}");
+                    let body = raw.split_once("\r\n\r\n").unwrap().1;
+                    if path != "/healthz" {
+                        serde_json::from_str::<serde_json::Value>(body)
+                            .unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+                    }
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut lat: Vec<std::time::Duration> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    let out = writer.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["executed"], 60, "{s}");
+    lat.sort();
+    let q = |f: f64| lat[((lat.len() as f64 * f) as usize).min(lat.len() - 1)];
+    eprintln!(
+        "dvx serve under 50 clients while a run writes: {} requests, p50 {:?}, p99 {:?}, max {:?}; run wall {} ms",
+        lat.len(),
+        q(0.5),
+        q(0.99),
+        lat[lat.len() - 1],
+        s["wall_ms"]
+    );
+    srv.stop();
+}
+
+/// While `dvx run` executes a stage, the pipeline page marks it running with its progress;
+/// when the run ends, nothing is marked.
+#[test]
+fn a_running_stage_is_marked_while_it_runs() {
+    let p = Project::new();
+    for i in 0..4 {
+        p.write(&format!("in/{i}.txt"), format!("{i}\n"));
+    }
+    p.write(
+        "dvx.yaml",
+        "stages:\n  slow:\n    input: {path: in}\n    cmd: if [ $(cat \"$DVX_INPUT\") -ge 1 ]; then sleep 3; fi; cp \"$DVX_INPUT\" \"$DVX_OUTPUT/\"\n    outs: [out]\n",
+    );
+    p.dvx(&["add", "in"]).ok();
+    let srv = Server::start(&p, &[], &[]);
+    assert_eq!(srv.json("/api/pipeline")["running"], serde_json::json!({}));
+    let writer = p
+        .cmd_in("", &["run", "-j", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    let live = loop {
+        let v = srv.json("/api/pipeline");
+        let done = &v["running"]["slow"]["executed"];
+        if done.as_u64().is_some_and(|n| n >= 1) {
+            break v;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "never seen running: {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(live["running"]["slow"]["total"], 4, "{live}");
+    let (_, page) = srv.get("/");
+    assert!(
+        page.contains("data-stage=\"slow\" data-state=\"running\""),
+        "{page}"
+    );
+    assert!(page.contains(" of 4 done"), "{page}");
+    assert!(writer.wait_with_output().unwrap().status.success());
+    let after = srv.json("/api/pipeline");
+    assert_eq!(after["running"], serde_json::json!({}), "{after}");
+    assert!(!p.exists(".dvx/tmp/live-run.json"));
     srv.stop();
 }

@@ -26,6 +26,7 @@ use crate::record::{self, PathId, RunRecord};
 use crate::spec::{self, Pipeline, Stage, PIPELINE_FILE};
 
 mod jobs;
+mod live;
 mod lock;
 mod outputs;
 mod plan;
@@ -34,6 +35,7 @@ mod schedule;
 mod stage;
 mod state;
 
+pub use live::{current as live_run, LiveRun, LiveStage, LIVE_FILE};
 use lock::locked_stages;
 pub use lock::{LockedOut, LockedStage};
 pub use report::{
@@ -102,6 +104,8 @@ pub struct Engine<'a> {
     containers: container::Resolver,
     /// Every stage's outputs, to tell quickly whether a path is produced.
     outs: PathIndex<()>,
+    /// The trigger firing that started the run, for its records.
+    trigger: Option<String>,
 }
 
 impl<'a> Engine<'a> {
@@ -126,6 +130,7 @@ impl<'a> Engine<'a> {
             scratch,
             containers,
             outs: PathIndex::new(pipeline_outs.into_iter().map(|p| (p, ())).collect()),
+            trigger: None,
         })
     }
 
@@ -150,12 +155,16 @@ impl<'a> Engine<'a> {
         progress: &dyn Progress,
     ) -> Result<RunSummary> {
         let t0 = Instant::now();
+        self.trigger = opts.trigger.clone();
         let selected = self
             .dag
             .select(&self.pipeline, &opts.targets, opts.downstream)?;
         let mut run = RunState::new(self.pipeline.stages.len());
         let _ = std::fs::create_dir_all(&self.scratch);
         let result = self.schedule(opts, &selected, &mut run, exec, children, progress);
+        if !opts.dry_run {
+            self.unpublish();
+        }
         if result.is_err() {
             // Nothing more starts; what runs is stopped rather than left behind.
             exec.cancel(Cancel::Everything);

@@ -148,6 +148,7 @@ impl Engine<'_> {
             start: done.start.to_rfc3339(),
             stderr: log(&done.outcome.stderr)?,
             stdout: log(&done.outcome.stdout)?,
+            trigger: self.trigger.clone(),
             user: self.user.clone(),
             version: record::RECORD_VERSION,
             wdir: s.wdir.clone(),

@@ -13,6 +13,8 @@ pub struct RunOptions {
     pub datum: Option<String>,
     pub message: Option<String>,
     pub no_run_cache: bool,
+    /// The trigger firing that started this run (`dvx serve`), for its records.
+    pub trigger: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

@@ -62,7 +62,11 @@ impl Engine<'_> {
         let mut txn_since = Instant::now();
         loop {
             if !run.stop {
+                let before = run.started.len();
                 self.start_ready(opts, selected, &is_selected, run, exec, progress)?;
+                if run.started.len() != before {
+                    self.publish(run, opts, true);
+                }
             }
             if run.running() == 0 {
                 break;
@@ -106,6 +110,7 @@ impl Engine<'_> {
                     t.commit()?;
                 }
             }
+            let stage_ended = !completed.is_empty();
             for i in completed {
                 let ok = self.finish_stage(i, run, progress)?;
                 run.finished.insert(i, ok);
@@ -113,6 +118,7 @@ impl Engine<'_> {
                     run.summary.stages.push(r);
                 }
             }
+            self.publish(run, opts, stage_ended);
         }
         if let Some(t) = open_txn.take() {
             t.commit()?;

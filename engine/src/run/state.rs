@@ -79,12 +79,16 @@ pub(super) struct RunState {
     pub stop: bool,
     /// Numbers tickets and scratch folders.
     counter: u64,
+    /// When the run started (RFC 3339), and when the live file was last written.
+    pub began: String,
+    pub live_at: Option<Instant>,
 }
 
 impl RunState {
     pub fn new(stages: usize) -> RunState {
         RunState {
             stages: (0..stages).map(|_| StageState::default()).collect(),
+            began: chrono::Utc::now().to_rfc3339(),
             ..Default::default()
         }
     }
@@ -93,6 +97,15 @@ impl RunState {
     pub fn next(&mut self) -> u64 {
         self.counter += 1;
         self.counter
+    }
+
+    /// Stages started and not finished, in order.
+    pub fn started_stages(&self) -> Vec<usize> {
+        self.started
+            .iter()
+            .copied()
+            .filter(|i| !self.finished.contains_key(i))
+            .collect()
     }
 
     /// Stages started and not finished.
