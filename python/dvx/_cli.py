@@ -43,6 +43,11 @@ class DvxError(Exception):
     def __str__(self) -> str:
         return self.message + (f"\nhint: {self.hint}" if self.hint else "")
 
+    def __reduce__(self):
+        # Rebuilt from its fields (the default would pass only the message): errors survive
+        # pickling across processes (multiprocessing, dask).
+        return (self.__class__, (self.message, self.hint, self.exit_code, self.command))
+
 
 class RevisionError(DvxError, LookupError):
     """The revision is unknown to dvx and git, ambiguous, or a git revision without dvx.lock."""
