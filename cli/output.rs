@@ -514,3 +514,25 @@ pub fn print_fetch(out: &Out, rep: &dvx_engine::remote::fetch::FetchReport) {
     }
     print_refs(out, &rep.refs);
 }
+
+/// `dvx artifacts`: one line per artifact (name, type, path), then its description and labels.
+pub fn print_artifacts(out: &Out, artifacts: &[dvx_engine::spec::Artifact], json: bool) {
+    if json {
+        out.json(&artifacts);
+        return;
+    }
+    for a in artifacts {
+        println!(
+            "{:<24} {:<8} {}",
+            a.name,
+            a.kind.as_deref().unwrap_or("-"),
+            a.path
+        );
+        if let Some(d) = &a.desc {
+            println!("  {d}");
+        }
+        if !a.labels.is_empty() {
+            println!("  labels: {}", a.labels.join(", "));
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! commands share.
 
 mod add;
+mod artifacts;
 mod branch;
 mod cat;
 mod checkout;
@@ -109,6 +110,7 @@ pub enum Command {
     /// Compare parameter values between commits and the workspace.
     #[command(subcommand)]
     Params(params::Cmd),
+    Artifacts(artifacts::Args),
     Fsck(fsck::Args),
     Serve(serve::Args),
     Completions(completions::Args),
@@ -218,6 +220,7 @@ pub fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
         Command::Logs(a) => done(logs::run(a, &ctx)),
         Command::Metrics(c) => done(metrics::run(c, &ctx)),
         Command::Params(c) => done(params::run(c, &ctx)),
+        Command::Artifacts(a) => done(artifacts::run(a, &ctx)),
         Command::Fsck(a) => fsck::run(a, &ctx),
         Command::Serve(a) => serve::run(a, &ctx),
         Command::Completions(a) => done(completions::run(a)),

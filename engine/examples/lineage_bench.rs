@@ -26,6 +26,7 @@ fn record(stage: &str, input: PathId, output: PathId, n: u64) -> RunRecord {
         attempt: 0,
         cmd: vec![format!("./{stage}.sh {} > {}", input.path, output.path)],
         code: None,
+        combine: None,
         datum: None,
         duration_ms: 10,
         end: format!("2026-01-01T00:00:{:02}Z", n % 60),
@@ -37,6 +38,7 @@ fn record(stage: &str, input: PathId, output: PathId, n: u64) -> RunRecord {
         image: None,
         inputs: vec![input],
         key: Id::of(format!("key {stage} {n}").as_bytes()),
+        members: Vec::new(),
         outputs: vec![output],
         params: BTreeMap::new(),
         stage: stage.into(),
@@ -46,6 +48,7 @@ fn record(stage: &str, input: PathId, output: PathId, n: u64) -> RunRecord {
         trigger: None,
         user: "bench".into(),
         version: RECORD_VERSION,
+        warnings: Vec::new(),
         wdir: String::new(),
     }
 }

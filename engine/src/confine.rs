@@ -29,7 +29,9 @@ pub fn check_stage(root: &Path, s: &Stage) -> Result<()> {
         paths::check_no_symlink(root, &p.file, false).map_err(at)?;
     }
     if let Some(i) = &s.input {
-        paths::check_no_symlink(root, &i.path, true).map_err(at)?;
+        for f in i.folders() {
+            paths::check_no_symlink(root, f, true).map_err(at)?;
+        }
     }
     Ok(())
 }

@@ -307,6 +307,11 @@ impl Mount {
 pub struct BatchDatum {
     pub id: String,
     pub cmds: Vec<String>,
+    /// `DVX_INPUT` and `DVX_INPUT_DIR` in the container.
+    pub input: String,
+    pub input_dir: String,
+    /// More variables of its own (`DVX_INPUT_<NAME>` of combined inputs).
+    pub vars: Vec<(String, String)>,
 }
 
 /// How a job runs in a container (beside the commands, environment and timeout of its Job).
@@ -380,8 +385,14 @@ fn batch_script(batch: &[BatchDatum]) -> String {
     let mut s = String::new();
     for (k, d) in batch.iter().enumerate() {
         s.push_str(&format!(
-            "(export DVX_INPUT={IN}/{k} DVX_OUTPUT={OUT}/{k} DVX_DATUM_ID={}\n{}\n) >{LOG}/{k}.out 2>{LOG}/{k}.err </dev/null\necho $? >{LOG}/{k}.exit\n",
+            "(export DVX_INPUT={} DVX_INPUT_DIR={} DVX_OUTPUT={OUT}/{k} DVX_DATUM_ID={}{}\n{}\n) >{LOG}/{k}.out 2>{LOG}/{k}.err </dev/null\necho $? >{LOG}/{k}.exit\n",
+            quote(&d.input),
+            quote(&d.input_dir),
             quote(&d.id),
+            d.vars
+                .iter()
+                .map(|(k, v)| format!(" {k}={}", quote(v)))
+                .collect::<String>(),
             script(&d.cmds)
         ));
     }

@@ -42,10 +42,11 @@ fn reads(stage: &Stage, out: &str) -> bool {
         let q = dep_query(d);
         is_under(&q, out) || is_under(out, &q)
     });
-    let input_hit = stage
-        .input
-        .as_ref()
-        .is_some_and(|i| is_under(&i.path, out) || is_under(out, &i.path));
+    let input_hit = stage.input.as_ref().is_some_and(|i| {
+        i.folders()
+            .iter()
+            .any(|f| is_under(f, out) || is_under(out, f))
+    });
     let params_hit = stage.params.iter().any(|p| is_under(&p.file, out));
     dep_hit || input_hit || params_hit
 }
@@ -77,6 +78,12 @@ impl Dag {
         let mut outs = Vec::new();
         for (i, s) in p.stages.iter().enumerate() {
             for o in s.all_outs() {
+                // A metrics or plots file inside the stage's own output folder (DVC's
+                // `outs: [eval]` with `metrics: [eval/metrics.json]`) names a file that
+                // folder already holds: one producer, nothing to clash.
+                if s.inside_own_out(o) {
+                    continue;
+                }
                 outs.push((
                     o.path.clone(),
                     OutAt {
@@ -116,7 +123,9 @@ impl Dag {
                 from(&mut index.overlapping(&dep_query(d)));
             }
             if let Some(input) = &s.input {
-                from(&mut index.overlapping(&input.path));
+                for f in input.folders() {
+                    from(&mut index.overlapping(f));
+                }
             }
             for prm in &s.params {
                 from(&mut index.around(&prm.file));

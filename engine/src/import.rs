@@ -286,6 +286,7 @@ fn bring(
         attempt: 1,
         cmd,
         code: dvx_store::gitutil::git_info(&repo.root),
+        combine: None,
         datum: None,
         duration_ms: (end - start).num_milliseconds().max(0) as u64,
         end: end.to_rfc3339(),
@@ -297,6 +298,7 @@ fn bring(
         image: None,
         inputs: vec![input],
         key: Id::of(key_doc.to_string().as_bytes()),
+        members: Vec::new(),
         outputs: vec![output],
         params,
         stage: format!("import:{dest}"),
@@ -306,6 +308,7 @@ fn bring(
         trigger: None,
         user: repo.author().name,
         version: RECORD_VERSION,
+        warnings: Vec::new(),
         wdir: String::new(),
     };
     let run = rec.put(&txn);

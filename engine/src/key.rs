@@ -8,6 +8,7 @@
 //! A stage that runs in a container adds the image's id and whether it has a network; the
 //! field is absent for other stages, so their keys are what they were before containers.
 //! Resource limits and batching are left out: they decide how fast, not what.
+//! `require_output: true` is in (absent when false): it decides whether an empty result is one.
 
 use std::collections::BTreeMap;
 
@@ -45,6 +46,10 @@ struct KeyDoc<'a> {
     format: u32,
     outs: Vec<(&'a str, bool, bool)>,
     params: &'a BTreeMap<String, Value>,
+    /// Decides whether an empty result counts as success, so a cached one must not pass
+    /// for it. Absent when false: keys of stages without it are what they were.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    require_output: bool,
     wdir: &'a str,
 }
 
@@ -78,6 +83,7 @@ pub fn key_with(
             .map(|o| (o.path.as_str(), o.cache, o.persist))
             .collect(),
         params,
+        require_output: stage.require_output,
         wdir: &stage.wdir,
     };
     Id::of(&serde_json::to_vec(&doc).unwrap_or_default())
@@ -141,6 +147,21 @@ mod tests {
         // The stage's name is not part of the key (renaming a stage keeps its cache).
         let s3 = stage("stages:\n  fit:\n    cmd: python train.py\n    deps: [train.py]\n    outs: [model.pkl]\n    params: [lr]\n");
         assert_eq!(key(&s3, &deps, &params, None), k);
+    }
+
+    /// `require_output: true` changes a datum's key; leaving it out (or false) does not.
+    #[test]
+    fn require_output_is_in_the_key_only_when_set() {
+        let base = "stages:\n  f:\n    cmd: c\n    input: {path: raw}\n    outs: [o]\n";
+        let (deps, params) = (BTreeMap::new(), BTreeMap::new());
+        let input = Some(InputId {
+            kind: "file",
+            id: Id::of(b"x"),
+        });
+        let k = |text: &str| key(&stage(text), &deps, &params, Some(("a", &input)));
+        let plain = k(base);
+        assert_eq!(k(&format!("{base}    require_output: false\n")), plain);
+        assert_ne!(k(&format!("{base}    require_output: true\n")), plain);
     }
 
     /// A container stage's key: pinned, and sensitive to the image id and network only.

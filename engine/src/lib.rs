@@ -7,6 +7,7 @@
 //! The CLI talks to the engine, and the engine to the store (`cli → engine → store`); the
 //! store is re-exported here so the CLI depends on one library.
 
+pub mod combine;
 pub mod confine;
 pub mod container;
 pub mod dag;

@@ -2,8 +2,10 @@
 //! commit's history holds.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 
-use dvx_store::{Id, Repo};
+use dvx_store::object::EntryKind;
+use dvx_store::{gitutil, worktree, Id, Repo};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -61,21 +63,68 @@ pub fn parse_metrics(bytes: &[u8]) -> BTreeMap<String, Value> {
     out
 }
 
+/// Every metrics path: the stages' `metrics` and the top-level `metrics` section.
 pub fn metric_paths(p: &Pipeline) -> Vec<String> {
-    p.stages
+    let mut out: Vec<String> = p
+        .stages
         .iter()
         .flat_map(|s| s.metrics.iter().map(|m| m.path.clone()))
-        .collect()
+        .collect();
+    for m in &p.sections.metrics {
+        if !out.contains(m) {
+            out.push(m.clone());
+        }
+    }
+    out
+}
+
+/// A metrics file by its extension: DVC reads JSON, YAML (and TOML, CSV, which dvx does not).
+fn is_metrics_file(path: &str) -> bool {
+    [".json", ".yaml", ".yml"]
+        .iter()
+        .any(|e| path.to_ascii_lowercase().ends_with(e))
+}
+
+/// Files below a workspace folder, project-relative and sorted.
+fn files_below(root: &Path, rel: &str, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(root.join(rel)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let p = format!("{rel}/{name}");
+        match e.file_type() {
+            Ok(t) if t.is_dir() => files_below(root, &p, out),
+            Ok(t) if t.is_file() && is_metrics_file(&p) => out.push(p),
+            _ => {}
+        }
+    }
+    out.sort();
 }
 
 pub fn workspace_metrics(repo: &Repo, p: &Pipeline) -> Metrics {
     let mut out = Metrics::new();
     for path in metric_paths(p) {
-        if let Ok(bytes) = std::fs::read(repo.root.join(&path)) {
+        let full = repo.root.join(&path);
+        if full.is_dir() {
+            // DVC's top-level `metrics:` may name a folder: every metrics file in it.
+            let mut files = Vec::new();
+            files_below(&repo.root, &path, &mut files);
+            for f in files {
+                if let Ok(bytes) = std::fs::read(repo.root.join(&f)) {
+                    out.insert(f, parse_metrics(&bytes));
+                }
+            }
+        } else if let Ok(bytes) = std::fs::read(&full) {
             out.insert(path, parse_metrics(&bytes));
         }
     }
     out
+}
+
+/// A parameters file as flat keys, as `params diff` shows the top-level `params` files.
+fn flat_params(bytes: &[u8]) -> BTreeMap<String, Value> {
+    parse_metrics(bytes)
 }
 
 pub fn workspace_params(repo: &Repo, p: &Pipeline) -> Result<Params> {
@@ -86,11 +135,46 @@ pub fn workspace_params(repo: &Repo, p: &Pipeline) -> Result<Params> {
             out.insert(s.name.clone(), v);
         }
     }
+    for f in &p.sections.params {
+        if let Ok(bytes) = std::fs::read(repo.root.join(f)) {
+            out.insert(f.clone(), flat_params(&bytes));
+        }
+    }
+    Ok(out)
+}
+
+/// The files at `rel` in a commit: the data commit's tree (a folder gives its metrics files),
+/// or else the git commit it was made on (files kept in git, such as `cache: false` metrics
+/// and params files).
+fn files_at(
+    repo: &Repo,
+    c: &dvx_store::object::Commit,
+    rel: &str,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let mut found = BTreeMap::new();
+    worktree::flatten_path(&repo.store, &c.tree, rel, &mut found)?;
+    for (p, f) in found {
+        let wanted = p == rel || is_metrics_file(&p);
+        if f.kind != EntryKind::Dir && wanted {
+            out.push((p, repo.store.read_file(&f.id)?));
+        }
+    }
+    if out.is_empty() {
+        if let Some(bytes) = c
+            .git
+            .as_ref()
+            .and_then(|g| gitutil::blob_at(&repo.root, &g.commit, rel))
+        {
+            out.push((rel.to_string(), bytes));
+        }
+    }
     Ok(out)
 }
 
 /// Metrics and parameters as of a data commit: for each metrics path and stage, the newest
-/// run record in the commit's history that produced it.
+/// run record in the commit's history that produced it; top-level metrics and params files
+/// not found that way are read from the commit itself.
 pub fn at_commit(repo: &Repo, p: &Pipeline, commit: &Id) -> Result<(Metrics, Params)> {
     let wanted: HashSet<String> = metric_paths(p).into_iter().collect();
     let mut metrics = Metrics::new();
@@ -119,6 +203,20 @@ pub fn at_commit(repo: &Repo, p: &Pipeline, commit: &Id) -> Result<(Metrics, Par
             }
         }
         cur = c.parents.first().copied();
+    }
+    let c = repo.store.get_commit(commit)?;
+    for m in &p.sections.metrics {
+        let known = metrics.keys().any(|k| dvx_store::paths::is_under(k, m));
+        if !known {
+            for (path, bytes) in files_at(repo, &c, m)? {
+                metrics.insert(path, parse_metrics(&bytes));
+            }
+        }
+    }
+    for f in &p.sections.params {
+        if let Some((_, bytes)) = files_at(repo, &c, f)?.into_iter().next() {
+            params.insert(f.clone(), flat_params(&bytes));
+        }
     }
     Ok((metrics, params))
 }
@@ -176,5 +274,15 @@ mod tests {
         let keys: Vec<&str> = d.iter().map(|x| x.key.as_str()).collect();
         assert_eq!(keys, vec!["acc", "per_class.b"]);
         assert!((d[0].change.unwrap() - 0.05).abs() < 1e-9);
+    }
+
+    /// Numbers come back with every digit they were written with (serde_json's
+    /// `float_roundtrip`; without it the last digit of this one changes).
+    #[test]
+    fn numbers_round_trip() {
+        let m = parse_metrics(br#"{"acc": 0.9679648548256273}"#);
+        assert_eq!(m["acc"].to_string(), "0.9679648548256273");
+        let m = parse_metrics(b"acc: 0.9679648548256273\n");
+        assert_eq!(m["acc"].to_string(), "0.9679648548256273");
     }
 }

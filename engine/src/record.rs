@@ -34,6 +34,10 @@ pub struct RunRecord {
     pub attempt: u32,
     pub cmd: Vec<String>,
     pub code: Option<GitInfo>,
+    /// How a combined datum's inputs were combined (absent for other executions, so their
+    /// records keep their ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combine: Option<crate::spec::How>,
     /// The datum's path inside the stage's input folder, for datum stages.
     pub datum: Option<String>,
     pub duration_ms: u64,
@@ -48,6 +52,10 @@ pub struct RunRecord {
     pub image: Option<String>,
     pub inputs: Vec<PathId>,
     pub key: Id,
+    /// A combined datum's matches: each input's name, project path and place in the input
+    /// folder, so `dvx verify` can lay them out again. Absent for other executions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<RecordMember>,
     pub outputs: Vec<PathId>,
     pub params: BTreeMap<String, Value>,
     pub stage: String,
@@ -61,7 +69,21 @@ pub struct RunRecord {
     pub trigger: Option<String>,
     pub user: String,
     pub version: u32,
+    /// What went right but deserves a look, such as a datum that wrote no output. Absent
+    /// when empty, so records without warnings keep their ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub wdir: String,
+}
+
+/// One match of a combined datum, as its run record keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordMember {
+    pub name: String,
+    /// Project-relative path of the match.
+    pub path: String,
+    /// Its place in the datum's input folder (`name/sub`).
+    pub place: String,
 }
 
 impl RunRecord {
@@ -147,6 +169,7 @@ mod tests {
                 commit: "0".repeat(40),
                 dirty: false,
             }),
+            combine: None,
             datum: None,
             duration_ms: 12,
             end: "2026-01-01T00:00:01+00:00".into(),
@@ -164,6 +187,7 @@ mod tests {
                 mode: None,
             }],
             key: Id::of(b"key"),
+            members: Vec::new(),
             outputs: vec![PathId {
                 path: "n.txt".into(),
                 kind: EntryKind::File,
@@ -179,6 +203,7 @@ mod tests {
             trigger: None,
             user: "u".into(),
             version: RECORD_VERSION,
+            warnings: Vec::new(),
             wdir: String::new(),
         }
     }
@@ -214,7 +239,17 @@ mod tests {
             k
         };
         let written: Value = serde_json::from_slice(&sample().encode()).unwrap();
-        assert_eq!(keys(&written), keys(&schema["properties"]));
+        // `warnings` and `trigger` are written only when there is one; the schema lists them,
+        // not as required.
+        let mut all = keys(&written);
+        all.extend([
+            "combine".into(),
+            "members".into(),
+            "trigger".into(),
+            "warnings".into(),
+        ]);
+        all.sort();
+        assert_eq!(all, keys(&schema["properties"]));
         let mut required: Vec<String> = schema["required"]
             .as_array()
             .unwrap()

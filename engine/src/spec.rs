@@ -11,8 +11,14 @@ use serde::Serialize;
 use crate::error::{EngineError, Result};
 
 mod expand;
+mod fields;
+mod input;
+mod project;
 mod triggers;
 use expand::{check_expansion, foreach_items, matrix_items, substitute, too_many_stages};
+use fields::{parse_image, parse_outs, parse_params, parse_resources, parse_timeout};
+pub use input::{Combine, How, Input, Named};
+pub use project::{Artifact, Plot, Sections};
 
 pub const PIPELINE_FILE: &str = "dvx.yaml";
 pub const DEFAULT_PARAMS: &str = "params.yaml";
@@ -38,6 +44,13 @@ pub struct Pos {
     pub column: usize,
 }
 
+impl Pos {
+    /// A span starting here, for errors about values read out of their node.
+    fn span(&self) -> Span {
+        Span::new_start(marked_yaml::Marker::new(0, 0, self.line, self.column))
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Out {
     /// Project-relative path.
@@ -58,13 +71,6 @@ pub struct ParamRef {
     pub key: String,
 }
 
-/// An input glob that splits a stage into datums (one execution per match).
-#[derive(Clone, Debug, Serialize)]
-pub struct Input {
-    pub path: String,
-    pub glob: String,
-}
-
 #[derive(Clone, Debug, Serialize)]
 pub struct Stage {
     pub name: String,
@@ -72,6 +78,8 @@ pub struct Stage {
     pub deps: Vec<String>,
     pub outs: Vec<Out>,
     pub metrics: Vec<Out>,
+    /// DVC's stage `plots:`: outputs like `metrics`, drawn by plot commands.
+    pub plots: Vec<Out>,
     pub params: Vec<ParamRef>,
     pub env: BTreeMap<String, String>,
     /// Project-relative working folder ("" is the top).
@@ -90,6 +98,8 @@ pub struct Stage {
     pub resources: Resources,
     /// Container datum stages only: how many datums run in one container (1: one each).
     pub batch: u32,
+    /// Datum stages: a datum that writes nothing fails instead of warning.
+    pub require_output: bool,
     #[serde(skip)]
     pub at: Pos,
     #[serde(skip)]
@@ -108,9 +118,21 @@ pub struct Resources {
 }
 
 impl Stage {
-    /// Outputs and metrics files together.
+    /// Outputs, metrics and plots files together.
     pub fn all_outs(&self) -> impl Iterator<Item = &Out> {
-        self.outs.iter().chain(self.metrics.iter())
+        self.outs
+            .iter()
+            .chain(self.metrics.iter())
+            .chain(self.plots.iter())
+    }
+
+    /// True for a metrics or plots file that lies inside one of the stage's `outs`.
+    pub fn inside_own_out(&self, o: &Out) -> bool {
+        !self.outs.iter().any(|x| std::ptr::eq(x, o))
+            && self
+                .outs
+                .iter()
+                .any(|x| x.path != o.path && dvx_store::paths::is_under(&o.path, &x.path))
     }
 
     /// The cached output a datum stage's executions write into ("" when it has none).
@@ -127,6 +149,8 @@ impl Stage {
 pub struct Pipeline {
     pub file: PathBuf,
     pub stages: Vec<Stage>,
+    /// The top-level `metrics`, `params`, `plots` and `artifacts` of a DVC-style file.
+    pub sections: Sections,
     /// When `dvx serve` runs the pipeline by itself (`triggers:`).
     pub triggers: Vec<crate::trigger::Trigger>,
 }
@@ -142,6 +166,7 @@ const STAGE_FIELDS: &[&str] = &[
     "deps",
     "outs",
     "metrics",
+    "plots",
     "params",
     "env",
     "wdir",
@@ -154,7 +179,9 @@ const STAGE_FIELDS: &[&str] = &[
     "network",
     "resources",
     "batch",
+    "require_output",
     "desc",
+    "meta",
 ];
 
 struct Ctx<'a> {
@@ -235,14 +262,18 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
     let top = cx.mapping(&top, "the top level")?;
     let mut stages_node = None;
     let mut triggers_node = None;
+    let mut sections = Sections::default();
     for (k, v) in top.iter() {
         match k.as_str() {
             "stages" => stages_node = Some(v),
             "triggers" => triggers_node = Some(v),
+            other if project::is_section(other) => {
+                project::parse_section(&cx, other, v, &mut sections)?
+            }
             other => {
                 return Err(cx.err(
                     k.span(),
-                    format!("unknown top-level key `{other}`; expected `stages` or `triggers`"),
+                    format!("unknown top-level key `{other}`; expected `stages`, `triggers`, `metrics`, `params`, `plots` or `artifacts`"),
                 ))
             }
         }
@@ -337,6 +368,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
     Ok(Pipeline {
         file: file.to_path_buf(),
         stages,
+        sections,
         triggers,
     })
 }
@@ -411,205 +443,6 @@ fn rel_path(cx: &Ctx, wdir: &str, p: &str, span: &Span, what: &str) -> Result<St
     Ok(parts.join("/"))
 }
 
-fn parse_outs(cx: &Ctx, wdir: &str, n: &Node, what: &str) -> Result<Vec<Out>> {
-    let seq: Vec<&Node> = match n {
-        Node::Sequence(s) => s.iter().collect(),
-        _ => vec![n],
-    };
-    let mut out = Vec::new();
-    for item in seq {
-        match item {
-            Node::Scalar(s) => out.push(Out {
-                path: rel_path(cx, wdir, s.as_str(), s.span(), what)?,
-                cache: true,
-                persist: false,
-                at: Ctx::pos(s.span()),
-            }),
-            Node::Mapping(m) if m.len() == 1 => {
-                let (k, v) = m
-                    .iter()
-                    .next()
-                    .ok_or_else(|| cx.err(item.span(), "empty entry"))?;
-                let mut o = Out {
-                    path: rel_path(cx, wdir, k.as_str(), k.span(), what)?,
-                    cache: true,
-                    persist: false,
-                    at: Ctx::pos(k.span()),
-                };
-                if let Node::Mapping(opts) = v {
-                    for (ok, ov) in opts.iter() {
-                        match ok.as_str() {
-                            "cache" => o.cache = cx.boolean(ov, "cache")?,
-                            "persist" => o.persist = cx.boolean(ov, "persist")?,
-                            other => {
-                                return Err(cx.err(ok.span(), format!("unknown option `{other}` for an output; expected `cache` or `persist`")))
-                            }
-                        }
-                    }
-                } else if !matches!(v, Node::Scalar(s) if s.as_str().is_empty() || s.as_str() == "null" || s.as_str() == "~")
-                {
-                    return Err(cx.err(
-                        v.span(),
-                        "output options: expected a mapping such as {cache: false}",
-                    ));
-                }
-                out.push(o);
-            }
-            _ => {
-                return Err(cx.err(
-                    item.span(),
-                    format!("{what}: expected a path, or `PATH: {{cache: false}}`"),
-                ))
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn parse_params(cx: &Ctx, wdir: &str, n: &Node) -> Result<Vec<ParamRef>> {
-    let seq: Vec<&Node> = match n {
-        Node::Sequence(s) => s.iter().collect(),
-        _ => vec![n],
-    };
-    let default_file = rel_path(cx, wdir, DEFAULT_PARAMS, n.span(), "params")?;
-    let mut out = Vec::new();
-    for item in seq {
-        match item {
-            Node::Scalar(s) => out.push(ParamRef {
-                file: default_file.clone(),
-                key: s.as_str().to_string(),
-            }),
-            Node::Mapping(m) => {
-                for (k, v) in m.iter() {
-                    let file = rel_path(cx, wdir, k.as_str(), k.span(), "params file")?;
-                    for (key, _) in cx.strings(v, "params keys")? {
-                        out.push(ParamRef {
-                            file: file.clone(),
-                            key,
-                        });
-                    }
-                }
-            }
-            Node::Sequence(_) => {
-                return Err(cx.err(item.span(), "params: expected a key or `FILE: [keys]`"))
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
-    Ok(out)
-}
-
-/// Parse seconds from `30`, `30s`, `5m`, `2h`, at most [`MAX_TIMEOUT_SECS`].
-fn parse_timeout(cx: &Ctx, n: &Node) -> Result<u64> {
-    let s = cx.string(n, "timeout")?;
-    let s = s.trim();
-    let (num, mult) = match s.as_bytes().last() {
-        Some(b's') => (&s[..s.len() - 1], 1),
-        Some(b'm') => (&s[..s.len() - 1], 60),
-        Some(b'h') => (&s[..s.len() - 1], 3600),
-        _ => (s, 1),
-    };
-    let Some(v) = num.trim().parse::<u64>().ok().filter(|v| *v > 0) else {
-        return Err(cx.err(
-            n.span(),
-            "timeout: expected seconds, or a number with s, m or h (such as 10m)",
-        ));
-    };
-    match v.checked_mul(mult) {
-        Some(secs) if secs <= MAX_TIMEOUT_SECS => Ok(secs),
-        _ => Err(cx.err(
-            n.span(),
-            format!(
-                "timeout: `{s}` is too long; at most {MAX_TIMEOUT_SECS} seconds (365 days, `8760h`)"
-            ),
-        )),
-    }
-}
-
-/// An image reference: `NAME[:TAG][@DIGEST]`, without spaces or shell-unsafe characters.
-fn parse_image(cx: &Ctx, n: &Node) -> Result<String> {
-    let s = cx.string(n, "image")?;
-    let s = s.trim();
-    let ok = !s.is_empty()
-        && !s.starts_with('-')
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c));
-    if !ok {
-        return Err(cx.err(
-            n.span(),
-            "image: expected NAME[:TAG] or NAME@sha256:DIGEST (such as `python:3.12-slim`)",
-        ));
-    }
-    Ok(s.to_string())
-}
-
-fn parse_resources(cx: &Ctx, n: &Node) -> Result<Resources> {
-    let m = cx.mapping(n, "resources")?;
-    let mut r = Resources::default();
-    for (k, v) in m.iter() {
-        let text = cx.string(v, &format!("resources.{}", k.as_str()))?;
-        let t = text.trim().to_string();
-        match k.as_str() {
-            "cpus" => {
-                if !t.parse::<f64>().is_ok_and(|c| c > 0.0 && c <= MAX_CPUS) {
-                    return Err(cx.err(
-                        v.span(),
-                        format!("resources.cpus: expected a number of CPUs > 0 and at most {MAX_CPUS} (such as 2 or 0.5)"),
-                    ));
-                }
-                r.cpus = Some(t);
-            }
-            "memory" => {
-                let lower = t.to_ascii_lowercase();
-                let digits = lower.trim_end_matches(['b', 'k', 'm', 'g']);
-                let suffix = &lower[digits.len()..];
-                let unit: u64 = match suffix {
-                    "k" => 1 << 10,
-                    "m" => 1 << 20,
-                    "g" => 1 << 30,
-                    _ => 1,
-                };
-                // The runtimes read the size into a signed 64-bit number of bytes.
-                let fits = digits
-                    .parse::<u64>()
-                    .ok()
-                    .and_then(|d| d.checked_mul(unit))
-                    .is_some_and(|b| b > 0 && b <= i64::MAX as u64);
-                if digits.is_empty()
-                    || !digits.bytes().all(|b| b.is_ascii_digit())
-                    || suffix.len() > 1
-                    || !fits
-                {
-                    return Err(cx.err(
-                        v.span(),
-                        "resources.memory: expected a size such as 512m or 2g (b, k, m or g)",
-                    ));
-                }
-                r.memory = Some(lower);
-            }
-            "gpus" => {
-                if t != "all" && !t.parse::<u32>().is_ok_and(|g| g > 0 && g <= MAX_GPUS) {
-                    return Err(cx.err(
-                        v.span(),
-                        format!("resources.gpus: expected `all` or a number of GPUs from 1 to {MAX_GPUS}"),
-                    ));
-                }
-                r.gpus = Some(t);
-            }
-            other => {
-                return Err(cx.err(
-                    k.span(),
-                    format!(
-                        "resources: unknown field `{other}`; expected `cpus`, `memory` or `gpus`"
-                    ),
-                ))
-            }
-        }
-    }
-    Ok(r)
-}
-
 fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<Stage> {
     let map = cx.mapping(node, &format!("stage `{name}`"))?;
     for (k, _) in map.iter() {
@@ -658,7 +491,7 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
     let mut dep_at = Vec::new();
     if let Some(n) = map.get_node("deps") {
         for (d, pos) in cx.strings(n, "deps")? {
-            let span = Span::new_start(marked_yaml::Marker::new(0, 0, pos.line, pos.column));
+            let span = pos.span();
             deps.push(rel_path(cx, &wdir, &d, &span, "deps")?);
             dep_at.push(pos);
         }
@@ -669,6 +502,10 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
     };
     let metrics = match map.get_node("metrics") {
         Some(n) => parse_outs(cx, &wdir, n, "metrics")?,
+        None => Vec::new(),
+    };
+    let plots = match map.get_node("plots") {
+        Some(n) => parse_outs(cx, &wdir, n, "plots")?,
         None => Vec::new(),
     };
     let params = match map.get_node("params") {
@@ -682,43 +519,7 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
         }
     }
     let input = match map.get_node("input") {
-        Some(n) => {
-            let m = cx.mapping(n, "input")?;
-            for (k, _) in m.iter() {
-                if !matches!(k.as_str(), "path" | "glob") {
-                    return Err(cx.err(
-                        k.span(),
-                        format!(
-                            "input: unknown field `{}`; expected `path` and `glob`",
-                            k.as_str()
-                        ),
-                    ));
-                }
-            }
-            let path_node = m
-                .get_node("path")
-                .ok_or_else(|| cx.err(n.span(), "input: missing `path`"))?;
-            let glob = match m.get_node("glob") {
-                Some(g) => cx.string(g, "input.glob")?,
-                None => "/*".to_string(),
-            };
-            if !glob.starts_with('/') {
-                return Err(cx.err(
-                    m.get_node("glob").map(|g| g.span()).unwrap_or(n.span()),
-                    "input.glob: must start with `/` (such as `/*` or `/*/*`)",
-                ));
-            }
-            Some(Input {
-                path: rel_path(
-                    cx,
-                    &wdir,
-                    &cx.string(path_node, "input.path")?,
-                    path_node.span(),
-                    "input.path",
-                )?,
-                glob,
-            })
-        }
+        Some(n) => Some(input::parse_input(cx, &wdir, n)?),
         None => None,
     };
     if input.is_some() && outs.iter().filter(|o| o.cache).count() != 1 {
@@ -756,12 +557,22 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
         }
         None => 1,
     };
+    let require_output =
+        match map.get_node("require_output") {
+            Some(n) if input.is_none() => return Err(cx.err(
+                n.span(),
+                "require_output: only for stages with `input` (every datum must write something)",
+            )),
+            Some(n) => cx.boolean(n, "require_output")?,
+            None => false,
+        };
     Ok(Stage {
         name: name.to_string(),
         cmd,
         deps,
         outs,
         metrics,
+        plots,
         params,
         env,
         wdir,
@@ -798,6 +609,7 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
             None => Resources::default(),
         },
         batch,
+        require_output,
         at: Ctx::pos(name_span),
         dep_at,
     })

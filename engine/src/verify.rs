@@ -257,21 +257,67 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
         std::fs::create_dir_all(&cwd).map_err(|e| io(&cwd, e))?;
         let out_dir = scratch.join("out");
         let datum = match &rec.datum {
+            Some(d) if !rec.members.is_empty() => {
+                // A combined datum: each match at its recorded place, as `dvx run` laid it out.
+                let input_dir = scratch.join("in");
+                std::fs::create_dir_all(&input_dir).map_err(|e| io(&input_dir, e))?;
+                std::fs::create_dir_all(&out_dir).map_err(|e| io(&out_dir, e))?;
+                let mut members = Vec::new();
+                for m in &rec.members {
+                    // Records can come from a remote: their paths are checked like any other.
+                    dvx_store::paths::check_rel(&m.path)?;
+                    dvx_store::paths::check_rel(&m.place)?;
+                    let host = work.join(&m.path);
+                    if rec.image.is_none() {
+                        crate::job::link_input(&input_dir, &m.place, &host)
+                            .map_err(|e| io(&input_dir, e))?;
+                    }
+                    members.push(crate::job::MemberIo {
+                        name: m.name.clone(),
+                        place: m.place.clone(),
+                        host,
+                    });
+                }
+                Some(DatumIo {
+                    id: d,
+                    input: input_dir.clone(),
+                    output: out_dir.clone(),
+                    input_dir,
+                    members,
+                    group: rec.combine == Some(crate::spec::How::Group),
+                })
+            }
             Some(d) => {
                 // The datum's own input is the recorded input whose path ends in the datum id.
+                // (The whole input, `glob: "/"`, is the last one recorded.)
                 let suffix = format!("/{d}");
                 let input = rec
                     .inputs
                     .iter()
                     .rev()
-                    .find(|i| i.path.ends_with(&suffix) || i.path == *d)
+                    .find(|i| {
+                        i.path.ends_with(&suffix) || i.path == *d || d == crate::datum::WHOLE_INPUT
+                    })
                     .map(|i| work.join(&i.path))
                     .ok_or_else(|| fail(format!("the input of datum {d} is not recorded")))?;
                 std::fs::create_dir_all(&out_dir).map_err(|e| io(&out_dir, e))?;
+                let sub = crate::datum::sub_path(d);
+                let input_dir = if sub.is_empty() {
+                    input.clone()
+                } else {
+                    scratch.join("in")
+                };
+                if rec.image.is_none() {
+                    crate::job::link_input(&input_dir, sub, &input)
+                        .map_err(|e| io(&input_dir, e))?;
+                }
                 Some(DatumIo {
                     id: d,
                     input,
                     output: out_dir.clone(),
+                    input_dir,
+                    members: Vec::new(),
+                    group: false,
                 })
             }
             None => {

@@ -207,7 +207,8 @@ pub fn runs(commits: &[LogEntry]) -> String {
             .map(|r| format!("<a href=\"/runs/{}\">{}</a>", r.to_hex(), r.short()))
             .collect();
         body.push_str(&format!(
-            "<tr><td><code>{}</code></td><td>{time}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><a href=\"/commits/{}\"><code>{}</code></a></td><td>{time}</td><td>{}</td><td>{}</td></tr>",
+            e.id.to_hex(),
             e.id.short(),
             escape(&e.commit.message),
             runs.join(" ")
@@ -433,4 +434,47 @@ pub fn triggers(ts: &[views::TriggerView]) -> String {
         body.push_str("</table></section>");
     }
     page("Triggers", &body)
+}
+
+pub fn commit(v: &views::CommitView) -> String {
+    let c = &v.commit;
+    let time = chrono::DateTime::from_timestamp(c.commit.time, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default();
+    let runs: Vec<String> = c
+        .commit
+        .runs
+        .iter()
+        .map(|r| format!("<a href=\"/runs/{}\">{}</a>", r.to_hex(), r.short()))
+        .collect();
+    let parents: Vec<String> = c
+        .commit
+        .parents
+        .iter()
+        .map(|p| format!("<a href=\"/commits/{0}\">{1}</a>", p.to_hex(), p.short()))
+        .collect();
+    let mut body = format!(
+        "<dl><dt>commit</dt><dd><code>{}</code> {}</dd><dt>time</dt><dd>{time}</dd><dt>author</dt><dd>{}</dd>\
+         <dt>message</dt><dd>{}</dd><dt>parents</dt><dd>{}</dd><dt>runs</dt><dd>{}</dd></dl>\
+         <table><tr><th>path</th><th>kind</th><th>size</th><th>id</th></tr>",
+        c.id.to_hex(),
+        escape(&c.refs.join(", ")),
+        escape(&c.commit.author.name),
+        escape(&c.commit.message),
+        parents.join(" "),
+        runs.join(" "),
+    );
+    for f in &v.files {
+        body.push_str(&format!(
+            "<tr class=\"file\"><td><a href=\"/lineage?target={q}%40{rev}\">{p}</a></td><td>{k}</td><td>{s}</td><td><code>{id}</code></td></tr>",
+            q = query(&f.path),
+            rev = c.id.to_hex(),
+            p = escape(&f.path),
+            k = f.kind.as_str(),
+            s = f.size,
+            id = f.id.short(),
+        ));
+    }
+    body.push_str("</table>");
+    page(&format!("Commit {}", c.id.short()), &body)
 }

@@ -139,6 +139,8 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/lineage", get(lineage_json))
         .route("/history", get(history_page))
         .route("/api/history", get(history_json))
+        .route("/commits/{rev}", get(commit_page))
+        .route("/api/commits/{rev}", get(commit_json))
         .route("/triggers", get(triggers_page))
         .route("/api/triggers", get(triggers_json))
         .route("/metrics", get(metrics_text))
@@ -332,6 +334,33 @@ async fn history_page(State(app): State<Arc<App>>, Query(q): Query<HistoryQuery>
 async fn history_json(State(app): State<Arc<App>>, Query(q): Query<HistoryQuery>) -> Response {
     let n = q.n.unwrap_or(20);
     json(read(&app, move |r| views::history(r, q.rev.as_deref(), n)).await)
+}
+
+#[derive(serde::Deserialize)]
+struct Under {
+    #[serde(default)]
+    path: String,
+}
+
+async fn commit_page(
+    State(app): State<Arc<App>>,
+    UrlPath(rev): UrlPath<String>,
+    Query(q): Query<Under>,
+) -> Response {
+    page(
+        read(&app, move |r| {
+            views::commit(r, &rev, &q.path).map(|c| html::commit(&c))
+        })
+        .await,
+    )
+}
+
+async fn commit_json(
+    State(app): State<Arc<App>>,
+    UrlPath(rev): UrlPath<String>,
+    Query(q): Query<Under>,
+) -> Response {
+    json(read(&app, move |r| views::commit(r, &rev, &q.path)).await)
 }
 
 fn trigger_views(app: &Arc<App>) -> Vec<views::TriggerView> {

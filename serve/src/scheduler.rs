@@ -230,7 +230,9 @@ impl Scheduler {
                     .rev()
                     .find_map(|e| e.source)
                     .or(journal::baseline(&repo.store, &t.name)?);
-                if let Some(tip) = tip.filter(|tip| Some(*tip) != last) {
+                // A tip this server's own firings made (pushed results) fires nothing.
+                let ours = |tip: &Id| entries.iter().any(|e| e.commit == Some(*tip));
+                if let Some(tip) = tip.filter(|tip| Some(*tip) != last && !ours(tip)) {
                     let key = plan::commit_key(&t.name, &tip);
                     if held {
                         self.set_pending(&t.name, 1);

@@ -250,3 +250,29 @@ pub fn with_firings(root: &Path, mut ts: Vec<TriggerView>) -> Result<Vec<Trigger
     }
     Ok(ts)
 }
+
+/// One commit as the commit browser shows it: the commit (as `dvx log --json` gives one)
+/// and what it holds under `path` (as `dvx ls REV PATH --json -r`).
+#[derive(Debug, Serialize)]
+pub struct CommitView {
+    pub commit: LogEntry,
+    pub path: String,
+    pub files: Vec<dvx_engine::store::ops::LsEntry>,
+}
+
+pub fn commit(root: &Path, rev: &str, path: &str) -> Result<CommitView> {
+    let repo = Repo::open(root, Access::Read)?;
+    let id = repo.resolve_rev(rev)?.commit;
+    let commit = repo
+        .log(Some(&id.to_hex()), Some(1))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| EngineError::UnknownRun(rev.to_string()))?;
+    let path = path.trim_matches('/').to_string();
+    let files = repo.ls(&id.to_hex(), &path, true)?;
+    Ok(CommitView {
+        commit,
+        path,
+        files,
+    })
+}

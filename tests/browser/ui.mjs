@@ -43,6 +43,8 @@ try {
   seen.lineageHasGraph = (await page.$("div.lineage svg")) !== null;
 
   seen.runsStatus = await visit("/runs", "runs");
+  seen.commitStatus = await visit("/commits/HEAD", "commit");
+  seen.commitFiles = await page.$$eval("tr.file td:first-child", (tds) => tds.map((t) => t.textContent));
   seen.missingStatus = await visit("/runs/0123456789abcdef", "missing-run");
   seen.missingText = await page.textContent("main");
 } finally {

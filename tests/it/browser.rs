@@ -131,6 +131,11 @@ fn a_person_sees_the_graph_the_failure_the_chart_and_the_lineage() {
         "{seen}"
     );
     assert_eq!(seen["runsStatus"], 200);
+    assert_eq!(seen["commitStatus"], 200);
+    assert!(
+        strs(&seen["commitFiles"]).contains(&"model.json".to_string()),
+        "{seen}"
+    );
     assert_eq!(seen["missingStatus"], 404);
     assert!(
         seen["missingText"].as_str().unwrap().contains("hint:"),

@@ -415,7 +415,7 @@ fn datums_in_containers_rerun_only_what_changed() {
         (Some(5), Some(5))
     );
     assert_eq!(p.read("counts/3.txt.n"), b"3\n");
-    assert_eq!(p.read("counts/3.txt.where"), b"/dvx/in /dvx/out\n");
+    assert_eq!(p.read("counts/3.txt.where"), b"/dvx/in/3.txt /dvx/out\n");
     let rec = record(&p, &stage(&s, "count")["runs"][0]);
     assert_eq!(rec["executor"], "podman");
     assert!(rec["image"].as_str().unwrap().contains("@sha256:"));
@@ -428,6 +428,52 @@ fn datums_in_containers_rerun_only_what_changed() {
         (Some(1), Some(4))
     );
     assert_eq!(p.read("counts/2.txt.n"), b"7\n");
+}
+
+/// The same command sees the same names in a container as on the host: the input keeps its
+/// name and its path below the input folder, alone or in a batch.
+#[test]
+fn in_a_container_the_input_keeps_its_name() {
+    need_podman!();
+    for batch in ["", "    batch: 3\n"] {
+        let p = Project::new();
+        p.write("in/a/x.txt", "1\n");
+        p.write("in/b/y.txt", "1\n2\n");
+        p.write(
+            "dvx.yaml",
+            format!("stages:\n  n:\n    image: {}\n    input: {{path: in, glob: \"/*/*\"}}\n    cmd: wc -l < \"$DVX_INPUT\" > \"$DVX_OUTPUT/$(basename \"$DVX_INPUT\").n\" && (cd \"$DVX_INPUT_DIR\" && find . -type f) > \"$DVX_OUTPUT/$(basename \"$DVX_INPUT\").found\"\n    outs: [counts]\n{batch}", image()),
+        );
+        run_json(&p);
+        assert_eq!(p.read("counts/x.txt.n"), b"1\n", "{batch}");
+        assert_eq!(p.read("counts/y.txt.n"), b"2\n", "{batch}");
+        assert_eq!(p.read("counts/y.txt.found"), b"./b/y.txt\n", "{batch}");
+    }
+}
+
+/// Combined inputs in a container: each input's match at /dvx/in/NAME/..., alone or batched.
+#[test]
+fn combined_inputs_in_a_container() {
+    need_podman!();
+    for batch in ["", "    batch: 4\n"] {
+        let p = Project::new();
+        p.write("a/x.txt", "x\n");
+        p.write("a/y.txt", "y\n");
+        p.write("b/1.txt", "1\n");
+        p.write(
+            "dvx.yaml",
+            format!("stages:\n  c:\n    image: {}\n    input:\n      cross:\n        - {{path: a}}\n        - {{path: b}}\n    cmd: cat \"$DVX_INPUT_A\" \"$DVX_INPUT_B\" > \"$DVX_OUTPUT/$(basename \"$DVX_INPUT_A\")\" && echo \"$DVX_INPUT_A $DVX_INPUT_DIR\" >> \"$DVX_OUTPUT/$(basename \"$DVX_INPUT_A\")\"\n    outs: [o]\n{batch}", image()),
+        );
+        run_json(&p);
+        let y = String::from_utf8_lossy(&p.read("o/y.txt")).into_owned();
+        assert!(y.starts_with("y\n1\n/dvx/in/"), "{batch}{y}");
+        assert!(y.contains("/a/y.txt /dvx/in"), "{batch}{y}");
+        if batch.is_empty() {
+            // (A batch's datum echoes its numbered folder, which verify, running it alone,
+            // does not have.)
+            let v = dvx(&p, &["verify", "o/y.txt", "--json"]).ok().json();
+            assert!(v.to_string().contains("\"identical\":true"), "{v}");
+        }
+    }
 }
 
 #[test]

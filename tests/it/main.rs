@@ -2,16 +2,20 @@
 
 mod browser;
 mod clone;
+mod combine;
 mod common;
 mod concurrency;
 mod containers;
 mod docs;
 mod durability;
+mod dvc_compat;
+mod dvclive;
 mod errors;
 mod exit_codes;
 mod hostile;
 mod input_limits;
 mod lineage;
+mod pachyderm;
 mod pipeline;
 mod python;
 mod ranged;
@@ -19,4 +23,5 @@ mod remote;
 mod safety;
 mod scheduling;
 mod serve;
+mod triggers;
 mod workflow;

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::common::{noise, Project, Run};
 
-const KEY: &str = "dvxaccess";
-const SECRET: &str = "dvxsecret123";
+pub(crate) const KEY: &str = "dvxaccess";
+pub(crate) const SECRET: &str = "dvxsecret123";
 pub(crate) const BUCKET: &str = "dvx-tests";
 /// Azurite's well-known development account.
 const AZ_ACCOUNT: &str = "devstoreaccount1";
@@ -375,7 +375,7 @@ pub(crate) fn s(v: &[&str]) -> Vec<String> {
 }
 
 /// Clone `r` into a new folder; returns the project.
-fn clone(r: &Remote, extra: &[&str]) -> Project {
+pub(crate) fn clone(r: &Remote, extra: &[&str]) -> Project {
     let p = Project::empty();
     let mut args = s(&["clone", &r.url, "c"]);
     args.extend(r.conn());

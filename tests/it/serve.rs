@@ -63,10 +63,21 @@ impl Server {
         (s, b)
     }
 
-    fn json(&self, path: &str) -> serde_json::Value {
+    pub(crate) fn json(&self, path: &str) -> serde_json::Value {
         let (s, b) = self.get(path);
         assert_eq!(s, 200, "{path}: {b}");
         serde_json::from_str(&b).unwrap()
+    }
+
+    /// SIGKILL: no clean-up at all.
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Wait for a server that ends by itself (a fault point).
+    pub(crate) fn wait_dead(mut self) {
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, as a service manager stops it: a clean exit.
@@ -182,6 +193,36 @@ fn pages_and_json_twins_show_the_pipeline_runs_and_lineage() {
         "{body}"
     );
     assert_eq!(srv.get("/no/such/page").0, 404);
+
+    // The commit browser: a commit and the files it holds, as `dvx ls -r --json` lists them.
+    let c = srv.json("/api/commits/HEAD");
+    let head = p.dvx(&["log", "--json", "-n", "1"]).ok().json();
+    assert_eq!(c["commit"], head[0], "{c}");
+    assert_eq!(
+        c["files"],
+        p.dvx(&["ls", "HEAD", "-r", "--json"]).ok().json()
+    );
+    let paths: Vec<&str> = c["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    assert!(paths.contains(&"data/a.txt"), "{paths:?}");
+    let (s, page) = srv.get(&format!("/commits/{}", head[0]["id"].as_str().unwrap()));
+    assert_eq!(s, 200);
+    assert!(
+        page.contains(">data/a.txt</a>") && page.contains("dvx run: prep"),
+        "{page}"
+    );
+    let (s, body) = srv.get("/commits/nosuchrev");
+    assert_eq!(s, 404);
+    assert!(
+        body.contains("unknown revision") && body.contains("hint:"),
+        "{body}"
+    );
+    let (s, body) = srv.get("/api/lineage?target=up.txt%40nosuchrev");
+    assert_eq!(s, 404, "{body}");
     srv.stop();
 }
 

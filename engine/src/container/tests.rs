@@ -63,8 +63,11 @@ fn scripts() {
     let b = batch_script(&[BatchDatum {
         id: "x.csv".into(),
         cmds: vec!["wc -l $DVX_INPUT".into()],
+        input: "/dvx/in/0/x.csv".into(),
+        input_dir: "/dvx/in/0".into(),
+        vars: Vec::new(),
     }]);
-    assert_eq!(b, "(export DVX_INPUT=/dvx/in/0 DVX_OUTPUT=/dvx/out/0 DVX_DATUM_ID='x.csv'\nexec wc -l $DVX_INPUT\n) >/dvx/log/0.out 2>/dvx/log/0.err </dev/null\necho $? >/dvx/log/0.exit\n");
+    assert_eq!(b, "(export DVX_INPUT='/dvx/in/0/x.csv' DVX_INPUT_DIR='/dvx/in/0' DVX_OUTPUT=/dvx/out/0 DVX_DATUM_ID='x.csv'\nexec wc -l $DVX_INPUT\n) >/dvx/log/0.out 2>/dvx/log/0.err </dev/null\necho $? >/dvx/log/0.exit\n");
 }
 
 #[test]

@@ -61,16 +61,32 @@ impl Engine<'_> {
             let (Some((d, _)), Some(out)) = (&m.datum, &m.out_dir) else {
                 continue;
             };
-            let (input, output) = (
-                format!("{}/{k}", container::IN),
-                format!("{}/{k}", container::OUT),
-            );
-            spec.mounts
-                .push(Mount::ro(root.join(&d.path), input.clone()));
+            let input_dir = format!("{}/{k}", container::IN);
+            let output = format!("{}/{k}", container::OUT);
+            let (input, vars) = if d.members.is_empty() {
+                let input = job::container_input(&input_dir, &d.id);
+                spec.mounts
+                    .push(Mount::ro(root.join(&d.path), input.clone()));
+                (input, Vec::new())
+            } else {
+                let members = self.member_io(d);
+                for m in &members {
+                    spec.mounts.push(Mount::ro(
+                        m.host.clone(),
+                        format!("{input_dir}/{}", m.place),
+                    ));
+                }
+                let mut vars = job::member_vars(&input_dir, &members, is_group(s));
+                let input = vars.remove(0).1;
+                (input, vars)
+            };
             spec.mounts.push(Mount::rw(out.clone(), output.clone()));
             spec.batch.push(container::BatchDatum {
                 id: d.id.clone(),
                 cmds: job::template(&s.cmd, &input, &output),
+                input,
+                input_dir,
+                vars,
             });
         }
         check_mounts(s, &spec.mounts)?;
@@ -87,17 +103,67 @@ impl Engine<'_> {
         })
     }
 
+    fn member_io(&self, d: &Datum) -> Vec<job::MemberIo> {
+        d.members
+            .iter()
+            .map(|m| job::MemberIo {
+                name: m.name.clone(),
+                place: m.place(),
+                host: self.repo.root.join(&m.path),
+            })
+            .collect()
+    }
+
     pub(super) fn job_for(
         &self,
         s: &Stage,
         datum: Option<&Datum>,
         out_dir: Option<&Path>,
     ) -> Result<Job> {
-        let io = datum.zip(out_dir).map(|(d, o)| DatumIo {
-            id: &d.id,
-            input: self.repo.root.join(&d.path),
-            output: o.to_path_buf(),
-        });
+        let io = match datum.zip(out_dir) {
+            Some((d, o)) if !d.members.is_empty() => {
+                // Several inputs: the folder holds each match at `name/sub`, as /pfs does.
+                let input_dir = o.with_extension("in");
+                let members = self.member_io(d);
+                std::fs::create_dir_all(&input_dir).map_err(|e| StoreError::io(&input_dir, e))?;
+                if s.image.is_none() {
+                    for m in &members {
+                        job::link_input(&input_dir, &m.place, &m.host)
+                            .map_err(|e| StoreError::io(&input_dir, e))?;
+                    }
+                }
+                Some(DatumIo {
+                    id: &d.id,
+                    input: input_dir.clone(),
+                    output: o.to_path_buf(),
+                    input_dir,
+                    members,
+                    group: is_group(s),
+                })
+            }
+            Some((d, o)) => {
+                let input = self.repo.root.join(&d.path);
+                let sub = crate::datum::sub_path(&d.id);
+                let input_dir = if sub.is_empty() {
+                    input.clone()
+                } else {
+                    o.with_extension("in")
+                };
+                if s.image.is_none() {
+                    job::link_input(&input_dir, sub, &input)
+                        .map_err(|e| StoreError::io(&input_dir, e))?;
+                }
+                Some(DatumIo {
+                    id: &d.id,
+                    input,
+                    output: o.to_path_buf(),
+                    input_dir,
+                    members: Vec::new(),
+                    group: false,
+                })
+            }
+            None => None,
+        };
         let outs: Vec<&str> = s.all_outs().map(|o| o.path.as_str()).collect();
         let job = self.recipe(s).build(io, &outs, self.container_of(s)?);
         if let Some(c) = &job.container {
@@ -105,4 +171,12 @@ impl Engine<'_> {
         }
         Ok(job)
     }
+}
+
+/// The stage's inputs are a `group` (its datums hold any number of matches per input).
+fn is_group(s: &Stage) -> bool {
+    s.input
+        .as_ref()
+        .and_then(|i| i.combine.as_ref())
+        .is_some_and(|c| c.how == crate::spec::How::Group)
 }

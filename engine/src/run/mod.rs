@@ -240,9 +240,8 @@ impl<'a> Engine<'a> {
             datum: None,
             message: "has no `input` glob, so it has no datums".into(),
         })?;
-        let files = self
-            .repo
-            .workspace(std::slice::from_ref(&input.path), progress)?;
+        let folders: Vec<String> = input.folders().into_iter().map(String::from).collect();
+        let files = self.repo.workspace(&folders, progress)?;
         datums(s, input, &files)
     }
 }

@@ -88,6 +88,18 @@ impl Engine<'_> {
                 }
             }
         }
+        // A datum that wrote nothing is easy to miss among thousands: say so in the record,
+        // or fail it where the stage says every datum must write something.
+        let mut warnings = Vec::new();
+        let wrote_nothing = known.values().all(|f| f.kind == EntryKind::Dir);
+        if error.is_none() && done.task.out_dir.is_some() && wrote_nothing {
+            if s.require_output {
+                error =
+                    Some("the datum wrote no output (the stage has `require_output: true`)".into());
+            } else {
+                warnings.push("the datum wrote no output".to_string());
+            }
+        }
         let log = |bytes: &[u8]| -> Result<Id> { Ok(txn.put_bytes(bytes)?) };
         let mut inputs: Vec<PathId> = p
             .map(|p| {
@@ -106,6 +118,25 @@ impl Engine<'_> {
             })
             .unwrap_or_default();
         if let Some((d, _)) = &done.task.datum {
+            // A combined datum records each input's match, so lineage finds every one.
+            for m in &d.members {
+                if let Some(i) = &m.input {
+                    inputs.push(PathId {
+                        path: m.path.clone(),
+                        kind: EntryKind::from_name(i.kind).unwrap_or(EntryKind::File),
+                        id: i.id,
+                        size: m.size,
+                        mode: None,
+                    });
+                }
+            }
+        }
+        if let Some((d, _)) = done
+            .task
+            .datum
+            .as_ref()
+            .filter(|(d, _)| d.members.is_empty())
+        {
             if let Some(i) = &d.input {
                 inputs.push(PathId {
                     path: d.path.clone(),
@@ -121,6 +152,12 @@ impl Engine<'_> {
             attempt: done.task.attempt,
             cmd: s.cmd.clone(),
             code: self.code.clone(),
+            combine: done
+                .task
+                .datum
+                .as_ref()
+                .filter(|(d, _)| !d.members.is_empty())
+                .and_then(|_| s.input.as_ref()?.combine.as_ref().map(|c| c.how)),
             datum: done.task.datum.as_ref().map(|(d, _)| d.id.clone()),
             duration_ms: done.outcome.duration.as_millis() as u64,
             end: end.to_rfc3339(),
@@ -142,6 +179,21 @@ impl Engine<'_> {
             image: done.task.job.container.as_ref().map(|c| c.image.pinned()),
             inputs,
             key: done.task.key,
+            members: done
+                .task
+                .datum
+                .as_ref()
+                .map(|(d, _)| {
+                    d.members
+                        .iter()
+                        .map(|m| record::RecordMember {
+                            name: m.name.clone(),
+                            path: m.path.clone(),
+                            place: m.place(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             outputs,
             params: p.map(|p| p.params.clone()).unwrap_or_default(),
             stage: s.name.clone(),
@@ -151,6 +203,7 @@ impl Engine<'_> {
             trigger: self.trigger.clone(),
             user: self.user.clone(),
             version: record::RECORD_VERSION,
+            warnings,
             wdir: s.wdir.clone(),
         };
         let id = rec.put(txn);

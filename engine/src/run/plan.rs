@@ -77,19 +77,20 @@ impl Engine<'_> {
         let container = self.container_key(s)?;
         let mut datum_keys = Vec::new();
         if let Some(input) = &s.input {
-            let files = self
-                .repo
-                .workspace(std::slice::from_ref(&input.path), progress)?;
-            if !files.contains_key(&input.path) && !self.produced(&input.path) {
-                return Err(EngineError::spec(
-                    Path::new(PIPELINE_FILE),
-                    s.at.line,
-                    s.at.column,
-                    format!(
-                        "stage `{}`: input `{}` does not exist and no stage produces it",
-                        s.name, input.path
-                    ),
-                ));
+            let folders: Vec<String> = input.folders().into_iter().map(String::from).collect();
+            let files = self.repo.workspace(&folders, progress)?;
+            for f in &folders {
+                if !files.contains_key(f) && !self.produced(f) {
+                    return Err(EngineError::spec(
+                        Path::new(PIPELINE_FILE),
+                        s.at.line,
+                        s.at.column,
+                        format!(
+                            "stage `{}`: input `{f}` does not exist and no stage produces it",
+                            s.name
+                        ),
+                    ));
+                }
             }
             for d in datums(s, input, &files)? {
                 let k = key::key_with(

@@ -230,6 +230,16 @@ impl Engine<'_> {
         let summary = &mut run.summary;
         summary.task_ms += done.outcome.duration.as_millis() as u64;
         let (rid, rec) = self.record(txn, &done, run.prepared.get(&i), progress)?;
+        // The record keeps its warnings; the summary names the run they are in.
+        for w in &rec.warnings {
+            let datum = rec.datum.as_deref().map(|d| format!(" datum {d}"));
+            summary.warnings.push(format!(
+                "stage {}{} (run {}): {w}",
+                rec.stage,
+                datum.unwrap_or_default(),
+                rid.short()
+            ));
+        }
         run.runs_made.push(rid);
         let st = &mut run.stages[i];
         st.pending -= 1;

@@ -42,7 +42,7 @@ stages:
 fn errors_point_at_the_place() {
     assert_eq!(
             err("stages:\n  a:\n    cmd: x\n    dpes: [y]\n"),
-            "dvx.yaml:4:5: stage `a`: unknown field `dpes`; expected one of: cmd, deps, outs, metrics, params, env, wdir, retries, timeout, always_changed, frozen, input, image, network, resources, batch, desc"
+            "dvx.yaml:4:5: stage `a`: unknown field `dpes`; expected one of: cmd, deps, outs, metrics, plots, params, env, wdir, retries, timeout, always_changed, frozen, input, image, network, resources, batch, require_output, desc, meta"
         );
     assert!(err("stages:\n  a:\n    cmd: x\n    retries: lots\n")
         .starts_with("dvx.yaml:4:14: retries: expected a whole number"));
@@ -303,4 +303,53 @@ fn json_schema_is_in_step_with_the_parser() {
             .join("dvx.yaml");
         parse(&f, &std::fs::read_to_string(&f).unwrap()).unwrap();
     }
+}
+
+#[test]
+fn dvc_top_level_sections_are_read() {
+    let pl = p(r#"
+stages:
+  t:
+    cmd: x
+    outs: [eval]
+    metrics: [eval/m.json]
+    plots:
+      - eval/loss.csv: {x: step, y: loss, cache: false}
+metrics: [eval/m.json, ./sub/]
+params: [params.yaml, params.yaml]
+plots:
+  - eval/loss.csv
+  - curve: {x: step, y: {eval/loss.csv: loss}}
+artifacts:
+  text-model:
+    path: models/m.pkl
+    type: model
+    labels: [a]
+    meta: {n: 1}
+"#)
+    .unwrap();
+    assert_eq!(pl.sections.metrics, ["eval/m.json", "sub"]);
+    assert_eq!(pl.sections.params, ["params.yaml"]);
+    assert_eq!(pl.sections.plots[1].id, "curve");
+    assert_eq!(pl.sections.plots[1].props["y"]["eval/loss.csv"], "loss");
+    let a = &pl.sections.artifacts[0];
+    assert_eq!(
+        (a.name.as_str(), a.path.as_str()),
+        ("text-model", "models/m.pkl")
+    );
+    assert_eq!(a.kind.as_deref(), Some("model"));
+    let s = &pl.stages[0];
+    assert!(!s.plots[0].cache);
+    assert!(s.inside_own_out(&s.metrics[0]) && s.inside_own_out(&s.plots[0]));
+    assert!(!s.inside_own_out(&s.outs[0]));
+    crate::dag::Dag::build(&pl).unwrap();
+}
+
+#[test]
+fn metrics_of_another_stage_inside_an_output_still_clash() {
+    let e = p("stages:\n  a:\n    cmd: x\n    outs: [eval]\n  b:\n    cmd: y\n    metrics: [eval/m.json]\n")
+        .and_then(|pl| crate::dag::Dag::build(&pl).map(|_| ()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lie inside one another"), "{e}");
 }

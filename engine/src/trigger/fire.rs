@@ -5,8 +5,10 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use dvx_remote::fetch::Want;
 use dvx_remote::push::PushOptions;
 use dvx_remote::{Project, Remote};
+use dvx_store::refs::Head;
 use dvx_store::{Id, Quiet, Repo};
 
 use super::journal::{self, FiringEntry, FiringState};
@@ -124,18 +126,31 @@ pub fn fire(
         journal::put(&txn, &entry);
         txn.commit()?;
     }
-    if let Cause::Commit { remote, branch, .. } = &f.cause {
-        let pulled = Remote::open(&repo, remote.as_deref())
+    if let Cause::Commit {
+        remote,
+        branch,
+        commit,
+    } = &f.cause
+    {
+        // The server's project follows the remote branch: fetch it, and put the branch and
+        // the workspace at exactly the commit that fired (this server's earlier results on
+        // top of an older commit stay in the records and the run cache).
+        let brought = Remote::open(&repo, remote.as_deref())
             .map_err(crate::EngineError::from)
-            .and_then(|r| crate::sync::pull(&repo, &r, Some(branch), &[], false, &Quiet));
-        if let Err(e) = pulled {
-            return Ok(Outcome::Ran(end(
-                &repo,
-                entry,
-                None,
-                0,
-                Some(e.to_string()),
-            )?));
+            .and_then(|r| {
+                let want = Want::Branch {
+                    branch: branch.clone(),
+                    paths: Vec::new(),
+                };
+                crate::sync::fetch(&repo, &r, &want, &Quiet)
+            })
+            .and_then(|_| {
+                let head = Some(Head::Branch(branch.clone()));
+                Ok(repo.checkout_to(*commit, head, &[], true, &Quiet)?)
+            });
+        if let Err(e) = brought {
+            let e = end(&repo, entry, None, 0, Some(e.to_string()))?;
+            return Ok(Outcome::Ran(e));
         }
     }
     let opts = RunOptions {
