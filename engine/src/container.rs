@@ -540,7 +540,7 @@ fn start(
     };
     let pid = child.id();
     children.track(pid, deadline);
-    let output = child.wait_with_output();
+    let output = crate::livelog::wait_with_output(child, job.live.as_ref());
     children.untrack(pid);
     raw.duration = start.elapsed();
     match output {

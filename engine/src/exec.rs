@@ -18,6 +18,8 @@ pub struct Job {
     pub timeout: Option<Duration>,
     /// Run in a container instead of here (stages with `image:`).
     pub container: Option<crate::container::Spec>,
+    /// Where readers follow the output while it runs (set by the scheduler).
+    pub live: Option<crate::livelog::LiveTail>,
 }
 
 #[derive(Debug, Clone)]
@@ -163,7 +165,7 @@ pub fn run(job: &Job, children: &Children) -> Outcome {
         }
         // Reads both pipes until the command (and anything holding its pipes) ends; a timeout
         // or Ctrl-C kills the process group, which closes them.
-        let output = child.wait_with_output();
+        let output = crate::livelog::wait_with_output(child, job.live.as_ref());
         if let Ok(mut m) = children.inner.lock() {
             m.remove(&pid);
         }

@@ -228,6 +228,7 @@ impl Recipe<'_> {
             cwd: self.root.join(self.wdir),
             env,
             timeout: self.timeout,
+            live: None,
             container: image.map(|c| container::Spec {
                 runtime: c.runtime,
                 image: c.image,

@@ -19,6 +19,7 @@ pub mod import;
 pub mod job;
 pub mod key;
 pub mod lineage;
+pub mod livelog;
 pub mod metrics;
 pub mod params;
 pub mod pathindex;

@@ -41,7 +41,7 @@ pub fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · dvx</title>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><style>{STYLE}</style></head>\
-         <body><nav><b>dvx</b> <a href=\"/\">Pipeline</a> <a href=\"/runs\">Runs</a> <a href=\"/history\">Metrics</a> <a href=\"/triggers\">Triggers</a> \
+         <body><nav><b>dvx</b> <a href=\"/\">Pipeline</a> <a href=\"/runs\">Runs</a> <a href=\"/live\">Running</a> <a href=\"/history\">Metrics</a> <a href=\"/triggers\">Triggers</a> \
          <form action=\"/lineage\" method=\"get\"><input name=\"target\" placeholder=\"PATH[@REV]\" aria-label=\"lineage of\"> \
          <button>Lineage</button></form></nav><main><h1>{t}</h1>\n{body}</main></body></html>\n",
         t = escape(title)
@@ -147,6 +147,7 @@ pub fn pipeline_svg(view: &PipelineView) -> String {
         );
         match view.failed.get(&s.stage).filter(|_| state == "failed") {
             Some(run) => out.push_str(&format!("<a href=\"/runs/{}\">{node}</a>", run.to_hex())),
+            None if state == "running" => out.push_str(&format!("<a href=\"/live\">{node}</a>")),
             None => out.push_str(&node),
         }
     }
@@ -428,7 +429,9 @@ pub fn triggers(ts: &[views::TriggerView]) -> String {
                 escape(&f.key),
                 f.state,
                 escape(&f.started),
-                f.commit.map(|c| c.short()).unwrap_or_else(|| "-".into()),
+                f.commit
+                    .map(|c| format!("<a href=\"/commits/{}\">{}</a>", c.to_hex(), c.short()))
+                    .unwrap_or_else(|| "-".into()),
             ));
         }
         body.push_str("</table></section>");
@@ -477,4 +480,45 @@ pub fn commit(v: &views::CommitView) -> String {
     }
     body.push_str("</table>");
     page(&format!("Commit {}", c.id.short()), &body)
+}
+
+/// The live page: it reloads itself every two seconds while a run executes (no script).
+pub fn live(run: Option<&dvx_engine::run::LiveRun>) -> String {
+    let Some(run) = run else {
+        return page(
+            "Running now",
+            "<p class=\"idle\">No run is executing. <a href=\"/runs\">Runs</a> lists what ran.</p>",
+        );
+    };
+    let mut body = format!(
+        "<p>A <code>dvx run</code> (process {}) started {}.</p>",
+        run.pid,
+        escape(&run.started)
+    );
+    for (name, st) in &run.stages {
+        body.push_str(&format!(
+            "<section class=\"live-stage\" data-stage=\"{n}\"><h2>{n}</h2><p>{} of {} done, {} failed</p>",
+            st.executed + st.failed,
+            st.total,
+            st.failed,
+            n = escape(name),
+        ));
+        for e in &st.running {
+            body.push_str(&format!(
+                "<h3>{}</h3><pre class=\"log stdout live\">{}</pre><pre class=\"log stderr live\">{}</pre>",
+                e.datum
+                    .as_ref()
+                    .map(|d| format!("datum {}", escape(d)))
+                    .unwrap_or_else(|| "running".into()),
+                escape(&e.stdout),
+                escape(&e.stderr),
+            ));
+        }
+        body.push_str("</section>");
+    }
+    page("Running now", &body).replacen(
+        "<meta charset=\"utf-8\">",
+        "<meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2\">",
+        1,
+    )
 }

@@ -139,6 +139,8 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/lineage", get(lineage_json))
         .route("/history", get(history_page))
         .route("/api/history", get(history_json))
+        .route("/live", get(live_page))
+        .route("/api/live", get(live_json))
         .route("/commits/{rev}", get(commit_page))
         .route("/api/commits/{rev}", get(commit_json))
         .route("/triggers", get(triggers_page))
@@ -334,6 +336,14 @@ async fn history_page(State(app): State<Arc<App>>, Query(q): Query<HistoryQuery>
 async fn history_json(State(app): State<Arc<App>>, Query(q): Query<HistoryQuery>) -> Response {
     let n = q.n.unwrap_or(20);
     json(read(&app, move |r| views::history(r, q.rev.as_deref(), n)).await)
+}
+
+async fn live_page(State(app): State<Arc<App>>) -> Response {
+    page(read(&app, |r| views::live(r).map(|l| html::live(l.as_ref()))).await)
+}
+
+async fn live_json(State(app): State<Arc<App>>) -> Response {
+    json(read(&app, views::live).await)
 }
 
 #[derive(serde::Deserialize)]

@@ -276,3 +276,10 @@ pub fn commit(root: &Path, rev: &str, path: &str) -> Result<CommitView> {
         files,
     })
 }
+
+/// The run executing now, if any: what each running stage has done and what its running
+/// executions printed last.
+pub fn live(root: &Path) -> Result<Option<dvx_engine::run::LiveRun>> {
+    let repo = Repo::open(root, Access::Read)?.observer();
+    Ok(dvx_engine::run::live_run(&repo))
+}

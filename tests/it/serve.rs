@@ -356,7 +356,7 @@ fn a_running_stage_is_marked_while_it_runs() {
     }
     p.write(
         "dvx.yaml",
-        "stages:\n  slow:\n    input: {path: in}\n    cmd: if [ $(cat \"$DVX_INPUT\") -ge 1 ]; then sleep 3; fi; cp \"$DVX_INPUT\" \"$DVX_OUTPUT/\"\n    outs: [out]\n",
+        "stages:\n  slow:\n    input: {path: in}\n    cmd: echo \"working on $(cat \"$DVX_INPUT\")\"; echo \"<careful>\" >&2; if [ $(cat \"$DVX_INPUT\") -ge 1 ]; then sleep 3; fi; cp \"$DVX_INPUT\" \"$DVX_OUTPUT/\"\n    outs: [out]\n",
     );
     p.dvx(&["add", "in"]).ok();
     let srv = Server::start(&p, &[], &[]);
@@ -387,9 +387,29 @@ fn a_running_stage_is_marked_while_it_runs() {
         "{page}"
     );
     assert!(page.contains(" of 4 done"), "{page}");
+    // What the running execution printed so far, escaped, on the live page and its twin.
+    let now = srv.json("/api/live");
+    let running = &now["stages"]["slow"]["running"];
+    assert!(
+        running[0]["stdout"]
+            .as_str()
+            .unwrap()
+            .starts_with("working on "),
+        "{now}"
+    );
+    assert_eq!(running[0]["stderr"], "<careful>\n", "{now}");
+    let (s, live_page) = srv.get("/live");
+    assert_eq!(s, 200);
+    assert!(
+        live_page.contains("working on ") && live_page.contains("&lt;careful&gt;"),
+        "{live_page}"
+    );
+    assert!(live_page.contains("http-equiv=\"refresh\""), "{live_page}");
     assert!(writer.wait_with_output().unwrap().status.success());
     let after = srv.json("/api/pipeline");
     assert_eq!(after["running"], serde_json::json!({}), "{after}");
+    assert_eq!(srv.json("/api/live"), serde_json::Value::Null);
+    assert!(srv.get("/live").1.contains("No run is executing"));
     assert!(!p.exists(".dvx/tmp/live-run.json"));
     srv.stop();
 }

@@ -207,6 +207,7 @@ mod tests {
             env: BTreeMap::new(),
             timeout: None,
             container: None,
+            live: None,
         }
     }
 

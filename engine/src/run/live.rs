@@ -31,7 +31,21 @@ pub struct LiveStage {
     pub total: u64,
     pub executed: u64,
     pub failed: u64,
+    /// What the executions that run now printed last (at most `SHOWN` of them, those
+    /// that printed something first).
+    #[serde(default)]
+    pub running: Vec<LiveExecution>,
 }
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveExecution {
+    pub datum: Option<String>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Executions per stage whose output the live file carries.
+const SHOWN: usize = 4;
 
 fn live_path(dot_tmp: &Path) -> PathBuf {
     dot_tmp.join(LIVE_FILE)
@@ -79,8 +93,33 @@ impl Engine<'_> {
                     total: st.pending as u64 + executed + failed,
                     executed,
                     failed,
+                    running: Vec::new(),
                 },
             );
+        }
+        // The output of executions in flight, those that printed something first.
+        let mut shown: Vec<(&String, &Task, &crate::livelog::LiveTail)> = Vec::new();
+        for (t, tail) in &run.tails {
+            if let (Some(task), false) = (run.in_flight.get(t), tail.is_empty()) {
+                let name = &self.pipeline.stages[task.stage].name;
+                shown.push((name, task, tail));
+            }
+        }
+        shown.sort_by(|a, b| {
+            (a.0, a.1.datum.as_ref().map(|d| &d.0.id))
+                .cmp(&(b.0, b.1.datum.as_ref().map(|d| &d.0.id)))
+        });
+        for (name, task, tail) in shown {
+            if let Some(ls) = live.stages.get_mut(name) {
+                if ls.running.len() < SHOWN {
+                    let (stdout, stderr) = tail.snapshot();
+                    ls.running.push(LiveExecution {
+                        datum: task.datum.as_ref().map(|(d, _)| d.id.clone()),
+                        stdout,
+                        stderr,
+                    });
+                }
+            }
         }
         let dir = self.repo.tmp_dir();
         let tmp = dir.join(format!("{LIVE_FILE}.{}", std::process::id()));

@@ -35,7 +35,7 @@ mod schedule;
 mod stage;
 mod state;
 
-pub use live::{current as live_run, LiveRun, LiveStage, LIVE_FILE};
+pub use live::{current as live_run, LiveExecution, LiveRun, LiveStage, LIVE_FILE};
 use lock::locked_stages;
 pub use lock::{LockedOut, LockedStage};
 pub use report::{

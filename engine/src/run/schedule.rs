@@ -78,6 +78,8 @@ impl Engine<'_> {
             }
             let ended = exec.poll(TICK)?;
             if ended.is_empty() && completed.is_empty() {
+                // Readers follow the output of what runs.
+                self.publish(run, opts, false);
                 if txn_since.elapsed() >= TXN_SPAN {
                     if let Some(t) = open_txn.take() {
                         t.commit()?;
@@ -208,6 +210,7 @@ impl Engine<'_> {
         children: &Children,
         progress: &dyn Progress,
     ) -> Result<Option<usize>> {
+        run.tails.remove(&f.ticket);
         let Some(mut task) = run.in_flight.remove(&f.ticket) else {
             return Ok(None);
         };

@@ -75,6 +75,8 @@ pub(super) struct RunState {
     pub commit_paths: Vec<String>,
     /// Executions handed to the executor and not yet reported, by ticket.
     pub in_flight: HashMap<Ticket, Task>,
+    /// Their output so far (not for batches), for the live file.
+    pub tails: HashMap<Ticket, crate::livelog::LiveTail>,
     /// Nothing new starts (a failure without `--keep-going`, or Ctrl-C).
     pub stop: bool,
     /// Numbers tickets and scratch folders.
@@ -136,7 +138,10 @@ impl RunState {
             })
             .collect();
         let job = if tickets.is_empty() {
-            let job = task.job.clone();
+            let tail = crate::livelog::LiveTail::default();
+            let mut job = task.job.clone();
+            job.live = Some(tail.clone());
+            self.tails.insert(ticket, tail);
             self.in_flight.insert(ticket, task);
             job
         } else {
@@ -154,6 +159,7 @@ impl RunState {
     pub fn withdrawn(&mut self, tickets: Vec<Ticket>) -> Vec<usize> {
         let mut emptied = Vec::new();
         for t in tickets {
+            self.tails.remove(&t);
             let Some(task) = self.in_flight.remove(&t) else {
                 continue;
             };
