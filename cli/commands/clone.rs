@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use dvx_engine::remote::ops::CloneOptions;
 use dvx_engine::store::config::RemoteConfig;
 use dvx_engine::sync;
 
@@ -40,14 +41,12 @@ pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
         None => sync::clone_dir(&ctx.cwd, &url)?,
     };
     let rc = RemoteConfig { url, ..a.conn };
-    let rep = sync::clone(
-        &dir,
-        rc,
-        a.branch.as_deref(),
-        a.no_checkout,
-        !a.no_run_cache,
-        &ctx.bar,
-    )?;
+    let opts = CloneOptions {
+        branch: a.branch,
+        no_checkout: a.no_checkout,
+        run_cache: !a.no_run_cache,
+    };
+    let rep = sync::clone(&dir, rc, &opts, &ctx.bar)?;
     if ctx.json {
         out.json(&rep);
         return Ok(());

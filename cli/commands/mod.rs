@@ -25,6 +25,7 @@ mod ls;
 mod man;
 mod metrics;
 mod params;
+mod plots;
 mod pull;
 mod push;
 mod remote;
@@ -107,6 +108,9 @@ pub enum Command {
     /// Show or compare metrics files declared by stages.
     #[command(subcommand)]
     Metrics(metrics::Cmd),
+    /// Draw or compare the plots stages declare, one line per revision.
+    #[command(subcommand)]
+    Plots(plots::Cmd),
     /// Compare parameter values between commits and the workspace.
     #[command(subcommand)]
     Params(params::Cmd),
@@ -219,6 +223,7 @@ pub fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
         Command::Verify(a) => verify::run(a, &ctx),
         Command::Logs(a) => done(logs::run(a, &ctx)),
         Command::Metrics(c) => done(metrics::run(c, &ctx)),
+        Command::Plots(c) => done(plots::run(c, &ctx)),
         Command::Params(c) => done(params::run(c, &ctx)),
         Command::Artifacts(a) => done(artifacts::run(a, &ctx)),
         Command::Fsck(a) => fsck::run(a, &ctx),

@@ -23,6 +23,7 @@ pub mod livelog;
 pub mod metrics;
 pub mod params;
 pub mod pathindex;
+pub mod plots;
 pub mod record;
 pub mod run;
 pub mod spec;

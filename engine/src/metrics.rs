@@ -146,16 +146,26 @@ pub fn workspace_params(repo: &Repo, p: &Pipeline) -> Result<Params> {
 /// The files at `rel` in a commit: the data commit's tree (a folder gives its metrics files),
 /// or else the git commit it was made on (files kept in git, such as `cache: false` metrics
 /// and params files).
-fn files_at(
+pub(crate) fn files_at(
     repo: &Repo,
     c: &dvx_store::object::Commit,
     rel: &str,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    files_at_where(repo, c, rel, is_metrics_file)
+}
+
+/// `files_at`, keeping from a folder the files `keep` accepts.
+pub(crate) fn files_at_where(
+    repo: &Repo,
+    c: &dvx_store::object::Commit,
+    rel: &str,
+    keep: fn(&str) -> bool,
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
     let mut found = BTreeMap::new();
     worktree::flatten_path(&repo.store, &c.tree, rel, &mut found)?;
     for (p, f) in found {
-        let wanted = p == rel || is_metrics_file(&p);
+        let wanted = p == rel || keep(&p);
         if f.kind != EntryKind::Dir && wanted {
             out.push((p, repo.store.read_file(&f.id)?));
         }
@@ -180,30 +190,23 @@ pub fn at_commit(repo: &Repo, p: &Pipeline, commit: &Id) -> Result<(Metrics, Par
     let mut metrics = Metrics::new();
     let mut params = Params::new();
     let mut seen_stage: HashSet<String> = HashSet::new();
-    let mut cur = Some(*commit);
-    while let Some(id) = cur {
-        let c = repo.store.get_commit(&id)?;
-        // Within one commit, records are in execution order: later ones win.
-        for rid in c.runs.iter().rev() {
-            let Ok(r) = record::load(&repo.store, rid) else {
-                continue;
-            };
-            if !r.ok() {
-                continue;
-            }
-            if r.datum.is_none() && seen_stage.insert(r.stage.clone()) && !r.params.is_empty() {
-                params.insert(r.stage.clone(), r.params.clone());
-            }
-            for o in &r.outputs {
-                if wanted.contains(&o.path) && !metrics.contains_key(&o.path) {
-                    if let Ok(bytes) = repo.store.read_file(&o.id) {
-                        metrics.insert(o.path.clone(), parse_metrics(&bytes));
-                    }
+    // Within one commit, records are in execution order: later ones win.
+    record::walk_history(&repo.store, commit, |_, r| {
+        if !r.ok() {
+            return true;
+        }
+        if r.datum.is_none() && seen_stage.insert(r.stage.clone()) && !r.params.is_empty() {
+            params.insert(r.stage.clone(), r.params.clone());
+        }
+        for o in &r.outputs {
+            if wanted.contains(&o.path) && !metrics.contains_key(&o.path) {
+                if let Ok(bytes) = repo.store.read_file(&o.id) {
+                    metrics.insert(o.path.clone(), parse_metrics(&bytes));
                 }
             }
         }
-        cur = c.parents.first().copied();
-    }
+        true
+    })?;
     let c = repo.store.get_commit(commit)?;
     for m in &p.sections.metrics {
         let known = metrics.keys().any(|k| dvx_store::paths::is_under(k, m));

@@ -107,6 +107,28 @@ impl RunRecord {
     }
 }
 
+/// The run records of `commit`'s first-parent history, newest first (within a commit, the
+/// last executed first), until `f` returns false. Records that cannot be read are skipped.
+pub fn walk_history(
+    store: &Store,
+    commit: &Id,
+    mut f: impl FnMut(&Id, &RunRecord) -> bool,
+) -> Result<()> {
+    let mut cur = Some(*commit);
+    while let Some(id) = cur {
+        let c = store.get_commit(&id)?;
+        for rid in c.runs.iter().rev() {
+            if let Ok(r) = load(store, rid) {
+                if !f(rid, &r) {
+                    return Ok(());
+                }
+            }
+        }
+        cur = c.parents.first().copied();
+    }
+    Ok(())
+}
+
 pub fn load(store: &Store, id: &Id) -> Result<RunRecord> {
     let bytes = store
         .get_object(ObjKind::Run, id)?

@@ -59,6 +59,9 @@ pub struct Out {
     pub cache: bool,
     /// `persist: true`: not deleted before the stage runs.
     pub persist: bool,
+    /// A plot's properties (`x`, `y`, `template`, ...), as JSON; only for `plots` entries.
+    #[serde(skip)]
+    pub props: Option<serde_json::Value>,
     #[serde(skip)]
     pub at: Pos,
 }

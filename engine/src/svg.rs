@@ -18,7 +18,8 @@ const GAP_X: f64 = 24.0;
 const GAP_Y: f64 = 56.0;
 const MAX_CHARS: usize = 60;
 
-fn escape(s: &str) -> String {
+/// Escape text for XML and HTML (attributes included); control characters become spaces.
+pub fn escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

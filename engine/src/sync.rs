@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use dvx_remote::fetch::{FetchReport, Want};
-use dvx_remote::ops::{self, CloneReport, PullReport};
+use dvx_remote::ops::{self, CloneOptions, CloneReport, PullReport};
 use dvx_remote::{Project, Remote};
 use dvx_store::config::RemoteConfig;
 use dvx_store::{Access, Progress, Repo, StoreError};
@@ -67,12 +67,10 @@ pub fn clone_dir(cwd: &Path, url: &str) -> Result<PathBuf> {
 pub fn clone(
     dir: &Path,
     rc: RemoteConfig,
-    branch: Option<&str>,
-    no_checkout: bool,
-    run_cache: bool,
+    opts: &CloneOptions,
     progress: &dyn Progress,
 ) -> Result<CloneReport> {
-    let rep = ops::clone(dir, rc, branch, no_checkout, run_cache, progress)?;
+    let rep = ops::clone(dir, rc, opts, progress)?;
     let repo = Repo::open(dir, Access::Write("dvx clone"))?;
     lineage::reindex(&repo.store)?;
     Ok(rep)

@@ -31,6 +31,15 @@ pub struct PullReport {
     pub pinned: Option<Id>,
 }
 
+/// What `clone` brings: the branch to check out (default: the remote's), whether to check out
+/// at all, and whether the run cache comes along.
+#[derive(Clone, Debug, Default)]
+pub struct CloneOptions {
+    pub branch: Option<String>,
+    pub no_checkout: bool,
+    pub run_cache: bool,
+}
+
 #[derive(Debug, Serialize)]
 pub struct CloneReport {
     pub root: String,
@@ -385,9 +394,7 @@ impl Project<'_> {
 pub fn clone(
     dir: &Path,
     rc: RemoteConfig,
-    branch: Option<&str>,
-    no_checkout: bool,
-    run_cache: bool,
+    opts: &CloneOptions,
     progress: &dyn Progress,
 ) -> Result<CloneReport> {
     let existed = dir.exists();
@@ -396,14 +403,14 @@ pub fn clone(
         if dir.join(dvx_store::lockfile::LOCK_NAME).is_file()
             || dir.join(dvx_store::repo::DOT).join("config.toml").is_file()
         {
-            return clone_into_checkout(dir, rc, branch, no_checkout, run_cache, progress);
+            return clone_into_checkout(dir, rc, opts, progress);
         }
         return Err(RemoteError::Store(StoreError::InvalidPath {
             path: dir.display().to_string(),
             reason: "exists, is not empty and holds no dvx.lock (clone into a new folder, or into a git checkout of a dvx project)".into(),
         }));
     }
-    let res = clone_into(dir, rc, branch, no_checkout, run_cache, progress);
+    let res = clone_into(dir, rc, opts, progress);
     if res.is_err() {
         if existed {
             dvx_store::fsutil::empty_dir(dir);
@@ -421,11 +428,11 @@ pub fn clone(
 fn clone_into_checkout(
     dir: &Path,
     rc: RemoteConfig,
-    branch: Option<&str>,
-    no_checkout: bool,
-    run_cache: bool,
+    opts: &CloneOptions,
     progress: &dyn Progress,
 ) -> Result<CloneReport> {
+    let (branch, no_checkout, run_cache) =
+        (opts.branch.as_deref(), opts.no_checkout, opts.run_cache);
     let dot = dir.join(dvx_store::repo::DOT);
     let made_dot = !dot.join("config.toml").is_file();
     let res = (|| {
@@ -478,11 +485,11 @@ fn clone_into_checkout(
 fn clone_into(
     dir: &Path,
     rc: RemoteConfig,
-    branch: Option<&str>,
-    no_checkout: bool,
-    run_cache: bool,
+    opts: &CloneOptions,
     progress: &dyn Progress,
 ) -> Result<CloneReport> {
+    let (branch, no_checkout, run_cache) =
+        (opts.branch.as_deref(), opts.no_checkout, opts.run_cache);
     fs::create_dir_all(dir).at(dir)?;
     Repo::init(dir)?;
     {

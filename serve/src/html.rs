@@ -9,20 +9,7 @@ use dvx_engine::store::ops::LogEntry;
 
 const STYLE: &str = include_str!("style.css");
 
-pub fn escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
+pub use dvx_engine::svg::escape;
 
 /// Escape for a query string value.
 fn query(s: &str) -> String {

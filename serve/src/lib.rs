@@ -455,7 +455,7 @@ mod tests {
     fn html_is_escaped() {
         assert_eq!(
             html::escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+            "&lt;a href=&quot;x&quot;&gt;&amp;&apos;"
         );
     }
 }

@@ -17,6 +17,7 @@ mod input_limits;
 mod lineage;
 mod pachyderm;
 mod pipeline;
+mod plots;
 mod python;
 mod ranged;
 mod remote;

@@ -23,6 +23,7 @@ pub(super) fn parse_outs(cx: &Ctx, wdir: &str, n: &Node, what: &str) -> Result<V
                 path: rel_path(cx, wdir, s.as_str(), s.span(), what)?,
                 cache: true,
                 persist: false,
+                props: None,
                 at: Ctx::pos(s.span()),
             }),
             Node::Mapping(m) if m.len() == 1 => {
@@ -34,6 +35,7 @@ pub(super) fn parse_outs(cx: &Ctx, wdir: &str, n: &Node, what: &str) -> Result<V
                     path: rel_path(cx, wdir, k.as_str(), k.span(), what)?,
                     cache: true,
                     persist: false,
+                    props: None,
                     at: Ctx::pos(k.span()),
                 };
                 if let Node::Mapping(opts) = v {
@@ -42,7 +44,10 @@ pub(super) fn parse_outs(cx: &Ctx, wdir: &str, n: &Node, what: &str) -> Result<V
                             "cache" => o.cache = cx.boolean(ov, "cache")?,
                             "persist" => o.persist = cx.boolean(ov, "persist")?,
                             // Properties say how to draw the plot, not what the stage makes.
-                            p if plots && project::PLOT_PROPS.contains(&p) => {}
+                            p if plots && project::PLOT_PROPS.contains(&p) => {
+                                let props = o.props.get_or_insert_with(|| serde_json::json!({}));
+                                props[p] = crate::params::to_json(ov);
+                            }
                             other if plots => {
                                 return Err(cx.err(ok.span(), format!("unknown option `{other}` for a plot; expected `cache`, `persist` or one of: {}", project::PLOT_PROPS.join(", "))))
                             }
