@@ -61,10 +61,30 @@ case "$cmd" in
 {"identities": [{"name": "dvx", "credentials": [{"accessKey": "dvxaccess", "secretKey": "dvxsecret123"}],
   "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}
 JSON
-    # Every port is moved off its default (ports + 10000 are the gRPC ones), and telemetry is off.
+    # Every port is a free one (with port + 10000 free too: the gRPC ones), so two test runs
+    # on one machine do not collide; telemetry is off.
+    free_pair() {
+      python3 - <<'PY'
+import random, socket
+while True:
+    p, socks = random.randint(20000, 50000), []
+    try:
+        for q in (p, p + 10000):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", q))
+        print(p)
+        break
+    except OSError:
+        pass
+    finally:
+        for s in socks:
+            s.close()
+PY
+    }
     exec "$WEED/bin/weed" mini -dir="$dir" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
       -master.telemetry=false -webdav=false -admin.ui=false \
-      -master.port=21333 -volume.port=21340 -filer.port=21888 -admin.port=23700 \
+      -master.port="$(free_pair)" -volume.port="$(free_pair)" -filer.port="$(free_pair)" -admin.port="$(free_pair)" \
       -s3.port="$port" -s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$dir/s3.json" ;;
   azurite)
     mkdir -p "$3"
