@@ -29,7 +29,9 @@ pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
         [r, p, ..] => (r.clone(), Some(p.clone())),
     };
     let rev = match rev.as_str() {
-        "HEAD" => rev,
+        // HEAD is the data HEAD while there is one; otherwise (a clone that `cat --fetch`
+        // fetched into, with no dvx ref yet) git's HEAD, through its dvx.lock.
+        "HEAD" if repo.store.resolve("HEAD").is_ok() => rev,
         r => ctx.rev_id(&repo, r)?,
     };
     let rel = ctx.rel(&repo, path.as_deref().unwrap_or("."))?;

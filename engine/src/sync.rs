@@ -75,3 +75,37 @@ pub fn clone(
     lineage::reindex(&repo.store)?;
     Ok(rep)
 }
+
+/// Whether a read failed only for want of data this store has not fetched (so that fetching
+/// from a remote could answer it): no store yet, a pinned commit not here, or a file or chunk
+/// missing. An unknown revision or path is not: no fetch would change that answer.
+pub fn is_unfetched(e: &StoreError) -> bool {
+    match e {
+        StoreError::NothingFetched { .. } | StoreError::PinnedNotFetched(_) => true,
+        StoreError::MissingObject { kind, .. } => matches!(*kind, "file" | "chunk"),
+        _ => false,
+    }
+}
+
+/// Fetch from `remote` what reading `rel` at `rev` needs: the metadata, and the chunks of
+/// that path at that commit only (refs are left alone). `repo` is a writer's handle; in a
+/// fresh `git clone` this creates the store.
+pub fn fetch_for_read(
+    repo: &Repo,
+    remote: &Remote,
+    rev: &str,
+    rel: &str,
+    progress: &dyn Progress,
+) -> Result<FetchReport> {
+    let commit = match repo.resolve_rev(rev) {
+        Ok(r) => r.commit,
+        // A git revision (HEAD of a fresh clone included) whose dvx.lock pins a commit not here.
+        Err(StoreError::PinnedNotFetched(c)) => c,
+        Err(e) => return Err(e.into()),
+    };
+    let want = Want::Commit {
+        commit,
+        paths: vec![rel.to_string()],
+    };
+    fetch(repo, remote, &want, progress)
+}

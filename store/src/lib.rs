@@ -26,6 +26,7 @@ pub mod pack;
 pub mod paths;
 #[cfg(test)]
 mod proptests;
+pub mod range;
 pub mod refs;
 pub mod repo;
 pub mod revision;

@@ -599,21 +599,10 @@ impl Repo {
             .collect())
     }
 
-    /// The content of a file (or a symlink's target) at `rel` in `rev`.
+    /// The content of a file (or a symlink's target) at `rel` in `rev`, verified whole.
     pub fn cat(&self, rev: &str, rel: &str, out: &mut dyn std::io::Write) -> Result<u64> {
-        let id = self.store.resolve(rev)?;
-        let c = self.store.get_commit(&id)?;
-        match worktree::lookup(&self.store, &c.tree, rel)? {
-            Some(f) if f.kind != EntryKind::Dir => self.store.write_file_to(&f.id, out),
-            Some(_) => Err(StoreError::InvalidPath {
-                path: rel.into(),
-                reason: "is a folder; list it with `dvx ls`".into(),
-            }),
-            None => Err(StoreError::NotInRevision {
-                path: rel.into(),
-                commit: id.short(),
-            }),
-        }
+        let f = self.file_at(rev, rel)?;
+        self.store.write_file_to(&f.id, out)
     }
 
     pub fn create_ref(&self, kind: &str, name: &str, rev: Option<&str>) -> Result<Id> {

@@ -98,6 +98,11 @@ impl Store {
         self.reader.read(*id, &loc)
     }
 
+    /// A chunk located already (`chunk_loc`), verified against its id.
+    pub fn read_chunk_at(&self, id: &Id, loc: &ChunkLoc) -> Result<Vec<u8>> {
+        self.reader.read(*id, loc)
+    }
+
     pub fn get_object(&self, kind: ObjKind, id: &Id) -> Result<Option<Vec<u8>>> {
         self.db.get(CF_OBJECTS, &kind.key(id))
     }

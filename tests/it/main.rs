@@ -19,6 +19,8 @@ mod lineage;
 mod pachyderm;
 mod pipeline;
 mod plots;
+mod python;
+mod ranged;
 mod remote;
 mod safety;
 mod scheduling;
