@@ -65,6 +65,7 @@ pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
         message: a.message,
         no_run_cache: a.no_run_cache,
         trigger: None,
+        adopt: None,
     };
     let summary = engine.run(&opts, &children, &ctx.bar)?;
     if ctx.json {

@@ -12,8 +12,10 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::exec::{Job, Outcome};
 
+mod adopt;
 mod local;
 
+pub use adopt::Adopt;
 pub use local::Local;
 
 /// Names one submitted execution; chosen by the caller, unique within a run.

@@ -163,13 +163,16 @@ impl Engine<'_> {
             end: end.to_rfc3339(),
             env: s.env.clone(),
             error: error.clone(),
-            executor: done
-                .task
-                .job
-                .container
-                .as_ref()
-                .map_or("local", |c| c.runtime.name)
-                .into(),
+            executor: match &self.adopt {
+                Some(name) => name.clone(),
+                None => done
+                    .task
+                    .job
+                    .container
+                    .as_ref()
+                    .map_or("local", |c| c.runtime.name)
+                    .into(),
+            },
             exit: if error.is_some() && done.outcome.exit == Some(0) {
                 None
             } else {
