@@ -18,6 +18,7 @@ mod fetch;
 mod fsck;
 mod gc;
 mod import;
+mod import_dvc;
 mod init;
 mod lineage;
 mod log;
@@ -98,6 +99,7 @@ pub enum Command {
     Pull(pull::Args),
     Clone(clone::Args),
     Import(import::Args),
+    ImportDvc(import_dvc::Args),
     Update(update::Args),
     Run(run::Args),
     Dag(dag::Args),
@@ -215,6 +217,7 @@ pub fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
         Command::Fetch(a) => done(fetch::run(a, &ctx)),
         Command::Pull(a) => done(pull::run(a, &ctx)),
         Command::Clone(a) => done(clone::run(a, &ctx)),
+        Command::ImportDvc(a) => done(import_dvc::run(a, &ctx)),
         Command::Import(a) => done(import::run(a, &ctx)),
         Command::Update(a) => done(update::run(a, &ctx)),
         Command::Run(a) => done(run::run(a, &ctx)),

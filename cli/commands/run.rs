@@ -75,6 +75,7 @@ pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
         no_run_cache: a.no_run_cache,
         executor: a.executor,
         trigger: None,
+        adopt: None,
     };
     let summary = engine.run(&opts, &children, &ctx.bar)?;
     if ctx.json {

@@ -53,6 +53,9 @@ pub enum EngineError {
         #[source]
         source: StoreError,
     },
+    /// `dvx import-dvc` could not bring a DVC project over.
+    #[error("cannot import the DVC project: {0}")]
+    ImportDvc(String),
     /// The executor could not take or report work (a worker thread, a cluster's queue).
     #[error("the executor failed: {0}")]
     Executor(String),
@@ -79,6 +82,7 @@ impl EngineError {
                 ErrorClass::Failed
             }
             Container { .. } | Executor(_) => ErrorClass::Failed,
+            ImportDvc(_) => ErrorClass::Invalid,
         }
     }
 
@@ -102,6 +106,7 @@ impl EngineError {
             Verify { .. } => "`dvx show RUN` prints what the run recorded".into(),
             Container { hint, .. } => hint.clone(),
             Executor(_) => "finished executions were kept; run again to continue".into(),
+            ImportDvc(_) => "run it at the top of a DVC project whose data is checked out or in its cache (`dvc pull`); nothing was changed unless it says so".into(),
             StagePath { source, .. } => return source.hint(),
         })
     }

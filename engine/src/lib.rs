@@ -12,6 +12,7 @@ pub mod confine;
 pub mod container;
 pub mod dag;
 pub mod datum;
+pub mod dvc_import;
 pub mod error;
 pub mod exec;
 pub mod executor;

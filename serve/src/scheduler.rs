@@ -49,6 +49,8 @@ pub struct Scheduler {
     children: Children,
     /// When each push trigger looked at its remote last, and the tip it saw.
     polled: BTreeMap<String, (Instant, Option<Id>)>,
+    /// Every trigger is armed in the store (checked until it is, then never again).
+    armed: bool,
 }
 
 impl Scheduler {
@@ -66,6 +68,7 @@ impl Scheduler {
             stop,
             children,
             polled: BTreeMap::new(),
+            armed: false,
         }
     }
 
@@ -91,7 +94,10 @@ impl Scheduler {
     }
 
     /// Arm the triggers not seen before (their ticks count from now on).
-    fn arm(&self, now: DateTime<Utc>) -> dvx_engine::Result<bool> {
+    fn arm(&mut self, now: DateTime<Utc>) -> dvx_engine::Result<bool> {
+        if self.armed {
+            return Ok(true);
+        }
         let repo = Repo::open(&self.root, Access::Read)?;
         let mut unarmed = Vec::new();
         for t in &self.triggers {
@@ -101,6 +107,7 @@ impl Scheduler {
         }
         drop(repo);
         if unarmed.is_empty() {
+            self.armed = true;
             return Ok(true);
         }
         let Some(w) = Repo::try_writer(&self.root, "dvx serve (arming triggers)")? else {
@@ -122,6 +129,7 @@ impl Scheduler {
             }
         }
         txn.commit()?;
+        self.armed = true;
         Ok(true)
     }
 

@@ -6,9 +6,12 @@ use std::process::Command;
 
 use crate::common::*;
 
-/// A virtual environment with DVCLive from PyPI, made once per machine and kept in the
-/// temporary folder; None (with the reason) when Python or PyPI is not available.
-fn dvclive_python() -> Result<PathBuf, String> {
+/// A virtual environment with DVCLive (and so DVC) from PyPI, made once per machine and kept
+/// in the temporary folder; the reason when Python or PyPI is not available.
+pub(crate) fn dvclive_python() -> Result<PathBuf, String> {
+    // Two tests may ask at once: one makes it.
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = MAKING.lock().unwrap_or_else(|p| p.into_inner());
     let venv = std::env::temp_dir().join("dvx-it-dvclive-venv");
     let python = venv.join("bin/python");
     let ready = venv.join("dvx-ready");

@@ -14,6 +14,7 @@ mod dvclive;
 mod errors;
 mod exit_codes;
 mod hostile;
+mod import_dvc;
 mod input_limits;
 mod lineage;
 mod pachyderm;

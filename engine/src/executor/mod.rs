@@ -18,11 +18,13 @@ use crate::error::Result;
 use crate::exec::{Job, Outcome};
 use crate::spec::{ExecutorKind, Resources};
 
+mod adopt;
 mod local;
 mod route;
 pub mod slurm;
 pub mod worker;
 
+pub use adopt::Adopt;
 pub use local::Local;
 pub use route::Routed;
 

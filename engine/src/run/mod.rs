@@ -110,6 +110,8 @@ pub struct Engine<'a> {
     outs: PathIndex<()>,
     /// The trigger firing that started the run, for its records.
     trigger: Option<String>,
+    /// `RunOptions::adopt`: the executor the records name.
+    adopt: Option<String>,
 }
 
 impl<'a> Engine<'a> {
@@ -135,6 +137,7 @@ impl<'a> Engine<'a> {
             containers,
             outs: PathIndex::new(pipeline_outs.into_iter().map(|p| (p, ())).collect()),
             trigger: None,
+            adopt: None,
         })
     }
 
@@ -177,6 +180,7 @@ impl<'a> Engine<'a> {
     ) -> Result<RunSummary> {
         let t0 = Instant::now();
         self.trigger = opts.trigger.clone();
+        self.adopt = opts.adopt.clone();
         let selected = self
             .dag
             .select(&self.pipeline, &opts.targets, opts.downstream)?;

@@ -167,9 +167,10 @@ impl Engine<'_> {
             end: end.to_rfc3339(),
             env: s.env.clone(),
             error: error.clone(),
-            executor: match &done.placement {
-                Some(p) => p.executor.into(),
-                None => done
+            executor: match (&self.adopt, &done.placement) {
+                (Some(name), _) => name.clone(),
+                (None, Some(p)) => p.executor.into(),
+                (None, None) => done
                     .task
                     .job
                     .container

@@ -17,6 +17,10 @@ pub struct RunOptions {
     pub executor: Option<crate::spec::ExecutorKind>,
     /// The trigger firing that started this run (`dvx serve`), for its records.
     pub trigger: Option<String>,
+    /// Record the outputs already in the workspace as the result of each stale stage, as if
+    /// this executor (`dvc` for `dvx import-dvc`) had made them: outputs are not removed
+    /// before, and the executor (`executor::Adopt`) runs nothing.
+    pub adopt: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

@@ -80,8 +80,9 @@ impl Engine<'_> {
                 run.summary.stages.push(report);
                 return Ok(false);
             }
-            // Outputs are removed before the run, unless persist.
-            for o in s.all_outs().filter(|o| !o.persist) {
+            // Outputs are removed before the run, unless persist (or adopted as they are).
+            let keep = opts.adopt.is_some();
+            for o in s.all_outs().filter(|o| !o.persist && !keep) {
                 let abs = self.repo.root.join(&o.path);
                 match std::fs::symlink_metadata(&abs) {
                     Ok(m) if m.is_dir() => {
@@ -94,7 +95,7 @@ impl Engine<'_> {
                     std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
                 }
             }
-            if s.image.is_some() {
+            if s.image.is_some() && !keep {
                 // Each output is mounted writable at its place, so it must exist first.
                 for o in s.all_outs() {
                     let abs = self.repo.root.join(&o.path);
