@@ -190,12 +190,23 @@ impl Db {
     /// Open for reading while another process may be writing. Retries briefly, since a
     /// concurrent writer can be switching files just as we open.
     pub fn open_read_only(path: &Path) -> Result<Db> {
+        // Every table file is opened now and held: a writer that compacts meanwhile deletes
+        // files this reader would otherwise open later, mid-command.
+        let mut opts = db_options();
+        opts.set_max_open_files(-1);
         let mut last = None;
         for attempt in 0..20 {
-            match DB::open_cf_for_read_only(&db_options(), path, ALL_CFS, false) {
+            match DB::open_cf_for_read_only(&opts, path, ALL_CFS, false) {
                 Ok(db) => return Ok(Db::wrap(db, true)),
-                // Damage does not go away by retrying.
-                Err(e) if is_corruption(&e) => return Err(open_error(path, e)),
+                // A table file the manifest named was deleted by a writer between our reading
+                // the manifest and opening the file: a newer manifest follows. Reported as
+                // corruption by RocksDB, it is a race, and retrying resolves it.
+                Err(e)
+                    if is_corruption(&e)
+                        && !e.to_string().contains("No such file or directory") =>
+                {
+                    return Err(open_error(path, e))
+                }
                 Err(e) => {
                     last = Some(e);
                     thread::sleep(Duration::from_millis(20 * (attempt + 1)));
@@ -203,7 +214,7 @@ impl Db {
             }
         }
         Err(last
-            .map(StoreError::from)
+            .map(|e| open_error(path, e))
             .unwrap_or_else(|| StoreError::Db("cannot open".into())))
     }
 
