@@ -90,6 +90,14 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    /// A test that fails midway leaves no server behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A pipeline whose second stage fails: the graph, the failed run's page with its stderr,
 /// JSON twins equal to the CLI's `--json`, lineage, metrics and 404s.
 #[test]
