@@ -127,16 +127,13 @@ impl Local {
 impl Executor for Local {
     fn submit(&self, work: Submission) -> Result<()> {
         let (queue, ready) = &*self.shared;
-        let waiting = {
-            let mut g = queue.lock().unwrap_or_else(|p| p.into_inner());
-            g.work.push_back(work);
-            g.work.len()
-        };
-        let started = self.workers.lock().map(|w| w.len()).unwrap_or(self.cap);
-        // A worker for each job not yet picked up, up to the cap.
-        if waiting > 0 && started < self.cap {
-            self.grow()?;
-        }
+        queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .work
+            .push_back(work);
+        // One more worker per job handed over, until the cap (`grow` checks it).
+        self.grow()?;
         ready.notify_one();
         Ok(())
     }
