@@ -163,10 +163,11 @@ fn outs(v: &Value, base: &str) -> Vec<(String, String)> {
 fn stage_state(
     root: &Path,
     st: &Value,
+    wdir: &str,
     cmd_now: Option<String>,
     rep: &mut ImportDvcReport,
 ) -> Result<Result<(), String>> {
-    let wdir = "";
+    // dvc.lock names deps, params files and outs relative to the stage's `wdir`.
     let locked_cmd = match &st["cmd"] {
         Value::Array(a) => a
             .iter()
@@ -189,7 +190,8 @@ fn stage_state(
     }
     if let Some(files) = st["params"].as_object() {
         for (file, kv) in files {
-            let now = crate::params::load_file(root, file)?.unwrap_or(Value::Null);
+            let rel = dvx_store::paths::join(wdir, file);
+            let now = crate::params::load_file(root, &rel)?.unwrap_or(Value::Null);
             for (k, v) in kv.as_object().into_iter().flatten() {
                 if crate::params::lookup(&now, k) != Some(v) {
                     return Ok(Err(format!("parameter {k} changed since DVC ran it")));
@@ -294,7 +296,7 @@ pub fn import_dvc(
     for (i, s) in engine.pipeline.stages.iter().enumerate() {
         let reason = match locked.get(&s.name) {
             None => Err("DVC has not run it (no dvc.lock entry)".to_string()),
-            Some(st) => stage_state(root, st, Some(s.cmd.join("\n")), &mut rep)?,
+            Some(st) => stage_state(root, st, &s.wdir, Some(s.cmd.join("\n")), &mut rep)?,
         };
         let needs_ok = engine.dag.needs[i].iter().all(|j| ok.contains(j));
         match (reason, needs_ok) {
