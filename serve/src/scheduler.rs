@@ -23,6 +23,10 @@ pub const CLOCK_ENV: &str = "DVX_SERVE_CLOCK";
 
 const LOOP: Duration = Duration::from_millis(250);
 
+/// How long a trigger whose firing failed to start (a remote out of reach) waits before the
+/// next try: the firing stays started, so it is not lost, and the remote is not hammered.
+const BACKOFF: Duration = Duration::from_secs(5);
+
 pub fn now() -> DateTime<Utc> {
     std::env::var_os(CLOCK_ENV)
         .and_then(|p| std::fs::read_to_string(p).ok())
@@ -51,6 +55,8 @@ pub struct Scheduler {
     polled: BTreeMap<String, (Instant, Option<Id>)>,
     /// Every trigger is armed in the store (checked until it is, then never again).
     armed: bool,
+    /// Triggers held back after a failed firing, until then.
+    retry_at: BTreeMap<String, Instant>,
 }
 
 impl Scheduler {
@@ -69,6 +75,7 @@ impl Scheduler {
             children,
             polled: BTreeMap::new(),
             armed: false,
+            retry_at: BTreeMap::new(),
         }
     }
 
@@ -142,6 +149,13 @@ impl Scheduler {
             if self.stop.load(Ordering::SeqCst) {
                 break;
             }
+            if self
+                .retry_at
+                .get(&t.name)
+                .is_some_and(|at| Instant::now() < *at)
+            {
+                continue;
+            }
             let due = self.due(&t, now)?;
             self.set_pending(&t.name, due.len());
             for (i, f) in due.iter().enumerate() {
@@ -150,6 +164,8 @@ impl Scheduler {
                     Ok(_) => self.set_pending(&t.name, due.len() - i - 1),
                     Err(e) => {
                         self.problem(&t.name, e.to_string());
+                        self.retry_at
+                            .insert(t.name.clone(), Instant::now() + BACKOFF);
                         break;
                     }
                 }

@@ -148,10 +148,9 @@ pub fn fire(
                 let head = Some(Head::Branch(branch.clone()));
                 Ok(repo.checkout_to(*commit, head, &[], true, &Quiet)?)
             });
-        if let Err(e) = brought {
-            let e = end(&repo, entry, None, 0, Some(e.to_string()))?;
-            return Ok(Outcome::Ran(e));
-        }
+        // The remote unreachable, say: the firing stays started, and the server tries it
+        // again later instead of losing it.
+        brought?;
     }
     let opts = RunOptions {
         targets: t.stages.clone(),
