@@ -14,6 +14,7 @@ mod dag;
 mod datums;
 mod diff;
 mod exec_task;
+mod exp;
 mod fetch;
 mod fsck;
 mod gc;
@@ -118,6 +119,9 @@ pub enum Command {
     /// Compare parameter values between commits and the workspace.
     #[command(subcommand)]
     Params(params::Cmd),
+    /// Experiments made by `dvx run -S KEY=VALUE`: compare, run the queue, apply, branch.
+    #[command(subcommand)]
+    Exp(exp::Cmd),
     Artifacts(artifacts::Args),
     Fsck(fsck::Args),
     Serve(serve::Args),
@@ -231,6 +235,7 @@ pub fn run(cli: Cli, out: &Out) -> dvx_engine::Result<ExitCode> {
         Command::Metrics(c) => done(metrics::run(c, &ctx)),
         Command::Plots(c) => done(plots::run(c, &ctx)),
         Command::Params(c) => done(params::run(c, &ctx)),
+        Command::Exp(c) => done(exp::run(c, &ctx)),
         Command::Artifacts(a) => done(artifacts::run(a, &ctx)),
         Command::Fsck(a) => fsck::run(a, &ctx),
         Command::Serve(a) => serve::run(a, &ctx),

@@ -1,6 +1,7 @@
 //! `dvx run`.
 
 use dvx_engine::exec::Children;
+use dvx_engine::exp;
 use dvx_engine::run::{default_jobs, Engine, RunOptions, MAX_JOBS};
 use dvx_engine::spec::ExecutorKind;
 use dvx_engine::store::{limits, Access, Repo};
@@ -12,7 +13,7 @@ use crate::output;
 /// Run the pipeline in dvx.yaml: only stale stages and datums execute.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  dvx run                      # everything that is stale\n  dvx run train -j 4           # `train` and what it needs, 4 at a time\n  dvx run --dry-run            # what would run, and why\n  dvx run process --datum batch-007.ndjson   # one datum, for debugging\n  dvx run --executor slurm     # one Slurm job per execution\n\nA minimal dvx.yaml:\n  stages:\n    count:\n      cmd: wc -l data/raw.csv > counts.txt\n      deps: [data/raw.csv]\n      outs: [counts.txt]"
+    after_help = "Examples:\n  dvx run                      # everything that is stale\n  dvx run train -j 4           # `train` and what it needs, 4 at a time\n  dvx run --dry-run            # what would run, and why\n  dvx run process --datum batch-007.ndjson   # one datum, for debugging\n  dvx run --executor slurm     # one Slurm job per execution\n  dvx run -S train.l2=0.5      # an experiment: params files stay as they are\n  dvx run -S train.l2=0.1,0.5,1 -j 3   # three experiments, side by side\n  dvx run -S train.l2=0.1,1 --queue    # queue them for `dvx exp run`\n\nA minimal dvx.yaml:\n  stages:\n    count:\n      cmd: wc -l data/raw.csv > counts.txt\n      deps: [data/raw.csv]\n      outs: [counts.txt]"
 )]
 pub struct Args {
     /// Stages to run (with what they need); default all.
@@ -45,6 +46,19 @@ pub struct Args {
     /// execution, data through the default remote).
     #[arg(long, value_name = "NAME", value_parser = executor)]
     executor: Option<ExecutorKind>,
+    /// Run as an experiment with this parameter set to VALUE, without editing the parameters
+    /// file: [+][FILE:]KEY=VALUE (FILE defaults to params.yaml; `+` adds a new key). Several
+    /// values (V1,V2) make one experiment each, every combination of all -S. The experiments
+    /// run in copies of the workspace and commit on refs/exps/NAME; `dvx exp show` compares
+    /// them.
+    #[arg(short = 'S', long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// With -S: store the experiments, to be run by `dvx exp run`.
+    #[arg(long, requires = "set")]
+    queue: bool,
+    /// With -S: the experiment's name (default: two words, like brisk-otter).
+    #[arg(long, requires = "set", value_name = "NAME")]
+    name: Option<String>,
 }
 
 fn executor(s: &str) -> Result<ExecutorKind, String> {
@@ -58,7 +72,6 @@ fn jobs(s: &str) -> Result<usize, String> {
 
 pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
     let repo = Repo::open(&ctx.cwd, Access::Write("dvx run"))?;
-    let mut engine = Engine::open(&repo)?;
     let children = Children::default();
     let c = children.clone();
     // Ctrl-C stops every child; finished work is already stored.
@@ -75,8 +88,34 @@ pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<()> {
         no_run_cache: a.no_run_cache,
         executor: a.executor,
         trigger: None,
+        experiment: None,
         adopt: None,
     };
+    if !a.set.is_empty() {
+        let overrides = a
+            .set
+            .iter()
+            .map(|s| exp::overrides::parse(s))
+            .collect::<dvx_engine::Result<Vec<_>>>()?;
+        let req = exp::ExpRun {
+            overrides,
+            name: a.name,
+            run: opts,
+        };
+        if a.queue {
+            let queued = exp::enqueue(&repo, &req)?;
+            return super::exp::report(ctx, &queued, "queued");
+        }
+        if req.run.dry_run {
+            return Err(dvx_engine::EngineError::Experiment {
+                message: "--dry-run does not apply to experiments".into(),
+                hint: "queue them with --queue and look with `dvx exp show`".into(),
+            });
+        }
+        let done = exp::start(&repo, &req, &children)?;
+        return super::exp::report(ctx, &done, "ran");
+    }
+    let mut engine = Engine::open(&repo)?;
     let summary = engine.run(&opts, &children, &ctx.bar)?;
     if ctx.json {
         ctx.out.json(&summary);

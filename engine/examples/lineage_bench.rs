@@ -35,6 +35,7 @@ fn record(stage: &str, input: PathId, output: PathId, n: u64) -> RunRecord {
         error: None,
         executor: "local".into(),
         exit: Some(0),
+        experiment: None,
         host: "bench".into(),
         image: None,
         inputs: vec![input],

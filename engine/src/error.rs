@@ -65,6 +65,9 @@ pub enum EngineError {
         message: String,
         hint: String,
     },
+    /// A parameter override (`-S`) or an experiment (`dvx exp`) that cannot be used.
+    #[error("{message}")]
+    Experiment { message: String, hint: String },
 }
 
 impl EngineError {
@@ -82,7 +85,7 @@ impl EngineError {
                 ErrorClass::Failed
             }
             Container { .. } | Executor(_) => ErrorClass::Failed,
-            ImportDvc(_) => ErrorClass::Invalid,
+            ImportDvc(_) | Experiment { .. } => ErrorClass::Invalid,
         }
     }
 
@@ -104,7 +107,7 @@ impl EngineError {
             NotProduced { path, .. } => format!("`dvx lineage {path}` shows where it came from: the commit that added it, or the run of each file in a merged folder"),
             NotIndexed(_) => "run `dvx fsck --reindex` once when no other dvx is writing".into(),
             Verify { .. } => "`dvx show RUN` prints what the run recorded".into(),
-            Container { hint, .. } => hint.clone(),
+            Container { hint, .. } | Experiment { hint, .. } => hint.clone(),
             Executor(_) => "finished executions were kept; run again to continue".into(),
             ImportDvc(_) => "run it at the top of a DVC project whose data is checked out or in its cache (`dvc pull`); nothing was changed unless it says so".into(),
             StagePath { source, .. } => return source.hint(),

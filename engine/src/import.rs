@@ -295,6 +295,7 @@ fn bring(
         error: None,
         executor: "import".into(),
         exit: Some(0),
+        experiment: None,
         host: dvx_store::fsutil::hostname(),
         image: None,
         inputs: vec![input],

@@ -16,6 +16,7 @@ pub mod dvc_import;
 pub mod error;
 pub mod exec;
 pub mod executor;
+pub mod exp;
 pub mod import;
 pub mod job;
 pub mod key;

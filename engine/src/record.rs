@@ -36,6 +36,14 @@ pub struct ClusterJob {
     pub queued: String,
 }
 
+/// The experiment a run belongs to (`dvx run -S`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentTag {
+    pub name: String,
+    /// `FILE:KEY` → the value the experiment gives it.
+    pub overrides: BTreeMap<String, Value>,
+}
+
 /// One execution. Canonical JSON (fields in sorted order); its id is the hash of that.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -59,6 +67,10 @@ pub struct RunRecord {
     pub executor: String,
     /// Exit status (None if killed by a signal or never started).
     pub exit: Option<i32>,
+    /// The experiment (`dvx run -S`) the run belongs to: its name and the parameter values it
+    /// overrides. Absent for other runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<ExperimentTag>,
     pub host: String,
     pub image: Option<String>,
     pub inputs: Vec<PathId>,
@@ -211,6 +223,7 @@ mod tests {
             error: None,
             executor: "local".into(),
             exit: Some(0),
+            experiment: None,
             host: "h".into(),
             image: None,
             inputs: vec![PathId {
@@ -279,6 +292,7 @@ mod tests {
         all.extend([
             "cluster".into(),
             "combine".into(),
+            "experiment".into(),
             "members".into(),
             "trigger".into(),
             "warnings".into(),

@@ -40,6 +40,23 @@ impl Txn<'_> {
     }
 }
 
+impl Txn<'_> {
+    /// An experiment's entry (`dvx run -S`), under `exp/` in the `meta` family.
+    pub fn put_experiment(&self, name: &str, value: &[u8]) {
+        self.put(CF_META, &exp_key(name), value);
+    }
+
+    pub fn delete_experiment(&self, name: &str) {
+        self.delete(CF_META, &exp_key(name));
+    }
+}
+
+fn exp_key(name: &str) -> Vec<u8> {
+    [EXP_PREFIX, name.as_bytes()].concat()
+}
+
+const EXP_PREFIX: &[u8] = b"exp/";
+
 fn trigger_key(key: &str) -> Vec<u8> {
     [TRIGGER_PREFIX, key.as_bytes()].concat()
 }
@@ -61,6 +78,22 @@ impl Store {
                 out.push((k, v.to_vec()));
                 Ok(true)
             })?;
+        Ok(out)
+    }
+
+    /// One experiment's entry (see `Txn::put_experiment`).
+    pub fn experiment(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.db.get(CF_META, &exp_key(name))
+    }
+
+    /// Every experiment entry, by name.
+    pub fn experiments(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.db.for_each_prefix(CF_META, EXP_PREFIX, |k, v| {
+            let k = String::from_utf8_lossy(&k[EXP_PREFIX.len()..]).into_owned();
+            out.push((k, v.to_vec()));
+            Ok(true)
+        })?;
         Ok(out)
     }
 

@@ -226,7 +226,11 @@ impl Repo {
     /// short writer session if no one else is writing (a busy project just skips it).
     pub fn save_cache(&self, updates: &[(String, StatEntry)]) -> Result<()> {
         // Without a store there is nowhere to keep hashes; a reader does not create one.
-        if updates.is_empty() || self.nothing_fetched() || self.observer {
+        if updates.is_empty()
+            || self.nothing_fetched()
+            || self.observer
+            || self.view_ref().is_some()
+        {
             return Ok(());
         }
         if self.can_write() {
@@ -240,6 +244,43 @@ impl Repo {
             txn.commit()?;
         }
         Ok(())
+    }
+
+    /// Files at `rels` gained or lost a hard link (an experiment's copy of the workspace):
+    /// only their change time moved, so their cached ids still hold. Re-record each entry
+    /// whose metadata is otherwise unchanged, after the racy window, so that neither the
+    /// project nor the copy hashes them again.
+    pub fn refresh_linked(&self, rels: &[String]) -> Result<()> {
+        if rels.is_empty() || !self.can_write() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_nanos(
+            crate::statcache::RACY_NS as u64 + 1_000_000,
+        ));
+        let old = self
+            .store
+            .db
+            .multi_get_with(CF_STAT, rels, false, StatEntry::decode)?;
+        let txn = self.store.txn()?;
+        for (rel, entry) in rels.iter().zip(old) {
+            let Some(entry) = entry else { continue };
+            let Ok(m) = std::fs::symlink_metadata(self.root.join(rel)) else {
+                continue;
+            };
+            let now = crate::statcache::Stat::of(&m);
+            let same = crate::statcache::Stat {
+                ctime_ns: entry.stat.ctime_ns,
+                ..now
+            };
+            if same == entry.stat && now != entry.stat {
+                txn.put(
+                    CF_STAT,
+                    rel.as_bytes(),
+                    &StatEntry::new(now, entry.id).encode(),
+                );
+            }
+        }
+        txn.commit()
     }
 
     fn record_cache(&self, txn: &Txn, updates: &[(String, StatEntry)]) {

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
@@ -42,8 +43,9 @@ pub struct Repo {
     pub root: PathBuf,
     pub dot: PathBuf,
     pub config: Config,
-    pub store: Store,
-    lock: Option<WriterLock>,
+    /// Shared with the views of this project (`Repo::view`).
+    pub store: Arc<Store>,
+    lock: Option<Arc<WriterLock>>,
     /// The device of `.dvx/tmp`, looked up once (checkout writes its temp files there).
     pub(crate) tmp_dev: std::sync::OnceLock<Option<u64>>,
     /// Set when the project has no store yet (a fresh `git clone`) and a reader opened it:
@@ -54,6 +56,8 @@ pub struct Repo {
     /// Never take the writer lock, not even briefly to save fresh hashes (`dvx serve`: many
     /// readers must never keep a `dvx run` from starting).
     pub(crate) observer: bool,
+    /// Set on a view (`Repo::view`): the ref its commits advance instead of HEAD.
+    view: Option<String>,
 }
 
 /// A temporary folder removed when dropped.
@@ -158,7 +162,7 @@ impl Repo {
         let mut store = Self::init_db(&tmp.join("db"), &tmp.join("packs"))?;
         store.nothing_fetched = true;
         Ok(Repo {
-            store,
+            store: Arc::new(store),
             root,
             dot,
             config,
@@ -166,6 +170,7 @@ impl Repo {
             tmp_dev: Default::default(),
             stand_in: Some(guard),
             observer: false,
+            view: None,
         })
     }
 
@@ -214,14 +219,15 @@ impl Repo {
         store.compress_large = config.core.compression == "all";
         store.compress_small = config.core.compression != "none";
         let repo = Repo {
-            store,
+            store: Arc::new(store),
+            lock: lock.map(Arc::new),
             root,
             dot,
             config,
-            lock,
             tmp_dev: Default::default(),
             stand_in: None,
             observer: false,
+            view: None,
         };
         if repo.lock.is_some() {
             repo.clean_tmp();
@@ -250,6 +256,39 @@ impl Repo {
     pub fn observer(mut self) -> Repo {
         self.observer = true;
         self
+    }
+
+    /// The same store seen from another workspace folder (an experiment's copy of the
+    /// project), whose commits advance `reference` (a full ref name such as
+    /// `refs/exps/NAME`, which must exist) and never HEAD, dvx.lock's pending marker, the
+    /// stat cache of the project's own files, or the project's `.gitignore`. It writes under
+    /// this handle's writer lock, so only a writer has views.
+    pub fn view(&self, root: PathBuf, reference: &str) -> Result<Repo> {
+        if self.lock.is_none() {
+            return Err(StoreError::Db(format!(
+                "a view of {} needs the writer lock",
+                self.root.display()
+            )));
+        }
+        if self.store.ref_target(reference)?.is_none() {
+            return Err(StoreError::UnknownRevision(reference.into()));
+        }
+        Ok(Repo {
+            root,
+            dot: self.dot.clone(),
+            config: self.config.clone(),
+            store: self.store.clone(),
+            lock: self.lock.clone(),
+            tmp_dev: Default::default(),
+            stand_in: None,
+            observer: false,
+            view: Some(reference.into()),
+        })
+    }
+
+    /// The ref a view's commits advance (`Repo::view`); None for the project itself.
+    pub fn view_ref(&self) -> Option<&str> {
+        self.view.as_deref()
     }
 
     pub fn can_write(&self) -> bool {
@@ -284,8 +323,17 @@ impl Repo {
 
     /// HEAD, its commit id, and the commit itself.
     pub fn head_state(&self) -> Result<(Head, Option<Id>, Option<Commit>)> {
-        let head = self.store.head()?;
-        let id = self.store.head_commit()?;
+        let (head, id) = match &self.view {
+            // A view's tip stands for HEAD; `new_commit` moves the view's ref, not HEAD.
+            Some(r) => {
+                let id = self
+                    .store
+                    .ref_target(r)?
+                    .ok_or_else(|| StoreError::UnknownRevision(r.clone()))?;
+                (Head::Detached(id), Some(id))
+            }
+            None => (self.store.head()?, self.store.head_commit()?),
+        };
         let commit = match &id {
             Some(id) => Some(self.store.get_commit(id)?),
             None => None,
@@ -315,8 +363,13 @@ impl Repo {
             version: 1,
         };
         let id = txn.put_commit(&commit);
-        txn.advance_head(&head, &id);
-        txn.put(crate::db::CF_META, LOCK_PENDING, id.to_hex().as_bytes());
+        match &self.view {
+            Some(r) => txn.set_ref(r, &id),
+            None => {
+                txn.advance_head(&head, &id);
+                txn.put(crate::db::CF_META, LOCK_PENDING, id.to_hex().as_bytes());
+            }
+        }
         Ok((id, commit))
     }
 
@@ -361,6 +414,11 @@ impl Repo {
             .unwrap_or_default();
         self.lock_for(id, commit)?
             .write(&self.root, &self.tmp_dir())?;
+        if self.view.is_some() {
+            // A view's folder lies inside the project: its git and pending marker are the
+            // project's, not the view's.
+            return Ok(());
+        }
         if let Some(git_root) = gitutil::git_workdir(&self.root) {
             let prefix = self
                 .root

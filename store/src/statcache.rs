@@ -12,7 +12,7 @@ use crate::id::Id;
 
 /// How close to the recording time a change must be for the entry to be distrusted: more
 /// than the coarsest timestamp tick of the filesystems dvx runs on (jiffies, <= 10 ms).
-const RACY_NS: i64 = 100_000_000;
+pub(crate) const RACY_NS: i64 = 100_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stat {

@@ -13,6 +13,7 @@ mod dvc_compat;
 mod dvclive;
 mod errors;
 mod exit_codes;
+mod experiments;
 mod hostile;
 mod import_dvc;
 mod input_limits;

@@ -68,7 +68,9 @@ impl Engine<'_> {
     /// Rewrite the live file from the run's state, at most every quarter second unless
     /// `now` (a stage started or finished).
     pub(super) fn publish(&self, run: &mut RunState, opts: &RunOptions, now: bool) {
-        if opts.dry_run || (!now && run.live_at.is_some_and(|t| t.elapsed() < EVERY)) {
+        // An experiment's run is not the project's run: its own page is `dvx exp show`.
+        let view = self.repo.view_ref().is_some();
+        if view || opts.dry_run || (!now && run.live_at.is_some_and(|t| t.elapsed() < EVERY)) {
             return;
         }
         run.live_at = Some(Instant::now());
@@ -135,6 +137,9 @@ impl Engine<'_> {
 
     /// The run ended: nothing executes any more.
     pub(super) fn unpublish(&self) {
+        if self.repo.view_ref().is_some() {
+            return;
+        }
         let _ = std::fs::remove_file(live_path(&self.repo.tmp_dir()));
     }
 }

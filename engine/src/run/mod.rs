@@ -110,6 +110,8 @@ pub struct Engine<'a> {
     outs: PathIndex<()>,
     /// The trigger firing that started the run, for its records.
     trigger: Option<String>,
+    /// The experiment this run belongs to, for its records.
+    experiment: Option<record::ExperimentTag>,
     /// `RunOptions::adopt`: the executor the records name.
     adopt: Option<String>,
 }
@@ -120,7 +122,12 @@ impl<'a> Engine<'a> {
         let dag = Dag::build(&pipeline)?;
         let locked = locked_stages(&repo.root)?;
         let containers = container::Resolver::new(container::configured_runtime(repo)?);
-        let scratch = repo.tmp_dir().join(format!("run-{}", std::process::id()));
+        // Experiments run several engines in one process: each needs its own folder.
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let scratch = repo
+            .tmp_dir()
+            .join(format!("run-{}-{n}", std::process::id()));
         let pipeline_outs: Vec<String> = pipeline
             .stages
             .iter()
@@ -137,6 +144,7 @@ impl<'a> Engine<'a> {
             containers,
             outs: PathIndex::new(pipeline_outs.into_iter().map(|p| (p, ())).collect()),
             trigger: None,
+            experiment: None,
             adopt: None,
         })
     }
@@ -180,6 +188,7 @@ impl<'a> Engine<'a> {
     ) -> Result<RunSummary> {
         let t0 = Instant::now();
         self.trigger = opts.trigger.clone();
+        self.experiment = opts.experiment.clone();
         self.adopt = opts.adopt.clone();
         let selected = self
             .dag

@@ -183,6 +183,7 @@ impl Engine<'_> {
             } else {
                 done.outcome.exit
             },
+            experiment: self.experiment.clone(),
             host: match &done.placement {
                 Some(p) if !p.host.is_empty() => p.host.clone(),
                 _ => dvx_store::fsutil::hostname(),

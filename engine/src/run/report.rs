@@ -17,6 +17,8 @@ pub struct RunOptions {
     pub executor: Option<crate::spec::ExecutorKind>,
     /// The trigger firing that started this run (`dvx serve`), for its records.
     pub trigger: Option<String>,
+    /// The experiment (`dvx run -S`) this run is, for its records.
+    pub experiment: Option<crate::record::ExperimentTag>,
     /// Record the outputs already in the workspace as the result of each stale stage, as if
     /// this executor (`dvc` for `dvx import-dvc`) had made them: outputs are not removed
     /// before, and the executor (`executor::Adopt`) runs nothing.
