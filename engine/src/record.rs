@@ -301,6 +301,7 @@ mod tests {
             "cluster".into(),
             "combine".into(),
             "members".into(),
+            "notebook".into(),
             "trigger".into(),
             "warnings".into(),
         ]);

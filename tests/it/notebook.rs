@@ -130,8 +130,8 @@ fn a_notebook_runs_with_its_parameters_and_only_its_cells_make_it_stale() {
         text.contains("notebook notebooks/train.ipynb -> reports/train.ipynb"),
         "{text}"
     );
-    let ls = p.dvx(&["ls", "HEAD"]).ok().stdout();
-    assert!(ls.contains("reports/train.ipynb"), "{ls}");
+    let stored = p.dvx(&["cat", "HEAD:reports/train.ipynb"]).ok().out.stdout;
+    assert_eq!(stored, p.read("reports/train.ipynb"));
 
     // Saved again after running it in Jupyter: outputs, counts, ids and metadata change,
     // the cells do not.
@@ -192,7 +192,7 @@ fn a_raising_cell_fails_the_stage_with_its_error_and_keeps_the_partial_notebook(
     let message = failure["error"].as_str().unwrap();
     assert!(
         message.contains(
-            "cell 3 (`raise ValueError(f'lr {lr} is too large')`): ValueError: lr 0.5 is too large"
+            "cell 3, In [4] (`raise ValueError(f'lr {lr} is too large')`): ValueError: lr 0.5 is too large"
         ),
         "{message}"
     );

@@ -184,8 +184,12 @@ pub fn failure(executed: &[u8]) -> Option<String> {
         let first: String = first.chars().take(80).collect();
         let ename = error["ename"].as_str().unwrap_or("Error");
         let evalue = html::strip_ansi(error["evalue"].as_str().unwrap_or(""));
+        let count = c["execution_count"]
+            .as_u64()
+            .map(|n| format!(", In [{n}]"))
+            .unwrap_or_default();
         return Some(format!(
-            "the notebook failed in cell {index} (`{first}`): {ename}: {evalue}"
+            "the notebook failed in cell {index}{count} (`{first}`): {ename}: {evalue}"
         ));
     }
     None
@@ -303,12 +307,12 @@ mod tests {
             {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "x = 1", "outputs": []},
             {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "source": "x = 2", "outputs": []},
             {"cell_type": "markdown", "metadata": {}, "source": "text"},
-            {"cell_type": "code", "metadata": {}, "source": ["\n", "raise ValueError('bad x')\n"],
+            {"cell_type": "code", "metadata": {}, "execution_count": 3, "source": ["\n", "raise ValueError('bad x')\n"],
              "outputs": [{"output_type": "error", "ename": "ValueError", "evalue": "bad \u{1b}[0;31mx", "traceback": []}]},
         ]});
         assert_eq!(
             failure(&serde_json::to_vec(&nb).unwrap()).unwrap(),
-            "the notebook failed in cell 3 (`raise ValueError('bad x')`): ValueError: bad x"
+            "the notebook failed in cell 3, In [3] (`raise ValueError('bad x')`): ValueError: bad x"
         );
         assert_eq!(failure(b"{\"cells\": []}"), None);
     }
