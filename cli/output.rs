@@ -412,6 +412,25 @@ pub fn print_record(id: &Id, r: &RunRecord) {
     for o in &r.outputs {
         println!("output   {} {} {}", o.kind.as_str(), o.id.short(), o.path);
     }
+    if let Some(nb) = &r.notebook {
+        println!(
+            "notebook {} -> {}{}",
+            nb.path,
+            nb.report,
+            nb.kernel
+                .as_ref()
+                .map(|k| format!(" (kernel {k})"))
+                .unwrap_or_default()
+        );
+        if let Some(e) = &nb.executed {
+            println!(
+                "executed {}{} (`dvx show {} --html PAGE`)",
+                e.short(),
+                if r.ok() { "" } else { ", partly" },
+                id.short()
+            );
+        }
+    }
     println!(
         "logs     stdout {} stderr {} (`dvx logs {}`)",
         r.stdout.short(),
@@ -458,7 +477,13 @@ pub fn print_verify(out: &Out, r: &dvx_engine::verify::VerifyReport) {
         println!("command failed: exit {:?}", r.exit);
     }
     for o in &r.outputs {
-        if o.identical {
+        if o.identical && !o.ignored.is_empty() {
+            println!(
+                "identical  {} (an executed notebook; ignored what differs on every run: {})",
+                o.path,
+                o.ignored.join(", ")
+            );
+        } else if o.identical {
             println!("identical  {}", o.path);
         } else {
             println!(
@@ -481,7 +506,12 @@ pub fn print_verify(out: &Out, r: &dvx_engine::verify::VerifyReport) {
             .as_ref()
             .map(|d| format!(" datum {d}"))
             .unwrap_or_default(),
-        if r.identical {
+        if r.identical && r.outputs.iter().any(|o| !o.ignored.is_empty()) {
+            format!(
+                "all {} outputs identical (executed notebooks without their volatile fields)",
+                r.outputs.len()
+            )
+        } else if r.identical {
             format!("all {} outputs bit-identical", r.outputs.len())
         } else {
             format!("{differ} of {} outputs differ", r.outputs.len())

@@ -41,6 +41,7 @@ fn record(stage: &str, input: PathId, output: PathId, n: u64) -> RunRecord {
         inputs: vec![input],
         key: Id::of(format!("key {stage} {n}").as_bytes()),
         members: Vec::new(),
+        notebook: None,
         outputs: vec![output],
         params: BTreeMap::new(),
         stage: stage.into(),

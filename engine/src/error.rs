@@ -68,6 +68,13 @@ pub enum EngineError {
     /// A parameter override (`-S`) or an experiment (`dvx exp`) that cannot be used.
     #[error("{message}")]
     Experiment { message: String, hint: String },
+    /// A notebook stage cannot run: no papermill, or a file that is not a notebook.
+    #[error("stage {stage}: {message}")]
+    Notebook {
+        stage: String,
+        message: String,
+        hint: String,
+    },
 }
 
 impl EngineError {
@@ -84,7 +91,7 @@ impl EngineError {
             Failed { .. } | SomeFailed(_) | Interrupted | NotIndexed(_) | Verify { .. } => {
                 ErrorClass::Failed
             }
-            Container { .. } | Executor(_) => ErrorClass::Failed,
+            Container { .. } | Notebook { .. } | Executor(_) => ErrorClass::Failed,
             ImportDvc(_) | Experiment { .. } => ErrorClass::Invalid,
         }
     }
@@ -107,7 +114,9 @@ impl EngineError {
             NotProduced { path, .. } => format!("`dvx lineage {path}` shows where it came from: the commit that added it, or the run of each file in a merged folder"),
             NotIndexed(_) => "run `dvx fsck --reindex` once when no other dvx is writing".into(),
             Verify { .. } => "`dvx show RUN` prints what the run recorded".into(),
-            Container { hint, .. } | Experiment { hint, .. } => hint.clone(),
+            Container { hint, .. } | Experiment { hint, .. } | Notebook { hint, .. } => {
+                hint.clone()
+            }
             Executor(_) => "finished executions were kept; run again to continue".into(),
             ImportDvc(_) => "run it at the top of a DVC project whose data is checked out or in its cache (`dvc pull`); nothing was changed unless it says so".into(),
             StagePath { source, .. } => return source.hint(),

@@ -301,6 +301,7 @@ fn bring(
         inputs: vec![input],
         key: Id::of(key_doc.to_string().as_bytes()),
         members: Vec::new(),
+        notebook: None,
         outputs: vec![output],
         params,
         stage: format!("import:{dest}"),

@@ -41,6 +41,8 @@ pub struct Recipe<'a> {
     pub root: &'a Path,
     pub wdir: &'a str,
     pub timeout: Option<Duration>,
+    /// Notebook stages: papermill runs the notebook instead of `cmds`.
+    pub notebook: Option<crate::notebook::NotebookJob>,
 }
 
 /// A datum's execution: its id, the matched input and its own output folder (on the host).
@@ -168,7 +170,18 @@ impl Recipe<'_> {
         env.entry("DVC_ROOT".into()).or_insert(root_seen);
         env.entry("DVC_STAGE".into())
             .or_insert_with(|| self.stage.to_string());
-        let mut cmds = self.cmds.to_vec();
+        let mut cmds = match &self.notebook {
+            // The report is a project path, or a datum's name in its output folder.
+            Some(nb) => vec![match &datum {
+                Some(d) => crate::notebook::command(
+                    nb,
+                    &d.output.join(&nb.report),
+                    Some((&d.input.to_string_lossy(), &d.output.to_string_lossy())),
+                ),
+                None => crate::notebook::command(nb, &self.root.join(&nb.report), None),
+            }],
+            None => self.cmds.to_vec(),
+        };
         let mut mounts = vec![Mount::ro(self.root.to_path_buf(), container::WORK)];
         match &datum {
             Some(d) if !d.members.is_empty() => {
@@ -256,6 +269,7 @@ mod tests {
             root: Path::new("/p"),
             wdir: "sub",
             timeout: Some(Duration::from_secs(5)),
+            notebook: None,
         }
     }
 

@@ -23,6 +23,7 @@ pub mod key;
 pub mod lineage;
 pub mod livelog;
 pub mod metrics;
+pub mod notebook;
 pub mod params;
 pub mod pathindex;
 pub mod plots;

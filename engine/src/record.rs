@@ -79,6 +79,10 @@ pub struct RunRecord {
     /// folder, so `dvx verify` can lay them out again. Absent for other executions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<RecordMember>,
+    /// Notebook stages: the notebook, its report and the executed notebook as stored (kept
+    /// for failed executions too). Absent for other executions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notebook: Option<NotebookRun>,
     pub outputs: Vec<PathId>,
     pub params: BTreeMap<String, Value>,
     pub stage: String,
@@ -97,6 +101,22 @@ pub struct RunRecord {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub wdir: String,
+}
+
+/// What a run record keeps of a notebook execution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotebookRun {
+    /// The notebook's id as the key sees it (its normalized cells and kernel).
+    pub cells: Id,
+    /// The executed notebook papermill wrote, stored (None: it wrote none).
+    pub executed: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    /// Project-relative path of the notebook.
+    pub path: String,
+    /// Project-relative path of the executed notebook (for a datum, inside the stage's
+    /// output folder).
+    pub report: String,
 }
 
 /// One match of a combined datum, as its run record keeps it.
@@ -235,6 +255,7 @@ mod tests {
             }],
             key: Id::of(b"key"),
             members: Vec::new(),
+            notebook: None,
             outputs: vec![PathId {
                 path: "n.txt".into(),
                 kind: EntryKind::File,
@@ -294,6 +315,7 @@ mod tests {
             "combine".into(),
             "experiment".into(),
             "members".into(),
+            "notebook".into(),
             "trigger".into(),
             "warnings".into(),
         ]);

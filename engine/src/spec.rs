@@ -13,11 +13,13 @@ use crate::error::{EngineError, Result};
 mod expand;
 mod fields;
 mod input;
+mod notebook;
 mod project;
 mod triggers;
 use expand::{check_expansion, foreach_items, matrix_items, substitute, too_many_stages};
 use fields::{parse_image, parse_outs, parse_params, parse_resources, parse_timeout};
 pub use input::{Combine, How, Input, Named};
+pub use notebook::Notebook;
 pub use project::{Artifact, Plot, Sections};
 
 pub const PIPELINE_FILE: &str = "dvx.yaml";
@@ -105,6 +107,9 @@ pub struct Stage {
     pub executor: Option<ExecutorKind>,
     /// Datum stages: a datum that writes nothing fails instead of warning.
     pub require_output: bool,
+    /// Notebook stages: the notebook papermill runs as the command.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notebook: Option<Notebook>,
     #[serde(skip)]
     pub at: Pos,
     #[serde(skip)]
@@ -186,6 +191,9 @@ const STAGE_FIELDS: &[&str] = &[
     "batch",
     "executor",
     "require_output",
+    "notebook",
+    "kernel",
+    "report",
     "desc",
     "meta",
 ];
@@ -501,16 +509,25 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
         }
         None => String::new(),
     };
-    let cmd = match map.get_node("cmd") {
-        Some(n) => cx
+    let notebook = notebook::parse(
+        cx,
+        name,
+        &wdir,
+        map,
+        name_span,
+        map.get_node("input").is_some(),
+    )?;
+    let cmd = match (map.get_node("cmd"), &notebook) {
+        (_, Some(nb)) => vec![nb.cmd.clone()],
+        (Some(n), None) => cx
             .strings(n, "cmd")?
             .into_iter()
             .map(|(s, _)| s)
             .collect::<Vec<_>>(),
-        None => {
+        (None, None) => {
             return Err(cx.err(
                 name_span,
-                format!("stage `{name}`: missing `cmd` (the command to run)"),
+                format!("stage `{name}`: missing `cmd` (the command to run, or `notebook:`)"),
             ))
         }
     };
@@ -529,10 +546,19 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
             dep_at.push(pos);
         }
     }
-    let outs = match map.get_node("outs") {
+    let mut outs = match map.get_node("outs") {
         Some(n) => parse_outs(cx, &wdir, n, "outs")?,
         None => Vec::new(),
     };
+    if let Some(nb) = &notebook {
+        // The notebook is read like any dep (its key is its normalized cells, see
+        // `crate::notebook`); the executed notebook is an output like any other.
+        deps.push(nb.notebook.path.clone());
+        dep_at.push(Ctx::pos(
+            map.get_node("notebook").map_or(name_span, |n| n.span()),
+        ));
+        outs.extend(nb.report.clone());
+    }
     let metrics = match map.get_node("metrics") {
         Some(n) => parse_outs(cx, &wdir, n, "metrics")?,
         None => Vec::new(),
@@ -658,6 +684,7 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
         batch,
         executor,
         require_output,
+        notebook: notebook.map(|n| n.notebook),
         at: Ctx::pos(name_span),
         dep_at,
     })

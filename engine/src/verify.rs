@@ -27,6 +27,10 @@ pub struct OutputCheck {
     pub identical: bool,
     /// For a folder: the files inside that differ, appeared or disappeared.
     pub files: Vec<String>,
+    /// An executed notebook compared without what changes on every run: the fields that
+    /// differed and were ignored (see `notebook::volatile`). Absent for other outputs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -167,6 +171,15 @@ fn identify(base: &Path, rel: &str) -> Result<(Option<Flat>, BTreeMap<String, Fl
     )?;
     let entry = worktree::build_tree(rel, &found.files, &|t| t.id())?;
     Ok((entry, found.files))
+}
+
+/// The id of the file at project path `want` inside the recorded folder `tree` at `base`.
+fn recorded_file(repo: &Repo, tree: &Id, base: &str, want: &str) -> Result<Option<Id>> {
+    let files = dvx_store::lineage::files_of_tree(&repo.store, tree, base)?;
+    Ok(files
+        .get(want)
+        .filter(|f| f.kind == EntryKind::File)
+        .map(|f| f.id))
 }
 
 /// Re-execute `rec` and compare its outputs with the recorded ones.
@@ -345,6 +358,24 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
             }
         };
         let outs: Vec<&str> = rec.outputs.iter().map(|o| o.path.as_str()).collect();
+        let notebook = match &rec.notebook {
+            Some(nb) => {
+                let papermill = crate::notebook::papermill(&repo.config.other, &rec.stage)?;
+                let (source, _) = crate::notebook::runnable(&work, &nb.path, &scratch, &rec.stage)?;
+                Some(crate::notebook::NotebookJob {
+                    papermill,
+                    source,
+                    report: match &rec.datum {
+                        Some(d) => crate::notebook::datum_report(d),
+                        None => nb.report.clone(),
+                    }
+                    .into(),
+                    kernel: nb.kernel.clone(),
+                    params: rec.params.clone(),
+                })
+            }
+            None => None,
+        };
         // The same job `dvx run` builds, with no network and default resources.
         let job = Recipe {
             stage: &rec.stage,
@@ -353,6 +384,7 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
             root: &work,
             wdir: &rec.wdir,
             timeout: None,
+            notebook,
         }
         .build(
             datum,
@@ -404,6 +436,39 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
                 }
                 differing.sort();
             }
+            let mut identical = identical;
+            let mut ignored = Vec::new();
+            if let (false, Some(nb)) = (identical, &rec.notebook) {
+                let base = if rec.datum.is_some() { &out_dir } else { &work };
+                let inside = |p: &str| {
+                    let sub = if rec.datum.is_some() {
+                        p.strip_prefix(&o.path)
+                            .map(|s| s.trim_start_matches('/'))
+                            .unwrap_or(p)
+                    } else {
+                        p
+                    };
+                    base.join(sub)
+                };
+                let recorded_report = if o.kind == EntryKind::Dir {
+                    recorded_file(repo, &o.id, &o.path, &nb.report)?
+                } else if o.path == nb.report {
+                    Some(o.id)
+                } else {
+                    None
+                };
+                if let Some(rid) = recorded_report {
+                    let mut was = Vec::new();
+                    repo.store.write_file_to(&rid, &mut was)?;
+                    let now_bytes = std::fs::read(inside(&nb.report)).unwrap_or_default();
+                    if let Some((true, fields)) = crate::notebook::volatile::same(&was, &now_bytes)
+                    {
+                        ignored = fields;
+                        differing.retain(|p| p != &nb.report);
+                        identical = o.kind != EntryKind::Dir || differing.is_empty();
+                    }
+                }
+            }
             outputs.push(OutputCheck {
                 path: o.path.clone(),
                 kind: o.kind.as_str().to_string(),
@@ -411,6 +476,7 @@ pub fn verify(repo: &Repo, run: &Id, rec: &RunRecord) -> Result<VerifyReport> {
                 now,
                 identical,
                 files: differing,
+                ignored,
             });
         }
         Ok(VerifyReport {

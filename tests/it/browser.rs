@@ -11,7 +11,7 @@ use crate::serve::Server;
 
 /// playwright-core's folder, installed (with Chromium) by tests/services/browser.sh; None
 /// only when DVX_SKIP_BROWSER_TESTS=1 says to skip.
-fn playwright() -> Option<String> {
+pub(crate) fn playwright() -> Option<String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/services/browser.sh");
     let out = Command::new(script).arg("install").output();
     match out {
@@ -26,7 +26,7 @@ fn playwright() -> Option<String> {
     }
 }
 
-fn artefacts() -> PathBuf {
+pub(crate) fn artefacts() -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("artefacts/browser");
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -91,6 +91,7 @@ fn a_person_sees_the_graph_the_failure_the_chart_and_the_lineage() {
             ("featurize".into(), "up to date".into()),
             ("train".into(), "up to date".into()),
             ("evaluate".into(), "failed".into()),
+            ("explore".into(), "up to date".into()),
         ],
         "{seen}"
     );

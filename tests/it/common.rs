@@ -52,6 +52,28 @@ impl Run {
 /// Keep the machine's own settings out of every test: an empty HOME (no ~/.aws, ~/.gitconfig
 /// or ~/.config of the person running the tests) and none of the credential variables a
 /// developer may have exported. Tests that need them set their own after this.
+/// papermill (with a `python3` kernel) for notebook stages, from tests/services/notebook.sh,
+/// installed on first use; None when it cannot be installed (no PyPI), which notebook tests
+/// report as a skip.
+pub fn papermill() -> Option<&'static str> {
+    static PAPERMILL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    PAPERMILL
+        .get_or_init(|| {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/services/notebook.sh");
+            let out = Command::new(script).arg("install").output().ok()?;
+            if !out.status.success() {
+                eprintln!(
+                    "tests/services/notebook.sh install failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                return None;
+            }
+            let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            Path::new(&path).is_file().then_some(path)
+        })
+        .as_deref()
+}
+
 pub fn isolate(c: &mut Command) {
     static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     let home = HOME.get_or_init(|| {
@@ -80,6 +102,11 @@ pub fn isolate(c: &mut Command) {
     ] {
         c.env_remove(var);
     }
+    // Notebook stages (such as the wine-quality example's) find papermill here.
+    match papermill() {
+        Some(p) => c.env("DVX_PAPERMILL", p),
+        None => c.env_remove("DVX_PAPERMILL"),
+    };
 }
 
 pub fn git(dir: &Path, args: &[&str]) {

@@ -18,6 +18,7 @@ mod hostile;
 mod import_dvc;
 mod input_limits;
 mod lineage;
+mod notebook;
 mod pachyderm;
 mod pipeline;
 mod plots;

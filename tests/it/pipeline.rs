@@ -371,7 +371,13 @@ fn example_wine_quality_end_to_end() {
     let p = example("wine-quality");
     p.dvx(&["add", "data/wine.csv"]).ok();
     let s = run(&p, &[]);
-    assert_eq!(s["executed"], 4, "{s}");
+    assert_eq!(s["executed"], 5, "{s}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&p.read("reports/explore.ipynb")).unwrap();
+    assert!(
+        report.to_string().contains("bins = 8"),
+        "explore.bins is injected: {report}"
+    );
     let m: serde_json::Value = serde_json::from_slice(&p.read("metrics.json")).unwrap();
     assert!(m["rmse"].as_f64().unwrap() < 2.0, "{m}");
     let first = p.dvx(&["metrics", "show", "HEAD", "--json"]).ok().json();

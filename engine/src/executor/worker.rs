@@ -113,6 +113,8 @@ fn run_commands(task: &Task, ws: &Path) -> Result<Outcome> {
         root: ws,
         wdir: &task.wdir,
         timeout: task.timeout_secs.map(Duration::from_secs),
+        // Notebook stages run on the machine that plans them (see `spec::Notebook`).
+        notebook: None,
     };
     let datum = match &task.datum {
         Some(d) => {

@@ -26,7 +26,35 @@ impl Engine<'_> {
             root: &self.repo.root,
             wdir: &s.wdir,
             timeout: s.timeout.map(Duration::from_secs),
+            notebook: None,
         }
+    }
+
+    /// What papermill needs for a notebook stage's execution (None for other stages).
+    fn notebook_job(
+        &self,
+        s: &Stage,
+        datum: Option<&Datum>,
+        params: &BTreeMap<String, Value>,
+    ) -> Result<Option<crate::notebook::NotebookJob>> {
+        let Some(nb) = &s.notebook else {
+            return Ok(None);
+        };
+        let papermill = crate::notebook::papermill(&self.repo.config.other, &s.name)?;
+        let (source, _) =
+            crate::notebook::runnable(&self.repo.root, &nb.path, &self.scratch, &s.name)?;
+        let report = match (datum, &nb.report) {
+            (Some(d), _) => crate::notebook::datum_report(&d.id),
+            (None, Some(r)) => r.clone(),
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(crate::notebook::NotebookJob {
+            papermill,
+            source,
+            report: report.into(),
+            kernel: nb.kernel.clone(),
+            params: params.clone(),
+        }))
     }
 
     /// One job for several datums of a container stage, run in one container.
@@ -161,6 +189,7 @@ impl Engine<'_> {
         s: &Stage,
         datum: Option<&Datum>,
         out_dir: Option<&Path>,
+        params: &BTreeMap<String, Value>,
     ) -> Result<Job> {
         let io = match datum.zip(out_dir) {
             Some((d, o)) if !d.members.is_empty() => {
@@ -207,7 +236,9 @@ impl Engine<'_> {
             None => None,
         };
         let outs: Vec<&str> = s.all_outs().map(|o| o.path.as_str()).collect();
-        let job = self.recipe(s).build(io, &outs, self.container_of(s)?);
+        let mut recipe = self.recipe(s);
+        recipe.notebook = self.notebook_job(s, datum, params)?;
+        let job = recipe.build(io, &outs, self.container_of(s)?);
         if let Some(c) = &job.container {
             check_mounts(s, &c.mounts)?;
         }

@@ -36,6 +36,7 @@ impl<'de> Deserialize<'de> for InputId {
             "file" => "file",
             "dir" => "dir",
             "symlink" => "symlink",
+            crate::notebook::DEP_KIND => crate::notebook::DEP_KIND,
             _ => return Err(serde::de::Error::custom("unknown kind")),
         };
         Ok(InputId { kind, id: r.id })

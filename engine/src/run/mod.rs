@@ -46,7 +46,7 @@ pub use report::{
     DatumCounts, Failure, RunOptions, RunSummary, StageReport, StageStatus, StageStatusReport,
 };
 use schedule::commit_message;
-use state::{Done, Prepared, RunState, StageState, Task};
+use state::{Done, Prepared, PreparedNotebook, RunState, StageState, Task};
 
 /// The most executions at once (`-j`): each is a thread, and more would exhaust the system's.
 pub const MAX_JOBS: usize = 1024;

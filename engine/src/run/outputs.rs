@@ -106,6 +106,11 @@ impl Engine<'_> {
                 p.deps
                     .iter()
                     .filter_map(|(path, id)| {
+                        // A notebook is recorded as the file it was, not its normalized cells.
+                        let id = match (id, &p.notebook) {
+                            (Some(i), Some(nb)) if i.kind == crate::notebook::DEP_KIND => &nb.file,
+                            _ => id,
+                        };
                         id.as_ref().map(|i| PathId {
                             path: path.clone(),
                             kind: EntryKind::from_name(i.kind).unwrap_or(EntryKind::File),
@@ -147,6 +152,7 @@ impl Engine<'_> {
                 });
             }
         }
+        let notebook = self.record_notebook(txn, done, p, &mut error)?;
         let end = chrono::Utc::now();
         let rec = RunRecord {
             attempt: done.task.attempt,
@@ -206,6 +212,7 @@ impl Engine<'_> {
                         .collect()
                 })
                 .unwrap_or_default(),
+            notebook,
             outputs,
             params: p.map(|p| p.params.clone()).unwrap_or_default(),
             stage: s.name.clone(),
@@ -223,6 +230,60 @@ impl Engine<'_> {
         let dep_files = p.map_or(&none, |p| &p.dep_files);
         crate::lineage::index_run(txn, &id, &rec, &known, dep_files)?;
         Ok((id, rec))
+    }
+
+    /// A notebook execution's part of its record: the executed notebook, stored even when the
+    /// execution failed, and for a failure the cell and error that stopped it (or the kernel
+    /// that is missing) as the record's error.
+    fn record_notebook(
+        &self,
+        txn: &dvx_store::store::Txn,
+        done: &Done,
+        p: Option<&Prepared>,
+        error: &mut Option<String>,
+    ) -> Result<Option<record::NotebookRun>> {
+        let s = &self.pipeline.stages[done.task.stage];
+        let (Some(nb), Some(pn)) = (&s.notebook, p.and_then(|p| p.notebook.as_ref())) else {
+            return Ok(None);
+        };
+        let (abs, report) = match (&done.task.datum, &done.task.out_dir, &nb.report) {
+            (Some((d, _)), Some(dir), _) => {
+                let name = crate::notebook::datum_report(&d.id);
+                (
+                    dir.join(&name),
+                    dvx_store::paths::join(&s.datum_out(), &name),
+                )
+            }
+            (_, _, Some(r)) => (self.repo.root.join(r), r.clone()),
+            _ => return Ok(None),
+        };
+        let bytes = std::fs::read(&abs).ok();
+        if error.is_some() {
+            let stderr = String::from_utf8_lossy(&done.outcome.stderr);
+            let why = bytes
+                .as_deref()
+                .and_then(crate::notebook::failure)
+                .or_else(|| crate::notebook::missing_kernel(&stderr));
+            if let Some(why) = why {
+                let kept = if bytes.is_some() {
+                    "; the partly executed notebook is kept with the run (`dvx show RUN --html PAGE`)"
+                } else {
+                    ""
+                };
+                *error = Some(format!("{why}{kept}"));
+            }
+        }
+        let executed = match &bytes {
+            Some(b) => Some(txn.put_bytes(b)?),
+            None => None,
+        };
+        Ok(Some(record::NotebookRun {
+            cells: pn.cells,
+            executed,
+            kernel: nb.kernel.clone(),
+            path: nb.path.clone(),
+            report,
+        }))
     }
 
     /// Move the files datums just wrote into their merged place (a rename, no new copy) where

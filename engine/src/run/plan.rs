@@ -71,8 +71,9 @@ impl Engine<'_> {
                 ));
             }
         }
-        let deps: BTreeMap<String, Option<InputId>> =
+        let mut deps: BTreeMap<String, Option<InputId>> =
             ids.iter().map(|(p, f)| (p.clone(), input_id(f))).collect();
+        let notebook = self.prepare_notebook(s, &mut deps)?;
         let params = stage_params(&self.repo.root, s)?;
         let container = self.container_key(s)?;
         let mut datum_keys = Vec::new();
@@ -151,7 +152,38 @@ impl Engine<'_> {
             key,
             datums: datum_keys,
             reasons,
+            notebook,
         })
+    }
+
+    /// A notebook stage's notebook: its dep becomes its normalized cells (kind `notebook`),
+    /// so that running or re-saving it changes nothing while editing a cell does.
+    fn prepare_notebook(
+        &self,
+        s: &Stage,
+        deps: &mut BTreeMap<String, Option<InputId>>,
+    ) -> Result<Option<PreparedNotebook>> {
+        let Some(nb) = &s.notebook else {
+            return Ok(None);
+        };
+        let Some(file) = deps.get(&nb.path).cloned().flatten() else {
+            // Made by an earlier stage that has not run yet: planned again once it has.
+            return Ok(None);
+        };
+        let (_, parsed) = crate::notebook::read(&self.repo.root, &nb.path, &s.name)?;
+        let cells = crate::notebook::normalize::normalized_id(&parsed, nb.kernel.as_deref());
+        deps.insert(
+            nb.path.clone(),
+            Some(InputId {
+                kind: crate::notebook::DEP_KIND,
+                id: cells,
+            }),
+        );
+        Ok(Some(PreparedNotebook {
+            file: Some(file),
+            cells,
+            parameters_cell: parsed.has_parameters_cell(),
+        }))
     }
 
     /// Restore a stage's outputs from stored runs: `want` maps each out path to its entry.

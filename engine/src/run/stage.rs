@@ -108,7 +108,7 @@ impl Engine<'_> {
             tasks.push(Task {
                 stage: i,
                 datum: None,
-                job: self.job_for(s, None, None)?,
+                job: self.job_for(s, None, None, &p.params)?,
                 out_dir: None,
                 key: p.key,
                 retries: s.retries,
@@ -155,7 +155,7 @@ impl Engine<'_> {
                 tasks.push(Task {
                     stage: i,
                     datum: Some((d.clone(), *k)),
-                    job: self.job_for(s, Some(d), Some(&out_dir))?,
+                    job: self.job_for(s, Some(d), Some(&out_dir), &p.params)?,
                     // Datums of combined inputs have no one input a task could name.
                     portable: d.members.is_empty().then(|| Portable {
                         stage: portable.clone(),
@@ -233,6 +233,12 @@ impl Engine<'_> {
                 run.summary.stages.push(r);
             }
             return Ok(false);
+        }
+        if let (Some(nb), Some(pn)) = (&s.notebook, &p.notebook) {
+            // As papermill: parameters go on top of a notebook without a `parameters` cell.
+            if !pn.parameters_cell && (!p.params.is_empty() || s.input.is_some()) {
+                run.warn(crate::notebook::no_parameters_cell(&s.name, &nb.path));
+            }
         }
         run.stages[i].pending = tasks.iter().map(Task::executions).sum();
         progress.start(&s.name, run.stages[i].pending as u64);

@@ -15,6 +15,16 @@ pub(super) struct Prepared {
     pub datums: Vec<(Datum, Id)>,
     pub reasons: Vec<String>,
     pub up_to_date: bool,
+    /// Notebook stages: what the plan read of the notebook.
+    pub notebook: Option<PreparedNotebook>,
+}
+
+/// A notebook stage's notebook as planned: in `deps` (and so in the key and dvx.lock) it is
+/// its normalized cells (kind `notebook`); run records keep the file as it was.
+pub(super) struct PreparedNotebook {
+    pub file: Option<InputId>,
+    pub cells: Id,
+    pub parameters_cell: bool,
 }
 
 /// One execution the scheduler hands to the executor (or, for `batch:`, several datums run

@@ -42,7 +42,7 @@ stages:
 fn errors_point_at_the_place() {
     assert_eq!(
             err("stages:\n  a:\n    cmd: x\n    dpes: [y]\n"),
-            "dvx.yaml:4:5: stage `a`: unknown field `dpes`; expected one of: cmd, deps, outs, metrics, plots, params, env, wdir, retries, timeout, always_changed, frozen, input, image, network, resources, batch, executor, require_output, desc, meta"
+            "dvx.yaml:4:5: stage `a`: unknown field `dpes`; expected one of: cmd, deps, outs, metrics, plots, params, env, wdir, retries, timeout, always_changed, frozen, input, image, network, resources, batch, executor, require_output, notebook, kernel, report, desc, meta"
         );
     assert_eq!(
         err("stages:\n  a:\n    cmd: x\n    executor: pbs\n"),
