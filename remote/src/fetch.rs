@@ -446,14 +446,16 @@ impl Project<'_> {
                 by_pack.entry(p).or_default().push(e);
             }
         }
-        // Requests of at most a pack's size, so big packs still spread over connections.
+        // Requests of at most a pack's size and a share of the bytes in flight, so big packs
+        // still spread over connections and memory stays bounded.
+        let request = remote.pack_size.min(IN_FLIGHT / remote.jobs).max(1 << 20);
         let mut groups: Vec<(Id, Vec<Entry>)> = Vec::new();
         for (p, mut es) in by_pack {
             es.sort_by_key(|e| e.offset);
             let mut cur = Vec::new();
             let mut size = 0usize;
             for e in es {
-                if !cur.is_empty() && size + e.stored_len as usize > remote.pack_size {
+                if !cur.is_empty() && size + e.stored_len as usize > request {
                     groups.push((p, std::mem::take(&mut cur)));
                     size = 0;
                 }
@@ -529,6 +531,10 @@ impl Project<'_> {
     }
 }
 
+/// The most bytes of chunk data downloading at once (whatever `jobs` and the pack size):
+/// a clone's resident memory must not grow with the remote's pack size.
+pub const IN_FLIGHT: usize = 64 << 20;
+
 /// A group of entries of one pack and their stored bytes.
 type Fetched = (Id, Vec<Entry>, Vec<bytes::Bytes>);
 
@@ -579,7 +585,7 @@ impl Remote {
         let mut set: tokio::task::JoinSet<Done> = tokio::task::JoinSet::new();
         let wait_one = |set: &mut tokio::task::JoinSet<Done>,
                         f: &mut dyn FnMut(Id, Vec<Entry>, Vec<bytes::Bytes>) -> Result<()>|
-         -> Result<()> {
+         -> Result<usize> {
             match self.block_on(set.join_next()) {
                 Some(Ok(Ok((p, e, d)))) => {
                     if d.len() != e.len()
@@ -589,7 +595,8 @@ impl Remote {
                     {
                         return Err(self.corrupt(format!("pack {} is truncated", p.short())));
                     }
-                    f(p, e, d)
+                    let n = group_bytes(&e);
+                    f(p, e, d).map(|()| n)
                 }
                 Some(Ok(Err((key, err)))) => Err(match self.err(&key, err) {
                     RemoteError::Remote {
@@ -599,13 +606,16 @@ impl Remote {
                     e => e,
                 }),
                 Some(Err(e)) => Err(self.corrupt(format!("download task failed: {e}"))),
-                None => Ok(()),
+                None => Ok(0),
             }
         };
+        let mut in_flight = 0usize;
         for (pack, entries) in groups {
-            while set.len() >= self.jobs {
-                wait_one(&mut set, f)?;
+            let n = group_bytes(&entries);
+            while !set.is_empty() && (set.len() >= self.jobs || in_flight + n > IN_FLIGHT) {
+                in_flight -= wait_one(&mut set, f)?;
             }
+            in_flight += n;
             let store = self.store.clone();
             set.spawn_on(
                 async move {
@@ -647,4 +657,8 @@ impl Remote {
         }
         Ok(())
     }
+}
+
+fn group_bytes(entries: &[Entry]) -> usize {
+    entries.iter().map(|e| e.stored_len as usize).sum()
 }
