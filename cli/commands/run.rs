@@ -12,7 +12,7 @@ use crate::output;
 /// Run the pipeline in dvx.yaml: only stale stages and datums execute.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  dvx run                      # everything that is stale\n  dvx run train -j 4           # `train` and what it needs, 4 at a time\n  dvx run --dry-run            # what would run, and why\n  dvx run process --datum batch-007.ndjson   # one datum, for debugging\n  dvx run --executor slurm     # one Slurm job per execution\n\nA minimal dvx.yaml:\n  stages:\n    count:\n      cmd: wc -l data/raw.csv > counts.txt\n      deps: [data/raw.csv]\n      outs: [counts.txt]"
+    after_help = "Examples:\n  dvx run                      # everything that is stale\n  dvx run train -j 4           # `train` and what it needs, 4 at a time\n  dvx run --dry-run            # what would run, and why\n  dvx run process --datum batch-007.ndjson   # one datum, for debugging\n  dvx run --executor slurm     # one Slurm job per execution\n  dvx run --executor ray       # one Ray job per execution\n\nA minimal dvx.yaml:\n  stages:\n    count:\n      cmd: wc -l data/raw.csv > counts.txt\n      deps: [data/raw.csv]\n      outs: [counts.txt]"
 )]
 pub struct Args {
     /// Stages to run (with what they need); default all.
@@ -41,14 +41,15 @@ pub struct Args {
     /// Message of the commit recording the run.
     #[arg(short, long)]
     message: Option<String>,
-    /// Where stages without `executor:` run: local (default) or slurm (one Slurm job per
-    /// execution, data through the default remote).
+    /// Where stages without `executor:` run: local (default), slurm (one Slurm job per
+    /// execution) or ray (one Ray job per execution); a cluster's data moves through the
+    /// default remote.
     #[arg(long, value_name = "NAME", value_parser = executor)]
     executor: Option<ExecutorKind>,
 }
 
 fn executor(s: &str) -> Result<ExecutorKind, String> {
-    ExecutorKind::parse(s).ok_or_else(|| format!("{s:?} is not one of local, slurm"))
+    ExecutorKind::parse(s).ok_or_else(|| format!("{s:?} is not one of {}", ExecutorKind::NAMES))
 }
 
 /// `-j`, range-checked by clap so that a huge number is a usage error, not that many threads.
