@@ -22,6 +22,7 @@ mod pipeline;
 mod plots;
 mod python;
 mod ranged;
+mod ray;
 mod remote;
 mod safety;
 mod scheduling;
