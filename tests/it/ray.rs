@@ -23,16 +23,16 @@ fn ray() -> Option<&'static str> {
     }
     static NS: OnceLock<Option<String>> = OnceLock::new();
     let ns = NS.get_or_init(|| {
+        if !is_root() {
+            eprintln!("skipped: the Ray tests need root (`ip netns exec`)");
+            return None;
+        }
         // A cluster already running (CI starts one): use it.
         if let (Some(_), Some(ns)) = (
             std::env::var_os("RAY_ADDRESS"),
             std::env::var("DVX_RAY_NETNS").ok(),
         ) {
             return Some(ns);
-        }
-        if !is_root() {
-            eprintln!("skipped: the Ray tests need root (a network namespace)");
-            return None;
         }
         let out = Command::new("bash")
             .arg(script())

@@ -51,10 +51,6 @@ impl Api {
         Ok(Api { base, client })
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     fn unreachable(&self, e: reqwest::Error) -> String {
         format!(
             "cannot reach Ray's job API at {}: {e} (is the dashboard running, and is this its address?)",
