@@ -12,7 +12,7 @@ use super::Ctx;
 ///
 /// Needs no project: the inputs are fetched by id into a scratch folder, the outputs and logs
 /// are stored on the remote, and the result is written once. `dvx run --executor slurm`
-/// submits jobs that run this; run it by hand to debug a task. Credentials come from the
+/// (or `ray`) submits jobs that run this; run it by hand to debug a task. Credentials come from the
 /// environment or an AWS profile, as for `dvx clone`.
 #[derive(clap::Args)]
 #[command(

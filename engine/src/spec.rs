@@ -206,6 +206,8 @@ pub enum ExecutorKind {
     Local,
     /// Jobs on a Slurm cluster, data through a remote.
     Slurm,
+    /// Jobs on a Ray cluster (its job submission API), data through a remote.
+    Ray,
 }
 
 impl ExecutorKind {
@@ -213,6 +215,7 @@ impl ExecutorKind {
         match s {
             "local" => Some(ExecutorKind::Local),
             "slurm" => Some(ExecutorKind::Slurm),
+            "ray" => Some(ExecutorKind::Ray),
             _ => None,
         }
     }
@@ -221,7 +224,17 @@ impl ExecutorKind {
         match self {
             ExecutorKind::Local => "local",
             ExecutorKind::Slurm => "slurm",
+            ExecutorKind::Ray => "ray",
         }
+    }
+
+    /// Every name [`parse`](Self::parse) accepts, for messages.
+    pub const NAMES: &'static str = "local, slurm, ray";
+
+    /// Runs elsewhere, with data through a remote (so `resources` and `batch` mean
+    /// something without a container).
+    pub fn is_cluster(self) -> bool {
+        self != ExecutorKind::Local
     }
 }
 
@@ -597,7 +610,7 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
             Some(ExecutorKind::parse(&e).ok_or_else(|| {
                 cx.err(
                     n.span(),
-                    format!("executor: {e:?} is not one of local, slurm"),
+                    format!("executor: {e:?} is not one of {}", ExecutorKind::NAMES),
                 )
             })?)
         }
@@ -606,7 +619,7 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
     // Container options mean nothing without a container: say so instead of ignoring them.
     // `resources` also means something to a cluster's queue.
     for field in ["network", "resources", "batch"] {
-        let cluster = field != "network" && executor == Some(ExecutorKind::Slurm);
+        let cluster = field != "network" && executor.is_some_and(ExecutorKind::is_cluster);
         if let (Some(n), None, false) = (map.get_node(field), &image, cluster) {
             return Err(cx.err(
                 n.span(),

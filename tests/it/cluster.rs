@@ -41,7 +41,7 @@ fn cluster() -> Option<&'static str> {
 
 /// A project holding the ndjson-batches example, with `remote` as its default remote and a
 /// short poll interval.
-fn example(remote: &Remote) -> Project {
+pub(crate) fn example(remote: &Remote) -> Project {
     let p = Project::new();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ndjson-batches");
     for rel in ["dvx.yaml", "src/summarize.py", "src/aggregate.py"] {
@@ -94,7 +94,7 @@ fn run_s3_env() -> Vec<(&'static str, &'static str)> {
 }
 
 /// Every file under `dir`, relative, with its bytes.
-fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -112,7 +112,7 @@ fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn stage<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+pub(crate) fn stage<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     summary["stages"]
         .as_array()
         .unwrap()
@@ -194,7 +194,7 @@ fn every_datum_a_slurm_job_through_s3_gives_what_a_local_run_gives() {
 }
 
 /// The example with the datum command replaced.
-fn with_cmd(p: &Project, cmd: &str) {
+pub(crate) fn with_cmd(p: &Project, cmd: &str) {
     let y = fs::read_to_string(p.p("dvx.yaml")).unwrap();
     let y = y.replace("cmd: python3 src/summarize.py", &format!("cmd: {cmd}"));
     p.write("dvx.yaml", y);
@@ -291,7 +291,7 @@ fn job_name(conf: &str, job: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let t0 = Instant::now();
     loop {
         if let Some(v) = f() {

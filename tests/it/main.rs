@@ -24,6 +24,7 @@ mod pipeline;
 mod plots;
 mod python;
 mod ranged;
+mod ray;
 mod remote;
 mod safety;
 mod scheduling;

@@ -19,7 +19,9 @@ use crate::exec::{Job, Outcome};
 use crate::spec::{ExecutorKind, Resources};
 
 mod adopt;
+pub mod cluster;
 mod local;
+pub mod ray;
 mod route;
 pub mod slurm;
 pub mod worker;

@@ -169,9 +169,9 @@ impl Engine<'_> {
                     batch: Vec::new(),
                 });
             }
-            let on_slurm = s.image.is_none() && s.executor == Some(spec::ExecutorKind::Slurm);
-            if on_slurm && s.batch > 1 && tasks.len() > 1 {
-                // One Slurm job runs several datums, each still its own task and result.
+            let on_cluster = s.image.is_none() && s.executor.is_some_and(|e| e.is_cluster());
+            if on_cluster && s.batch > 1 && tasks.len() > 1 {
+                // One cluster job runs several datums, each still its own task and result.
                 let mut batched = Vec::new();
                 let mut rest = tasks.into_iter().peekable();
                 while rest.peek().is_some() {

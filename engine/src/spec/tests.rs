@@ -46,7 +46,7 @@ fn errors_point_at_the_place() {
         );
     assert_eq!(
         err("stages:\n  a:\n    cmd: x\n    executor: pbs\n"),
-        "dvx.yaml:4:15: executor: \"pbs\" is not one of local, slurm"
+        "dvx.yaml:4:15: executor: \"pbs\" is not one of local, slurm, ray"
     );
     assert!(err("stages:\n  a:\n    cmd: x\n    resources: {cpus: 2}\n")
         .contains("only for stages that run in a container"));
@@ -55,6 +55,7 @@ fn errors_point_at_the_place() {
     )
     .is_ok());
     assert!(p("stages:\n  a:\n    cmd: x\n    input: {path: d, glob: \"/*\"}\n    outs: [o]\n    executor: slurm\n    batch: 4\n").is_ok());
+    assert!(p("stages:\n  a:\n    cmd: x\n    input: {path: d, glob: \"/*\"}\n    outs: [o]\n    executor: ray\n    batch: 4\n    resources: {cpus: 0.5, gpus: 1}\n").is_ok());
     assert!(
         err("stages:\n  a:\n    cmd: x\n    executor: slurm\n    network: true\n")
             .contains("only for stages that run in a container")

@@ -46,6 +46,9 @@ pub struct SlurmConfig {
 #[serde(deny_unknown_fields)]
 struct Executors {
     slurm: Option<SlurmConfig>,
+    /// The other executors' sections are theirs to check.
+    #[serde(rename = "ray")]
+    _ray: Option<toml::Value>,
 }
 
 /// The part of config.toml this reads; other sections belong to other crates.
@@ -288,6 +291,7 @@ mod tests {
         );
         let e = cfg("[executor.slurm]\nsbatch_args = [\"qos\"]\n").unwrap_err();
         assert!(e.contains("not an option"), "{e}");
+        assert!(cfg("[executor.ray]\naddress = \"http://h:8265\"\n").is_ok());
         let e = cfg("[executor.slurmm]\n").unwrap_err();
         assert!(e.contains("unknown field `slurmm`"), "{e}");
     }

@@ -13,14 +13,11 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use dvx_remote::task::TASK_FORMAT;
-use dvx_remote::task::{Task, TaskDatum, TaskInput, TaskResources, TaskResult, DATUM_OUTPUT};
-use dvx_remote::transfer::Upload;
-use dvx_remote::{Remote, RemoteIndex};
-use dvx_store::config::RemoteConfig;
+use dvx_remote::task::TaskResult;
 use dvx_store::{Id, Repo, StoreError};
 
-use super::{Cancel, Executor, Finished, Placement, Portable, Submission, Ticket};
+use super::cluster::{self, Staging};
+use super::{Cancel, Executor, Finished, Portable, Submission, Ticket};
 use crate::error::{EngineError, Result};
 use crate::exec::Outcome;
 pub use cmd::SlurmConfig;
@@ -44,10 +41,6 @@ struct InFlight {
 
 #[derive(Default)]
 struct State {
-    /// What the remote is known to hold (packs this run wrote or read).
-    idx: RemoteIndex,
-    /// Inputs already on the remote: (path, id) -> the packs that hold them.
-    uploaded: HashMap<(String, Id), Vec<Id>>,
     jobs: BTreeMap<Ticket, InFlight>,
     last_poll: Option<Instant>,
     squeue_failures: u32,
@@ -58,12 +51,10 @@ struct State {
 
 pub struct Slurm {
     cfg: SlurmConfig,
-    remote: Remote,
+    staging: Staging,
     root: PathBuf,
     /// The name every job of this run carries: one `squeue --name` sees them all.
     name: String,
-    /// The worker's command line before the task id: dvx, `exec-task`, the URL, options.
-    worker: Vec<String>,
     log: String,
     state: Mutex<State>,
 }
@@ -72,54 +63,18 @@ fn exec_err(message: String) -> EngineError {
     EngineError::Executor(message)
 }
 
-/// The options that reach the same remote from a worker (never credentials: those come
-/// from the worker's environment or profile).
-fn connection_args(rc: &RemoteConfig) -> Vec<String> {
-    let mut a = Vec::new();
-    let mut opt = |k: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            a.push(format!("--{k}={v}"));
-        }
-    };
-    opt("endpoint", &rc.endpoint);
-    opt("region", &rc.region);
-    opt("profile", &rc.profile);
-    if rc.allow_http == Some(true) {
-        a.push("--allow-http".into());
-    }
-    a
-}
-
 impl Slurm {
     /// The executor for `repo`, with `[executor.slurm]` of its config.toml and the remote it
     /// names (or the project's default remote).
     pub fn new(repo: &Repo) -> Result<Slurm> {
         let cfg = SlurmConfig::load(&repo.dot.join("config.toml"))?;
-        let remote = Remote::open(repo, cfg.remote.as_deref()).map_err(|e| match e {
-            dvx_remote::RemoteError::Store(StoreError::UnknownRemote(_)) if cfg.remote.is_none() => {
-                exec_err("slurm needs a remote to move data through, and none is configured (`dvx remote add NAME URL`, or `remote` in [executor.slurm] of .dvx/config.toml)".into())
-            }
-            e => e.into(),
-        })?;
-        remote.check_format(true)?;
-        let rc = repo
-            .config
-            .remote
-            .get(&remote.name)
-            .cloned()
-            .unwrap_or_else(|| RemoteConfig {
-                url: remote.url.clone(),
-                ..Default::default()
-            });
-        let dvx = match &cfg.dvx {
-            Some(d) => d.clone(),
-            None => std::env::current_exe()
-                .map_err(|e| StoreError::io("the running dvx", e))?
-                .to_string_lossy()
-                .into_owned(),
-        };
-        let mut worker = vec![dvx, "exec-task".into(), rc.url.clone()];
-        worker.extend(connection_args(&rc));
+        let staging = Staging::open(
+            repo,
+            cfg.remote.as_deref(),
+            cfg.dvx.as_deref(),
+            "slurm",
+            "executor.slurm",
+        )?;
         let log = match &cfg.log {
             Some(l) => l.clone(),
             None => {
@@ -137,20 +92,13 @@ impl Slurm {
             )
             .as_bytes(),
         );
-        // What the remote already holds (indexes cached between runs): inputs pushed by an
-        // earlier run, or by `dvx push`, are not uploaded again.
-        let idx = remote.load_index()?;
         Ok(Slurm {
             cfg,
-            remote,
+            staging,
             root: repo.root.clone(),
             name: format!("dvx-{}", &tag.to_hex()[..12]),
-            worker,
             log,
-            state: Mutex::new(State {
-                idx,
-                ..State::default()
-            }),
+            state: Mutex::new(State::default()),
         })
     }
 
@@ -163,101 +111,8 @@ impl Slurm {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Put one input on the remote (unless it is there), checking it is what the plan saw.
-    fn push_input(
-        &self,
-        st: &mut State,
-        path: &str,
-        expected: Option<(dvx_store::object::EntryKind, Id)>,
-    ) -> Result<Option<TaskInput>> {
-        if let Some((kind, id)) = expected {
-            if st.uploaded.contains_key(&(path.to_string(), id)) {
-                return Ok(Some(TaskInput {
-                    path: path.to_string(),
-                    kind,
-                    id,
-                }));
-            }
-        }
-        let abs = dvx_store::paths::abs(&self.root, path)?;
-        if abs.symlink_metadata().is_err() {
-            return Ok(None);
-        }
-        let mut up = Upload::new(&self.remote, Some(&st.idx));
-        let flat = up.add_path(&abs)?;
-        let packs = up.finish()?;
-        if let Some((_, id)) = expected {
-            if id != flat.id {
-                return Err(StoreError::corrupt(
-                    "input",
-                    id,
-                    format!("{path} changed while the run was submitting it; run again"),
-                )
-                .into());
-            }
-        }
-        self.remote.extend_index(&mut st.idx, &packs)?;
-        st.uploaded.insert((path.to_string(), flat.id), packs);
-        Ok(Some(TaskInput {
-            path: path.to_string(),
-            kind: flat.kind,
-            id: flat.id,
-        }))
-    }
-
-    /// The task of one execution, with its inputs on the remote.
-    fn task_of(&self, st: &mut State, ticket: Ticket, p: &Portable) -> Result<Task> {
-        let s = &p.stage;
-        let mut inputs = Vec::new();
-        for (path, expected) in &s.inputs {
-            inputs.extend(self.push_input(st, path, *expected)?);
-        }
-        let datum = match &p.datum {
-            Some((id, path, expected)) => {
-                inputs.extend(self.push_input(st, path, *expected)?);
-                Some(TaskDatum {
-                    id: id.clone(),
-                    input: path.clone(),
-                    output: DATUM_OUTPUT.into(),
-                })
-            }
-            None => None,
-        };
-        let mut packs: Vec<Id> = inputs
-            .iter()
-            .flat_map(|i| {
-                st.uploaded
-                    .get(&(i.path.clone(), i.id))
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect();
-        packs.sort();
-        packs.dedup();
-        Ok(Task {
-            format: TASK_FORMAT,
-            submission: format!("{}/{ticket}", self.name),
-            stage: s.name.clone(),
-            cmd: s.cmd.clone(),
-            env: s.env.clone(),
-            wdir: s.wdir.clone(),
-            image: s.image.clone(),
-            network: s.network,
-            inputs,
-            datum,
-            outs: s.outs.clone(),
-            resources: TaskResources {
-                cpus: s.resources.cpus.clone(),
-                memory: s.resources.memory.clone(),
-                gpus: s.resources.gpus.clone(),
-            },
-            timeout_secs: s.timeout_secs,
-            packs,
-        })
-    }
-
     fn sbatch(&self, p: &Portable, tasks: &[Id]) -> Result<String> {
-        let mut worker = self.worker.clone();
+        let mut worker = self.staging.worker.clone();
         worker.extend(tasks.iter().map(Id::to_hex));
         let job = SbatchJob {
             name: &self.name,
@@ -295,65 +150,6 @@ impl Slurm {
         }
     }
 
-    /// Turn a result into an outcome, bringing the outputs into place.
-    fn complete(&self, st: &mut State, f: &InFlight, r: &TaskResult) -> Outcome {
-        let mut outcome = Outcome {
-            exit: r.exit,
-            error: r.error.clone(),
-            duration: Duration::from_millis(r.duration_ms),
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-        };
-        if let Err(e) = self.bring_back(st, f, r, &mut outcome) {
-            outcome.exit = None;
-            outcome.error = Some(format!(
-                "Slurm job {} ran, but its outputs could not be read back: {e}",
-                f.job
-            ));
-        }
-        outcome
-    }
-
-    fn bring_back(
-        &self,
-        st: &mut State,
-        f: &InFlight,
-        r: &TaskResult,
-        outcome: &mut Outcome,
-    ) -> Result<()> {
-        self.remote.extend_index(&mut st.idx, &r.packs)?;
-        if let Some(id) = r.stdout {
-            outcome.stdout = self.remote.read_file(&st.idx, id)?;
-        }
-        if let Some(id) = r.stderr {
-            outcome.stderr = self.remote.read_file(&st.idx, id)?;
-        }
-        for o in &r.outputs {
-            let dest = if o.path == DATUM_OUTPUT {
-                match &f.portable.out_dir {
-                    Some(d) => d.clone(),
-                    None => continue,
-                }
-            } else if f.portable.stage.outs.contains(&o.path) {
-                let dest = dvx_store::paths::abs(&self.root, &o.path)?;
-                match std::fs::symlink_metadata(&dest) {
-                    Ok(m) if m.is_dir() => std::fs::remove_dir_all(&dest),
-                    Ok(_) => std::fs::remove_file(&dest),
-                    Err(_) => Ok(()),
-                }
-                .map_err(|e| StoreError::io(&dest, e))?;
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
-                }
-                dest
-            } else {
-                continue; // not declared: never written here
-            };
-            self.remote.download_to(&st.idx, o.kind, o.id, &dest)?;
-        }
-        Ok(())
-    }
-
     /// The outcome of a job that ended without a result.
     fn killed(&self, f: &InFlight) -> Outcome {
         let log = PathBuf::from(self.log.replace("%j", &f.job));
@@ -363,34 +159,17 @@ impl Slurm {
         } else {
             f.state.clone()
         };
-        Outcome {
-            exit: None,
-            error: Some(format!(
+        cluster::killed(
+            format!(
                 "killed by the cluster: Slurm job {} ended ({state}) without a result",
                 f.job
-            )),
-            duration: Duration::ZERO,
-            stdout: Vec::new(),
-            stderr: tail,
-        }
+            ),
+            tail,
+        )
     }
 
-    fn finished(f: &InFlight, outcome: Outcome, r: Option<&TaskResult>) -> Finished {
-        let started = r
-            .and_then(|r| chrono::DateTime::parse_from_rfc3339(&r.started).ok())
-            .map(|t| t.with_timezone(&chrono::Utc))
-            .unwrap_or(f.queued);
-        Finished {
-            ticket: 0,
-            outcome,
-            started,
-            placement: Some(Placement {
-                executor: "slurm",
-                job: f.job.clone(),
-                host: r.map(|r| r.host.clone()).unwrap_or_else(|| f.node.clone()),
-                queued: f.queued.to_rfc3339(),
-            }),
-        }
+    fn finished(t: Ticket, f: &InFlight, outcome: Outcome, r: Option<&TaskResult>) -> Finished {
+        cluster::finished(t, outcome, r, ("slurm", &f.job, &f.node), f.queued)
     }
 
     /// One look at the queue and at the results of jobs that left it.
@@ -435,15 +214,15 @@ impl Slurm {
                 }
             }
             let task = f.task;
-            match self.remote.get_result(&task)? {
+            match self.staging.result(&task)? {
                 Some(r) => {
                     let Some(f) = st.jobs.remove(&t) else {
                         continue;
                     };
-                    let outcome = self.complete(st, &f, &r);
-                    let mut done = Self::finished(&f, outcome, Some(&r));
-                    done.ticket = t;
-                    ended.push(done);
+                    let outcome =
+                        self.staging
+                            .outcome(&f.portable, &r, &format!("Slurm job {}", f.job));
+                    ended.push(Self::finished(t, &f, outcome, Some(&r)));
                 }
                 None => {
                     f.gone += 1;
@@ -451,9 +230,7 @@ impl Slurm {
                         let Some(f) = st.jobs.remove(&t) else {
                             continue;
                         };
-                        let mut done = Self::finished(&f, self.killed(&f), None);
-                        done.ticket = t;
-                        ended.push(done);
+                        ended.push(Self::finished(t, &f, self.killed(&f), None));
                     }
                 }
             }
@@ -489,8 +266,7 @@ impl Executor for Slurm {
         st.queued_withdrawn = false;
         let mut ids = Vec::with_capacity(members.len());
         for (t, p) in &members {
-            let task = self.task_of(&mut st, *t, p)?;
-            ids.push(self.remote.put_task(&task)?);
+            ids.push(self.staging.put_task(format!("{}/{t}", self.name), p)?);
         }
         let queued = chrono::Utc::now();
         let job = self.sbatch(first, &ids)?;
