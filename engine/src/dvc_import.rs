@@ -112,7 +112,19 @@ fn materialize(root: &Path, path: &str, md5: &str, rep: &mut ImportDvcReport) ->
             if let Some(parent) = abs.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
             }
-            std::fs::copy(&cached, &abs).map_err(|e| io(&abs, e))?;
+            // Beside it, then renamed: a killed import leaves no half-copied file that a
+            // later one would take for the user's own (and refuse as changed).
+            let name = abs.file_name().map(|n| n.to_string_lossy().into_owned());
+            let tmp = abs.with_file_name(format!(
+                ".{}.dvx-import-{}",
+                name.unwrap_or_default(),
+                std::process::id()
+            ));
+            std::fs::copy(&cached, &tmp).map_err(|e| io(&tmp, e))?;
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| io(&tmp, e))?;
+            std::fs::rename(&tmp, &abs).map_err(|e| io(&abs, e))?;
             rep.from_cache.push(rel.clone());
         }
         let have = md5_file(&abs)?;
