@@ -41,14 +41,15 @@ pub struct Args {
     /// Message of the commit recording the run.
     #[arg(short, long)]
     message: Option<String>,
-    /// Where stages without `executor:` run: local (default) or slurm (one Slurm job per
-    /// execution, data through the default remote).
+    /// Where stages without `executor:` run: local (default), slurm (one Slurm job per
+    /// execution) or kubernetes (one Kubernetes Job per execution); data goes to a cluster
+    /// through the default remote.
     #[arg(long, value_name = "NAME", value_parser = executor)]
     executor: Option<ExecutorKind>,
 }
 
 fn executor(s: &str) -> Result<ExecutorKind, String> {
-    ExecutorKind::parse(s).ok_or_else(|| format!("{s:?} is not one of local, slurm"))
+    ExecutorKind::parse(s).ok_or_else(|| format!("{s:?} is not one of local, slurm, kubernetes"))
 }
 
 /// `-j`, range-checked by clap so that a huge number is a usage error, not that many threads.

@@ -198,6 +198,8 @@ pub enum ExecutorKind {
     Local,
     /// Jobs on a Slurm cluster, data through a remote.
     Slurm,
+    /// `batch/v1` Jobs on a Kubernetes cluster, data through a remote.
+    Kubernetes,
 }
 
 impl ExecutorKind {
@@ -205,6 +207,7 @@ impl ExecutorKind {
         match s {
             "local" => Some(ExecutorKind::Local),
             "slurm" => Some(ExecutorKind::Slurm),
+            "kubernetes" => Some(ExecutorKind::Kubernetes),
             _ => None,
         }
     }
@@ -213,6 +216,7 @@ impl ExecutorKind {
         match self {
             ExecutorKind::Local => "local",
             ExecutorKind::Slurm => "slurm",
+            ExecutorKind::Kubernetes => "kubernetes",
         }
     }
 }
@@ -571,7 +575,7 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
             Some(ExecutorKind::parse(&e).ok_or_else(|| {
                 cx.err(
                     n.span(),
-                    format!("executor: {e:?} is not one of local, slurm"),
+                    format!("executor: {e:?} is not one of local, slurm, kubernetes"),
                 )
             })?)
         }
@@ -580,7 +584,11 @@ fn parse_stage(cx: &Ctx, name: &str, node: &Node, name_span: &Span) -> Result<St
     // Container options mean nothing without a container: say so instead of ignoring them.
     // `resources` also means something to a cluster's queue.
     for field in ["network", "resources", "batch"] {
-        let cluster = field != "network" && executor == Some(ExecutorKind::Slurm);
+        let cluster = field != "network"
+            && matches!(
+                executor,
+                Some(ExecutorKind::Slurm | ExecutorKind::Kubernetes)
+            );
         if let (Some(n), None, false) = (map.get_node(field), &image, cluster) {
             return Err(cx.err(
                 n.span(),

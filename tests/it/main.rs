@@ -3,6 +3,7 @@
 mod browser;
 mod clone;
 mod cluster;
+mod cluster_datums;
 mod combine;
 mod common;
 mod concurrency;
@@ -16,6 +17,8 @@ mod exit_codes;
 mod hostile;
 mod import_dvc;
 mod input_limits;
+mod kube_fake;
+mod kubernetes;
 mod lineage;
 mod pachyderm;
 mod pipeline;

@@ -11,6 +11,7 @@ use crate::spec::ExecutorKind;
 pub struct Routed<'a> {
     pub local: &'a dyn Executor,
     pub slurm: Option<&'a dyn Executor>,
+    pub kubernetes: Option<&'a dyn Executor>,
     /// Where stages that name no executor run.
     pub default: ExecutorKind,
 }
@@ -27,23 +28,31 @@ impl Executor for Routed<'_> {
             .or(work.batch.first())
             .and_then(|p| p.stage.executor)
             .unwrap_or(self.default);
-        match (kind, self.slurm) {
-            (ExecutorKind::Local, _) => self.local.submit(work),
-            (ExecutorKind::Slurm, Some(s)) => s.submit(work),
-            (ExecutorKind::Slurm, None) => Err(EngineError::Executor(
-                "a stage asks for slurm, but no slurm executor was set up for this run".into(),
-            )),
+        let cluster = match kind {
+            ExecutorKind::Local => return self.local.submit(work),
+            ExecutorKind::Slurm => self.slurm,
+            ExecutorKind::Kubernetes => self.kubernetes,
+        };
+        match cluster {
+            Some(c) => c.submit(work),
+            None => Err(EngineError::Executor(format!(
+                "a stage asks for {0}, but no {0} executor was set up for this run",
+                kind.name()
+            ))),
         }
     }
 
     fn poll(&self, wait: Duration) -> Result<Vec<Finished>> {
-        let Some(slurm) = self.slurm else {
+        let clusters: Vec<&dyn Executor> = self.slurm.into_iter().chain(self.kubernetes).collect();
+        if clusters.is_empty() {
             return self.local.poll(wait);
-        };
+        }
         let deadline = Instant::now() + wait;
         loop {
             let mut out = self.local.poll(SLICE.min(wait))?;
-            out.extend(slurm.poll(Duration::ZERO)?);
+            for c in &clusters {
+                out.extend(c.poll(Duration::ZERO)?);
+            }
             if !out.is_empty() || Instant::now() >= deadline {
                 return Ok(out);
             }
@@ -52,8 +61,8 @@ impl Executor for Routed<'_> {
 
     fn cancel(&self, what: Cancel) -> Vec<Ticket> {
         let mut out = self.local.cancel(what);
-        if let Some(s) = self.slurm {
-            out.extend(s.cancel(what));
+        for c in self.slurm.into_iter().chain(self.kubernetes) {
+            out.extend(c.cancel(what));
         }
         out
     }
@@ -111,6 +120,7 @@ mod tests {
             timeout_secs: None,
             resources: Default::default(),
             image: None,
+            image_ref: None,
             network: false,
             outs: vec![],
             inputs: vec![],
@@ -132,23 +142,28 @@ mod tests {
                 stage,
                 datum: None,
                 out_dir: None,
+                members: vec![],
+                group: false,
             }),
         }
     }
 
     #[test]
     fn each_stage_goes_where_it_asked_and_the_rest_where_the_run_says() {
-        let (local, slurm) = (Fake::default(), Fake::default());
+        let (local, slurm, kube) = (Fake::default(), Fake::default(), Fake::default());
         let r = Routed {
             local: &local,
             slurm: Some(&slurm),
+            kubernetes: Some(&kube),
             default: ExecutorKind::Slurm,
         };
         r.submit(work(1, None)).unwrap();
         r.submit(work(2, Some(ExecutorKind::Local))).unwrap();
         r.submit(work(3, Some(ExecutorKind::Slurm))).unwrap();
+        r.submit(work(5, Some(ExecutorKind::Kubernetes))).unwrap();
         assert_eq!(*local.got.lock().unwrap(), [2]);
         assert_eq!(*slurm.got.lock().unwrap(), [1, 3]);
+        assert_eq!(*kube.got.lock().unwrap(), [5]);
         let mut done: Vec<Ticket> = r
             .poll(Duration::from_millis(10))
             .unwrap()
@@ -156,16 +171,20 @@ mod tests {
             .map(|f| f.ticket)
             .collect();
         done.sort();
-        assert_eq!(done, [1, 2, 3]);
+        assert_eq!(done, [1, 2, 3, 5]);
         let mut cancelled = r.cancel(Cancel::Everything);
         cancelled.sort();
-        assert_eq!(cancelled, [1, 2, 3]);
+        assert_eq!(cancelled, [1, 2, 3, 5]);
         // Without a slurm executor, a stage asking for it is an error, not a local run.
         let alone = Routed {
             local: &local,
             slurm: None,
+            kubernetes: None,
             default: ExecutorKind::Local,
         };
         assert!(alone.submit(work(4, Some(ExecutorKind::Slurm))).is_err());
+        assert!(alone
+            .submit(work(6, Some(ExecutorKind::Kubernetes)))
+            .is_err());
     }
 }

@@ -149,21 +149,30 @@ impl<'a> Engine<'a> {
         progress: &dyn Progress,
     ) -> Result<RunSummary> {
         let local = Local::new(opts.jobs.clamp(1, MAX_JOBS), children);
-        let slurm_wanted = opts.executor == Some(ExecutorKind::Slurm)
-            || self
-                .pipeline
-                .stages
-                .iter()
-                .any(|s| s.executor == Some(ExecutorKind::Slurm));
-        // A dry run submits nothing: it needs no queue and no remote.
-        let slurm = if slurm_wanted && !opts.dry_run {
+        let wanted = |kind: ExecutorKind| {
+            // A dry run submits nothing: it needs no queue and no remote.
+            !opts.dry_run
+                && (opts.executor == Some(kind)
+                    || self
+                        .pipeline
+                        .stages
+                        .iter()
+                        .any(|s| s.executor == Some(kind)))
+        };
+        let slurm = if wanted(ExecutorKind::Slurm) {
             Some(crate::executor::slurm::Slurm::new(self.repo)?)
+        } else {
+            None
+        };
+        let kubernetes = if wanted(ExecutorKind::Kubernetes) {
+            Some(crate::executor::kubernetes::Kubernetes::new(self.repo)?)
         } else {
             None
         };
         let routed = Routed {
             local: &local,
             slurm: slurm.as_ref().map(|s| s as &dyn Executor),
+            kubernetes: kubernetes.as_ref().map(|k| k as &dyn Executor),
             default: opts.executor.unwrap_or(ExecutorKind::Local),
         };
         self.run_on(opts, &routed, children, progress)

@@ -13,13 +13,10 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use dvx_remote::task::TASK_FORMAT;
-use dvx_remote::task::{Task, TaskDatum, TaskInput, TaskResources, TaskResult, DATUM_OUTPUT};
-use dvx_remote::transfer::Upload;
-use dvx_remote::{Remote, RemoteIndex};
-use dvx_store::config::RemoteConfig;
+use dvx_remote::task::TaskResult;
 use dvx_store::{Id, Repo, StoreError};
 
+use super::staging::{self, Staging};
 use super::{Cancel, Executor, Finished, Placement, Portable, Submission, Ticket};
 use crate::error::{EngineError, Result};
 use crate::exec::Outcome;
@@ -42,12 +39,9 @@ struct InFlight {
     gone: u32,
 }
 
-#[derive(Default)]
 struct State {
-    /// What the remote is known to hold (packs this run wrote or read).
-    idx: RemoteIndex,
-    /// Inputs already on the remote: (path, id) -> the packs that hold them.
-    uploaded: HashMap<(String, Id), Vec<Id>>,
+    /// The remote the data moves through.
+    staging: Staging,
     jobs: BTreeMap<Ticket, InFlight>,
     last_poll: Option<Instant>,
     squeue_failures: u32,
@@ -58,7 +52,6 @@ struct State {
 
 pub struct Slurm {
     cfg: SlurmConfig,
-    remote: Remote,
     root: PathBuf,
     /// The name every job of this run carries: one `squeue --name` sees them all.
     name: String,
@@ -72,45 +65,12 @@ fn exec_err(message: String) -> EngineError {
     EngineError::Executor(message)
 }
 
-/// The options that reach the same remote from a worker (never credentials: those come
-/// from the worker's environment or profile).
-fn connection_args(rc: &RemoteConfig) -> Vec<String> {
-    let mut a = Vec::new();
-    let mut opt = |k: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            a.push(format!("--{k}={v}"));
-        }
-    };
-    opt("endpoint", &rc.endpoint);
-    opt("region", &rc.region);
-    opt("profile", &rc.profile);
-    if rc.allow_http == Some(true) {
-        a.push("--allow-http".into());
-    }
-    a
-}
-
 impl Slurm {
     /// The executor for `repo`, with `[executor.slurm]` of its config.toml and the remote it
     /// names (or the project's default remote).
     pub fn new(repo: &Repo) -> Result<Slurm> {
         let cfg = SlurmConfig::load(&repo.dot.join("config.toml"))?;
-        let remote = Remote::open(repo, cfg.remote.as_deref()).map_err(|e| match e {
-            dvx_remote::RemoteError::Store(StoreError::UnknownRemote(_)) if cfg.remote.is_none() => {
-                exec_err("slurm needs a remote to move data through, and none is configured (`dvx remote add NAME URL`, or `remote` in [executor.slurm] of .dvx/config.toml)".into())
-            }
-            e => e.into(),
-        })?;
-        remote.check_format(true)?;
-        let rc = repo
-            .config
-            .remote
-            .get(&remote.name)
-            .cloned()
-            .unwrap_or_else(|| RemoteConfig {
-                url: remote.url.clone(),
-                ..Default::default()
-            });
+        let (remote, rc) = staging::open_remote(repo, cfg.remote.as_deref(), "slurm")?;
         let dvx = match &cfg.dvx {
             Some(d) => d.clone(),
             None => std::env::current_exe()
@@ -119,7 +79,7 @@ impl Slurm {
                 .into_owned(),
         };
         let mut worker = vec![dvx, "exec-task".into(), rc.url.clone()];
-        worker.extend(connection_args(&rc));
+        worker.extend(staging::connection_args(&rc));
         let log = match &cfg.log {
             Some(l) => l.clone(),
             None => {
@@ -128,28 +88,18 @@ impl Slurm {
                 dir.join("%j.log").to_string_lossy().into_owned()
             }
         };
-        let tag = Id::of(
-            format!(
-                "{}/{}/{:?}",
-                repo.root.display(),
-                std::process::id(),
-                std::time::SystemTime::now()
-            )
-            .as_bytes(),
-        );
-        // What the remote already holds (indexes cached between runs): inputs pushed by an
-        // earlier run, or by `dvx push`, are not uploaded again.
-        let idx = remote.load_index()?;
         Ok(Slurm {
             cfg,
-            remote,
             root: repo.root.clone(),
-            name: format!("dvx-{}", &tag.to_hex()[..12]),
+            name: staging::run_tag(repo),
             worker,
             log,
             state: Mutex::new(State {
-                idx,
-                ..State::default()
+                staging: Staging::new(remote, repo.root.clone())?,
+                jobs: BTreeMap::new(),
+                last_poll: None,
+                squeue_failures: 0,
+                queued_withdrawn: false,
             }),
         })
     }
@@ -161,99 +111,6 @@ impl Slurm {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Put one input on the remote (unless it is there), checking it is what the plan saw.
-    fn push_input(
-        &self,
-        st: &mut State,
-        path: &str,
-        expected: Option<(dvx_store::object::EntryKind, Id)>,
-    ) -> Result<Option<TaskInput>> {
-        if let Some((kind, id)) = expected {
-            if st.uploaded.contains_key(&(path.to_string(), id)) {
-                return Ok(Some(TaskInput {
-                    path: path.to_string(),
-                    kind,
-                    id,
-                }));
-            }
-        }
-        let abs = dvx_store::paths::abs(&self.root, path)?;
-        if abs.symlink_metadata().is_err() {
-            return Ok(None);
-        }
-        let mut up = Upload::new(&self.remote, Some(&st.idx));
-        let flat = up.add_path(&abs)?;
-        let packs = up.finish()?;
-        if let Some((_, id)) = expected {
-            if id != flat.id {
-                return Err(StoreError::corrupt(
-                    "input",
-                    id,
-                    format!("{path} changed while the run was submitting it; run again"),
-                )
-                .into());
-            }
-        }
-        self.remote.extend_index(&mut st.idx, &packs)?;
-        st.uploaded.insert((path.to_string(), flat.id), packs);
-        Ok(Some(TaskInput {
-            path: path.to_string(),
-            kind: flat.kind,
-            id: flat.id,
-        }))
-    }
-
-    /// The task of one execution, with its inputs on the remote.
-    fn task_of(&self, st: &mut State, ticket: Ticket, p: &Portable) -> Result<Task> {
-        let s = &p.stage;
-        let mut inputs = Vec::new();
-        for (path, expected) in &s.inputs {
-            inputs.extend(self.push_input(st, path, *expected)?);
-        }
-        let datum = match &p.datum {
-            Some((id, path, expected)) => {
-                inputs.extend(self.push_input(st, path, *expected)?);
-                Some(TaskDatum {
-                    id: id.clone(),
-                    input: path.clone(),
-                    output: DATUM_OUTPUT.into(),
-                })
-            }
-            None => None,
-        };
-        let mut packs: Vec<Id> = inputs
-            .iter()
-            .flat_map(|i| {
-                st.uploaded
-                    .get(&(i.path.clone(), i.id))
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect();
-        packs.sort();
-        packs.dedup();
-        Ok(Task {
-            format: TASK_FORMAT,
-            submission: format!("{}/{ticket}", self.name),
-            stage: s.name.clone(),
-            cmd: s.cmd.clone(),
-            env: s.env.clone(),
-            wdir: s.wdir.clone(),
-            image: s.image.clone(),
-            network: s.network,
-            inputs,
-            datum,
-            outs: s.outs.clone(),
-            resources: TaskResources {
-                cpus: s.resources.cpus.clone(),
-                memory: s.resources.memory.clone(),
-                gpus: s.resources.gpus.clone(),
-            },
-            timeout_secs: s.timeout_secs,
-            packs,
-        })
     }
 
     fn sbatch(&self, p: &Portable, tasks: &[Id]) -> Result<String> {
@@ -295,65 +152,6 @@ impl Slurm {
         }
     }
 
-    /// Turn a result into an outcome, bringing the outputs into place.
-    fn complete(&self, st: &mut State, f: &InFlight, r: &TaskResult) -> Outcome {
-        let mut outcome = Outcome {
-            exit: r.exit,
-            error: r.error.clone(),
-            duration: Duration::from_millis(r.duration_ms),
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-        };
-        if let Err(e) = self.bring_back(st, f, r, &mut outcome) {
-            outcome.exit = None;
-            outcome.error = Some(format!(
-                "Slurm job {} ran, but its outputs could not be read back: {e}",
-                f.job
-            ));
-        }
-        outcome
-    }
-
-    fn bring_back(
-        &self,
-        st: &mut State,
-        f: &InFlight,
-        r: &TaskResult,
-        outcome: &mut Outcome,
-    ) -> Result<()> {
-        self.remote.extend_index(&mut st.idx, &r.packs)?;
-        if let Some(id) = r.stdout {
-            outcome.stdout = self.remote.read_file(&st.idx, id)?;
-        }
-        if let Some(id) = r.stderr {
-            outcome.stderr = self.remote.read_file(&st.idx, id)?;
-        }
-        for o in &r.outputs {
-            let dest = if o.path == DATUM_OUTPUT {
-                match &f.portable.out_dir {
-                    Some(d) => d.clone(),
-                    None => continue,
-                }
-            } else if f.portable.stage.outs.contains(&o.path) {
-                let dest = dvx_store::paths::abs(&self.root, &o.path)?;
-                match std::fs::symlink_metadata(&dest) {
-                    Ok(m) if m.is_dir() => std::fs::remove_dir_all(&dest),
-                    Ok(_) => std::fs::remove_file(&dest),
-                    Err(_) => Ok(()),
-                }
-                .map_err(|e| StoreError::io(&dest, e))?;
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
-                }
-                dest
-            } else {
-                continue; // not declared: never written here
-            };
-            self.remote.download_to(&st.idx, o.kind, o.id, &dest)?;
-        }
-        Ok(())
-    }
-
     /// The outcome of a job that ended without a result.
     fn killed(&self, f: &InFlight) -> Outcome {
         let log = PathBuf::from(self.log.replace("%j", &f.job));
@@ -376,21 +174,13 @@ impl Slurm {
     }
 
     fn finished(f: &InFlight, outcome: Outcome, r: Option<&TaskResult>) -> Finished {
-        let started = r
-            .and_then(|r| chrono::DateTime::parse_from_rfc3339(&r.started).ok())
-            .map(|t| t.with_timezone(&chrono::Utc))
-            .unwrap_or(f.queued);
-        Finished {
-            ticket: 0,
-            outcome,
-            started,
-            placement: Some(Placement {
-                executor: "slurm",
-                job: f.job.clone(),
-                host: r.map(|r| r.host.clone()).unwrap_or_else(|| f.node.clone()),
-                queued: f.queued.to_rfc3339(),
-            }),
-        }
+        let placement = Placement {
+            executor: "slurm",
+            job: f.job.clone(),
+            host: f.node.clone(),
+            queued: f.queued.to_rfc3339(),
+        };
+        staging::finished(outcome, r, placement, f.queued)
     }
 
     /// One look at the queue and at the results of jobs that left it.
@@ -435,12 +225,13 @@ impl Slurm {
                 }
             }
             let task = f.task;
-            match self.remote.get_result(&task)? {
+            match st.staging.result(&task)? {
                 Some(r) => {
                     let Some(f) = st.jobs.remove(&t) else {
                         continue;
                     };
-                    let outcome = self.complete(st, &f, &r);
+                    let what = format!("Slurm job {}", f.job);
+                    let outcome = st.staging.complete(&f.portable, &r, &what);
                     let mut done = Self::finished(&f, outcome, Some(&r));
                     done.ticket = t;
                     ended.push(done);
@@ -480,7 +271,7 @@ impl Executor for Slurm {
             }
             _ => {
                 return Err(exec_err(
-                    "slurm cannot run this execution (datums of combined inputs run only here for now: give the stage `executor: local`)".into(),
+                    "slurm cannot run this execution (several datums of a container stage in one container run only here: give the stage `executor: local`, or no `batch:`)".into(),
                 ))
             }
         };
@@ -489,8 +280,8 @@ impl Executor for Slurm {
         st.queued_withdrawn = false;
         let mut ids = Vec::with_capacity(members.len());
         for (t, p) in &members {
-            let task = self.task_of(&mut st, *t, p)?;
-            ids.push(self.remote.put_task(&task)?);
+            let (id, _) = st.staging.put_task(format!("{}/{t}", self.name), p)?;
+            ids.push(id);
         }
         let queued = chrono::Utc::now();
         let job = self.sbatch(first, &ids)?;
