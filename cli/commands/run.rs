@@ -12,7 +12,7 @@ use crate::output;
 /// Run the pipeline in dvx.yaml: only stale stages and datums execute.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  dvx run                      # everything that is stale\n  dvx run train -j 4           # `train` and what it needs, 4 at a time\n  dvx run --dry-run            # what would run, and why\n  dvx run process --datum batch-007.ndjson   # one datum, for debugging\n  dvx run --executor slurm     # one Slurm job per execution\n\nA minimal dvx.yaml:\n  stages:\n    count:\n      cmd: wc -l data/raw.csv > counts.txt\n      deps: [data/raw.csv]\n      outs: [counts.txt]"
+    after_help = "Examples:\n  dvx run                      # everything that is stale\n  dvx run train -j 4           # `train` and what it needs, 4 at a time\n  dvx run --dry-run            # what would run, and why\n  dvx run process --datum batch-007.ndjson   # one datum, for debugging\n  dvx run --executor slurm     # one Slurm job per execution\n  dvx run --executor kubernetes   # one Kubernetes Job per execution\n\nA minimal dvx.yaml:\n  stages:\n    count:\n      cmd: wc -l data/raw.csv > counts.txt\n      deps: [data/raw.csv]\n      outs: [counts.txt]"
 )]
 pub struct Args {
     /// Stages to run (with what they need); default all.
