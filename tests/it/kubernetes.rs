@@ -384,6 +384,27 @@ fn without_a_dvx_image_a_stage_without_image_is_refused_with_a_hint() {
     assert!(err.contains("not pinned by digest"), "{err}");
 }
 
+#[test]
+fn an_api_server_out_of_reach_fails_the_run_with_a_hint() {
+    let remote = Remote::new(Kind::Folder, "kube-unreachable");
+    let fake = FakeKube::start(Mode::Run, Vec::new());
+    let p = example(&remote, &fake, "");
+    // Nothing listens on port 1.
+    let kc = fs::read_to_string(p.p(".dvx/kubeconfig")).unwrap();
+    p.write(
+        ".dvx/kubeconfig",
+        kc.replace(&fake.url, "http://127.0.0.1:1"),
+    );
+    let err = p
+        .dvx(&["run", "--executor", "kubernetes", "summarize"])
+        .fails();
+    assert!(err.contains("kubernetes: cannot create Job"), "{err}");
+    assert!(
+        err.contains("hint: check that the cluster is reachable"),
+        "{err}"
+    );
+}
+
 /// Against a real cluster: `DVX_TEST_KUBECONFIG` (its current context), `DVX_TEST_KUBE_IMAGE`
 /// (an image with dvx, pinned by digest), `DVX_TEST_KUBE_REMOTE` (a remote the pods reach,
 /// such as s3://bucket/prefix, with `DVX_TEST_KUBE_ENDPOINT` if needed) and

@@ -40,7 +40,20 @@ fn exec_err(message: String) -> EngineError {
 }
 
 fn api_err(what: &str, e: kube::Error) -> EngineError {
-    exec_err(format!("kubernetes: {what}: {e}"))
+    let hint = match &e {
+        kube::Error::Api(s) if s.code == 401 || s.code == 403 => {
+            "the kubeconfig's user needs `create`, `list` and `delete` on `jobs` (group batch) in the namespace: `kubectl auth can-i create jobs -n NAMESPACE`"
+        }
+        kube::Error::Api(s) if s.code == 404 => {
+            "check `namespace` in [executor.kubernetes] of .dvx/config.toml (or the context's namespace)"
+        }
+        _ => "check that the cluster is reachable with this kubeconfig and context (`kubectl get jobs`); finished executions were kept",
+    };
+    EngineError::Cluster {
+        executor: "kubernetes",
+        message: format!("{what}: {e}"),
+        hint: hint.into(),
+    }
 }
 
 struct InFlight {
@@ -95,10 +108,7 @@ impl Kubernetes {
             .namespace
             .clone()
             .unwrap_or_else(|| client.default_namespace().to_string());
-        let api = {
-            let _guard = rt.enter();
-            Api::<Job>::namespaced(client, &namespace)
-        };
+        let api = Api::<Job>::namespaced(client, &namespace);
         Ok(Kubernetes {
             run: staging::run_tag(repo),
             remote_args,
@@ -251,11 +261,11 @@ async fn client(cfg: &KubernetesConfig) -> Result<kube::Client> {
         ..Default::default()
     };
     let bad = |e: kube::config::KubeconfigError| {
-        EngineError::Container {
-            stage: "(kubernetes)".into(),
-            message: format!("cannot read the kubeconfig: {e}"),
-            hint: "set `kubeconfig` (and `context`) in [executor.kubernetes] of .dvx/config.toml, or KUBECONFIG".into(),
-        }
+        EngineError::Cluster {
+        executor: "kubernetes",
+        message: format!("cannot read the kubeconfig: {e}"),
+        hint: "set `kubeconfig` (and `context`) in [executor.kubernetes] of .dvx/config.toml, or KUBECONFIG".into(),
+    }
     };
     let mut config = match &cfg.kubeconfig {
         Some(path) => {
