@@ -12,7 +12,7 @@ use super::Ctx;
 ///
 /// Needs no project: the inputs are fetched by id into a scratch folder, the outputs and logs
 /// are stored on the remote, and the result is written once. `dvx run --executor slurm`
-/// (or `ray`) submits jobs that run this; run it by hand to debug a task. Credentials come from the
+/// (or `ray`, or `kubernetes`) submits jobs that run this; run it by hand to debug a task. Credentials come from the
 /// environment or an AWS profile, as for `dvx clone`.
 #[derive(clap::Args)]
 #[command(
@@ -24,6 +24,14 @@ pub struct Args {
     /// Task ids (64 hexadecimal digits each), run one after another.
     #[arg(value_parser = parse_id, required = true)]
     tasks: Vec<Id>,
+    /// Run only the task at position $JOB_COMPLETION_INDEX (from 0) of the list, as each pod
+    /// of a Kubernetes Indexed Job does.
+    #[arg(long)]
+    indexed: bool,
+    /// This runs inside the tasks' image already (a Kubernetes pod): run the commands as they
+    /// are, not in a container of the node's runtime.
+    #[arg(long)]
+    in_image: bool,
     #[command(flatten)]
     pub conn: RemoteConfig,
 }
@@ -36,16 +44,35 @@ fn parse_id(s: &str) -> Result<Id, String> {
 pub fn run(a: Args, ctx: &Ctx) -> dvx_engine::Result<std::process::ExitCode> {
     let url = sync::absolute_url(&ctx.cwd, &a.url);
     let rc = RemoteConfig { url, ..a.conn };
+    let tasks = if a.indexed {
+        let i = std::env::var("JOB_COMPLETION_INDEX").unwrap_or_default();
+        match i.parse::<usize>().ok().and_then(|i| a.tasks.get(i)) {
+            Some(t) => vec![*t],
+            None => {
+                return Err(dvx_engine::EngineError::Executor(format!(
+                    "--indexed: JOB_COMPLETION_INDEX={i:?} is not a position in the {} tasks given",
+                    a.tasks.len()
+                )))
+            }
+        }
+    } else {
+        a.tasks
+    };
+    let place = if a.in_image {
+        worker::Place::InImage
+    } else {
+        worker::Place::Node
+    };
     let remote = Remote::connect(&rc.url, &rc, None, None)?;
     let mut results = Vec::new();
     // A task that cannot run does not stop the next one: each has a result of its own.
     let mut first_error = None;
-    for task in &a.tasks {
+    for task in &tasks {
         // The job's log then says which task it ran, for whoever debugs it.
         if !ctx.json {
             ctx.out.say(&format!("task {task} from {}", rc.url));
         }
-        let r = match worker::exec_task(&remote, task) {
+        let r = match worker::exec_task(&remote, task, place) {
             Ok(r) => r,
             Err(e) => {
                 first_error.get_or_insert(e);

@@ -13,7 +13,7 @@ use crate::output;
 /// Run the pipeline in dvx.yaml: only stale stages and datums execute.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  dvx run                      # everything that is stale\n  dvx run train -j 4           # `train` and what it needs, 4 at a time\n  dvx run --dry-run            # what would run, and why\n  dvx run process --datum batch-007.ndjson   # one datum, for debugging\n  dvx run --executor slurm     # one Slurm job per execution\n  dvx run --executor ray       # one Ray job per execution\n  dvx run -S train.l2=0.5      # an experiment: params files stay as they are\n  dvx run -S train.l2=0.1,0.5,1 -j 3   # three experiments, side by side\n  dvx run -S train.l2=0.1,1 --queue    # queue them for `dvx exp run`\n\nA minimal dvx.yaml:\n  stages:\n    count:\n      cmd: wc -l data/raw.csv > counts.txt\n      deps: [data/raw.csv]\n      outs: [counts.txt]"
+    after_help = "Examples:\n  dvx run                      # everything that is stale\n  dvx run train -j 4           # `train` and what it needs, 4 at a time\n  dvx run --dry-run            # what would run, and why\n  dvx run process --datum batch-007.ndjson   # one datum, for debugging\n  dvx run --executor slurm     # one Slurm job per execution\n  dvx run --executor ray       # one Ray job per execution\n  dvx run --executor kubernetes   # one Kubernetes Job per execution\n  dvx run -S train.l2=0.5      # an experiment: params files stay as they are\n  dvx run -S train.l2=0.1,0.5,1 -j 3   # three experiments, side by side\n  dvx run -S train.l2=0.1,1 --queue    # queue them for `dvx exp run`\n\nA minimal dvx.yaml:\n  stages:\n    count:\n      cmd: wc -l data/raw.csv > counts.txt\n      deps: [data/raw.csv]\n      outs: [counts.txt]"
 )]
 pub struct Args {
     /// Stages to run (with what they need); default all.
@@ -43,8 +43,8 @@ pub struct Args {
     #[arg(short, long)]
     message: Option<String>,
     /// Where stages without `executor:` run: local (default), slurm (one Slurm job per
-    /// execution) or ray (one Ray job per execution); a cluster's data moves through the
-    /// default remote.
+    /// execution), ray (one Ray job per execution) or kubernetes (one Kubernetes Job per
+    /// execution); a cluster's data moves through the default remote.
     #[arg(long, value_name = "NAME", value_parser = executor)]
     executor: Option<ExecutorKind>,
     /// Run as an experiment with this parameter set to VALUE, without editing the parameters

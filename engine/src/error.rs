@@ -59,6 +59,13 @@ pub enum EngineError {
     /// The executor could not take or report work (a worker thread, a cluster's queue).
     #[error("the executor failed: {0}")]
     Executor(String),
+    /// A cluster's API refused or failed a call, or its settings do not reach it.
+    #[error("{executor}: {message}")]
+    Cluster {
+        executor: &'static str,
+        message: String,
+        hint: String,
+    },
     #[error("stage {stage}: {message}")]
     Container {
         stage: String,
@@ -91,7 +98,7 @@ impl EngineError {
             Failed { .. } | SomeFailed(_) | Interrupted | NotIndexed(_) | Verify { .. } => {
                 ErrorClass::Failed
             }
-            Container { .. } | Notebook { .. } | Executor(_) => ErrorClass::Failed,
+            Container { .. } | Notebook { .. } | Cluster { .. } | Executor(_) => ErrorClass::Failed,
             ImportDvc(_) | Experiment { .. } => ErrorClass::Invalid,
         }
     }
@@ -114,9 +121,10 @@ impl EngineError {
             NotProduced { path, .. } => format!("`dvx lineage {path}` shows where it came from: the commit that added it, or the run of each file in a merged folder"),
             NotIndexed(_) => "run `dvx fsck --reindex` once when no other dvx is writing".into(),
             Verify { .. } => "`dvx show RUN` prints what the run recorded".into(),
-            Container { hint, .. } | Experiment { hint, .. } | Notebook { hint, .. } => {
-                hint.clone()
-            }
+            Container { hint, .. }
+            | Experiment { hint, .. }
+            | Notebook { hint, .. }
+            | Cluster { hint, .. } => hint.clone(),
             Executor(_) => "finished executions were kept; run again to continue".into(),
             ImportDvc(_) => "run it at the top of a DVC project whose data is checked out or in its cache (`dvc pull`); nothing was changed unless it says so".into(),
             StagePath { source, .. } => return source.hint(),

@@ -208,6 +208,8 @@ pub enum ExecutorKind {
     Slurm,
     /// Jobs on a Ray cluster (its job submission API), data through a remote.
     Ray,
+    /// `batch/v1` Jobs on a Kubernetes cluster, data through a remote.
+    Kubernetes,
 }
 
 impl ExecutorKind {
@@ -216,6 +218,7 @@ impl ExecutorKind {
             "local" => Some(ExecutorKind::Local),
             "slurm" => Some(ExecutorKind::Slurm),
             "ray" => Some(ExecutorKind::Ray),
+            "kubernetes" => Some(ExecutorKind::Kubernetes),
             _ => None,
         }
     }
@@ -225,11 +228,12 @@ impl ExecutorKind {
             ExecutorKind::Local => "local",
             ExecutorKind::Slurm => "slurm",
             ExecutorKind::Ray => "ray",
+            ExecutorKind::Kubernetes => "kubernetes",
         }
     }
 
     /// Every name [`parse`](Self::parse) accepts, for messages.
-    pub const NAMES: &'static str = "local, slurm, ray";
+    pub const NAMES: &'static str = "local, slurm, ray, kubernetes";
 
     /// Runs elsewhere, with data through a remote (so `resources` and `batch` mean
     /// something without a container).

@@ -43,8 +43,27 @@ pub struct TaskInput {
 #[serde(deny_unknown_fields)]
 pub struct TaskDatum {
     pub id: String,
+    /// The match (empty for a datum of combined inputs, whose matches are its `members`).
     pub input: String,
     pub output: String,
+    /// A datum of several inputs combined (`cross`, `join`, `union`, `group`): one match of
+    /// each, or a group. Absent otherwise, so a single-input task's bytes (and id) are what
+    /// they were before combined datums could travel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<TaskMember>,
+    /// The members are a `group` (the `DVX_INPUT_<NAME>` variables then name folders).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub group: bool,
+}
+
+/// One member of a combined datum: its input's name, its place in the datum's input folder
+/// (`name/sub`) and the fetched match, relative to the workspace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskMember {
+    pub name: String,
+    pub place: String,
+    pub input: String,
 }
 
 /// What the job asks of the cluster, as written in dvx.yaml.
@@ -212,7 +231,20 @@ impl Task {
             check_path(remote, "output", o, false)?;
         }
         if let Some(d) = &self.datum {
-            check_path(remote, "datum input", &d.input, false)?;
+            check_path(remote, "datum input", &d.input, !d.members.is_empty())?;
+            for m in &d.members {
+                check_path(remote, "datum member", &m.input, false)?;
+                check_path(remote, "datum member place", &m.place, false)?;
+                if m.name.is_empty() || m.name.contains('/') || !m.place.starts_with(&m.name) {
+                    return Err(unsafe_data(
+                        remote,
+                        format!(
+                            "datum member {:?} is not a place of input {:?}",
+                            m.place, m.name
+                        ),
+                    ));
+                }
+            }
             if d.output != DATUM_OUTPUT {
                 return Err(unsafe_data(
                     remote,
@@ -320,6 +352,8 @@ mod tests {
                 id: "a.ndjson".into(),
                 input: "data/a.ndjson".into(),
                 output: DATUM_OUTPUT.into(),
+                members: vec![],
+                group: false,
             }),
             outs: vec![],
             resources: TaskResources {
@@ -385,6 +419,44 @@ mod tests {
         }
         let (id, bytes) = t.encode();
         assert!(Task::decode("r", &id, &bytes).is_err());
+    }
+
+    #[test]
+    fn a_combined_datum_names_its_members_and_each_is_checked() {
+        let mut t = sample();
+        let member = |name: &str, place: &str, input: &str| TaskMember {
+            name: name.into(),
+            place: place.into(),
+            input: input.into(),
+        };
+        if let Some(d) = t.datum.as_mut() {
+            d.input = String::new();
+            d.members = vec![member("imgs", "imgs/a.png", "data/imgs/a.png")];
+        }
+        let (id, bytes) = t.encode();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.contains(
+                r#""members":[{"name":"imgs","place":"imgs/a.png","input":"data/imgs/a.png"}]"#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("group"), "{text}");
+        assert_eq!(Task::decode("r", &id, &bytes).unwrap(), t);
+        for (name, place, input) in [
+            ("imgs", "imgs/a.png", "../a.png"),
+            ("imgs", "../x", "data/a.png"),
+            ("imgs", "other/a.png", "data/a.png"),
+            ("", "a.png", "data/a.png"),
+        ] {
+            let mut bad = t.clone();
+            if let Some(d) = bad.datum.as_mut() {
+                d.members = vec![member(name, place, input)];
+            }
+            let (id, bytes) = bad.encode();
+            let e = Task::decode("r", &id, &bytes).unwrap_err();
+            assert_eq!(e.kind(), Some(RemoteErrorKind::Unsafe), "{place} {input}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::common::*;
 use crate::remote::{Kind, Remote};
 
 /// `SLURM_CONF` of the test cluster, started once; None when the tests are skipped.
-fn cluster() -> Option<&'static str> {
+pub(crate) fn cluster() -> Option<&'static str> {
     if std::env::var_os("DVX_SKIP_CLUSTER_TESTS").is_some_and(|v| v == "1") {
         eprintln!("skipped: DVX_SKIP_CLUSTER_TESTS=1");
         return None;
@@ -63,7 +63,7 @@ pub(crate) fn example(remote: &Remote) -> Project {
 }
 
 /// dvx with the cluster's and the S3 servers' settings in its environment.
-fn dvx(p: &Project, conf: &str, args: &[&str]) -> Run {
+pub(crate) fn dvx(p: &Project, conf: &str, args: &[&str]) -> Run {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let mut c = s3_cmd(p, &args);
     c.env("SLURM_CONF", conf);
@@ -251,7 +251,7 @@ fn a_failing_datum_fails_its_stage_with_its_stderr_and_the_others_keep_their_res
 }
 
 /// Job ids whose logs the run's jobs wrote (a log appears when a job starts).
-fn started_jobs(p: &Project) -> Vec<String> {
+pub(crate) fn started_jobs(p: &Project) -> Vec<String> {
     fs::read_dir(p.p(".dvx/tmp/slurm"))
         .map(|d| {
             d.flatten()

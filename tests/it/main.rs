@@ -3,6 +3,7 @@
 mod browser;
 mod clone;
 mod cluster;
+mod cluster_datums;
 mod combine;
 mod common;
 mod concurrency;
@@ -17,6 +18,8 @@ mod experiments;
 mod hostile;
 mod import_dvc;
 mod input_limits;
+mod kube_fake;
+mod kubernetes;
 mod lineage;
 mod notebook;
 mod pachyderm;

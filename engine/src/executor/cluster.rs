@@ -1,4 +1,4 @@
-//! What every cluster executor (Slurm, Ray) does the same way: open the remote the data moves
+//! What every cluster executor (Slurm, Ray, Kubernetes) does the same way: open the remote the data moves
 //! through, put an execution's inputs and its task object there, and turn a result object
 //! back into an outcome with the outputs in the places the scheduler expects. How a job is
 //! submitted, watched and stopped is each executor's own.
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use dvx_remote::task::{Task, TaskDatum, TaskInput, TaskResources, TaskResult};
+use dvx_remote::task::{Task, TaskDatum, TaskInput, TaskMember, TaskResources, TaskResult};
 use dvx_remote::task::{DATUM_OUTPUT, TASK_FORMAT};
 use dvx_remote::transfer::Upload;
 use dvx_remote::{Remote, RemoteIndex};
@@ -162,11 +162,29 @@ impl Staging {
         }
         let datum = match &p.datum {
             Some((id, path, expected)) => {
-                inputs.extend(self.push_input(&mut h, path, *expected)?);
+                // A datum of combined inputs names its matches as members, not one input.
+                if p.members.is_empty() {
+                    inputs.extend(self.push_input(&mut h, path, *expected)?);
+                }
+                let mut members = Vec::with_capacity(p.members.len());
+                for m in &p.members {
+                    inputs.extend(self.push_input(&mut h, &m.path, m.known)?);
+                    members.push(TaskMember {
+                        name: m.name.clone(),
+                        place: m.place.clone(),
+                        input: m.path.clone(),
+                    });
+                }
                 Some(TaskDatum {
                     id: id.clone(),
-                    input: path.clone(),
+                    input: if members.is_empty() {
+                        path.clone()
+                    } else {
+                        String::new()
+                    },
                     output: DATUM_OUTPUT.into(),
+                    members,
+                    group: p.group,
                 })
             }
             None => None,
@@ -263,6 +281,20 @@ impl Staging {
         }
         Ok(())
     }
+}
+
+/// The name every job of one run carries, unique to this project, process and moment.
+pub fn run_tag(repo: &Repo) -> String {
+    let tag = Id::of(
+        format!(
+            "{}/{}/{:?}",
+            repo.root.display(),
+            std::process::id(),
+            std::time::SystemTime::now()
+        )
+        .as_bytes(),
+    );
+    format!("dvx-{}", &tag.to_hex()[..12])
 }
 
 /// An outcome that came with no result: the cluster ended the job.

@@ -20,6 +20,7 @@ use crate::spec::{ExecutorKind, Resources};
 
 mod adopt;
 pub mod cluster;
+pub mod kubernetes;
 mod local;
 pub mod ray;
 mod route;
@@ -64,6 +65,9 @@ pub struct PortableStage {
     pub resources: Resources,
     /// `NAME@sha256:ID` of a container stage's image, as resolved for its key.
     pub image: Option<String>,
+    /// A container stage's image as written in dvx.yaml, for a cluster that pulls it from a
+    /// registry (it must then be pinned by digest).
+    pub image_ref: Option<String>,
     pub network: bool,
     /// Outputs of a stage without datums.
     pub outs: Vec<String>,
@@ -82,6 +86,22 @@ pub struct Portable {
     pub datum: Option<(String, String, Option<Known>)>,
     /// Where a datum's output must be when the execution reports.
     pub out_dir: Option<PathBuf>,
+    /// A datum of combined inputs: its matches (the datum's path is then empty).
+    pub members: Vec<PortableMember>,
+    /// The members are a `group`.
+    pub group: bool,
+}
+
+/// One match of a combined datum.
+#[derive(Clone, Debug)]
+pub struct PortableMember {
+    /// The input's name.
+    pub name: String,
+    /// Its place in the datum's input folder (`name/sub`).
+    pub place: String,
+    /// Project-relative path, and the id the plan saw.
+    pub path: String,
+    pub known: Option<Known>,
 }
 
 /// One execution that ended, however it ended.

@@ -12,6 +12,7 @@ pub struct Routed<'a> {
     pub local: &'a dyn Executor,
     pub slurm: Option<&'a dyn Executor>,
     pub ray: Option<&'a dyn Executor>,
+    pub kubernetes: Option<&'a dyn Executor>,
     /// Where stages that name no executor run.
     pub default: ExecutorKind,
 }
@@ -22,7 +23,10 @@ const SLICE: Duration = Duration::from_millis(20);
 
 impl<'a> Routed<'a> {
     fn clusters(&self) -> impl Iterator<Item = &'a dyn Executor> {
-        self.slurm.into_iter().chain(self.ray)
+        self.slurm
+            .into_iter()
+            .chain(self.ray)
+            .chain(self.kubernetes)
     }
 }
 
@@ -38,6 +42,7 @@ impl Executor for Routed<'_> {
             ExecutorKind::Local => Some(self.local),
             ExecutorKind::Slurm => self.slurm,
             ExecutorKind::Ray => self.ray,
+            ExecutorKind::Kubernetes => self.kubernetes,
         };
         match target {
             Some(e) => e.submit(work),
@@ -126,6 +131,7 @@ mod tests {
             timeout_secs: None,
             resources: Default::default(),
             image: None,
+            image_ref: None,
             network: false,
             outs: vec![],
             inputs: vec![],
@@ -147,17 +153,25 @@ mod tests {
                 stage,
                 datum: None,
                 out_dir: None,
+                members: vec![],
+                group: false,
             }),
         }
     }
 
     #[test]
     fn each_stage_goes_where_it_asked_and_the_rest_where_the_run_says() {
-        let (local, slurm, ray) = (Fake::default(), Fake::default(), Fake::default());
+        let (local, slurm, ray, kube) = (
+            Fake::default(),
+            Fake::default(),
+            Fake::default(),
+            Fake::default(),
+        );
         let r = Routed {
             local: &local,
             slurm: Some(&slurm),
             ray: Some(&ray),
+            kubernetes: Some(&kube),
             default: ExecutorKind::Slurm,
         };
         r.submit(work(1, None)).unwrap();
@@ -167,6 +181,8 @@ mod tests {
         assert_eq!(*local.got.lock().unwrap(), [2]);
         assert_eq!(*slurm.got.lock().unwrap(), [1, 3]);
         assert_eq!(*ray.got.lock().unwrap(), [5]);
+        r.submit(work(7, Some(ExecutorKind::Kubernetes))).unwrap();
+        assert_eq!(*kube.got.lock().unwrap(), [7]);
         let mut done: Vec<Ticket> = r
             .poll(Duration::from_millis(10))
             .unwrap()
@@ -183,9 +199,13 @@ mod tests {
             local: &local,
             slurm: None,
             ray: None,
+            kubernetes: None,
             default: ExecutorKind::Local,
         };
         assert!(alone.submit(work(4, Some(ExecutorKind::Slurm))).is_err());
         assert!(alone.submit(work(6, Some(ExecutorKind::Ray))).is_err());
+        assert!(alone
+            .submit(work(8, Some(ExecutorKind::Kubernetes)))
+            .is_err());
     }
 }

@@ -64,12 +64,26 @@ fn fetch_inputs(remote: &Remote, task: &Task, ws: &Path) -> Result<()> {
     Ok(())
 }
 
+/// How the worker runs a task's commands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Place {
+    /// Here: a task with an image runs in its container, with the node's runtime.
+    #[default]
+    Node,
+    /// Already inside the task's image (a Kubernetes pod started from it): the commands run
+    /// as they are.
+    InImage,
+}
+
 /// The container of a task with an image: found by name with the node's runtime, and only
 /// if it is the image the task was keyed with.
-fn container_of(task: &Task) -> Result<Option<ContainerOf>> {
+fn container_of(task: &Task, place: Place) -> Result<Option<ContainerOf>> {
     let Some(pinned) = &task.image else {
         return Ok(None);
     };
+    if place == Place::InImage {
+        return Ok(None);
+    }
     let bad = |message: String, hint: &str| EngineError::Container {
         stage: task.stage.clone(),
         message,
@@ -105,7 +119,7 @@ fn container_of(task: &Task) -> Result<Option<ContainerOf>> {
 }
 
 /// Run the task's commands in `ws`, as `dvx run` would, with its timeout enforced.
-fn run_commands(task: &Task, ws: &Path) -> Result<Outcome> {
+fn run_commands(task: &Task, ws: &Path, place: Place) -> Result<Outcome> {
     let recipe = Recipe {
         stage: &task.stage,
         cmds: &task.cmd,
@@ -124,7 +138,7 @@ fn run_commands(task: &Task, ws: &Path) -> Result<Outcome> {
         }
         None => None,
     };
-    let image = container_of(task)?;
+    let image = container_of(task, place)?;
     for o in &task.outs {
         let abs = paths::abs(ws, o)?;
         if let Some(parent) = abs.parent() {
@@ -141,6 +155,32 @@ fn run_commands(task: &Task, ws: &Path) -> Result<Outcome> {
     // The datum's input, and the folder holding it at its path below the input folder
     // (`DVX_INPUT_DIR`), made as `dvx run` makes it.
     let io = match &datum {
+        Some((d, output)) if !d.members.is_empty() => {
+            // Several inputs: the folder holds each match at `name/sub`, as `dvx run` makes it.
+            let input_dir = ws.join(DATUM_INPUT_DIR);
+            std::fs::create_dir_all(&input_dir).map_err(|e| StoreError::io(&input_dir, e))?;
+            let mut members = Vec::with_capacity(d.members.len());
+            for m in &d.members {
+                let host = paths::abs(ws, &m.input)?;
+                if image.is_none() {
+                    crate::job::link_input(&input_dir, &m.place, &host)
+                        .map_err(|e| StoreError::io(&input_dir, e))?;
+                }
+                members.push(crate::job::MemberIo {
+                    name: m.name.clone(),
+                    place: m.place.clone(),
+                    host,
+                });
+            }
+            Some(DatumIo {
+                id: &d.id,
+                input: input_dir.clone(),
+                output: output.clone(),
+                input_dir,
+                members,
+                group: d.group,
+            })
+        }
         Some((d, output)) => {
             let input = paths::abs(ws, &d.input)?;
             let sub = crate::datum::sub_path(&d.id);
@@ -187,9 +227,18 @@ fn run_commands(task: &Task, ws: &Path) -> Result<Outcome> {
     Ok(outcome)
 }
 
+/// The node the worker runs on: `DVX_NODE` where the cluster sets it (a Kubernetes pod's
+/// host name is the pod's), else the host name.
+fn node() -> String {
+    std::env::var("DVX_NODE")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(dvx_store::fsutil::hostname)
+}
+
 /// Run task `id` from `remote` and write its result. Returns the result that stands (a
 /// requeued job finds the first one).
-pub fn exec_task(remote: &Remote, id: &Id) -> Result<TaskResult> {
+pub fn exec_task(remote: &Remote, id: &Id, place: Place) -> Result<TaskResult> {
     let task = remote.get_task(id)?;
     if let Some(r) = remote.get_result(id)? {
         // Already ran (the cluster started this job twice): nothing to do.
@@ -202,7 +251,7 @@ pub fn exec_task(remote: &Remote, id: &Id) -> Result<TaskResult> {
     let started = chrono::Utc::now();
     // Whatever goes wrong here is the task's failure, reported in its result.
     let outcome = match fetch_inputs(remote, &task, &ws) {
-        Ok(()) => run_commands(&task, &ws).unwrap_or_else(|e| failed(e.to_string())),
+        Ok(()) => run_commands(&task, &ws, place).unwrap_or_else(|e| failed(e.to_string())),
         Err(e) => failed(format!("cannot fetch the task's inputs: {e}")),
     };
     let ended = chrono::Utc::now();
@@ -257,7 +306,7 @@ pub fn exec_task(remote: &Remote, id: &Id) -> Result<TaskResult> {
         started: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         ended: ended.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         duration_ms: outcome.duration.as_millis() as u64,
-        host: dvx_store::fsutil::hostname(),
+        host: node(),
         outputs,
         stdout,
         stderr,

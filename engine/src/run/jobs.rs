@@ -162,6 +162,7 @@ impl Engine<'_> {
             timeout_secs: s.timeout,
             resources: s.resources.clone(),
             image: self.pinned_image(s),
+            image_ref: s.image.clone(),
             network: s.network,
             outs: if s.input.is_some() {
                 Vec::new()
@@ -171,6 +172,24 @@ impl Engine<'_> {
             inputs,
             root: self.repo.root.clone(),
         })
+    }
+
+    /// A combined datum's matches, for an executor elsewhere.
+    pub(super) fn portable_members(d: &Datum) -> Vec<crate::executor::PortableMember> {
+        d.members
+            .iter()
+            .map(|m| crate::executor::PortableMember {
+                name: m.name.clone(),
+                place: m.place(),
+                path: m.path.clone(),
+                known: m.input.as_ref().map(|i| {
+                    (
+                        EntryKind::from_name(i.kind).unwrap_or(EntryKind::File),
+                        i.id,
+                    )
+                }),
+            })
+            .collect()
     }
 
     fn member_io(&self, d: &Datum) -> Vec<job::MemberIo> {
@@ -247,7 +266,7 @@ impl Engine<'_> {
 }
 
 /// The stage's inputs are a `group` (its datums hold any number of matches per input).
-fn is_group(s: &Stage) -> bool {
+pub(super) fn is_group(s: &Stage) -> bool {
     s.input
         .as_ref()
         .and_then(|i| i.combine.as_ref())

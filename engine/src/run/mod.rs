@@ -177,10 +177,16 @@ impl<'a> Engine<'a> {
         } else {
             None
         };
+        let kubernetes = if wanted(ExecutorKind::Kubernetes) {
+            Some(crate::executor::kubernetes::Kubernetes::new(self.repo)?)
+        } else {
+            None
+        };
         let routed = Routed {
             local: &local,
             slurm: slurm.as_ref().map(|s| s as &dyn Executor),
             ray: ray.as_ref().map(|r| r as &dyn Executor),
+            kubernetes: kubernetes.as_ref().map(|k| k as &dyn Executor),
             default: opts.executor.unwrap_or(ExecutorKind::Local),
         };
         self.run_on(opts, &routed, children, progress)

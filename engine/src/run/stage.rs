@@ -118,6 +118,8 @@ impl Engine<'_> {
                     stage: portable.clone(),
                     datum: None,
                     out_dir: None,
+                    members: Vec::new(),
+                    group: false,
                 }),
             });
         } else {
@@ -156,11 +158,12 @@ impl Engine<'_> {
                     stage: i,
                     datum: Some((d.clone(), *k)),
                     job: self.job_for(s, Some(d), Some(&out_dir), &p.params)?,
-                    // Datums of combined inputs have no one input a task could name.
-                    portable: d.members.is_empty().then(|| Portable {
+                    portable: Some(Portable {
                         stage: portable.clone(),
                         datum: Some((d.id.clone(), d.path.clone(), input)),
                         out_dir: Some(out_dir.clone()),
+                        members: Self::portable_members(d),
+                        group: super::jobs::is_group(s),
                     }),
                     out_dir: Some(out_dir),
                     key: *k,
@@ -169,9 +172,15 @@ impl Engine<'_> {
                     batch: Vec::new(),
                 });
             }
-            let on_cluster = s.image.is_none() && s.executor.is_some_and(|e| e.is_cluster());
+            // A cluster runs a batch of portable tasks: one Slurm or Ray job runs them in turn,
+            // one Indexed Job on Kubernetes one pod each (in the stage's image, if it has one).
+            let on_cluster = match s.executor {
+                Some(spec::ExecutorKind::Slurm | spec::ExecutorKind::Ray) => s.image.is_none(),
+                Some(spec::ExecutorKind::Kubernetes) => true,
+                _ => false,
+            };
             if on_cluster && s.batch > 1 && tasks.len() > 1 {
-                // One cluster job runs several datums, each still its own task and result.
+                // One job runs several datums, each still its own task and result.
                 let mut batched = Vec::new();
                 let mut rest = tasks.into_iter().peekable();
                 while rest.peek().is_some() {

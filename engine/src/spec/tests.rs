@@ -46,7 +46,7 @@ fn errors_point_at_the_place() {
         );
     assert_eq!(
         err("stages:\n  a:\n    cmd: x\n    executor: pbs\n"),
-        "dvx.yaml:4:15: executor: \"pbs\" is not one of local, slurm, ray"
+        "dvx.yaml:4:15: executor: \"pbs\" is not one of local, slurm, ray, kubernetes"
     );
     assert!(err("stages:\n  a:\n    cmd: x\n    resources: {cpus: 2}\n")
         .contains("only for stages that run in a container"));

@@ -54,6 +54,8 @@ struct Executors {
     /// The other executors' sections are theirs to check.
     #[serde(rename = "slurm")]
     _slurm: Option<toml::Value>,
+    #[serde(rename = "kubernetes")]
+    _kubernetes: Option<toml::Value>,
 }
 
 /// The part of config.toml this reads; other sections belong to other crates.

@@ -49,6 +49,8 @@ struct Executors {
     /// The other executors' sections are theirs to check.
     #[serde(rename = "ray")]
     _ray: Option<toml::Value>,
+    #[serde(rename = "kubernetes")]
+    _kubernetes: Option<toml::Value>,
 }
 
 /// The part of config.toml this reads; other sections belong to other crates.
@@ -134,24 +136,8 @@ pub fn resource_args(r: &Resources) -> std::result::Result<Vec<String>, String> 
         out.push(format!("--cpus-per-task={}", v.ceil().max(1.0) as u64));
     }
     if let Some(m) = &r.memory {
-        let t = m.trim().to_ascii_lowercase();
-        let (num, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("resources.memory {m:?} is not a size"))?;
-        let bytes = match unit.trim_end_matches('b') {
-            "" => n,
-            "k" => n * 1024.0,
-            "m" => n * 1024.0 * 1024.0,
-            "g" => n * 1024.0 * 1024.0 * 1024.0,
-            "t" => n * 1024.0 * 1024.0 * 1024.0 * 1024.0,
-            _ => return Err(format!("resources.memory {m:?}: unknown unit")),
-        };
-        // Slurm's --mem is in mebibytes; never ask for less than what was written.
-        out.push(format!(
-            "--mem={}M",
-            (bytes / (1024.0 * 1024.0)).ceil().max(1.0) as u64
-        ));
+        // Slurm's --mem is in mebibytes.
+        out.push(format!("--mem={}M", memory_mib(m)?));
     }
     if let Some(g) = &r.gpus {
         if g == "all" {
@@ -162,6 +148,25 @@ pub fn resource_args(r: &Resources) -> std::result::Result<Vec<String>, String> 
         out.push(format!("--gres=gpu:{g}"));
     }
     Ok(out)
+}
+
+/// Mebibytes of a stage's `resources.memory` (`512m`, `1.5g`: binary units, as for a
+/// container), rounded up: never less than what was written.
+pub fn memory_mib(m: &str) -> std::result::Result<u64, String> {
+    let t = m.trim().to_ascii_lowercase();
+    let (num, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("resources.memory {m:?} is not a size"))?;
+    let bytes = match unit.trim_end_matches('b') {
+        "" => n,
+        "k" => n * 1024.0,
+        "m" => n * 1024.0 * 1024.0,
+        "g" => n * 1024.0 * 1024.0 * 1024.0,
+        "t" => n * 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("resources.memory {m:?}: unknown unit")),
+    };
+    Ok((bytes / (1024.0 * 1024.0)).ceil().max(1.0) as u64)
 }
 
 /// Everything `sbatch` is called with for one task.

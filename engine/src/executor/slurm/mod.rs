@@ -83,20 +83,11 @@ impl Slurm {
                 dir.join("%j.log").to_string_lossy().into_owned()
             }
         };
-        let tag = Id::of(
-            format!(
-                "{}/{}/{:?}",
-                repo.root.display(),
-                std::process::id(),
-                std::time::SystemTime::now()
-            )
-            .as_bytes(),
-        );
         Ok(Slurm {
             cfg,
             staging,
             root: repo.root.clone(),
-            name: format!("dvx-{}", &tag.to_hex()[..12]),
+            name: cluster::run_tag(repo),
             log,
             state: Mutex::new(State::default()),
         })
