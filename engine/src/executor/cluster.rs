@@ -297,6 +297,25 @@ pub fn run_tag(repo: &Repo) -> String {
     format!("dvx-{}", &tag.to_hex()[..12])
 }
 
+/// Wait as a cluster executor's `poll(wait)` should: until its next look at the queue is
+/// due (every `every` since `last`) when that comes within `wait`, else all of `wait`.
+/// True when it is time to look; never when nothing is in flight (`busy` false).
+pub fn wait_for_look(
+    busy: bool,
+    last: Option<std::time::Instant>,
+    every: Duration,
+    wait: Duration,
+) -> bool {
+    let due = last.map_or(Duration::ZERO, |l| every.saturating_sub(l.elapsed()));
+    if busy && due <= wait {
+        std::thread::sleep(due);
+        true
+    } else {
+        std::thread::sleep(wait);
+        false
+    }
+}
+
 /// An outcome that came with no result: the cluster ended the job.
 pub fn killed(message: String, log_tail: Vec<u8>) -> Outcome {
     Outcome {

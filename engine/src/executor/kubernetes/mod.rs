@@ -331,27 +331,15 @@ impl Executor for Kubernetes {
     }
 
     fn poll(&self, wait: Duration) -> Result<Vec<Finished>> {
-        let due = {
+        let (busy, last) = {
             let st = self.lock();
-            if st.jobs.is_empty() {
-                None
-            } else {
-                Some(st.last_poll.map_or(Duration::ZERO, |l| {
-                    self.cfg.poll().saturating_sub(l.elapsed())
-                }))
-            }
+            (!st.jobs.is_empty(), st.last_poll)
         };
-        match due {
-            Some(due) if due <= wait => {
-                std::thread::sleep(due);
-                let mut st = self.lock();
-                self.look(&mut st)
-            }
-            _ => {
-                std::thread::sleep(wait);
-                Ok(Vec::new())
-            }
+        if !cluster::wait_for_look(busy, last, self.cfg.poll(), wait) {
+            return Ok(Vec::new());
         }
+        let mut st = self.lock();
+        self.look(&mut st)
     }
 
     fn cancel(&self, what: Cancel) -> Vec<Ticket> {

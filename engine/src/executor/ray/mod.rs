@@ -238,7 +238,7 @@ impl Executor for Ray {
             }
             _ => {
                 return Err(exec_err(
-                    "ray cannot run this execution (datums of combined inputs run only here for now: give the stage `executor: local`)".into(),
+                    "ray cannot run this execution (it has no portable form); give the stage `executor: local`".into(),
                 ))
             }
         };
@@ -292,25 +292,13 @@ impl Executor for Ray {
     }
 
     fn poll(&self, wait: Duration) -> Result<Vec<Finished>> {
-        let due = {
+        let (busy, last) = {
             let st = self.lock();
-            if st.jobs.is_empty() {
-                None
-            } else {
-                Some(st.last_poll.map_or(Duration::ZERO, |l| {
-                    self.cfg.poll().saturating_sub(l.elapsed())
-                }))
-            }
+            (!st.jobs.is_empty(), st.last_poll)
         };
-        let Some(due) = due else {
-            std::thread::sleep(wait);
-            return Ok(Vec::new());
-        };
-        if due > wait {
-            std::thread::sleep(wait);
+        if !cluster::wait_for_look(busy, last, self.cfg.poll(), wait) {
             return Ok(Vec::new());
         }
-        std::thread::sleep(due);
         let mut st = self.lock();
         self.look(&mut st)
     }

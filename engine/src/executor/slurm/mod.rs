@@ -248,7 +248,7 @@ impl Executor for Slurm {
             }
             _ => {
                 return Err(exec_err(
-                    "slurm cannot run this execution (datums of combined inputs run only here for now: give the stage `executor: local`)".into(),
+                    "slurm cannot run this execution (it has no portable form); give the stage `executor: local`".into(),
                 ))
             }
         };
@@ -279,25 +279,13 @@ impl Executor for Slurm {
     }
 
     fn poll(&self, wait: Duration) -> Result<Vec<Finished>> {
-        let due = {
+        let (busy, last) = {
             let st = self.lock();
-            if st.jobs.is_empty() {
-                None
-            } else {
-                Some(st.last_poll.map_or(Duration::ZERO, |l| {
-                    self.cfg.poll().saturating_sub(l.elapsed())
-                }))
-            }
+            (!st.jobs.is_empty(), st.last_poll)
         };
-        let Some(due) = due else {
-            std::thread::sleep(wait);
-            return Ok(Vec::new());
-        };
-        if due > wait {
-            std::thread::sleep(wait);
+        if !cluster::wait_for_look(busy, last, self.cfg.poll(), wait) {
             return Ok(Vec::new());
         }
-        std::thread::sleep(due);
         let mut st = self.lock();
         self.look(&mut st)
     }
