@@ -1,11 +1,156 @@
-//! Inner loops: hashing, chunking, compression and tree encoding.
+//! Inner loops: hashing, chunking, compression, tree encoding, and the two walks over a
+//! large stored tree that `status` and `checkout` make: flattening a stored tree (100 folders
+//! of 1,000 files) and the per-folder ordered scan of the stat cache (`fastdiff.rs`).
 //! Run with `cargo bench -p dvx-store`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dvx_store::chunking;
+use dvx_store::db::{Db, CF_STAT};
 use dvx_store::object::{EntryKind, Tree, TreeEntry};
 use dvx_store::pack::encode_chunk;
+use dvx_store::statcache::{Stat, StatEntry};
+use dvx_store::store::Store;
+use dvx_store::worktree;
 use dvx_store::Id;
+
+/// Folders and files per folder of the stored tree the walks run over (100,000 files).
+const FOLDERS: usize = 100;
+const PER_FOLDER: usize = 1_000;
+
+fn folder_name(d: usize) -> String {
+    format!("d{d:03}")
+}
+
+fn file_name(d: usize, f: usize) -> String {
+    format!("f{:06}.txt", d * PER_FOLDER + f)
+}
+
+/// A store holding `data/` = FOLDERS folders of PER_FOLDER files; returns the root tree's id.
+/// The database is closed (flushed to table files) and opened again read-only, as `status`
+/// opens it.
+fn stored_tree(dir: &Path) -> (Store, Id) {
+    let root = {
+        let store = Store::new(Db::open(&dir.join("db")).unwrap(), &dir.join("packs"));
+        let txn = store.txn().unwrap();
+        let mut folders = Vec::with_capacity(FOLDERS);
+        for d in 0..FOLDERS {
+            let files: Vec<TreeEntry> = (0..PER_FOLDER)
+                .map(|f| TreeEntry {
+                    name: file_name(d, f),
+                    kind: EntryKind::File,
+                    mode: 0o644,
+                    size: 2048,
+                    id: Id::of(file_name(d, f).as_bytes()),
+                })
+                .collect();
+            folders.push(TreeEntry {
+                name: folder_name(d),
+                kind: EntryKind::Dir,
+                mode: 0o755,
+                size: (2048 * PER_FOLDER) as u64,
+                id: txn.put_tree(&Tree::new(files).unwrap()),
+            });
+        }
+        let data = txn.put_tree(&Tree::new(folders).unwrap());
+        let root = txn.put_tree(
+            &Tree::new(vec![TreeEntry {
+                name: "data".into(),
+                kind: EntryKind::Dir,
+                mode: 0o755,
+                size: (2048 * PER_FOLDER * FOLDERS) as u64,
+                id: data,
+            }])
+            .unwrap(),
+        );
+        txn.commit().unwrap();
+        root
+    };
+    let db = Db::open_read_only(&dir.join("db")).unwrap();
+    (Store::new(db, &dir.join("packs")), root)
+}
+
+/// A stat cache with one entry per file of `stored_tree`, keyed as `status` keys it.
+fn stat_cache(dir: &Path) -> Db {
+    {
+        let db = Db::open(dir).unwrap();
+        let mut batch = db.batch();
+        for d in 0..FOLDERS {
+            for f in 0..PER_FOLDER {
+                let key = format!("data/{}/{}", folder_name(d), file_name(d, f));
+                let stat = Stat {
+                    ino: (d * PER_FOLDER + f) as u64,
+                    mtime_ns: 1_700_000_000_000_000_000,
+                    ctime_ns: 1_700_000_000_000_000_000,
+                    size: 2048,
+                    mode: 0o100644,
+                };
+                let e = StatEntry::new(stat, Id::of(key.as_bytes()));
+                batch.put(&db, CF_STAT, key.as_bytes(), &e.encode());
+            }
+        }
+        db.write(batch).unwrap();
+    }
+    Db::open_read_only(dir).unwrap()
+}
+
+fn walks(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, root) = stored_tree(&tmp.path().join("store"));
+    let stat = stat_cache(&tmp.path().join("stat"));
+    let n = (FOLDERS * PER_FOLDER) as u64;
+
+    let mut g = c.benchmark_group("walk");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(n));
+    // What checkout and diff do with a stored tree: every path in one ordered map.
+    g.bench_function("flatten_100k", |b| {
+        b.iter(|| {
+            let mut out = BTreeMap::new();
+            worktree::flatten(&store, black_box(&root), "", &mut out).unwrap();
+            out.len()
+        })
+    });
+    // The stat-cache side of a no-op status: one ordered scan per folder, every entry decoded.
+    g.bench_function("stat_scan_100k", |b| {
+        b.iter(|| {
+            let mut found = 0usize;
+            for d in 0..FOLDERS {
+                let prefix = format!("data/{}/", folder_name(d));
+                stat.for_each_child(CF_STAT, prefix.as_bytes(), |_, v| {
+                    found += StatEntry::decode(v).is_some() as usize;
+                    Ok(true)
+                })
+                .unwrap();
+            }
+            found
+        })
+    });
+    // The same entries by batched point lookups, as `status` read them before the scan.
+    g.bench_function("stat_multi_get_100k", |b| {
+        let keys: Vec<Vec<String>> = (0..FOLDERS)
+            .map(|d| {
+                (0..PER_FOLDER)
+                    .map(|f| format!("data/{}/{}", folder_name(d), file_name(d, f)))
+                    .collect()
+            })
+            .collect();
+        b.iter(|| {
+            keys.iter()
+                .map(|k| {
+                    stat.multi_get_with(CF_STAT, k, true, StatEntry::decode)
+                        .unwrap()
+                        .iter()
+                        .filter(|e| e.is_some())
+                        .count()
+                })
+                .sum::<usize>()
+        })
+    });
+    g.finish();
+}
 
 fn csv_like(n: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(n + 64);
@@ -76,5 +221,5 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, walks);
 criterion_main!(benches);

@@ -38,12 +38,24 @@ SCENARIOS = [
     "status-noop-100k",
     "append-1pct",
     "checkout-1pct",
+    "checkout-big",
 ]
 # Scenarios that build on the projects left by another one.
 PREREQUISITES = {
     "append-1pct": ["add-1gb-csv"],
     "status-noop-100k": ["add-100k-small"],
     "checkout-1pct": ["add-100k-small"],
+    "checkout-big": ["add-1gb-csv"],
+}
+# Shorter names for --only (the scenario names stay the same at every scale).
+ALIASES = {
+    "add-big": "add-1gb-csv",
+    "add-csv": "add-1gb-csv",
+    "add-small": "add-100k-small",
+    "status-noop": "status-noop-100k",
+    "status": "status-noop-100k",
+    "append": "append-1pct",
+    "checkout": "checkout-1pct",
 }
 
 MB = 1_000_000
@@ -65,7 +77,11 @@ class Scale:
 SCALES = {
     "full": Scale("full", csv_bytes=1 << 30, n_files=100_000, n_dirs=100),
     "small": Scale("small", csv_bytes=(1 << 30) // 50, n_files=100_000 // 50, n_dirs=100),
+    "million": Scale("million", csv_bytes=1 << 30, n_files=1_000_000, n_dirs=1000),
 }
+# Above this size the big file is added once per tool (not twice) and moved, not copied, into
+# the last project, so that a 10 GB run needs ~2x the file's size of free disk, not ~4x.
+FRUGAL_BYTES = 2 << 30
 
 
 # --------------------------------------------------------------------------
@@ -86,19 +102,58 @@ class Run:
     stderr: str
 
 
+GNU_TIME = "/usr/bin/time"
+
+
+class PeakRss:
+    """Peak RSS of a child, measured by GNU time (`/usr/bin/time -f %M`) when installed.
+
+    `ru_maxrss` from our own wait4 is not enough: Linux carries the high-water mark of the
+    forked copy of this Python process over the exec, so a child smaller than the harness
+    (tens of MB once boto3 or test data is loaded) would report the harness's size. GNU time
+    is a small C program, so what it reports is the command's own peak. Without it we fall
+    back to wait4 and say so (`exact` False)."""
+
+    def __init__(self):
+        self.exact = os.access(GNU_TIME, os.X_OK)
+        self.path = None
+
+    def wrap(self, argv: list) -> list:
+        if not self.exact:
+            return argv
+        fd, self.path = tempfile.mkstemp(prefix="dvx-bench-rss-")
+        os.close(fd)
+        return [GNU_TIME, "-f", "%M", "-o", self.path, *argv]
+
+    def mb(self, usage) -> float:
+        """Peak RSS in MB (10^6 bytes); `usage` is the rusage wait4 returned."""
+        fallback = usage.ru_maxrss * 1024 / MB
+        if not self.path:
+            return fallback
+        try:
+            lines = Path(self.path).read_text().strip().splitlines()
+            return int(lines[-1]) * 1024 / MB
+        except (OSError, ValueError, IndexError):
+            return fallback
+        finally:
+            os.unlink(self.path)
+            self.path = None
+
+
 def run(argv, cwd, env=None, check=True) -> Run:
-    """Run a command, timing its wall clock and reading its peak RSS via wait4."""
+    """Run a command, timing its wall clock and reading its peak RSS (GNU time, else wait4)."""
     argv = [str(a) for a in argv]
+    rss = PeakRss()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(rss.wrap(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        result = Run(argv, seconds, usage.ru_maxrss * 1024 / MB, proc.returncode,
+        result = Run(argv, seconds, rss.mb(usage), proc.returncode,
                      out.read().decode(errors="replace"), err.read().decode(errors="replace"))
     if check and result.rc != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
@@ -237,9 +292,11 @@ class SmallFiles:
             lines.append(" ".join(pool_rng.choices(WORDS, k=pool_rng.randint(4, 14))))
         self.pool = ("\n".join(lines) + "\n").encode()
         self.per_dir = -(-scale.n_files // scale.n_dirs)
+        self.dw = max(3, len(str(scale.n_dirs - 1)))
+        self.fw = max(6, len(str(scale.n_files - 1)))
 
     def relpath(self, i: int) -> str:
-        return f"d{i // self.per_dir:03d}/f{i:06d}.txt"
+        return f"d{i // self.per_dir:0{self.dw}d}/f{i:0{self.fw}d}.txt"
 
     def content(self, i: int, version: int) -> bytes:
         header = f"# file {i:06d} version {version}\n".encode()
@@ -250,7 +307,7 @@ class SmallFiles:
     def write(self, root: Path) -> int:
         total = 0
         for d in range(self.scale.n_dirs):
-            (root / f"d{d:03d}").mkdir(parents=True, exist_ok=True)
+            (root / f"d{d:0{self.dw}d}").mkdir(parents=True, exist_ok=True)
         for i in range(self.scale.n_files):
             data = self.content(i, 0)
             with open(root / self.relpath(i), "wb") as f:
@@ -258,10 +315,19 @@ class SmallFiles:
             total += len(data)
         return total
 
-    def modifications(self) -> dict:
-        """The 1% of files to change (every 100th) and their new content."""
+    def modified(self) -> list:
+        """The 1% of files to change: every 100th."""
         step = max(1, round(1 / MODIFY_FRACTION))
-        return {self.relpath(i): self.content(i, 1) for i in range(0, self.scale.n_files, step)}
+        return list(range(0, self.scale.n_files, step))
+
+    def modifications(self) -> dict:
+        """The 1% of files to change and their new content."""
+        return {self.relpath(i): self.content(i, 1) for i in self.modified()}
+
+    def verified(self) -> list:
+        """The files compared with state A after `checkout-1pct`: five changed, one not."""
+        changed = sorted(self.relpath(i) for i in self.modified())
+        return [*changed[:: max(1, len(changed) // 5)][:5], self.relpath(1)]
 
 
 # --------------------------------------------------------------------------
@@ -389,6 +455,16 @@ def side_get(res: Optional[dict], key: str):
     return None if res is None else res.get(key)
 
 
+def mb(n: Optional[float]) -> Optional[float]:
+    return None if n is None else n / MB
+
+
+def rss_row(res: dict, extra: str = "", label: str = "peak RSS (MB)"):
+    """The table row of both tools' peak RSS (every timed command reports one)."""
+    return (label, fmt_mb(side_get(res.get("dvx"), "max_rss_mb")),
+            fmt_mb(side_get(res.get("dvc"), "max_rss_mb")), "", extra)
+
+
 # --------------------------------------------------------------------------
 # Scenarios
 # --------------------------------------------------------------------------
@@ -419,13 +495,21 @@ def scenario_add_csv(ctx: Ctx) -> dict:
     # Writing 1 GB into memory no process used before is much slower on a virtual machine (the
     # host backs the pages on first touch), and it hits whichever tool runs first. So each
     # tool adds the file twice, each time into a fresh project, tools alternating, and the
-    # faster add counts.
+    # faster add counts. A file over FRUGAL_BYTES is added once per tool, and the last
+    # project gets the generated file itself (mv) instead of a copy.
+    frugal = size > FRUGAL_BYTES
+    attempts = 1 if frugal else 2
+    active = [t for t in ctx.tools if t.exe is not None]
+    res["attempts"] = attempts
     best = {}
-    for attempt in range(2):
+    for attempt in range(attempts):
         for tool in ctx.tools:
             def part(tool=tool, attempt=attempt):
                 proj = new_project(ctx, tool, f"csv{attempt}")
-                run(["cp", src, proj.path / "big.csv"], ctx.work)
+                if frugal and tool is active[-1]:
+                    src.rename(proj.path / "big.csv")
+                else:
+                    run(["cp", src, proj.path / "big.csv"], ctx.work)
                 warm(proj.path / "big.csv")
                 r = proj.run("add", "big.csv")
                 prev = ctx.state["csv"].get(tool.name)
@@ -439,22 +523,32 @@ def scenario_add_csv(ctx: Ctx) -> dict:
                 best[tool.name] = got
     for tool in ctx.tools:
         res[tool.name] = best.get(tool.name)
-    src.unlink()
+    src.unlink(missing_ok=True)
 
     dvx_s, dvc_s = side_get(res.get("dvx"), "seconds"), side_get(res.get("dvc"), "seconds")
     res["ratio_dvc_dvx"] = ratio(dvc_s, dvx_s)
     res["ratio_dvx_cp"] = ratio(dvx_s, cp.seconds)
     res["ratio_dvx_cp_sync"] = ratio(dvx_s, cps.seconds)
+    log(f"  big.csv: {size / 1e9:.2f} GB; best of {attempts} add(s) per tool")
     print_rows([
         ("add big.csv (s)", fmt_s(dvx_s), fmt_s(dvc_s), fmt_ratio(res["ratio_dvc_dvx"]),
          f"cp: {cp.seconds:.3f}s, dvx/cp {fmt_ratio(res['ratio_dvx_cp'])}; "
          f"cp+sync: {cps.seconds:.3f}s, dvx/(cp+sync) {fmt_ratio(res['ratio_dvx_cp_sync'])}"),
-        ("peak RSS (MB)", fmt_mb(side_get(res.get("dvx"), "max_rss_mb")),
-         fmt_mb(side_get(res.get("dvc"), "max_rss_mb")), "", ""),
+        rss_row(res, f"cp peak RSS {fmt_mb(cp.max_rss_mb)} MB"),
+        ("store size (MB)", fmt_mb(mb(side_get(res.get("dvx"), "store_bytes"))),
+         fmt_mb(mb(side_get(res.get("dvc"), "store_bytes"))), "", ""),
     ])
     check(ctx, "add-1gb-csv", "dvc/dvx time", res["ratio_dvc_dvx"], ">=", 5, "x")
-    check(ctx, "add-1gb-csv", "dvx/cp time", res["ratio_dvx_cp"], "<=", 2, "x")
+    if size > 4 << 30:
+        # The issue's target for a 10 GB file: within 1.3x of `cp`.
+        check(ctx, "add-1gb-csv", "dvx/cp time", res["ratio_dvx_cp"], "<=", 1.3, "x")
+    else:
+        check(ctx, "add-1gb-csv", "dvx/cp time", res["ratio_dvx_cp"], "<=", 2, "x")
     check(ctx, "add-1gb-csv", "dvx/(cp+sync) time", res["ratio_dvx_cp_sync"], "<=", 2, "x")
+    if 0.9 * (1 << 30) <= size <= 1.1 * (1 << 30):
+        check(ctx, "add-1gb-csv", "dvx add of 1 GiB", dvx_s, "<=", 0.95, "s")
+    check(ctx, "add-1gb-csv", "dvx peak RSS", side_get(res.get("dvx"), "max_rss_mb"), "<=", 200,
+          "MB")
     return res
 
 
@@ -467,30 +561,42 @@ def scenario_add_small(ctx: Ctx) -> dict:
     log(f"  generated data/: {ctx.scale.n_files} files, {total / MB:.1f} MB "
         f"in {time.perf_counter() - t0:.1f}s")
     ctx.state["small_files"] = files
-    ctx.state["small_src"] = gen_dir / "data"
     ctx.state["small"] = {}
+    # State A of the files `checkout-1pct` verifies, read now: the generated folder is moved
+    # (not copied) into the last project, which saves a copy of 1M files.
+    ctx.state["small_expected"] = {rel: (gen_dir / "data" / rel).read_bytes()
+                                   for rel in files.verified()}
+    active = [t for t in ctx.tools if t.exe is not None]
 
-    res = {"files": ctx.scale.n_files, "bytes": total}
+    res = {"files": ctx.scale.n_files, "folders": ctx.scale.n_dirs, "bytes": total}
     for tool in ctx.tools:
         def part(tool=tool):
             proj = new_project(ctx, tool, "small")
-            run(["cp", "-a", gen_dir / "data", proj.path / "data"], ctx.work)
+            if tool is active[-1]:
+                (gen_dir / "data").rename(proj.path / "data")
+            else:
+                run(["cp", "-a", gen_dir / "data", proj.path / "data"], ctx.work)
             warm(proj.path / "data")
             r = proj.run("add", "data")
             ctx.state["small"][tool.name] = proj
-            return {"seconds": r.seconds, "max_rss_mb": r.max_rss_mb}
+            return {"seconds": r.seconds, "max_rss_mb": r.max_rss_mb,
+                    "store_bytes": tree_bytes(proj.path / tool.store)}
         res[tool.name] = guarded(ctx, "add-100k-small", tool, part)
 
     dvx_s, dvc_s = side_get(res.get("dvx"), "seconds"), side_get(res.get("dvc"), "seconds")
     dvx_rss = side_get(res.get("dvx"), "max_rss_mb")
     res["ratio_dvc_dvx"] = ratio(dvc_s, dvx_s)
     print_rows([
-        ("add data (s)", fmt_s(dvx_s), fmt_s(dvc_s), fmt_ratio(res["ratio_dvc_dvx"]), ""),
-        ("peak RSS (MB)", fmt_mb(dvx_rss), fmt_mb(side_get(res.get("dvc"), "max_rss_mb")),
-         "", ""),
+        ("add data (s)", fmt_s(dvx_s), fmt_s(dvc_s), fmt_ratio(res["ratio_dvc_dvx"]),
+         f"{ctx.scale.n_files} files in {ctx.scale.n_dirs} folders"),
+        rss_row(res),
+        ("store size (MB)", fmt_mb(mb(side_get(res.get("dvx"), "store_bytes"))),
+         fmt_mb(mb(side_get(res.get("dvc"), "store_bytes"))), "", ""),
     ])
     check(ctx, "add-100k-small", "dvc/dvx time", res["ratio_dvc_dvx"], ">=", 10, "x")
-    check(ctx, "add-100k-small", "dvx peak RSS", dvx_rss, "<=", 150, "MB")
+    # 150 MB at 100k files; the issue allows 200 MB for every command at 1M files.
+    check(ctx, "add-100k-small", "dvx peak RSS", dvx_rss, "<=",
+          150 if ctx.scale.n_files <= 100_000 else 200, "MB")
     return res
 
 
@@ -548,9 +654,15 @@ def scenario_status(ctx: Ctx) -> dict:
          fmt_ratio(res["ratio_dvc_dvx"]), extra),
         ("reports clean", fmt_bool(side_get(res.get("dvx"), "clean")),
          fmt_bool(side_get(res.get("dvc"), "clean")), "", ""),
+        rss_row(res, "max over the runs"),
     ])
+    if dvx_s is not None:
+        log(f"  dvx status runs: {', '.join(f'{t:.3f}' for t in res['dvx']['all_seconds'])} s; "
+            f"statwalk runs: {', '.join(f'{t:.3f}' for t in walk['all_seconds']) if walk else '-'}")
     check(ctx, "status-noop-100k", "dvc/dvx time", res["ratio_dvc_dvx"], ">=", 20, "x")
     check(ctx, "status-noop-100k", "dvx/statwalk time", res["ratio_dvx_statwalk"], "<=", 3, "x")
+    check(ctx, "status-noop-100k", "dvx peak RSS", side_get(res.get("dvx"), "max_rss_mb"), "<=",
+          200, "MB")
     return res
 
 
@@ -588,8 +700,11 @@ def scenario_append(ctx: Ctx) -> dict:
         ("store growth (MB)", "-" if dvx_g is None else f"{dvx_g / MB:.2f}",
          "-" if dvc_g is None else f"{dvc_g / MB:.2f}", fmt_ratio(ratio(dvc_g, dvx_g)), ""),
         ("growth / appended", fmt_ratio(dvx_r), fmt_ratio(dvc_r), "", ""),
+        rss_row(res),
     ])
     check(ctx, "append-1pct", "dvx growth/appended", dvx_r, "<=", 3, "x")
+    # The stricter target of the scale-up issue.
+    check(ctx, "append-1pct", "dvx growth/appended (1.1)", dvx_r, "<=", 1.1, "x")
     return res
 
 
@@ -602,11 +717,8 @@ def verify_files(proj: Project, expected: dict) -> dict:
 def scenario_checkout(ctx: Ctx) -> dict:
     """e. state A, modify 1% of files, state B, then time switching back to A."""
     files: SmallFiles = ctx.state["small_files"]
-    src: Path = ctx.state["small_src"]
     changes = files.modifications()
-    sample = sorted(changes)[:: max(1, len(changes) // 5)][:5]
-    untouched = files.relpath(1)
-    expected = {rel: (src / rel).read_bytes() for rel in [*sample, untouched]}
+    expected = ctx.state["small_expected"]
     res = {"modified_files": len(changes), "verified_files": sorted(expected)}
 
     def modify(proj: Project) -> None:
@@ -617,13 +729,15 @@ def scenario_checkout(ctx: Ctx) -> dict:
     def dvx_part(proj: Project) -> dict:
         commit_a = json.loads(proj.run("log", "--json").stdout)[0]["id"]
         modify(proj)
-        proj.run("add", "data")
+        warm(proj.path / "data")
+        rb = proj.run("commit", "-m", "B")
         commit_b = json.loads(proj.run("log", "--json").stdout)[0]["id"]
         if commit_b == commit_a:
-            raise CommandFailed("`dvx add data` after modifying files made no new commit")
+            raise CommandFailed("`dvx commit` after modifying files made no new commit")
         warm(proj.path / "data")
         r = proj.run("checkout", commit_a)
         return {"seconds": r.seconds, "max_rss_mb": r.max_rss_mb, "commit_a": commit_a,
+                "b": {"seconds": rb.seconds, "max_rss_mb": rb.max_rss_mb, "timed": "dvx commit"},
                 "commit_b": commit_b, "timed": f"dvx checkout {commit_a[:12]}",
                 "verify": verify_files(proj, expected)}
 
@@ -632,13 +746,15 @@ def scenario_checkout(ctx: Ctx) -> dict:
         proj.git("commit", "-q", "-m", "A")
         git_a = proj.git("rev-parse", "HEAD").stdout.strip()
         modify(proj)
-        proj.run("add", "data")
+        warm(proj.path / "data")
+        rb = proj.run("add", "data")
         proj.git("add", "data.dvc")
         proj.git("commit", "-q", "-m", "B")
         proj.git("checkout", git_a, "--", "data.dvc")
         warm(proj.path / "data")
         r = proj.run("checkout")
         return {"seconds": r.seconds, "max_rss_mb": r.max_rss_mb, "git_a": git_a,
+                "b": {"seconds": rb.seconds, "max_rss_mb": rb.max_rss_mb, "timed": "dvc add"},
                 "timed": "dvc checkout (after untimed `git checkout A -- data.dvc`)",
                 "verify": verify_files(proj, expected)}
 
@@ -654,18 +770,64 @@ def scenario_checkout(ctx: Ctx) -> dict:
         v = side_get(side, "verify")
         return "-" if v is None else ("ok" if v["ok"] else f"BAD {len(v['mismatched'])}")
 
+    b = lambda t, k: side_get(side_get(res.get(t), "b"), k)  # noqa: E731
     print_rows([
+        ("record B (s)", fmt_s(b("dvx", "seconds")), fmt_s(b("dvc", "seconds")),
+         fmt_ratio(ratio(b("dvc", "seconds"), b("dvx", "seconds"))),
+         "dvx commit vs dvc add data, 1% of the files changed"),
+        ("record B peak RSS (MB)", fmt_mb(b("dvx", "max_rss_mb")), fmt_mb(b("dvc", "max_rss_mb")),
+         "", ""),
         ("checkout A (s)", fmt_s(dvx_s), fmt_s(dvc_s), fmt_ratio(res["ratio_dvc_dvx"]),
          "dvc time = `dvc checkout` only"),
+        rss_row(res, label="checkout peak RSS (MB)"),
         (f"{len(expected)} files == A", verdict(res.get("dvx")), verdict(res.get("dvc")), "",
          f"{len(changes)} files modified"),
     ])
     check(ctx, "checkout-1pct", "dvc/dvx time", res["ratio_dvc_dvx"], ">=", 10, "x")
+    check(ctx, "checkout-1pct", "dvx peak RSS", side_get(res.get("dvx"), "max_rss_mb"), "<=",
+          200, "MB")
+    check(ctx, "checkout-1pct", "dvx commit peak RSS", b("dvx", "max_rss_mb"), "<=", 200, "MB")
     for tool in ctx.tools:
         v = side_get(res.get(tool.name), "verify")
         if tool.exe is not None:
             check(ctx, "checkout-1pct", f"{tool.name} restores A content",
                   None if v is None else float(v["ok"]), ">=", 1)
+    return res
+
+
+def scenario_checkout_big(ctx: Ctx) -> dict:
+    """f. delete the big file of `add-1gb-csv` (after `append-1pct`, if it ran) and restore it:
+    `dvx checkout` vs `dvc checkout` (time and peak RSS of writing one large file)."""
+    res: dict = {}
+    for tool in ctx.tools:
+        proj = ctx.state["csv"].get(tool.name)
+        if proj is None:
+            continue
+
+        def part(tool=tool, proj=proj):
+            path = proj.path / "big.csv"
+            size = path.stat().st_size
+            path.unlink()
+            os.sync()
+            r = proj.run("checkout")
+            got = path.stat().st_size if path.exists() else None
+            return {"seconds": r.seconds, "max_rss_mb": r.max_rss_mb, "bytes": size,
+                    "restored": got == size}
+        res[tool.name] = guarded(ctx, "checkout-big", tool, part)
+    dvx_s, dvc_s = side_get(res.get("dvx"), "seconds"), side_get(res.get("dvc"), "seconds")
+    res["ratio_dvc_dvx"] = ratio(dvc_s, dvx_s)
+    size = side_get(res.get("dvx"), "bytes") or side_get(res.get("dvc"), "bytes") or 0
+    print_rows([
+        ("restore big.csv (s)", fmt_s(dvx_s), fmt_s(dvc_s), fmt_ratio(res["ratio_dvc_dvx"]),
+         f"{size / 1e9:.2f} GB, deleted then `checkout`"),
+        rss_row(res),
+        ("restored, same size", fmt_bool(side_get(res.get("dvx"), "restored")),
+         fmt_bool(side_get(res.get("dvc"), "restored")), "", ""),
+    ])
+    check(ctx, "checkout-big", "dvx peak RSS", side_get(res.get("dvx"), "max_rss_mb"), "<=", 200,
+          "MB")
+    v = side_get(res.get("dvx"), "restored")
+    check(ctx, "checkout-big", "dvx restores big.csv", None if v is None else float(v), ">=", 1)
     return res
 
 
@@ -675,6 +837,7 @@ SCENARIO_FUNCS = {
     "status-noop-100k": scenario_status,
     "append-1pct": scenario_append,
     "checkout-1pct": scenario_checkout,
+    "checkout-big": scenario_checkout_big,
 }
 
 
@@ -717,9 +880,16 @@ def version_of(tool: Tool) -> Optional[str]:
 
 
 def selected(only: Optional[str]) -> list:
+    """--only NAME[,NAME...] (aliases allowed), plus what each builds on, in the usual order."""
     if not only:
         return list(SCENARIOS)
-    wanted = set(PREREQUISITES.get(only, [])) | {only}
+    wanted = set()
+    for name in only.split(","):
+        name = ALIASES.get(name.strip(), name.strip())
+        if name not in SCENARIOS:
+            raise SystemExit(f"error: unknown scenario {name!r}; known: "
+                             f"{', '.join(SCENARIOS)} (aliases: {', '.join(ALIASES)})")
+        wanted |= set(PREREQUISITES.get(name, [])) | {name}
     return [s for s in SCENARIOS if s in wanted]
 
 
@@ -738,6 +908,9 @@ def print_summary(ctx: Ctx) -> None:
         elif name == "append-1pct":
             g = side_get(res.get("dvx"), "growth_per_appended")
             extra = f"dvx growth/appended {fmt_ratio(g)}"
+        extra = (f"peak RSS dvx {fmt_mb(side_get(res.get('dvx'), 'max_rss_mb'))} MB, "
+                 f"dvc {fmt_mb(side_get(res.get('dvc'), 'max_rss_mb'))} MB" + (
+                     f"; {extra}" if extra else ""))
         log(f"{name:<18} {fmt_s(side_get(res.get('dvx'), 'seconds')):>9} "
             f"{fmt_s(side_get(res.get('dvc'), 'seconds')):>9} "
             f"{fmt_ratio(res.get('ratio_dvc_dvx')):>8}  {extra}")
@@ -769,10 +942,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--statwalk", default=str(REPO_ROOT / "target/release/examples/statwalk"),
                     help="bare parallel stat-walk binary for the status baseline")
     ap.add_argument("--scale", choices=sorted(SCALES), default="full",
-                    help="full: 1 GiB CSV, 100k files; small: 1/50 of that (default: full)")
+                    help="full: 1 GiB CSV, 100k files in 100 folders; small: 1/50 of that; "
+                         "million: 1 GiB CSV, 1M files in 1,000 folders (default: full)")
+    ap.add_argument("--files", type=int, metavar="N",
+                    help="number of small files (overrides the scale's)")
+    ap.add_argument("--folders", type=int, metavar="M",
+                    help="folders the small files are spread over (overrides the scale's)")
+    ap.add_argument("--big-gb", type=float, metavar="G",
+                    help="size of the big CSV in GiB (overrides the scale's; above 2 GiB it is "
+                         "added once per tool and moved into the last project)")
+    ap.add_argument("--tools", default="dvx,dvc",
+                    help="comma-separated tools to measure (default dvx,dvc); e.g. `--tools dvc` "
+                         "to run the slow side on its own")
     ap.add_argument("--work", help="scratch folder (default: a new temp folder under /tmp)")
     ap.add_argument("--json", metavar="OUT", help="write all figures to this JSON file")
-    ap.add_argument("--only", choices=SCENARIOS, help="run one scenario (and what it builds on)")
+    ap.add_argument("--only", metavar="NAME[,NAME]",
+                    help="run these scenarios (and what they build on); names: "
+                         + ", ".join(SCENARIOS) + "; aliases: " + ", ".join(
+                             f"{k}={v}" for k, v in ALIASES.items()))
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs of the read-only status/statwalk commands; the median is reported")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
@@ -782,7 +969,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     scale = SCALES[args.scale]
+    if args.files or args.folders or args.big_gb:
+        scale = Scale(f"{scale.name}-custom",
+                      csv_bytes=int(args.big_gb * (1 << 30)) if args.big_gb else scale.csv_bytes,
+                      n_files=args.files or scale.n_files,
+                      n_dirs=args.folders or scale.n_dirs)
+    selected(args.only)  # reject unknown names before generating anything
+    tools = {t.strip() for t in args.tools.split(",") if t.strip()}
     dvx, dvc = find_dvx(args.dvx), find_dvc(args.dvc)
+    if "dvx" not in tools:
+        dvx = Tool("dvx", None, "left out by --tools")
+    if "dvc" not in tools:
+        dvc = Tool("dvc", None, "left out by --tools")
     statwalk = Path(args.statwalk) if Path(args.statwalk).is_file() else None
 
     if dvx.exe is None and dvc.exe is None:
@@ -799,9 +997,15 @@ def main(argv=None) -> int:
         "dvx": str(dvx.exe) if dvx.exe else None, "dvx_version": version_of(dvx),
         "dvc": str(dvc.exe) if dvc.exe else None, "dvc_version": version_of(dvc),
         "statwalk": str(statwalk) if statwalk else None,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "peak_rss_by": "GNU time %M" if PeakRss().exact else "wait4 ru_maxrss (inexact)",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "load_start": os.getloadavg(),
     }
-    log(f"dvx bench, scale={scale.name}, work={work}, cpus={os.cpu_count()}")
+    if not PeakRss().exact:
+        log(f"warning: no {GNU_TIME} (Debian package `time`): peak RSS comes from wait4 and "
+            "includes this harness's own size for small commands")
+    log(f"dvx bench, scale={scale.name} ({scale.n_files} files in {scale.n_dirs} folders, "
+        f"{scale.csv_bytes / (1 << 30):g} GiB CSV), work={work}, cpus={os.cpu_count()}, "
+        f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for tool, ver in ((dvx, meta["dvx_version"]), (dvc, meta["dvc_version"])):
         if tool.exe is None:
             log(f"  {tool.name}: SKIPPED ({tool.why_missing}); its measurements are left out")
@@ -816,6 +1020,8 @@ def main(argv=None) -> int:
             log(f"  ({time.perf_counter() - t0:.1f}s for the scenario, setup included)")
         print_summary(ctx)
     finally:
+        meta["load_end"] = os.getloadavg()
+        log(f"load average at the end: {' '.join(f'{x:.2f}' for x in meta['load_end'])}")
         if args.json:
             out = {"meta": meta, "scenarios": ctx.results, "checks": ctx.checks,
                    "failures": ctx.failures}

@@ -50,8 +50,9 @@ from typing import Optional
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from compare import (  # noqa: E402  (shared helpers of the local benchmark)
-    DEFAULT_VENV, MB, REPO_ROOT, CommandFailed, Tool, base_env, check, find_dvc, fmt_ratio,
-    fmt_s, guarded, log, print_rows, project_env, ratio, side_get, tree_bytes, version_of, warm,
+    DEFAULT_VENV, MB, REPO_ROOT, CommandFailed, PeakRss, Tool, base_env, check, find_dvc, fmt_mb,
+    fmt_ratio, fmt_s, guarded, log, print_rows, project_env, ratio, rss_row, side_get,
+    tree_bytes, version_of, warm,
 )
 
 SCENARIOS = ["push-small", "pull-small", "push-1pct", "push-big"]
@@ -66,6 +67,9 @@ ACCESS_KEY, SECRET_KEY, REGION = "dvxaccess", "dvxsecret123", "us-east-1"
 BUCKET = "dvx-bench"
 SERVICES = Path(os.environ.get("TMPDIR") or "/tmp") / "dvx-services"
 SERVICES_VENV = SERVICES / "bench-venv"
+# The venv tests/services/storage.sh makes for the tests (SeaweedFS and boto3) serves as well.
+if not (SERVICES_VENV / "bin" / "python").exists() and (SERVICES / "weed" / "venv" / "bin" / "weed").exists():
+    SERVICES_VENV = SERVICES / "weed" / "venv"
 REEXEC_MARK = "DVX_REMOTE_BENCH_REEXEC"
 
 
@@ -141,9 +145,10 @@ def run(argv, cwd, env=None, check=True, server: Optional["Server"] = None) -> R
     server's CPU seconds and the requests it answered while the command ran."""
     argv = [str(a) for a in argv]
     before = server.snapshot() if server else None
+    rss = PeakRss()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(rss.wrap(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
@@ -151,7 +156,7 @@ def run(argv, cwd, env=None, check=True, server: Optional["Server"] = None) -> R
         out.seek(0)
         err.seek(0)
         result = Run(argv, seconds, usage.ru_utime + usage.ru_stime,
-                     usage.ru_maxrss * 1024 / MB, rc,
+                     rss.mb(usage), rc,
                      out.read().decode(errors="replace"), err.read().decode(errors="replace"))
     if server:
         result.server_cpu_s, result.requests = server.since(before)
@@ -384,15 +389,17 @@ def prefix_stats(client, prefix: str) -> dict:
 # --------------------------------------------------------------------------
 
 class SmallFiles:
-    """n files of 1-4 KiB of random bytes in 100 folders under data/."""
+    """n files of 1-4 KiB of random bytes in `folders` folders (default 100) under data/."""
 
-    def __init__(self, n: int, seed: int = 7):
+    def __init__(self, n: int, seed: int = 7, folders: int = N_DIRS):
         self.n = n
         self.rng = random.Random(seed)
-        self.per_dir = -(-n // N_DIRS)
+        self.per_dir = -(-n // folders)
+        self.dw = max(3, len(str(folders - 1)))
+        self.fw = max(6, len(str(n - 1)))
 
     def relpath(self, i: int) -> str:
-        return f"d{i // self.per_dir:03d}/f{i:06d}.bin"
+        return f"d{i // self.per_dir:0{self.dw}d}/f{i:0{self.fw}d}.bin"
 
     def content(self) -> bytes:
         return self.rng.randbytes(self.rng.randint(SMALL_MIN, SMALL_MAX))
@@ -524,18 +531,26 @@ def scenario_push_small(ctx: Ctx) -> dict:
     """1. push N small files right after `add data`."""
     n = ctx.args.files
     gen = ctx.work / "gen-small"
-    files = SmallFiles(n)
+    files = SmallFiles(n, folders=ctx.args.folders)
     t0 = time.perf_counter()
     total = files.write(gen / "data")
-    log(f"  generated data/: {n} files, {total / MB:.1f} MB in {time.perf_counter() - t0:.1f}s")
+    log(f"  generated data/: {n} files in {ctx.args.folders} folders, {total / MB:.1f} MB "
+        f"in {time.perf_counter() - t0:.1f}s")
     ctx.state.update(small_files=files, small_src=gen / "data", small={})
-    res = {"files": n, "bytes": total}
+    res = {"files": n, "folders": ctx.args.folders, "bytes": total}
+    active = [t for t in ctx.tools if t.exe is not None]
 
     for tool in ctx.tools:
         def part(tool=tool):
             proj = new_project(ctx, tool, "small")
-            run(["cp", "-a", gen / "data", proj.path / "data"], ctx.work)
-            proj.run("add", "data")
+            if tool is active[-1] and ctx.args.frugal:
+                # The last project gets the generated folder itself; it stays the reference
+                # for `pull-small` (nothing changes it before `push-1pct`).
+                (gen / "data").rename(proj.path / "data")
+                ctx.state["small_src"] = proj.path / "data"
+            else:
+                run(["cp", "-a", gen / "data", proj.path / "data"], ctx.work)
+            ra = proj.run("add", "data")
             prefix = f"small-{tool.name}"
             add_remote(ctx, proj, "origin", prefix)
             if tool.name == "dvc":
@@ -549,7 +564,8 @@ def scenario_push_small(ctx: Ctx) -> dict:
             else:
                 r = proj.run("push", server=ctx.server)
                 rep = {"stdout": r.stdout.strip().splitlines()[-1:]}
-            return figures(r, report=rep, remote=prefix_stats(ctx.s3, prefix), prefix=prefix)
+            return figures(r, report=rep, remote=prefix_stats(ctx.s3, prefix), prefix=prefix,
+                           add=figures(ra))
         res[tool.name] = guarded(ctx, "push-small", tool, part)
 
     dvx_s, dvc_s = side_get(res.get("dvx"), "seconds"), side_get(res.get("dvc"), "seconds")
@@ -565,9 +581,18 @@ def scenario_push_small(ctx: Ctx) -> dict:
          "", ""),
         ("requests", str(sum(req("dvx").values())) if req("dvx") else "-",
          str(sum(req("dvc").values())) if req("dvc") else "-", "", ""),
+        rss_row(res, label="push peak RSS (MB)"),
+        ("add (s, untimed setup)", fmt_s(side_get(side_get(res.get("dvx"), "add"), "seconds")),
+         fmt_s(side_get(side_get(res.get("dvc"), "add"), "seconds")), "", ""),
+        ("add peak RSS (MB)", fmt_mb(side_get(side_get(res.get("dvx"), "add"), "max_rss_mb")),
+         fmt_mb(side_get(side_get(res.get("dvc"), "add"), "max_rss_mb")), "", ""),
     ], width=28)
     print_details(res)
     check(ctx, "push-small", "dvc/dvx push time", res["ratio_dvc_dvx"], ">=", 10, "x")
+    check(ctx, "push-small", "dvx push peak RSS", side_get(res.get("dvx"), "max_rss_mb"), "<=",
+          200, "MB")
+    check(ctx, "push-small", "dvx add peak RSS",
+          side_get(side_get(res.get("dvx"), "add"), "max_rss_mb"), "<=", 200, "MB")
     return res
 
 
@@ -583,6 +608,8 @@ def scenario_pull_small(ctx: Ctx) -> dict:
         r = run([ctx.dvx.exe, "clone", url("small-dvx"), "clone-dvx", "--endpoint", ep],
                 ctx.work, env, server=ctx.server)
         out = figures(r, verify=compare_trees(src, ctx.work / "clone-dvx" / "data"))
+        if ctx.args.frugal:
+            shutil.rmtree(ctx.work / "clone-dvx")
         # pull alone: clone commits and trees only, then `dvx pull`
         env2 = tool_env(ctx.work / "clone-nc-dvx")
         nc = run([ctx.dvx.exe, "clone", url("small-dvx"), "clone-nc-dvx", "--endpoint", ep,
@@ -591,6 +618,8 @@ def scenario_pull_small(ctx: Ctx) -> dict:
         p = run([ctx.dvx.exe, "pull"], ctx.work / "clone-nc-dvx", env2, server=ctx.server)
         out["no_checkout_clone"] = figures(nc)
         out["pull"] = figures(p, verify=compare_trees(src, ctx.work / "clone-nc-dvx" / "data"))
+        if ctx.args.frugal:
+            shutil.rmtree(ctx.work / "clone-nc-dvx")
         return out
 
     def dvc_part() -> dict:
@@ -600,8 +629,11 @@ def scenario_pull_small(ctx: Ctx) -> dict:
         run(["git", "clone", "-q", proj.path, dest], ctx.work, env)
         os.sync()
         r = run([ctx.dvc.exe, "pull"], dest, env, server=ctx.server)
-        return figures(r, verify=compare_trees(src, dest / "data"),
-                       timed="dvc pull (after an untimed git clone)")
+        out = figures(r, verify=compare_trees(src, dest / "data"),
+                      timed="dvc pull (after an untimed git clone)")
+        if ctx.args.frugal:
+            shutil.rmtree(dest)
+        return out
 
     if "dvx" in ctx.state["small"]:
         res["dvx"] = guarded(ctx, "pull-small", ctx.dvx, dvx_part)
@@ -626,11 +658,18 @@ def scenario_pull_small(ctx: Ctx) -> dict:
          verdict(side_get(res.get("dvc"), "verify")), "",
          f"dvx pull: {verdict(side_get(side_get(res.get('dvx'), 'pull'), 'verify'))}"),
     ], width=28)
+    log(f"    peak RSS (MB): dvx clone {fmt_mb(side_get(res.get('dvx'), 'max_rss_mb'))}, "
+        f"dvx pull {fmt_mb(side_get(side_get(res.get('dvx'), 'pull'), 'max_rss_mb'))}, "
+        f"dvc pull {fmt_mb(side_get(res.get('dvc'), 'max_rss_mb'))}")
     log(f"    dvx clone: {side_detail(res.get('dvx'))}")
     log(f"    dvx pull:  {side_detail(side_get(res.get('dvx'), 'pull'))}")
     log(f"    dvc pull:  {side_detail(res.get('dvc'))}")
     check(ctx, "pull-small", "dvc pull/dvx clone time", res["ratio_dvc_dvx"], ">=", 10, "x")
     check(ctx, "pull-small", "dvc pull/dvx pull time", res["ratio_dvc_dvx_pull"], ">=", 10, "x")
+    check(ctx, "pull-small", "dvx clone peak RSS", side_get(res.get("dvx"), "max_rss_mb"), "<=",
+          200, "MB")
+    check(ctx, "pull-small", "dvx pull peak RSS",
+          side_get(side_get(res.get("dvx"), "pull"), "max_rss_mb"), "<=", 200, "MB")
     for name, v in (("dvx clone", side_get(res.get("dvx"), "verify")),
                     ("dvx pull", side_get(side_get(res.get("dvx"), "pull"), "verify")),
                     ("dvc pull", side_get(res.get("dvc"), "verify"))):
@@ -733,8 +772,11 @@ def scenario_push_big(ctx: Ctx) -> dict:
         def setup(tool=tool):
             proj = new_project(ctx, tool, "big")
             run(["cp", src, proj.path / "big.bin"], ctx.work)
-            proj.run("add", "big.bin")
+            r = proj.run("add", "big.bin")
             projects[tool.name] = proj
+            res[f"{tool.name}_add"] = figures(r)
+            if ctx.args.frugal and tool.name == "dvx":
+                (proj.path / "big.bin").unlink()   # in the store now; saves the disk a copy
             return {}
         guarded(ctx, "push-big", tool, setup)
 
@@ -767,6 +809,18 @@ def scenario_push_big(ctx: Ctx) -> dict:
     for k, v in runs.items():
         res[f"{k}_runs"] = v
         res[k] = min(v, key=lambda x: x["seconds"]) if v else None
+    if runs["dvx"]:
+        # Pulling it back: a whole `dvx clone` of the last pushed prefix (time and peak RSS).
+        def clone_part():
+            last = ctx.args.repeat - 1
+            dest = ctx.work / "clone-big-dvx"
+            os.sync()
+            r = run([ctx.dvx.exe, "clone", url(f"big-dvx-{last}"), dest, "--endpoint",
+                     ctx.server.endpoint], ctx.work, tool_env(dest), server=ctx.server)
+            got = (dest / "big.bin").stat().st_size if (dest / "big.bin").exists() else None
+            shutil.rmtree(dest, ignore_errors=True)
+            return figures(r, restored=got == size)
+        res["dvx_clone"] = guarded(ctx, "push-big", ctx.dvx, clone_part)
 
     mbps = lambda r: None if not r else size / MB / r["seconds"]  # noqa: E731
     res["dvx_mb_s"], res["boto3_mb_s"], res["dvc_mb_s"] = (
@@ -783,7 +837,22 @@ def scenario_push_big(ctx: Ctx) -> dict:
          f"boto3: {f1(res['boto3_mb_s'])} MB/s; dvx/boto3 "
          + ("-" if res["dvx_over_boto3"] is None else f"{100 * res['dvx_over_boto3']:.0f}%")),
     ], width=28)
+    clone = res.get("dvx_clone")
+    print_rows([
+        ("add peak RSS (MB)", fmt_mb(side_get(res.get("dvx_add"), "max_rss_mb")),
+         fmt_mb(side_get(res.get("dvc_add"), "max_rss_mb")), "",
+         f"add: dvx {fmt_s(side_get(res.get('dvx_add'), 'seconds'))}s, "
+         f"dvc {fmt_s(side_get(res.get('dvc_add'), 'seconds'))}s"),
+        rss_row(res, label="push peak RSS (MB)"),
+        ("dvx clone (s)", fmt_s(side_get(clone, "seconds")), "-", "",
+         f"peak RSS {fmt_mb(side_get(clone, 'max_rss_mb'))} MB, "
+         f"restored {side_get(clone, 'restored')}"),
+    ], width=28)
     print_details(res, ("dvx", "boto3", "dvc"))
+    for label, v in (("dvx add peak RSS", side_get(res.get("dvx_add"), "max_rss_mb")),
+                     ("dvx push peak RSS", side_get(res.get("dvx"), "max_rss_mb")),
+                     ("dvx clone peak RSS", side_get(clone, "max_rss_mb"))):
+        check(ctx, "push-big", label, v, "<=", 200, "MB")
     check(ctx, "push-big", "dvx/boto3 throughput",
           None if res["dvx_over_boto3"] is None else 100 * res["dvx_over_boto3"], ">=", 80, "%")
     src.unlink()
@@ -812,7 +881,12 @@ def find_dvx(arg: Optional[str]) -> Tool:
 def selected(only: Optional[str]) -> list:
     if not only:
         return list(SCENARIOS)
-    wanted = set(PREREQUISITES.get(only, [])) | {only}
+    wanted = set()
+    for name in only.split(","):
+        name = name.strip()
+        if name not in SCENARIOS:
+            raise SystemExit(f"error: unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+        wanted |= set(PREREQUISITES.get(name, [])) | {name}
     return [s for s in SCENARIOS if s in wanted]
 
 
@@ -844,8 +918,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--dvx", help="dvx binary (default: target/release/dvx)")
     ap.add_argument("--dvc", help=f"dvc executable (default: {DEFAULT_VENV}/bin/dvc, else PATH)")
     ap.add_argument("--files", type=int, default=10_000, help="small files (default 10000)")
+    ap.add_argument("--folders", type=int, default=N_DIRS,
+                    help=f"folders the small files are spread over (default {N_DIRS})")
+    ap.add_argument("--tools", default="dvx,dvc",
+                    help="comma-separated tools to measure (default dvx,dvc)")
+    ap.add_argument("--frugal", action="store_true",
+                    help="save disk for large runs: move the generated files into the last "
+                         "project instead of copying them, delete each clone once verified, "
+                         "and the big file from the dvx project once added")
     ap.add_argument("--big-mb", type=int, default=1024, help="size of the big file in MiB (default 1024)")
-    ap.add_argument("--only", choices=SCENARIOS, help="run one scenario (and what it builds on)")
+    ap.add_argument("--only", metavar="NAME[,NAME]",
+                    help="run these scenarios (and what they build on): " + ", ".join(SCENARIOS))
     ap.add_argument("--server", choices=["seaweedfs", "moto"], default="seaweedfs",
                     help="S3-compatible server to run locally (default seaweedfs)")
     ap.add_argument("--repeat", type=int, default=2,
@@ -865,7 +948,13 @@ def main(argv=None) -> int:
     import boto3
     import botocore
 
+    selected(args.only)
+    tools = {t.strip() for t in args.tools.split(",") if t.strip()}
     dvx, dvc = find_dvx(args.dvx), find_dvc(args.dvc)
+    if "dvx" not in tools:
+        dvx = Tool("dvx", None, "left out by --tools")
+    if "dvc" not in tools:
+        dvc = Tool("dvc", None, "left out by --tools")
     if dvx.exe is None and dvc.exe is None:
         log(f"error: neither dvx ({dvx.why_missing}) nor dvc ({dvc.why_missing}) is available")
         return 1
@@ -890,8 +979,9 @@ def main(argv=None) -> int:
         client = s3_client(server.endpoint)
         create_bucket(client, BUCKET)
         ctx = Ctx(args, work, dvx, dvc, server, client)
-        log(f"dvx remote bench, files={args.files}, big={args.big_mb} MiB, work={work}, "
-            f"cpus={os.cpu_count()}")
+        log(f"dvx remote bench, files={args.files} in {args.folders} folders, "
+            f"big={args.big_mb} MiB, work={work}, cpus={os.cpu_count()}, "
+            f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         log(f"  server: {server.name} ({server.version}) at {server.endpoint}, bucket {BUCKET}")
         log(f"  boto3 {boto3.__version__}")
         for tool, ver in ((dvx, meta["dvx_version"]), (dvc, meta["dvc_version"])):
