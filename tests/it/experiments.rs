@@ -361,6 +361,32 @@ fn bad_overrides_and_failing_experiments_say_what_went_wrong() {
     assert!(e.contains("--set"), "{e}");
     let e = p.dvx(&["exp", "apply", "nope"]).fails();
     assert!(e.contains("no experiment named \"nope\""), "{e}");
+    // A name names one experiment, or numbers several; a name in use is refused.
+    let r = p
+        .dvx(&[
+            "--json",
+            "run",
+            "-S",
+            "train.l2=2,3",
+            "--name",
+            "pair",
+            "--queue",
+        ])
+        .ok()
+        .json();
+    let names: Vec<&str> = experiments(&r)
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["pair-1", "pair-2"]);
+    let e = p
+        .dvx(&["run", "-S", "train.l2=4", "--name", "pair-1", "--queue"])
+        .fails();
+    assert!(
+        e.contains("an experiment named pair-1 already exists"),
+        "{e}"
+    );
+    p.dvx(&["exp", "remove", "pair-1", "pair-2"]).ok();
     // A new key is allowed with `+`.
     let r = p
         .dvx(&["--json", "run", "-S", "+train.depth=4", "--name", "deep"])

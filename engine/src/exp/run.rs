@@ -64,15 +64,16 @@ fn prepare(repo: &Repo, req: &ExpRun) -> Result<Vec<Experiment>> {
             hint: "run the pipeline once with `dvx run` (or `dvx commit`) first".into(),
         })?;
     let variants = overrides::grid(&req.overrides);
+    let count = variants.len();
     let now = chrono::Utc::now();
     let mut taken: Vec<String> = super::list(repo)?.into_iter().map(|e| e.name).collect();
     let mut out = Vec::new();
     for (i, a) in variants.into_iter().enumerate() {
         let name = match &req.name {
-            Some(n) if out.is_empty() && !taken.contains(n) && i == 0 => n.clone(),
-            Some(n) => names::pick(n.as_bytes(), &|c| {
-                !c.starts_with(n.as_str()) || taken.iter().any(|t| t == c)
-            }),
+            // One variant takes the name; several are NAME-1, NAME-2, ... A name in use is
+            // refused below.
+            Some(n) if count == 1 => n.clone(),
+            Some(n) => format!("{n}-{}", i + 1),
             None => {
                 let seed = format!(
                     "{base}{}{i}{}",
