@@ -13,6 +13,19 @@ use dvx_engine::store::ErrorClass;
 use commands::Cli;
 use output::Out;
 
+/// Large blocks (RocksDB's memtable arenas, write batches, pack buffers) always come from
+/// mmap and go back to the system when freed. glibc otherwise raises its mmap threshold after
+/// the first such free, serves later blocks from its per-thread heaps, and keeps them there:
+/// `dvx add` of a million files peaked at 241 MB resident for 67 MB of heap in use; with a
+/// fixed threshold, 132 MB.
+fn bound_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+    }
+}
+
 fn main() -> ExitCode {
     // A file-size limit (a full disk in tests, quotas) must surface as an error, not kill us.
     // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
@@ -21,6 +34,7 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    bound_malloc();
     let cli = Cli::parse();
     // --json is global, so clap cannot tell which commands lack JSON output: refuse it here, as
     // a usage error, before anything runs.

@@ -104,9 +104,13 @@ impl Progress for Bar {
             return;
         }
         let pb = ProgressBar::new(total);
-        if let Ok(style) =
-            ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-        {
+        // A total of 0 is unknown (a walk that counts as it goes): a count and a rate.
+        let template = if total == 0 {
+            "{spinner} {msg:>12} {pos} {per_sec}"
+        } else {
+            "{msg:>12} [{bar:30}] {pos}/{len} {per_sec} eta {eta}"
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
             pb.set_style(style.progress_chars("=> "));
         }
         pb.set_message(what.to_string());

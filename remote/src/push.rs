@@ -324,7 +324,8 @@ impl Project<'_> {
         let mut packs = 0u64;
         let mut bytes = 0u64;
         let mut set: Uploads = tokio::task::JoinSet::new();
-        let mut wait_one = |set: &mut Uploads| -> Result<()> {
+        // Waits for one upload to end; returns its bytes.
+        let mut wait_one = |set: &mut Uploads| -> Result<u64> {
             if let Some(r) = remote.block_on(set.join_next()) {
                 match r {
                     Ok(Ok((_, n))) => {
@@ -333,6 +334,7 @@ impl Project<'_> {
                         bytes += n;
                         // Tests kill a push here: part uploaded, no ref moved.
                         dvx_store::fsutil::fault_point("after-pack");
+                        return Ok(n);
                     }
                     Ok(Err((key, e))) => return Err(remote.err(&key, e)),
                     Err(e) => {
@@ -340,30 +342,37 @@ impl Project<'_> {
                     }
                 }
             }
-            Ok(())
+            Ok(0)
         };
-        // Wave 1: chunks, several packs in flight.
+        // Wave 1: chunks, several packs in flight, but never more than `IN_FLIGHT` bytes of
+        // them: each pack is built from the plan as it goes up, not all groups first.
         let mut group: Vec<(Id, ChunkLoc)> = Vec::new();
         let mut group_bytes = 0usize;
-        let mut groups = Vec::new();
+        let mut in_flight = 0u64;
+        let mut send = |g: &[(Id, ChunkLoc)], set: &mut Uploads| -> Result<()> {
+            let pack = self.chunk_pack(g)?;
+            let n = pack.1.len() as u64;
+            while !set.is_empty()
+                && (set.len() >= remote.jobs || in_flight + n > crate::fetch::IN_FLIGHT as u64)
+            {
+                in_flight -= wait_one(set)?;
+            }
+            in_flight += n;
+            spawn_upload(remote, set, pack);
+            Ok(())
+        };
         for (id, loc) in plan.chunks {
             let n = loc.stored_len as usize + layout::RECORD_HEADER;
             if !group.is_empty() && group_bytes + n > remote.pack_size {
-                groups.push(std::mem::take(&mut group));
+                send(&group, &mut set)?;
+                group.clear();
                 group_bytes = 0;
             }
             group.push((id, loc));
             group_bytes += n;
         }
         if !group.is_empty() {
-            groups.push(group);
-        }
-        for g in groups {
-            let pack = self.chunk_pack(&g)?;
-            while set.len() >= remote.jobs {
-                wait_one(&mut set)?;
-            }
-            spawn_upload(remote, &mut set, pack);
+            send(&group, &mut set)?;
         }
         while !set.is_empty() {
             wait_one(&mut set)?;

@@ -10,8 +10,9 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::db::CF_STAT;
-use crate::error::{IoContext, Result, StoreError};
+use crate::error::{Result, StoreError};
 use crate::id::Id;
+use crate::listing::{cached_stats, list_dir, DiskEntry};
 use crate::object::{EntryKind, EntryRef, Tree, TreeEntry};
 use crate::ops::{Change, ChangeKind};
 use crate::paths;
@@ -19,12 +20,6 @@ use crate::repo::Repo;
 use crate::statcache::{Stat, StatEntry};
 use crate::store::hash_path;
 use crate::worktree::{self, file_mode};
-
-struct DiskEntry {
-    name: String,
-    kind: EntryKind,
-    stat: Stat,
-}
 
 /// What the walk found: changes, and stat-cache entries for files it had to hash.
 #[derive(Default)]
@@ -168,64 +163,12 @@ impl Repo {
             Some(id) => Tree::decode_ref(id, &bytes)?,
             None => Vec::new(),
         };
-        let mut disk: Vec<DiskEntry> = Vec::new();
-        if on_disk {
-            let abs = paths::abs(&self.root, rel)?;
-            for ent in fs::read_dir(&abs).at(&abs)? {
-                let ent = ent.at(&abs)?;
-                let Ok(name) = ent.file_name().into_string() else {
-                    return Err(StoreError::InvalidPath {
-                        path: ent.path().to_string_lossy().into_owned(),
-                        reason: "the name is not valid UTF-8".into(),
-                    });
-                };
-                if paths::is_reserved(&paths::join(rel, &name)) {
-                    continue;
-                }
-                let meta = ent.metadata().at(ent.path())?;
-                if let Some(kind) = worktree::kind_of(&meta.file_type()) {
-                    disk.push(DiskEntry {
-                        name,
-                        kind,
-                        stat: Stat::of(&meta),
-                    });
-                }
-            }
-            disk.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-        }
-        // The stat cache for this folder's files: one ordered scan of the folder's keys,
-        // merged with the sorted listing (at the top, a batched lookup of the few names).
-        let mut cached: Vec<Option<StatEntry>> = vec![None; disk.len()];
-        if rel.is_empty() {
-            let idx: Vec<usize> = (0..disk.len())
-                .filter(|&i| disk[i].kind == EntryKind::File)
-                .collect();
-            let keys: Vec<&str> = idx.iter().map(|&i| disk[i].name.as_str()).collect();
-            let found = self
-                .store
-                .db
-                .multi_get_with(CF_STAT, &keys, true, StatEntry::decode)?;
-            for (i, e) in idx.into_iter().zip(found) {
-                cached[i] = e;
-            }
-        } else if disk.iter().any(|d| d.kind == EntryKind::File) {
-            let prefix = format!("{rel}/");
-            let mut k = 0;
-            self.store
-                .db
-                .for_each_child(CF_STAT, prefix.as_bytes(), |name, v| {
-                    while k < disk.len() && disk[k].name.as_bytes() < name {
-                        k += 1;
-                    }
-                    if k < disk.len()
-                        && disk[k].name.as_bytes() == name
-                        && disk[k].kind == EntryKind::File
-                    {
-                        cached[k] = StatEntry::decode(v);
-                    }
-                    Ok(k < disk.len())
-                })?;
-        }
+        let disk: Vec<DiskEntry> = if on_disk {
+            list_dir(&self.root, rel)?
+        } else {
+            Vec::new()
+        };
+        let cached = cached_stats(&self.store, rel, &disk)?;
         type Pair<'a> = (
             Option<&'a DiskEntry>,
             Option<StatEntry>,

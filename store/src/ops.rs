@@ -11,7 +11,7 @@ use crate::id::Id;
 use crate::object::{Commit, EntryKind};
 use crate::paths;
 use crate::refs::{validate_ref_name, Head, HEADS, TAGS};
-use crate::repo::{is_leaf, Repo};
+use crate::repo::Repo;
 use crate::statcache::StatEntry;
 use crate::store::{hash_path, Txn};
 use crate::worktree::{self, Flat, Identified};
@@ -117,7 +117,17 @@ impl Repo {
         progress: &dyn Progress,
     ) -> Result<Identified> {
         let items = worktree::scan(&self.root, rel)?;
-        let cache = worktree::load_stat_cache(&self.store, rel)?;
+        let mut cache = worktree::load_stat_cache(&self.store, rel)?;
+        {
+            let fresh = self
+                .store
+                .fresh_stats
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for (p, e) in fresh.iter().filter(|(p, _)| paths::is_under(p, rel)) {
+                cache.insert(p.clone(), *e);
+            }
+        }
         let store = &self.store;
         worktree::identify(
             &self.root,
@@ -226,11 +236,19 @@ impl Repo {
     /// short writer session if no one else is writing (a busy project just skips it).
     pub fn save_cache(&self, updates: &[(String, StatEntry)]) -> Result<()> {
         // Without a store there is nowhere to keep hashes; a reader does not create one.
-        if updates.is_empty()
-            || self.nothing_fetched()
-            || self.observer
-            || self.view_ref().is_some()
-        {
+        if updates.is_empty() || self.nothing_fetched() {
+            return Ok(());
+        }
+        if self.observer || self.view_ref().is_some() || !self.can_write() {
+            // Until a writer records them, this process remembers them.
+            let mut fresh = self
+                .store
+                .fresh_stats
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            fresh.extend(updates.iter().cloned());
+        }
+        if self.observer || self.view_ref().is_some() {
             return Ok(());
         }
         if self.can_write() {
@@ -304,13 +322,11 @@ impl Repo {
         let mut edits: BTreeMap<String, Option<Flat>> = BTreeMap::new();
         let (mut files, mut bytes, mut files_read, mut bytes_read) = (0, 0, 0, 0);
         for rel in rels {
-            let (entry, found) = self.ingest(&txn, &self.root, rel, progress)?;
-            files_read += found.files_read;
-            bytes_read += found.bytes_read;
-            for f in found.files.values().filter(|f| is_leaf(f.kind)) {
-                files += 1;
-                bytes += f.size;
-            }
+            let (entry, n) = self.ingest_streaming(&txn, rel, progress)?;
+            files_read += n.files_read;
+            bytes_read += n.bytes_read;
+            files += n.files;
+            bytes += n.bytes;
             edits.insert(rel.clone(), entry);
         }
         // A tracked path deleted from disk is committed as gone and no longer tracked.
@@ -749,4 +765,37 @@ fn diff_trees(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Access, Quiet};
+
+    /// A reader that cannot save what it hashed (someone else writes) remembers it: the
+    /// same unchanged file is not read again in the same process.
+    #[test]
+    fn a_reader_hashes_a_changed_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("p");
+        std::fs::create_dir_all(root.join("data")).unwrap();
+        Repo::init(&root).unwrap();
+        let writer = Repo::open(&root, Access::Write("test")).unwrap();
+        std::fs::write(root.join("data/in.csv"), "a,b\n1,2\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_nanos(
+            crate::statcache::RACY_NS as u64 + 20_000_000,
+        ));
+        let reader = Repo::open(&root, Access::Read).unwrap();
+        let first = reader.identify_path("data", None, &Quiet).unwrap();
+        assert_eq!(first.files_read, 1);
+        reader.save_cache(&first.cache_updates).unwrap();
+        let again = reader.identify_path("data", None, &Quiet).unwrap();
+        assert_eq!(again.files_read, 0, "hashed again");
+        assert_eq!(again.files, first.files);
+        // Changed again: read again.
+        std::fs::write(root.join("data/in.csv"), "a,b\n1,3\n").unwrap();
+        let changed = reader.identify_path("data", None, &Quiet).unwrap();
+        assert_eq!(changed.files_read, 1);
+        drop(writer);
+    }
 }

@@ -319,6 +319,12 @@ impl PackWriter {
         }
     }
 
+    /// Everything appended so far is indexed (synced, and its index written): a rollback
+    /// from now on keeps it.
+    pub fn keep_written(&mut self) {
+        self.start_len = self.pos;
+    }
+
     /// Append one encoded chunk; returns where its bytes are.
     pub fn append(&mut self, id: Id, codec: u8, raw_len: u32, stored: &[u8]) -> Result<ChunkLoc> {
         if self.pos >= PACK_ROLL_SIZE {

@@ -1,7 +1,7 @@
 //! The object store: RocksDB index + pack files. Reading verifies every hash; writing goes
 //! through a `Txn` that fsyncs pack data before the one atomic index write.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -61,6 +61,10 @@ pub struct Store {
     /// An empty stand-in for a project whose store does not exist yet: an unknown revision
     /// then means "nothing fetched", not a typo.
     pub nothing_fetched: bool,
+    /// Stat-cache entries this process computed but could not write (a reader; a busy
+    /// project): later lookups in the same process use them, so a `dvx status` reading one
+    /// changed input for many stages hashes it once, not once per stage.
+    pub(crate) fresh_stats: Mutex<HashMap<String, crate::statcache::StatEntry>>,
 }
 
 impl Store {
@@ -72,6 +76,7 @@ impl Store {
             compress_large: false,
             compress_small: true,
             nothing_fetched: false,
+            fresh_stats: Mutex::new(HashMap::new()),
         }
     }
 
@@ -460,6 +465,35 @@ impl<'a> Txn<'a> {
         f.read_to_end(&mut buf).at(path)?;
         let id = self.put_bytes(&buf)?;
         Ok((id, buf.len() as u64))
+    }
+
+    /// Write what the transaction holds so far, once it holds more than `limit` bytes, and
+    /// keep it open. Only for writes whose every piece is content-addressed (chunks, files,
+    /// trees, stat-cache entries of files just stored), so that a crash after a flush
+    /// leaves objects that nothing names yet, never a wrong one: adding a million files then
+    /// holds a bounded batch instead of one entry per file until the end. The packs are
+    /// synced first, and the pack lock is held throughout, so every index entry written
+    /// names bytes already on disk.
+    pub fn flush_over(&self, limit: usize) -> Result<()> {
+        if self.lock_batch().size_bytes() < limit {
+            return Ok(());
+        }
+        let mut pack = self.pack.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = pack.as_mut() {
+            w.sync()?;
+        }
+        let batch = std::mem::replace(&mut *self.lock_batch(), self.store.db.batch());
+        self.store.db.write(batch)?;
+        if let Some(w) = pack.as_mut() {
+            w.keep_written();
+        }
+        // Claimed ids are in the index now (one claimed again meanwhile is stored twice,
+        // harmlessly).
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        Ok(())
     }
 
     /// Make everything durable: fsync packs, then write the batch atomically.

@@ -194,19 +194,7 @@ where
                     false,
                 ),
                 EntryKind::Symlink => {
-                    let target = fs::read_link(&abs).at(&abs)?;
-                    let target = target.to_str().ok_or_else(|| StoreError::InvalidPath {
-                        path: it.rel.clone(),
-                        reason: "the symlink's target is not valid UTF-8".into(),
-                    })?;
-                    if !paths::symlink_stays_inside(&it.rel, target) {
-                        return Err(StoreError::InvalidPath {
-                            path: it.rel.clone(),
-                            reason: format!(
-                                "symlink to {target:?} points outside the project; dvx stores links, never what they point to outside"
-                            ),
-                        });
-                    }
+                    let target = crate::ingest::link_target_checked(&abs, &it.rel)?;
                     let bytes = target.as_bytes();
                     let flat = Flat {
                         kind: EntryKind::Symlink,
@@ -227,7 +215,13 @@ where
                         id,
                     };
                     let entry = fresh.then(|| StatEntry::new(it.stat, id));
-                    (it.rel, flat, entry, if was_read { size } else { 0 }, was_read)
+                    (
+                        it.rel,
+                        flat,
+                        entry,
+                        if was_read { size } else { 0 },
+                        was_read,
+                    )
                 }
             };
             progress.inc(1);

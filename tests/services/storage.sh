@@ -54,7 +54,7 @@ install() {
 case "$cmd" in
   install) install ;;
   moto)
-    exec "$MOTO/bin/moto_server" -H 127.0.0.1 -p "$2" ;;
+    exec "$MOTO/bin/python" "$(dirname "$0")/moto_server.py" 127.0.0.1 "$2" ;;
   weed)
     port=$2; dir=$3; mkdir -p "$dir"
     cat > "$dir/s3.json" <<JSON

@@ -1,7 +1,7 @@
 //! `dvx run`: decide what is stale, restore what the run cache knows, execute the rest in
 //! parallel, record every execution, and commit the outputs.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -117,7 +117,7 @@ impl Engine<'_> {
                 let ok = self.finish_stage(i, run, progress)?;
                 run.finished.insert(i, ok);
                 if let Some(r) = run.stages[i].report.take() {
-                    run.summary.stages.push(r);
+                    run.report(r);
                 }
             }
             self.publish(run, opts, stage_ended);
@@ -150,9 +150,7 @@ impl Engine<'_> {
             if needed.iter().any(|j| run.finished.get(j) == Some(&false)) {
                 run.started.insert(i);
                 run.finished.insert(i, false);
-                run.summary
-                    .stages
-                    .push(blocked(&self.pipeline.stages[i].name));
+                run.report(blocked(&self.pipeline.stages[i].name));
                 continue;
             }
             if !needed.iter().all(|j| run.finished.contains_key(j)) {
@@ -176,18 +174,13 @@ impl Engine<'_> {
     fn upstream_would_change(&self, i: usize, needed: &[usize], run: &mut RunState) -> bool {
         let stale_up: Vec<&str> = needed
             .iter()
-            .filter(|j| {
-                run.summary.stages.iter().any(|r| {
-                    r.stage == self.pipeline.stages[**j].name
-                        && (r.state == StageStatus::Stale || r.state == StageStatus::Restored)
-                })
-            })
             .map(|j| self.pipeline.stages[*j].name.as_str())
+            .filter(|name| run.changing.contains(*name))
             .collect();
         if stale_up.is_empty() {
             return false;
         }
-        run.summary.stages.push(StageReport {
+        run.report(StageReport {
             stage: self.pipeline.stages[i].name.clone(),
             state: StageStatus::Stale,
             reasons: vec![format!("upstream {} would change", stale_up.join(", "))],

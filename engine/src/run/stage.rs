@@ -27,7 +27,7 @@ impl Engine<'_> {
         if s.frozen && !opts.force {
             report.state = StageStatus::Frozen;
             run.summary.skipped += 1;
-            run.summary.stages.push(report);
+            run.report(report);
             return Ok(false);
         }
         let p = self.prepare(i, opts, run, progress)?;
@@ -38,7 +38,7 @@ impl Engine<'_> {
         if p.up_to_date {
             report.state = StageStatus::Skipped;
             run.summary.skipped += 1;
-            run.summary.stages.push(report);
+            run.report(report);
             return Ok(false);
         }
         let use_cache = !opts.no_run_cache && !opts.force && !s.always_changed;
@@ -71,13 +71,13 @@ impl Engine<'_> {
                             .extend(s.all_outs().filter(|o| o.cache).map(|o| o.path.clone()));
                     }
                     run.summary.restored += 1;
-                    run.summary.stages.push(report);
+                    run.report(report);
                     return Ok(false);
                 }
             }
             if opts.dry_run {
                 report.state = StageStatus::Stale;
-                run.summary.stages.push(report);
+                run.report(report);
                 return Ok(false);
             }
             // Outputs are removed before the run, unless persist (or adopted as they are).
@@ -225,7 +225,7 @@ impl Engine<'_> {
                     "{would} of {} datums would execute",
                     p.datums.len()
                 ));
-                run.summary.stages.push(report);
+                run.report(report);
                 return Ok(false);
             }
         }
@@ -239,7 +239,7 @@ impl Engine<'_> {
                 if ok {
                     r.state = StageStatus::Restored;
                 }
-                run.summary.stages.push(r);
+                run.report(r);
             }
             return Ok(false);
         }

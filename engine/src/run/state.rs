@@ -78,6 +78,9 @@ pub(super) struct RunState {
     pub summary: RunSummary,
     pub stages: Vec<StageState>,
     pub prepared: HashMap<usize, Prepared>,
+    /// Stages reported stale or restored: a dry run's downstream stages would change too.
+    /// A set, so that planning stays linear in stages (a search of the reports was not).
+    pub changing: HashSet<String>,
     /// Stages looked at, and those done (with whether they succeeded).
     pub started: BTreeSet<usize>,
     pub finished: BTreeMap<usize, bool>,
@@ -130,6 +133,14 @@ impl RunState {
             .iter()
             .filter(|i| !self.finished.contains_key(i))
             .count()
+    }
+
+    /// A stage's report for the summary.
+    pub fn report(&mut self, r: StageReport) {
+        if matches!(r.state, StageStatus::Stale | StageStatus::Restored) {
+            self.changing.insert(r.stage.clone());
+        }
+        self.summary.stages.push(r);
     }
 
     /// A warning for the summary (the CLI prints it; `--json` carries it).
