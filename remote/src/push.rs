@@ -8,7 +8,6 @@
 
 use std::collections::HashSet;
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 use super::layout::{self, Kind, PackBuilder};
@@ -124,6 +123,7 @@ impl Project<'_> {
             .map(|r| (Kind::Run, *r, false))
             .chain(tips.iter().map(|t| (Kind::Commit, *t, false)))
             .collect();
+        let mut dedup_at = DEDUP_MIN;
         let leaf = |id: Id| -> Result<(Kind, Id, bool)> {
             Ok(if st.has_object(ObjKind::File, &id)? {
                 (Kind::File, id, false)
@@ -136,7 +136,11 @@ impl Project<'_> {
                 plan.meta.push((kind, id));
                 continue;
             }
-            if idx.has(kind, &id) || !seen.insert((kind, id)) {
+            // Chunks, by far the most, are deduplicated in the list itself now and then (a
+            // set of a million ids costs more memory than the list and a few sorts); the
+            // list of two commits of a million files then peaks at 1.25 times the distinct
+            // chunks, not twice.
+            if idx.has(kind, &id) || (kind != Kind::Chunk && !seen.insert((kind, id))) {
                 continue;
             }
             match kind {
@@ -144,8 +148,11 @@ impl Project<'_> {
                     let loc = st
                         .chunk_loc(&id)?
                         .ok_or(StoreError::MissingObject { kind: "chunk", id })?;
-                    plan.chunk_bytes += u64::from(loc.stored_len);
                     plan.chunks.push((id, loc));
+                    if plan.chunks.len() >= dedup_at {
+                        dedup_chunks(&mut plan.chunks);
+                        dedup_at = (plan.chunks.len() * 5 / 4).max(DEDUP_MIN);
+                    }
                     continue;
                 }
                 _ => stack.push((kind, id, true)),
@@ -203,6 +210,15 @@ impl Project<'_> {
                 Kind::Chunk => {}
             }
         }
+        dedup_chunks(&mut plan.chunks);
+        plan.chunk_bytes = plan
+            .chunks
+            .iter()
+            .map(|(_, l)| u64::from(l.stored_len))
+            .sum();
+        // Read from the local packs in order.
+        plan.chunks
+            .sort_unstable_by_key(|(_, l)| (l.pack, l.offset));
         Ok(plan)
     }
 
@@ -350,14 +366,18 @@ impl Project<'_> {
         let mut group_bytes = 0usize;
         let mut in_flight = 0u64;
         let mut send = |g: &[(Id, ChunkLoc)], set: &mut Uploads| -> Result<()> {
-            let pack = self.chunk_pack(g)?;
-            let n = pack.1.len() as u64;
+            // Room first, then the pack: what is built counts against the limit too.
+            let n: u64 = g
+                .iter()
+                .map(|(_, l)| u64::from(l.stored_len) + layout::RECORD_HEADER as u64)
+                .sum();
             while !set.is_empty()
                 && (set.len() >= remote.jobs || in_flight + n > crate::fetch::IN_FLIGHT as u64)
             {
                 in_flight -= wait_one(set)?;
             }
-            in_flight += n;
+            let pack = self.chunk_pack(g)?;
+            in_flight += pack.1.len() as u64;
             spawn_upload(remote, set, pack);
             Ok(())
         };
@@ -410,21 +430,19 @@ impl Project<'_> {
         Ok((packs, bytes))
     }
 
-    /// A pack of chunks, read from the local packs and verified on the way.
+    /// A pack of chunks, read from the local packs (in their order) and verified on the way,
+    /// straight into the pack being built.
     fn chunk_pack(&self, group: &[(Id, ChunkLoc)]) -> Result<(Id, Vec<u8>, Vec<u8>)> {
         let reader = self.store.pack_reader();
-        let stored: Vec<Vec<u8>> = group
-            .par_iter()
-            .map(|(id, loc)| {
-                let b = reader.read_stored(*id, loc)?;
-                pack::verify_stored(*id, loc.codec, loc.raw_len, &b)?;
-                Ok(b)
-            })
-            .collect::<Result<_>>()?;
-        let total: usize = stored.iter().map(|b| b.len() + layout::RECORD_HEADER).sum();
+        let total: usize = group
+            .iter()
+            .map(|(_, l)| l.stored_len as usize + layout::RECORD_HEADER)
+            .sum();
         let mut pb = PackBuilder::with_capacity(total);
-        for ((id, loc), b) in group.iter().zip(&stored) {
-            pb.add(Kind::Chunk, *id, loc.codec, loc.raw_len, b);
+        for (id, loc) in group {
+            let b = reader.read_stored(*id, loc)?;
+            pack::verify_stored(*id, loc.codec, loc.raw_len, &b)?;
+            pb.add(Kind::Chunk, *id, loc.codec, loc.raw_len, &b);
         }
         Ok(pb.finish())
     }
@@ -458,6 +476,15 @@ impl Project<'_> {
         }
         Ok(())
     }
+}
+
+/// The plan's chunk list is first deduplicated at this length.
+const DEDUP_MIN: usize = 1 << 16;
+
+/// Sort chunks by id and drop repeats.
+fn dedup_chunks(chunks: &mut Vec<(Id, ChunkLoc)>) {
+    chunks.sort_unstable_by_key(|(id, _)| *id);
+    chunks.dedup_by_key(|(id, _)| *id);
 }
 
 type Built = (Id, Vec<u8>, Vec<u8>);
