@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::db::{ObjKind, CF_OBJECTS};
-use crate::object::{Commit, Person, Tree, TreeEntry};
+use crate::object::{Commit, EntryKind, Person, Tree, TreeEntry};
 use crate::{Access, Quiet};
 
 /// A commit whose tree was crafted by hand (as a tampered store or remote could hold).
