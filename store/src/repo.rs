@@ -46,8 +46,6 @@ pub struct Repo {
     /// Shared with the views of this project (`Repo::view`).
     pub store: Arc<Store>,
     lock: Option<Arc<WriterLock>>,
-    /// The device of `.dvx/tmp`, looked up once (checkout writes its temp files there).
-    pub(crate) tmp_dev: std::sync::OnceLock<Option<u64>>,
     /// Set when the project has no store yet (a fresh `git clone`) and a reader opened it:
     /// an empty store in a temporary folder stands in, so reads answer as for an empty store
     /// and nothing is written into the project. Declared after `store`, so the database is
@@ -167,7 +165,6 @@ impl Repo {
             dot,
             config,
             lock: None,
-            tmp_dev: Default::default(),
             stand_in: Some(guard),
             observer: false,
             view: None,
@@ -224,7 +221,6 @@ impl Repo {
             root,
             dot,
             config,
-            tmp_dev: Default::default(),
             stand_in: None,
             observer: false,
             view: None,
@@ -279,7 +275,6 @@ impl Repo {
             config: self.config.clone(),
             store: self.store.clone(),
             lock: self.lock.clone(),
-            tmp_dev: Default::default(),
             stand_in: None,
             observer: false,
             view: Some(reference.into()),

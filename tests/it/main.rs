@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `dvx` binary against real files, git and processes.
 
 mod browser;
+mod checkout;
 mod clone;
 mod cluster;
 mod cluster_datums;

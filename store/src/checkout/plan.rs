@@ -1,0 +1,497 @@
+//! What a checkout must do, found by walking the target tree, the current commit's tree and
+//! the workspace together, folder by folder, in lockstep (all three sorted by name), as
+//! `fastdiff` does for status. Only what must change is held (files to write, entries to
+//! delete, whole folders missing on disk); an unchanged file the stat cache vouches for costs
+//! one `lstat` and builds no path. Nothing on disk is touched here, so a conflict is refused
+//! before anything changed.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::db::CF_STAT;
+use crate::error::{IoContext, Result, StoreError};
+use crate::id::Id;
+use crate::object::{EntryKind, EntryRef, Tree};
+use crate::paths;
+use crate::repo::Repo;
+use crate::statcache::{Stat, StatEntry};
+use crate::store::hash_path;
+use crate::worktree::{self, file_mode, Flat};
+
+use super::write::CacheSink;
+use super::STAT_BATCH;
+
+/// How many conflicting paths an error names (then "and N more").
+const SHOWN: usize = 5;
+
+/// Everything a checkout will change, decided before anything is changed.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// Entries on disk to remove (the target lacks them or has another kind there).
+    pub deletes: Vec<(String, EntryKind)>,
+    /// Target folders to create before writing.
+    pub dirs: Vec<String>,
+    /// Files and symlinks to write, each with what the target holds.
+    pub writes: Vec<(String, Flat)>,
+    /// Target folders with no folder on disk: everything in them is written.
+    pub trees: Vec<(String, Id)>,
+    /// How many files and symlinks `trees` hold.
+    pub tree_leaves: u64,
+    /// Files and symlinks already as the target has them.
+    pub unchanged: u64,
+    pub conflicts: Conflicts,
+}
+
+/// Files dirty against the current commit that the target would overwrite.
+#[derive(Debug, Default)]
+pub(crate) struct Conflicts {
+    count: usize,
+    first: BTreeSet<String>,
+}
+
+impl Conflicts {
+    fn add(&mut self, path: String) {
+        self.count += 1;
+        self.first.insert(path);
+        if self.first.len() > SHOWN {
+            self.first.pop_last();
+        }
+    }
+
+    /// The error to refuse the checkout with, if any path conflicts: the first few by name.
+    pub fn take_error(&mut self) -> Option<StoreError> {
+        if self.count == 0 {
+            return None;
+        }
+        let mut named: Vec<String> = std::mem::take(&mut self.first).into_iter().collect();
+        if self.count > SHOWN {
+            named.push(format!("and {} more", self.count - SHOWN));
+        }
+        Some(StoreError::UncommittedChanges(named))
+    }
+}
+
+impl Plan {
+    /// The plan for flattened maps over one scope (see `Repo::apply`): every path to write is
+    /// checked before anything changes.
+    pub fn from_maps(want: &BTreeMap<String, Flat>, work: &BTreeMap<String, Flat>) -> Result<Plan> {
+        for p in want.keys() {
+            paths::check_tracked(p)?;
+        }
+        let is_dir = |f: &Flat| f.kind == EntryKind::Dir;
+        let writes: Vec<(String, Flat)> = want
+            .iter()
+            .filter(|(p, t)| !is_dir(t) && !work.get(*p).is_some_and(|w| w.same(t)))
+            .map(|(p, t)| (p.clone(), *t))
+            .collect();
+        let leaves = want.values().filter(|f| !is_dir(f)).count() as u64;
+        Ok(Plan {
+            deletes: work
+                .iter()
+                .filter(|(p, w)| want.get(*p).is_none_or(|t| t.kind != w.kind))
+                .map(|(p, w)| (p.clone(), w.kind))
+                .collect(),
+            dirs: want
+                .iter()
+                .filter(|(_, f)| is_dir(f))
+                .map(|(p, _)| p.clone())
+                .collect(),
+            unchanged: leaves - writes.len() as u64,
+            writes,
+            ..Default::default()
+        })
+    }
+
+    fn sort(&mut self) {
+        self.deletes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.dirs.sort_unstable();
+        self.writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.trees.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    }
+}
+
+/// An entry found on disk (not following symlinks).
+struct DiskEntry {
+    name: String,
+    kind: EntryKind,
+    stat: Stat,
+}
+
+/// One name of a folder as the target, the current commit and the disk have it.
+struct Row<'a> {
+    name: &'a str,
+    target: Option<Flat>,
+    current: Option<Flat>,
+    disk: Option<&'a DiskEntry>,
+    cached: Option<StatEntry>,
+}
+
+impl Row<'_> {
+    fn has_dir(&self) -> bool {
+        let dir = |k: EntryKind| k == EntryKind::Dir;
+        self.target.is_some_and(|t| dir(t.kind)) || self.disk.is_some_and(|d| dir(d.kind))
+    }
+
+    /// An unchanged file the stat cache vouches for: nothing to do, nothing to build.
+    fn clean_file(&self) -> bool {
+        match (self.disk, self.cached, self.target) {
+            (Some(d), Some(c), Some(t)) => {
+                d.kind == EntryKind::File
+                    && t.kind == EntryKind::File
+                    && c.lookup(&d.stat) == Some(t.id)
+                    && file_mode(d.stat.mode) == t.mode
+            }
+            _ => false,
+        }
+    }
+}
+
+fn flat(e: &EntryRef) -> Flat {
+    Flat {
+        kind: e.kind,
+        mode: e.mode,
+        size: e.size,
+        id: e.id,
+    }
+}
+
+struct Walk<'r> {
+    repo: &'r Repo,
+    force: bool,
+    plan: Mutex<Plan>,
+    /// Stat-cache entries of workspace files that had to be hashed.
+    hashed: CacheSink<'r>,
+}
+
+impl Repo {
+    /// Plan making the workspace under `scope` hold the tree `target`, where HEAD's tree is
+    /// `current`. With `force`, no conflicts are collected.
+    pub(crate) fn plan_checkout(
+        &self,
+        target: &Id,
+        current: Option<&Id>,
+        scope: &[String],
+        force: bool,
+    ) -> Result<Plan> {
+        let walk = Walk {
+            repo: self,
+            force,
+            plan: Mutex::new(Plan::default()),
+            hashed: CacheSink::new(STAT_BATCH, |b| self.save_cache(b)),
+        };
+        for r in scope {
+            let t = worktree::lookup(&self.store, target, r)?;
+            let c = match current {
+                Some(c) => worktree::lookup(&self.store, c, r)?,
+                None => None,
+            };
+            // As the scan saw it: beyond a symlinked folder (or reserved) is absent.
+            let abs = paths::abs(&self.root, r)?;
+            let hidden = paths::is_reserved(r) || paths::symlinked_parent(&self.root, r).is_some();
+            let disk = match fs::symlink_metadata(&abs) {
+                _ if hidden => None,
+                Ok(m) => worktree::kind_of(&m.file_type()).map(|kind| DiskEntry {
+                    name: String::new(),
+                    kind,
+                    stat: Stat::of(&m),
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(StoreError::io(&abs, e)),
+            };
+            let cached = match &disk {
+                Some(d) if d.kind == EntryKind::File => self
+                    .store
+                    .db
+                    .get(CF_STAT, r.as_bytes())?
+                    .and_then(|v| StatEntry::decode(&v)),
+                _ => None,
+            };
+            let row = Row {
+                name: r,
+                target: t,
+                current: c,
+                disk: disk.as_ref(),
+                cached,
+            };
+            walk.entry(r.clone(), &row)?;
+        }
+        self.save_cache(&walk.hashed.into_rest())?;
+        let mut plan = walk.plan.into_inner().unwrap_or_else(|p| p.into_inner());
+        plan.sort();
+        Ok(plan)
+    }
+}
+
+impl Walk<'_> {
+    fn plan(&self) -> std::sync::MutexGuard<'_, Plan> {
+        self.plan.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Decide for one path, from what each side holds there.
+    fn entry(&self, rel: String, row: &Row) -> Result<()> {
+        let dir = EntryKind::Dir;
+        if row.target.is_some() {
+            paths::check_tracked(&rel)?;
+        }
+        let disk_dir = row.disk.is_some_and(|d| d.kind == dir);
+        // The disk's file or symlink, identified.
+        let work = match row.disk {
+            Some(d) if d.kind != dir => Some(self.identify(&rel, d, row.cached)?),
+            _ => None,
+        };
+        if let Some(w) = work {
+            let dirty = !row.current.is_some_and(|c| c.same(&w));
+            let overwritten = !row.target.is_some_and(|t| t.same(&w));
+            if dirty && overwritten && !self.force {
+                self.plan().conflicts.add(rel.clone());
+            }
+        }
+        if let Some(d) = row.disk {
+            if row.target.is_none_or(|t| t.kind != d.kind) {
+                self.plan().deletes.push((rel.clone(), d.kind));
+            }
+        }
+        let current_dir = row.current.filter(|c| c.kind == dir).map(|c| c.id);
+        match row.target {
+            Some(t) if t.kind == dir => {
+                if disk_dir {
+                    return self.folder(&rel, Some(t.id), current_dir);
+                }
+                let n = self.repo.count_leaves(&rel, &t.id)?;
+                let mut plan = self.plan();
+                plan.tree_leaves += n;
+                plan.trees.push((rel, t.id));
+                return Ok(());
+            }
+            Some(t) => {
+                let mut plan = self.plan();
+                if work.is_some_and(|w| w.same(&t)) {
+                    plan.unchanged += 1;
+                } else {
+                    plan.writes.push((rel.clone(), t));
+                }
+            }
+            None => {}
+        }
+        // A folder on disk the target does not have as one: what is in it goes (or conflicts).
+        if disk_dir {
+            self.folder(&rel, None, current_dir)?;
+        }
+        Ok(())
+    }
+
+    /// The disk's file or symlink at `rel` as a tree would hold it: a file's id from the stat
+    /// cache when it can vouch for it, else hashed (and cached).
+    fn identify(&self, rel: &str, d: &DiskEntry, cached: Option<StatEntry>) -> Result<Flat> {
+        let abs = self.repo.root.join(rel);
+        if d.kind == EntryKind::Symlink {
+            let target = fs::read_link(&abs).at(&abs)?;
+            let target = target.to_str().ok_or_else(|| StoreError::InvalidPath {
+                path: rel.to_string(),
+                reason: "the symlink's target is not valid UTF-8".into(),
+            })?;
+            if !paths::symlink_stays_inside(rel, target) {
+                return Err(StoreError::InvalidPath {
+                    path: rel.to_string(),
+                    reason: format!(
+                        "symlink to {target:?} points outside the project; dvx stores links, never what they point to outside"
+                    ),
+                });
+            }
+            return Ok(Flat {
+                kind: EntryKind::Symlink,
+                mode: 0o777,
+                size: target.len() as u64,
+                id: Id::of(target.as_bytes()),
+            });
+        }
+        let (id, size) = match cached.and_then(|c| c.lookup(&d.stat)) {
+            Some(id) => (id, d.stat.size),
+            None => {
+                let (id, n) = hash_path(&abs)?;
+                self.hashed
+                    .push(rel.to_string(), StatEntry::new(d.stat, id))?;
+                (id, n)
+            }
+        };
+        Ok(Flat {
+            kind: EntryKind::File,
+            mode: file_mode(d.stat.mode),
+            size,
+            id,
+        })
+    }
+
+    /// Compare the folder `rel`, which is a folder on disk, with the target's and the current
+    /// commit's trees there (None: not a folder on that side).
+    fn folder(&self, rel: &str, target: Option<Id>, current: Option<Id>) -> Result<()> {
+        let store = &self.repo.store;
+        let t_bytes = match target {
+            Some(id) => store.get_tree_bytes(&id)?,
+            None => Vec::new(),
+        };
+        let t_entries: Vec<EntryRef> = match target {
+            Some(id) => Tree::decode_ref(id, &t_bytes)?,
+            None => Vec::new(),
+        };
+        // Unchanged since HEAD (the usual case for most folders): one decoded tree serves both.
+        let same = current.is_some() && current == target;
+        let c_bytes = match current {
+            Some(id) if !same => store.get_tree_bytes(&id)?,
+            _ => Vec::new(),
+        };
+        let c_entries: Vec<EntryRef> = match current {
+            Some(id) if !same => Tree::decode_ref(id, &c_bytes)?,
+            _ => Vec::new(),
+        };
+        let c_entries = if same { &t_entries } else { &c_entries };
+        let disk = self.list(rel)?;
+        let cached = self.cached(rel, &disk)?;
+
+        let (mut i, mut j, mut k) = (0, 0, 0);
+        let mut rows: Vec<Row> = Vec::new();
+        let mut unchanged = 0u64;
+        loop {
+            let names = [
+                disk.get(i).map(|d| d.name.as_bytes()),
+                t_entries.get(j).map(|e| e.name.as_bytes()),
+                c_entries.get(k).map(|e| e.name.as_bytes()),
+            ];
+            let Some(name) = names.iter().flatten().min().copied() else {
+                break;
+            };
+            let here = |n: Option<&[u8]>| n.is_some_and(|n| n.cmp(name) == Ordering::Equal);
+            let (on_disk, in_target, in_current) = (here(names[0]), here(names[1]), here(names[2]));
+            let row = Row {
+                name: if on_disk {
+                    &disk[i].name
+                } else if in_target {
+                    t_entries[j].name
+                } else {
+                    c_entries[k].name
+                },
+                disk: on_disk.then(|| &disk[i]),
+                cached: if on_disk { cached[i] } else { None },
+                target: in_target.then(|| flat(&t_entries[j])),
+                current: in_current.then(|| flat(&c_entries[k])),
+            };
+            i += usize::from(on_disk);
+            j += usize::from(in_target);
+            k += usize::from(in_current);
+            if row.clean_file() {
+                unchanged += 1;
+            } else if row.disk.is_some() || row.target.is_some() {
+                rows.push(row);
+            }
+        }
+        if unchanged > 0 {
+            self.plan().unchanged += unchanged;
+        }
+        // Folders in parallel; files and symlinks here in order.
+        let (dirs, leaves): (Vec<Row>, Vec<Row>) = rows.into_iter().partition(Row::has_dir);
+        for row in &leaves {
+            self.entry(paths::join(rel, row.name), row)?;
+        }
+        dirs.par_iter()
+            .try_for_each(|row| self.entry(paths::join(rel, row.name), row))
+    }
+
+    /// The folder `rel` on disk, sorted by name; git's and dvx's own entries left out.
+    fn list(&self, rel: &str) -> Result<Vec<DiskEntry>> {
+        let abs = paths::abs(&self.repo.root, rel)?;
+        let mut disk = Vec::new();
+        for ent in fs::read_dir(&abs).at(&abs)? {
+            let ent = ent.at(&abs)?;
+            let Ok(name) = ent.file_name().into_string() else {
+                return Err(StoreError::InvalidPath {
+                    path: ent.path().to_string_lossy().into_owned(),
+                    reason: "the name is not valid UTF-8".into(),
+                });
+            };
+            if paths::is_reserved(&paths::join(rel, &name)) {
+                continue;
+            }
+            let meta = ent.metadata().at(ent.path())?;
+            if let Some(kind) = worktree::kind_of(&meta.file_type()) {
+                disk.push(DiskEntry {
+                    name,
+                    kind,
+                    stat: Stat::of(&meta),
+                });
+            }
+        }
+        disk.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        Ok(disk)
+    }
+
+    /// The stat cache for the files of one folder's sorted listing: one ordered scan of the
+    /// folder's keys (at the top, a batched lookup of the few names).
+    fn cached(&self, rel: &str, disk: &[DiskEntry]) -> Result<Vec<Option<StatEntry>>> {
+        let db = &self.repo.store.db;
+        let mut cached: Vec<Option<StatEntry>> = vec![None; disk.len()];
+        let is_file = |d: &DiskEntry| d.kind == EntryKind::File;
+        if rel.is_empty() {
+            let idx: Vec<usize> = (0..disk.len()).filter(|&i| is_file(&disk[i])).collect();
+            let keys: Vec<&str> = idx.iter().map(|&i| disk[i].name.as_str()).collect();
+            let found = db.multi_get_with(CF_STAT, &keys, true, StatEntry::decode)?;
+            for (i, e) in idx.into_iter().zip(found) {
+                cached[i] = e;
+            }
+        } else if disk.iter().any(is_file) {
+            let prefix = format!("{rel}/");
+            let mut k = 0;
+            db.for_each_child(CF_STAT, prefix.as_bytes(), |name, v| {
+                while k < disk.len() && disk[k].name.as_bytes() < name {
+                    k += 1;
+                }
+                if k < disk.len() && disk[k].name.as_bytes() == name && is_file(&disk[k]) {
+                    cached[k] = StatEntry::decode(v);
+                }
+                Ok(k < disk.len())
+            })?;
+        }
+        Ok(cached)
+    }
+}
+
+impl Repo {
+    /// Files and symlinks in the stored folder `id` (at `rel`), every name checked as a path
+    /// to write: a tree reaching into git's or dvx's own files is refused before anything is
+    /// written.
+    pub(crate) fn count_leaves(&self, rel: &str, id: &Id) -> Result<u64> {
+        let bytes = self.store.get_tree_bytes(id)?;
+        let entries = Tree::decode_ref(*id, &bytes)?;
+        let mut n = 0;
+        for e in &entries {
+            check_child(rel, e.name)?;
+            if e.kind == EntryKind::Dir {
+                n += self.count_leaves(&paths::join(rel, e.name), &e.id)?;
+            } else {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// `paths::check_tracked` for `name` inside the folder `rel`, which passed it: only the new
+/// name needs looking at (tree decoding already refused unsafe names).
+pub(crate) fn check_child(rel: &str, name: &str) -> Result<()> {
+    let reserved = if rel.is_empty() {
+        paths::reserved_top_name(name)
+    } else {
+        paths::reserved_name(name)
+    };
+    match reserved {
+        Some(_) => paths::check_tracked(&paths::join(rel, name)),
+        None => paths::check_rel(name),
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
