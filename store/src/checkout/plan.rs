@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use crate::db::CF_STAT;
 use crate::error::{IoContext, Result, StoreError};
 use crate::id::Id;
+use crate::listing::{cached_stats, list_dir, DiskEntry};
 use crate::object::{EntryKind, EntryRef, Tree};
 use crate::paths;
 use crate::repo::Repo;
@@ -112,13 +113,6 @@ impl Plan {
         self.writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         self.trees.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     }
-}
-
-/// An entry found on disk (not following symlinks).
-struct DiskEntry {
-    name: String,
-    kind: EntryKind,
-    stat: Stat,
 }
 
 /// One name of a folder as the target, the current commit and the disk have it.
@@ -349,8 +343,8 @@ impl Walk<'_> {
             _ => Vec::new(),
         };
         let c_entries = if same { &t_entries } else { &c_entries };
-        let disk = self.list(rel)?;
-        let cached = self.cached(rel, &disk)?;
+        let disk = list_dir(&self.repo.root, rel)?;
+        let cached = cached_stats(&self.repo.store, rel, &disk)?;
 
         let (mut i, mut j, mut k) = (0, 0, 0);
         let mut rows: Vec<Row> = Vec::new();
@@ -398,63 +392,6 @@ impl Walk<'_> {
         }
         dirs.par_iter()
             .try_for_each(|row| self.entry(paths::join(rel, row.name), row))
-    }
-
-    /// The folder `rel` on disk, sorted by name; git's and dvx's own entries left out.
-    fn list(&self, rel: &str) -> Result<Vec<DiskEntry>> {
-        let abs = paths::abs(&self.repo.root, rel)?;
-        let mut disk = Vec::new();
-        for ent in fs::read_dir(&abs).at(&abs)? {
-            let ent = ent.at(&abs)?;
-            let Ok(name) = ent.file_name().into_string() else {
-                return Err(StoreError::InvalidPath {
-                    path: ent.path().to_string_lossy().into_owned(),
-                    reason: "the name is not valid UTF-8".into(),
-                });
-            };
-            if paths::is_reserved(&paths::join(rel, &name)) {
-                continue;
-            }
-            let meta = ent.metadata().at(ent.path())?;
-            if let Some(kind) = worktree::kind_of(&meta.file_type()) {
-                disk.push(DiskEntry {
-                    name,
-                    kind,
-                    stat: Stat::of(&meta),
-                });
-            }
-        }
-        disk.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-        Ok(disk)
-    }
-
-    /// The stat cache for the files of one folder's sorted listing: one ordered scan of the
-    /// folder's keys (at the top, a batched lookup of the few names).
-    fn cached(&self, rel: &str, disk: &[DiskEntry]) -> Result<Vec<Option<StatEntry>>> {
-        let db = &self.repo.store.db;
-        let mut cached: Vec<Option<StatEntry>> = vec![None; disk.len()];
-        let is_file = |d: &DiskEntry| d.kind == EntryKind::File;
-        if rel.is_empty() {
-            let idx: Vec<usize> = (0..disk.len()).filter(|&i| is_file(&disk[i])).collect();
-            let keys: Vec<&str> = idx.iter().map(|&i| disk[i].name.as_str()).collect();
-            let found = db.multi_get_with(CF_STAT, &keys, true, StatEntry::decode)?;
-            for (i, e) in idx.into_iter().zip(found) {
-                cached[i] = e;
-            }
-        } else if disk.iter().any(is_file) {
-            let prefix = format!("{rel}/");
-            let mut k = 0;
-            db.for_each_child(CF_STAT, prefix.as_bytes(), |name, v| {
-                while k < disk.len() && disk[k].name.as_bytes() < name {
-                    k += 1;
-                }
-                if k < disk.len() && disk[k].name.as_bytes() == name && is_file(&disk[k]) {
-                    cached[k] = StatEntry::decode(v);
-                }
-                Ok(k < disk.len())
-            })?;
-        }
-        Ok(cached)
     }
 }
 
