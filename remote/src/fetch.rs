@@ -108,12 +108,8 @@ impl Project<'_> {
         };
 
         // 1. Every object but chunks that this store lacks.
-        let mut needed: Vec<(Kind, Id)> = idx
-            .entries
-            .keys()
-            .filter(|(k, _)| *k != Kind::Chunk)
-            .copied()
-            .collect();
+        let mut needed: Vec<(Kind, Id)> =
+            idx.objects().filter(|(k, _)| *k != Kind::Chunk).collect();
         needed.sort();
         let typed: Vec<_> = needed
             .iter()
@@ -193,6 +189,10 @@ impl Project<'_> {
         for ((kind, id), bytes) in &meta.objs {
             if let Some(k) = kind.obj_kind() {
                 txn.put_object(k, id, bytes);
+                // Objects are content-addressed: written in pieces, only the refs below
+                // make them reachable (a million files' trees and manifests otherwise sit in
+                // one batch, and again in the memtable).
+                txn.flush_over(8 << 20)?;
             }
             if *kind == Kind::Run {
                 report.new_runs.push(*id);

@@ -183,6 +183,7 @@ impl Remote {
     /// list a remote that may hold thousands).
     pub fn load_packs(&self, packs: &[Id]) -> Result<RemoteIndex> {
         let mut idx = RemoteIndex::default();
+        let mut all = Vec::with_capacity(packs.len());
         for p in packs {
             let key = layout::index_key(p);
             let (bytes, _) = self
@@ -190,8 +191,9 @@ impl Remote {
                 .ok_or_else(|| self.corrupt(format!("{key} is missing")))?;
             let entries = layout::decode_index(*p, &bytes)
                 .map_err(|e| self.corrupt(format!("{key}: {e}")))?;
-            idx.add_pack(*p, entries);
+            all.push((*p, entries));
         }
+        idx.add_packs(all);
         Ok(idx)
     }
 
@@ -203,15 +205,13 @@ impl Remote {
             .copied()
             .collect();
         let more = self.load_packs(&new)?;
-        for (i, p) in more.packs.iter().enumerate() {
-            let entries: Vec<Entry> = more
-                .entries
-                .values()
-                .filter(|(n, _)| *n as usize == i)
-                .map(|(_, e)| *e)
-                .collect();
-            idx.add_pack(*p, entries);
-        }
+        let added = more
+            .packs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (*p, more.pack_entries(i)))
+            .collect();
+        idx.add_packs(added);
         Ok(())
     }
 
