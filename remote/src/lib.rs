@@ -177,8 +177,7 @@ impl RemoteIndex {
             self.packs.push(pack);
             self.entries.extend(entries.into_iter().map(|e| (n, e)));
         }
-        self.entries
-            .sort_by(|(_, a), (_, b)| (a.kind, a.id).cmp(&(b.kind, b.id)));
+        self.entries.sort_by_key(|(_, a)| (a.kind, a.id));
         self.entries
             .dedup_by(|(_, a), (_, b)| a.kind == b.kind && a.id == b.id);
     }
