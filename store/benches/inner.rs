@@ -1,6 +1,7 @@
 //! Inner loops: hashing, chunking, compression, tree encoding, and the two walks over a
 //! large stored tree that `status` and `checkout` make: flattening a stored tree (100 folders
-//! of 1,000 files) and the per-folder ordered scan of the stat cache (`fastdiff.rs`).
+//! of 1,000 files) and the per-folder ordered scan of the stat cache (`fastdiff.rs`); and the
+//! walk of `add`/`commit` over a workspace the stat cache knows (`ingest.rs`).
 //! Run with `cargo bench -p dvx-store`.
 
 use std::collections::BTreeMap;
@@ -221,5 +222,43 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, walks);
+/// The walk `add` and `commit` make over a workspace folder whose files the stat cache knows
+/// (a commit after a small change): folder by folder (`ingest_streaming`), against the older
+/// route of one list of every path, then the tree built from it (`ingest`).
+fn ingest(c: &mut Criterion) {
+    use dvx_store::{Access, Quiet, Repo};
+    const DIRS: usize = 20;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("p");
+    for d in 0..DIRS {
+        let dir = root.join("data").join(folder_name(d));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..PER_FOLDER {
+            std::fs::write(dir.join(file_name(d, f)), format!("{d} {f}\n")).unwrap();
+        }
+    }
+    Repo::init(&root).unwrap();
+    // Past the racy window, so that the stat cache vouches for every file.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let repo = Repo::open(&root, Access::Write("bench")).unwrap();
+    repo.add(&["data".to_string()], None, &Quiet).unwrap();
+    let mut g = c.benchmark_group("ingest");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements((DIRS * PER_FOLDER) as u64));
+    g.bench_function("folder_by_folder_20k", |b| {
+        b.iter(|| {
+            let txn = repo.store.txn().unwrap();
+            repo.ingest_streaming(&txn, "data", &Quiet).unwrap().1.files
+        })
+    });
+    g.bench_function("list_then_tree_20k", |b| {
+        b.iter(|| {
+            let txn = repo.store.txn().unwrap();
+            repo.ingest(&txn, &root, "data", &Quiet).unwrap().1.files.len()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, walks, ingest);
 criterion_main!(benches);

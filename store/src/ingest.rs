@@ -24,7 +24,16 @@ use crate::Progress;
 
 /// The transaction is written whenever it holds this much: big enough that a write costs
 /// little per entry, small enough to bound memory (RocksDB copies it into its memtable).
-const FLUSH_BYTES: usize = 8 << 20;
+/// `DVX_PIECE_BYTES` sets another size (tests kill an add between pieces).
+fn piece_bytes() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::env::var("DVX_PIECE_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(8 << 20)
+    })
+}
 
 /// What ingesting a path stored and read.
 #[derive(Debug, Default)]
@@ -142,7 +151,7 @@ impl Walk<'_, '_> {
         let size = t.total_size();
         let id = self.txn.put_tree(&t);
         self.progress.inc(1);
-        self.txn.flush_over(FLUSH_BYTES)?;
+        self.txn.flush_over(piece_bytes())?;
         Ok(Flat {
             kind: EntryKind::Dir,
             mode: 0o755,

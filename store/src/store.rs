@@ -487,6 +487,8 @@ impl<'a> Txn<'a> {
         if let Some(w) = pack.as_mut() {
             w.keep_written();
         }
+        // Tests kill a long add here: pieces written, no commit.
+        crate::fsutil::fault_point("after-piece");
         // Claimed ids are in the index now (one claimed again meanwhile is stored twice,
         // harmlessly).
         self.pending
