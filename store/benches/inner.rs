@@ -254,7 +254,11 @@ fn ingest(c: &mut Criterion) {
     g.bench_function("list_then_tree_20k", |b| {
         b.iter(|| {
             let txn = repo.store.txn().unwrap();
-            repo.ingest(&txn, &root, "data", &Quiet).unwrap().1.files.len()
+            repo.ingest(&txn, &root, "data", &Quiet)
+                .unwrap()
+                .1
+                .files
+                .len()
         })
     });
     g.finish();

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::db::CF_STAT;
-use crate::error::{IoContext, Result, StoreError};
+use crate::error::{Result, StoreError};
 use crate::id::Id;
 use crate::listing::{cached_stats, list_dir, DiskEntry};
 use crate::object::{EntryKind, EntryRef, Tree};
@@ -283,19 +283,7 @@ impl Walk<'_> {
     fn identify(&self, rel: &str, d: &DiskEntry, cached: Option<StatEntry>) -> Result<Flat> {
         let abs = self.repo.root.join(rel);
         if d.kind == EntryKind::Symlink {
-            let target = fs::read_link(&abs).at(&abs)?;
-            let target = target.to_str().ok_or_else(|| StoreError::InvalidPath {
-                path: rel.to_string(),
-                reason: "the symlink's target is not valid UTF-8".into(),
-            })?;
-            if !paths::symlink_stays_inside(rel, target) {
-                return Err(StoreError::InvalidPath {
-                    path: rel.to_string(),
-                    reason: format!(
-                        "symlink to {target:?} points outside the project; dvx stores links, never what they point to outside"
-                    ),
-                });
-            }
+            let target = crate::ingest::link_target_checked(&abs, rel)?;
             return Ok(Flat {
                 kind: EntryKind::Symlink,
                 mode: 0o777,
