@@ -298,7 +298,7 @@ fn an_add_killed_between_pieces_commits_nothing_and_the_next_add_finishes() {
         .expect("dvx runs");
     assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{out:?}");
     assert_eq!(p.head(), before, "nothing committed");
-    assert_fsck_clean(&p);
+    p.assert_fsck_clean();
     assert!(p.p(".dvx/packs").read_dir().unwrap().next().is_some());
     p.dvx(&["status"]).ok();
     p.dvx(&["add", "data"]).ok();
@@ -307,5 +307,5 @@ fn an_add_killed_between_pieces_commits_nothing_and_the_next_add_finishes() {
     p.dvx(&["checkout", "HEAD"]).ok();
     assert_eq!(p.read("data/d3/f14.txt"), b"3/14\n");
     assert_eq!(p.read("data/d0/f0.txt"), b"0/0\n");
-    assert_fsck_clean(&p);
+    p.assert_fsck_clean();
 }
