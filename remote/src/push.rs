@@ -62,7 +62,9 @@ pub struct PushOptions {
 /// What a push must upload: chunks, then other objects children first.
 #[derive(Default)]
 pub struct Plan {
-    pub chunks: Vec<(Id, ChunkLoc)>,
+    /// Chunks by id, with their stored size (where they are is looked up as they go up: a
+    /// million locations would be another 24 MB held).
+    pub chunks: Vec<(Id, u32)>,
     pub meta: Vec<(Kind, Id)>,
     pub chunk_bytes: u64,
 }
@@ -148,7 +150,7 @@ impl Project<'_> {
                     let loc = st
                         .chunk_loc(&id)?
                         .ok_or(StoreError::MissingObject { kind: "chunk", id })?;
-                    plan.chunks.push((id, loc));
+                    plan.chunks.push((id, loc.stored_len));
                     if plan.chunks.len() >= dedup_at {
                         dedup_chunks(&mut plan.chunks);
                         dedup_at = (plan.chunks.len() * 5 / 4).max(DEDUP_MIN);
@@ -211,14 +213,7 @@ impl Project<'_> {
             }
         }
         dedup_chunks(&mut plan.chunks);
-        plan.chunk_bytes = plan
-            .chunks
-            .iter()
-            .map(|(_, l)| u64::from(l.stored_len))
-            .sum();
-        // Read from the local packs in order.
-        plan.chunks
-            .sort_unstable_by_key(|(_, l)| (l.pack, l.offset));
+        plan.chunk_bytes = plan.chunks.iter().map(|(_, n)| u64::from(*n)).sum();
         Ok(plan)
     }
 
@@ -381,15 +376,33 @@ impl Project<'_> {
             spawn_upload(remote, set, pack);
             Ok(())
         };
-        for (id, loc) in plan.chunks {
-            let n = loc.stored_len as usize + layout::RECORD_HEADER;
-            if !group.is_empty() && group_bytes + n > remote.pack_size {
-                send(&group, &mut set)?;
-                group.clear();
-                group_bytes = 0;
+        // A window of chunks at a time: their locations looked up, then read in the local
+        // packs' order.
+        for window in plan.chunks.chunks(LOC_WINDOW) {
+            let mut located: Vec<(Id, ChunkLoc)> = window
+                .iter()
+                .map(|(id, _)| {
+                    let loc = self
+                        .store
+                        .chunk_loc(id)?
+                        .ok_or(StoreError::MissingObject {
+                            kind: "chunk",
+                            id: *id,
+                        })?;
+                    Ok((*id, loc))
+                })
+                .collect::<Result<_>>()?;
+            located.sort_unstable_by_key(|(_, l)| (l.pack, l.offset));
+            for (id, loc) in located {
+                let n = loc.stored_len as usize + layout::RECORD_HEADER;
+                if !group.is_empty() && group_bytes + n > remote.pack_size {
+                    send(&group, &mut set)?;
+                    group.clear();
+                    group_bytes = 0;
+                }
+                group.push((id, loc));
+                group_bytes += n;
             }
-            group.push((id, loc));
-            group_bytes += n;
         }
         if !group.is_empty() {
             send(&group, &mut set)?;
@@ -481,8 +494,11 @@ impl Project<'_> {
 /// The plan's chunk list is first deduplicated at this length.
 const DEDUP_MIN: usize = 1 << 16;
 
+/// Chunks whose locations are looked up together before they are read.
+const LOC_WINDOW: usize = 1 << 16;
+
 /// Sort chunks by id and drop repeats.
-fn dedup_chunks(chunks: &mut Vec<(Id, ChunkLoc)>) {
+fn dedup_chunks(chunks: &mut Vec<(Id, u32)>) {
     chunks.sort_unstable_by_key(|(id, _)| *id);
     chunks.dedup_by_key(|(id, _)| *id);
 }

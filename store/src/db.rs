@@ -235,11 +235,16 @@ impl Db {
     }
 
     pub fn cf(&self, name: &str) -> Arc<BoundColumnFamily<'_>> {
-        // Every name in ALL_CFS is created at open (and re-created by `reset_cf`), so the
-        // handle always exists.
-        self.db
-            .cf_handle(name)
-            .unwrap_or_else(|| panic!("column family {name} missing after open"))
+        // Every name in ALL_CFS is created at open, so the handle exists, except for the
+        // moment `reset_cf` drops and creates it again (a damaged stat cache found by one
+        // thread of a parallel walk while others read it): wait for it then.
+        for _ in 0..5_000 {
+            if let Some(h) = self.db.cf_handle(name) {
+                return h;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        panic!("column family {name} missing after open")
     }
 
     /// Turn a read error into a result: damage to a derivable column family is repaired (in a
