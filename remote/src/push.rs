@@ -382,13 +382,10 @@ impl Project<'_> {
             let mut located: Vec<(Id, ChunkLoc)> = window
                 .iter()
                 .map(|(id, _)| {
-                    let loc = self
-                        .store
-                        .chunk_loc(id)?
-                        .ok_or(StoreError::MissingObject {
-                            kind: "chunk",
-                            id: *id,
-                        })?;
+                    let loc = self.store.chunk_loc(id)?.ok_or(StoreError::MissingObject {
+                        kind: "chunk",
+                        id: *id,
+                    })?;
                     Ok((*id, loc))
                 })
                 .collect::<Result<_>>()?;
