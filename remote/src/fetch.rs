@@ -7,7 +7,6 @@
 //! whole once its chunks are in. Chunks are committed in batches, so an interrupted fetch
 //! keeps what it finished; commits, trees and refs land in one last transaction.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
@@ -15,6 +14,7 @@ use serde::Serialize;
 
 use super::layout::{Entry, Kind};
 use super::push::RefUpdate;
+use super::spool::{Objects, Spool};
 use super::{Remote, RemoteErrorKind, RemoteIndex};
 use crate::error::{RemoteError, Result};
 use crate::{Project, SyncStatus};
@@ -59,25 +59,25 @@ pub struct FetchReport {
     pub run_cache: u64,
 }
 
-/// Commits, trees, manifests and records downloaded, not yet written.
+/// Commits, trees, manifests and records downloaded (spooled to disk), not yet written.
 struct Meta {
-    objs: HashMap<(Kind, Id), Vec<u8>>,
+    objs: Spool,
 }
 
 impl Meta {
-    /// Downloaded bytes are borrowed, local ones read: the walk copies nothing it has.
-    fn get(&self, repo: &Repo, kind: Kind, id: &Id) -> Result<Option<Cow<'_, [u8]>>> {
-        if let Some(b) = self.objs.get(&(kind, *id)) {
-            return Ok(Some(Cow::Borrowed(b)));
+    /// Downloaded bytes first, then the store's.
+    fn get(&self, repo: &Repo, kind: Kind, id: &Id) -> Result<Option<Vec<u8>>> {
+        if let Some(b) = self.objs.read(kind, id)? {
+            return Ok(Some(b));
         }
         match kind.obj_kind() {
-            Some(k) => Ok(repo.store.get_object(k, id)?.map(Cow::Owned)),
+            Some(k) => Ok(repo.store.get_object(k, id)?),
             None => Ok(None),
         }
     }
 
     fn has(&self, repo: &Repo, kind: Kind, id: &Id) -> Result<bool> {
-        if self.objs.contains_key(&(kind, *id)) {
+        if self.objs.contains(kind, id) {
             return Ok(true);
         }
         match kind.obj_kind() {
@@ -186,16 +186,19 @@ impl Project<'_> {
 
         // 3. Objects and refs, in one transaction.
         let txn = self.store.txn()?;
-        for ((kind, id), bytes) in &meta.objs {
+        for (kind, id) in meta.objs.keys() {
             if let Some(k) = kind.obj_kind() {
-                txn.put_object(k, id, bytes);
+                let Some(bytes) = meta.objs.read(kind, &id)? else {
+                    continue;
+                };
+                txn.put_object(k, &id, &bytes);
                 // Objects are content-addressed: written in pieces, only the refs below
                 // make them reachable (a million files' trees and manifests otherwise sit in
                 // one batch, and again in the memtable).
                 txn.flush_over(8 << 20)?;
             }
-            if *kind == Kind::Run {
-                report.new_runs.push(*id);
+            if kind == Kind::Run {
+                report.new_runs.push(id);
             }
         }
         for o in &offers {
@@ -246,13 +249,13 @@ impl Project<'_> {
         Ok(report)
     }
 
-    /// Download objects (not chunks), verified, into memory.
+    /// Download objects (not chunks), verified, into a spool.
     fn download_meta(
         &self,
         remote: &Remote,
         idx: &RemoteIndex,
         needed: &[(Kind, Id)],
-    ) -> Result<HashMap<(Kind, Id), Vec<u8>>> {
+    ) -> Result<Spool> {
         let mut by_pack: HashMap<Id, Vec<Entry>> = HashMap::new();
         for (k, id) in needed {
             if let Some((p, e)) = idx.get(*k, id) {
@@ -260,9 +263,8 @@ impl Project<'_> {
             }
         }
         let groups: Vec<(Id, Vec<Entry>)> = by_pack.into_iter().collect();
-        let fetched = remote.download(groups)?;
-        let mut out = HashMap::new();
-        for (pack, entries, data) in fetched {
+        let mut out = Spool::new(&self.tmp_dir())?;
+        remote.download_each(groups, &mut |pack, entries, data| {
             for (e, stored) in entries.iter().zip(data) {
                 let raw = decode(remote, &pack, e, &stored)?;
                 // Manifests are named by their file's content: checked once the chunks are in.
@@ -278,14 +280,17 @@ impl Project<'_> {
                     FileManifest::decode(e.id, &raw)
                         .map_err(|err| remote.corrupt(format!("file manifest {}: {err}", e.id)))?;
                 }
-                out.insert((e.kind, e.id), raw);
+                out.put(e.kind, e.id, &raw)?;
             }
-        }
+            Ok(())
+        })?;
+        out.seal()?;
         Ok(out)
     }
 
-    /// The chunks (missing here) that the tips and `extra` (run-cache outputs) hold, and the
-    /// new manifests whose files those chunks complete.
+    /// The chunks (missing here) that the tips and `extra` (run-cache outputs) hold, as
+    /// positions in `idx` in the order to read them, and the new manifests whose files those
+    /// chunks complete.
     #[allow(clippy::too_many_arguments)]
     fn wanted_chunks(
         &self,
@@ -296,7 +301,7 @@ impl Project<'_> {
         extra: &[(Kind, Id)],
         history: bool,
         paths: &[String],
-    ) -> Result<(Vec<Id>, Vec<Id>)> {
+    ) -> Result<(Vec<u32>, Vec<Id>)> {
         let missing = |kind: &str, id: &Id| {
             remote.corrupt(format!("the remote lacks {kind} {id}, which its refs need"))
         };
@@ -326,7 +331,8 @@ impl Project<'_> {
             }
         }
         while let Some((kind, id)) = stack.pop() {
-            if !seen.insert((kind, id)) {
+            // Chunks are many and leaves: deduplicated by sorting their positions at the end.
+            if kind != Kind::Chunk && !seen.insert((kind, id)) {
                 continue;
             }
             match kind {
@@ -391,13 +397,15 @@ impl Project<'_> {
                     if self.store.has_chunk(&id)? {
                         continue;
                     }
-                    if !idx.has(Kind::Chunk, &id) {
+                    let Some(pos) = idx.position(Kind::Chunk, &id) else {
                         return Err(missing("chunk", &id));
-                    }
-                    chunks.push(id);
+                    };
+                    chunks.push(pos);
                 }
             }
         }
+        chunks.sort_unstable_by_key(|&p| (idx.place(p), p));
+        chunks.dedup();
         Ok((chunks, files))
     }
 
@@ -432,40 +440,38 @@ impl Project<'_> {
         &self,
         remote: &Remote,
         idx: &RemoteIndex,
-        chunks: &[Id],
+        chunks: &[u32],
         progress: &dyn Progress,
     ) -> Result<(u64, u64)> {
         if chunks.is_empty() {
             return Ok((0, 0));
         }
-        let mut by_pack: HashMap<Id, Vec<Entry>> = HashMap::new();
-        let mut total = 0u64;
-        for id in chunks {
-            if let Some((p, e)) = idx.get(Kind::Chunk, id) {
-                total += u64::from(e.stored_len);
-                by_pack.entry(p).or_default().push(e);
-            }
-        }
+        let total: u64 = chunks
+            .iter()
+            .map(|&p| u64::from(idx.at(p).1.stored_len))
+            .sum();
         // Requests of at most a pack's size and a share of the bytes in flight, so big packs
-        // still spread over connections and memory stays bounded.
+        // still spread over connections and memory stays bounded. `chunks` is in read order
+        // (pack, then offset), so each request is cut from it as the last one goes out.
         let request = remote.pack_size.min(IN_FLIGHT / remote.jobs).max(1 << 20);
-        let mut groups: Vec<(Id, Vec<Entry>)> = Vec::new();
-        for (p, mut es) in by_pack {
-            es.sort_by_key(|e| e.offset);
-            let mut cur = Vec::new();
-            let mut size = 0usize;
-            for e in es {
-                if !cur.is_empty() && size + e.stored_len as usize > request {
-                    groups.push((p, std::mem::take(&mut cur)));
-                    size = 0;
+        let mut rest = chunks.iter().copied().peekable();
+        let groups = std::iter::from_fn(|| {
+            let first = rest.next()?;
+            let (pack, e) = idx.at(first);
+            let number = idx.place(first).0;
+            let mut size = e.stored_len as usize;
+            let mut cur = vec![e];
+            while let Some(&next) = rest.peek() {
+                let (_, e) = idx.at(next);
+                if idx.place(next).0 != number || size + e.stored_len as usize > request {
+                    break;
                 }
                 size += e.stored_len as usize;
                 cur.push(e);
+                rest.next();
             }
-            if !cur.is_empty() {
-                groups.push((p, cur));
-            }
-        }
+            Some((pack, cur))
+        });
         progress.start_bytes("downloading", total);
         let mut txn = self.store.txn()?;
         let mut in_txn = 0u64;
@@ -507,10 +513,10 @@ impl Project<'_> {
 
     /// A new manifest is trusted once its chunks, in order, hash to the file's id.
     fn check_file(&self, remote: &Remote, meta: &Meta, id: &Id) -> Result<()> {
-        let Some(bytes) = meta.objs.get(&(Kind::File, *id)) else {
+        let Some(bytes) = meta.objs.read(Kind::File, id)? else {
             return Ok(());
         };
-        let m = FileManifest::decode(*id, bytes)?;
+        let m = FileManifest::decode(*id, &bytes)?;
         let mut h = blake3::Hasher::new();
         for (c, _) in &m.chunks {
             match self.store.read_chunk(c) {
@@ -531,9 +537,11 @@ impl Project<'_> {
     }
 }
 
-/// The most bytes of chunk data downloading at once (whatever `jobs` and the pack size):
-/// a clone's resident memory must not grow with the remote's pack size.
-pub const IN_FLIGHT: usize = 64 << 20;
+/// The most bytes of chunk data downloading (or, for push, uploading) at once, whatever
+/// `jobs` and the pack size: a clone's resident memory must not grow with the remote's pack
+/// size. 32 MiB keeps a pull of a million files under 200 MB and still fills a link of
+/// 300 MB/s at 100 ms round trips; 64 MiB bought no speed against SeaweedFS here.
+pub const IN_FLIGHT: usize = 32 << 20;
 
 /// A group of entries of one pack and their stored bytes.
 type Fetched = (Id, Vec<Entry>, Vec<bytes::Bytes>);
@@ -577,7 +585,7 @@ impl Remote {
     /// Fetch groups several at once, handing each to `f` on this thread as it arrives.
     fn download_each(
         &self,
-        groups: Vec<(Id, Vec<Entry>)>,
+        groups: impl IntoIterator<Item = (Id, Vec<Entry>)>,
         f: &mut dyn FnMut(Id, Vec<Entry>, Vec<bytes::Bytes>) -> Result<()>,
     ) -> Result<()> {
         type Done =

@@ -2,8 +2,7 @@
 //! rules for names and modes (`dvx_store::guard`, `dvx_store::paths`) before anything of it is
 //! written, and remote ref names against the rules for branch and tag names.
 
-use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use dvx_store::guard::entry_problem;
 use dvx_store::object::{Commit, EntryKind, EntryRef, Tree};
@@ -11,6 +10,7 @@ use dvx_store::{paths, Id};
 
 use crate::error::{RemoteError, Result};
 use crate::layout::Kind;
+use crate::spool::Objects;
 use crate::RemoteErrorKind;
 
 /// Refuse a remote ref whose branch or tag name dvx would not create: it becomes a local
@@ -30,28 +30,15 @@ pub fn check_remote_ref(remote: &str, name: &str) -> Result<()> {
     })
 }
 
-/// Where a fetch finds its trees: downloaded ones (`new`) and those already in the store.
+/// What a fetch downloaded (commits and trees among it), not yet written.
 pub struct Incoming<'a> {
     pub remote: &'a str,
-    /// Commits that came down, with their bytes.
-    pub commits: Vec<(Id, &'a [u8])>,
-    /// Trees that came down, with their bytes.
-    pub trees: HashMap<Id, &'a [u8]>,
+    pub objs: &'a dyn Objects,
 }
 
 impl<'a> Incoming<'a> {
-    /// The commits and trees among a fetch's downloaded objects.
-    pub fn of(remote: &'a str, objs: &'a HashMap<(Kind, Id), Vec<u8>>) -> Incoming<'a> {
-        let of = |kind: Kind| {
-            objs.iter()
-                .filter(move |((k, _), _)| *k == kind)
-                .map(|((_, id), b)| (*id, b.as_slice()))
-        };
-        Incoming {
-            remote,
-            commits: of(Kind::Commit).collect(),
-            trees: of(Kind::Tree).collect(),
-        }
+    pub fn of(remote: &'a str, objs: &'a dyn Objects) -> Incoming<'a> {
+        Incoming { remote, objs }
     }
 
     fn refuse(&self, message: String) -> RemoteError {
@@ -67,11 +54,12 @@ impl<'a> Incoming<'a> {
     /// commit and the full path. `local` reads a tree already in the store (trusted for its
     /// own names, but it may be reused as a new commit's top tree).
     pub fn check(&self, local: &dyn Fn(&Id) -> dvx_store::Result<Option<Vec<u8>>>) -> Result<()> {
-        let mut commits = self.commits.clone();
-        commits.sort_by_key(|(id, _)| *id);
         let mut seen: HashSet<Id> = HashSet::new();
-        for (cid, bytes) in &commits {
-            let c = Commit::decode(*cid, bytes)?;
+        for cid in &self.objs.ids(Kind::Commit) {
+            let Some(bytes) = self.objs.read(Kind::Commit, cid)? else {
+                continue;
+            };
+            let c = Commit::decode(*cid, &bytes)?;
             for r in &c.roots {
                 if let Err(e) = paths::check_tracked(r) {
                     return Err(self.refuse(format!("commit {} tracks {e}", cid.short())));
@@ -79,9 +67,9 @@ impl<'a> Incoming<'a> {
             }
             // The top tree's names, even when the tree is not new: dvx.lock is only reserved
             // at the top, so a folder's tree reused as a top tree must be looked at again.
-            let top: Option<Cow<'_, [u8]>> = match self.trees.get(&c.tree) {
-                Some(b) => Some(Cow::Borrowed(*b)),
-                None => local(&c.tree)?.map(Cow::Owned),
+            let top = match self.objs.read(Kind::Tree, &c.tree)? {
+                Some(b) => Some(b),
+                None => local(&c.tree)?,
             };
             if let Some(b) = &top {
                 for e in self.decode(&c.tree, b)? {
@@ -99,14 +87,10 @@ impl<'a> Incoming<'a> {
             })?;
         }
         // Trees no new commit reaches (run records' outputs, or strays): by name alone.
-        let mut rest: Vec<Id> = self
-            .trees
-            .keys()
-            .filter(|id| !seen.contains(id))
-            .copied()
-            .collect();
-        rest.sort();
-        for id in rest {
+        for id in self.objs.ids(Kind::Tree) {
+            if seen.contains(&id) {
+                continue;
+            }
             self.walk(&id, "", &mut seen, &|path, p| {
                 self.refuse(format!("tree {} holds {path}: {p}", id.short()))
             })?;
@@ -124,13 +108,14 @@ impl<'a> Incoming<'a> {
     ) -> Result<()> {
         let mut stack = vec![(*id, prefix.to_string())];
         while let Some((id, prefix)) = stack.pop() {
-            let Some(bytes) = self.trees.get(&id) else {
-                continue; // already in the store: checked when it came in
-            };
-            if !seen.insert(id) {
+            if seen.contains(&id) {
                 continue;
             }
-            for e in self.decode(&id, bytes)? {
+            let Some(bytes) = self.objs.read(Kind::Tree, &id)? else {
+                continue; // already in the store: checked when it came in
+            };
+            seen.insert(id);
+            for e in self.decode(&id, &bytes)? {
                 let path = paths::join(&prefix, e.name);
                 if let Some(p) = entry_problem(&e, false) {
                     return Err(refuse(&path, &p));
@@ -161,16 +146,17 @@ impl<'a> Incoming<'a> {
 mod tests {
     use super::*;
     use dvx_store::strategies::{commit, entry};
+    use std::collections::HashMap;
 
     fn check(commits: &[Commit], trees: &[Tree]) -> Result<()> {
-        let cb: Vec<(Id, Vec<u8>)> = commits.iter().map(|c| (c.id(), c.encode())).collect();
-        let tb: Vec<(Id, Vec<u8>)> = trees.iter().map(|t| (t.id(), t.encode())).collect();
-        Incoming {
-            remote: "origin",
-            commits: cb.iter().map(|(i, b)| (*i, b.as_slice())).collect(),
-            trees: tb.iter().map(|(i, b)| (*i, b.as_slice())).collect(),
+        let mut objs: HashMap<(Kind, Id), Vec<u8>> = HashMap::new();
+        for c in commits {
+            objs.insert((Kind::Commit, c.id()), c.encode());
         }
-        .check(&|_| Ok(None))
+        for t in trees {
+            objs.insert((Kind::Tree, t.id()), t.encode());
+        }
+        Incoming::of("origin", &objs).check(&|_| Ok(None))
     }
 
     #[test]

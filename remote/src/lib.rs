@@ -8,18 +8,21 @@ mod connect;
 pub mod error;
 pub mod fetch;
 pub mod incoming;
+mod index;
 pub mod layout;
 pub mod ops;
 #[cfg(test)]
 mod proptests;
 pub mod push;
 pub mod runcache;
+pub mod spool;
 pub mod task;
 pub mod transfer;
 
 use connect::{aws_profile, check_http};
 pub use connect::{check_endpoint, parse_url};
 use error::{error_chain, no_bucket, summarize_network};
+pub use index::RemoteIndex;
 
 use std::fs;
 use std::path::{Path as FsPath, PathBuf};
@@ -45,7 +48,6 @@ use dvx_store::error::IoContext;
 use dvx_store::id::Id;
 use dvx_store::repo::Repo;
 use dvx_store::StoreError;
-use layout::{Entry, Kind};
 
 pub use error::{RemoteError, RemoteErrorKind, Result};
 
@@ -126,62 +128,6 @@ pub struct RefState {
 
 /// A remote's refs by full name, and its default branch.
 pub type RemoteRefs = (Vec<(String, RefState)>, Option<String>);
-
-/// Every object the remote holds, from its pack indexes: one list sorted by (kind, id),
-/// searched by bisection. (A hash map of a million objects peaked at 220 MB while it grew;
-/// the list is 64 bytes an object.)
-#[derive(Default)]
-pub struct RemoteIndex {
-    pub packs: Vec<Id>,
-    /// (the pack's number in `packs`, the entry); an object in several packs is listed once,
-    /// in the first pack added.
-    entries: Vec<(u32, Entry)>,
-}
-
-impl RemoteIndex {
-    fn find(&self, kind: Kind, id: &Id) -> Option<&(u32, Entry)> {
-        self.entries
-            .binary_search_by(|(_, e)| (e.kind, &e.id).cmp(&(kind, id)))
-            .ok()
-            .map(|i| &self.entries[i])
-    }
-
-    pub fn has(&self, kind: Kind, id: &Id) -> bool {
-        self.find(kind, id).is_some()
-    }
-
-    pub fn get(&self, kind: Kind, id: &Id) -> Option<(Id, Entry)> {
-        self.find(kind, id)
-            .map(|(p, e)| (self.packs[*p as usize], *e))
-    }
-
-    /// Every object, by kind and id.
-    pub fn objects(&self) -> impl Iterator<Item = (Kind, Id)> + '_ {
-        self.entries.iter().map(|(_, e)| (e.kind, e.id))
-    }
-
-    /// The entries listed in the `i`th pack.
-    pub fn pack_entries(&self, i: usize) -> Vec<Entry> {
-        self.entries
-            .iter()
-            .filter(|(n, _)| *n as usize == i)
-            .map(|(_, e)| *e)
-            .collect()
-    }
-
-    /// Add packs in order; then sort once (stable, so the first pack holding an object is
-    /// the one kept).
-    fn add_packs(&mut self, packs: Vec<(Id, Vec<Entry>)>) {
-        for (pack, entries) in packs {
-            let n = self.packs.len() as u32;
-            self.packs.push(pack);
-            self.entries.extend(entries.into_iter().map(|e| (n, e)));
-        }
-        self.entries.sort_by_key(|(_, a)| (a.kind, a.id));
-        self.entries
-            .dedup_by(|(_, a), (_, b)| a.kind == b.kind && a.id == b.id);
-    }
-}
 
 pub struct Remote {
     pub name: String,
@@ -587,7 +533,9 @@ impl Remote {
         if let Some(c) = &cache {
             fs::create_dir_all(c).at(c)?;
         }
-        let mut have: Vec<(Id, Vec<Entry>)> = Vec::new();
+        // Each pack's entries join the index as they are read: neither the downloaded index
+        // files nor their decoded entries are all held at once.
+        let mut idx = RemoteIndex::default();
         let mut missing = Vec::new();
         for p in packs {
             let cached = cache
@@ -595,33 +543,35 @@ impl Remote {
                 .and_then(|c| fs::read(c.join(format!("{}.idx", p.to_hex()))).ok())
                 .and_then(|b| layout::decode_index(p, &b).ok());
             match cached {
-                Some(e) => have.push((p, e)),
+                Some(e) => idx.add_pack(p, e),
                 None => missing.push(p),
             }
         }
-        let fetched: Vec<(Id, Bytes)> = self
-            .block_on(
-                stream::iter(missing)
-                    .map(|p| async move {
-                        let path = ObjPath::from(layout::index_key(&p));
-                        let r = self.store.get(&path).await?;
-                        Ok::<_, object_store::Error>((p, r.bytes().await?))
-                    })
-                    .buffer_unordered(self.jobs)
-                    .try_collect(),
-            )
-            .map_err(|e| self.err("reading pack indexes", e))?;
-        for (p, bytes) in fetched {
+        let mut add = |p: Id, bytes: Bytes| -> Result<()> {
             let entries = layout::decode_index(p, &bytes)
                 .map_err(|e| self.corrupt(format!("{}: {e}", layout::index_key(&p))))?;
             if let Some(c) = &cache {
                 let dest = c.join(format!("{}.idx", p.to_hex()));
                 let _ = dvx_store::fsutil::write_atomic(&dest, &bytes, c);
             }
-            have.push((p, entries));
-        }
-        let mut idx = RemoteIndex::default();
-        idx.add_packs(have);
+            idx.add_pack(p, entries);
+            Ok(())
+        };
+        self.block_on(async {
+            let mut got = stream::iter(missing)
+                .map(|p| async move {
+                    let path = ObjPath::from(layout::index_key(&p));
+                    let r = self.store.get(&path).await?;
+                    Ok::<_, object_store::Error>((p, r.bytes().await?))
+                })
+                .buffer_unordered(self.jobs);
+            while let Some(r) = got.next().await {
+                let (p, bytes) = r.map_err(|e| self.err("reading pack indexes", e))?;
+                add(p, bytes)?;
+            }
+            Ok::<_, RemoteError>(())
+        })?;
+        idx.finish();
         Ok(idx)
     }
 

@@ -77,11 +77,10 @@ proptest! {
             version: 1,
         }
         .encode();
-        let incoming = Incoming {
-            remote: "r",
-            commits: vec![(Id::of(&c), c.as_slice())],
-            trees: trees.iter().map(|t| (Id::of(t), t.as_slice())).collect(),
-        };
+        let mut objs: std::collections::HashMap<(Kind, Id), Vec<u8>> =
+            trees.iter().map(|t| ((Kind::Tree, Id::of(t)), t.clone())).collect();
+        objs.insert((Kind::Commit, Id::of(&c)), c);
+        let incoming = Incoming::of("r", &objs);
         let accepted = incoming.check(&|_| Ok(None)).is_ok();
         let reported = trees.iter().any(|t| !guard::tree_problems(Id::of(t), t).is_empty());
         if accepted {

@@ -5,7 +5,7 @@
 //! name, so `check_run` holds them to the rules for tracked paths and modes before any of a
 //! fetch is written.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use dvx_store::object::EntryKind;
 use dvx_store::{paths, Id};
@@ -13,6 +13,7 @@ use dvx_store::{paths, Id};
 use crate::error::{RemoteError, Result};
 use crate::fetch::Want;
 use crate::layout::Kind;
+use crate::spool::Objects;
 use crate::{Project, Remote, RemoteErrorKind, RemoteIndex};
 
 /// What a fetched run record offers the run cache: its key and the outputs a restore would
@@ -151,18 +152,15 @@ impl Project<'_> {
         &self,
         remote: &Remote,
         idx: &RemoteIndex,
-        objs: &HashMap<(Kind, Id), Vec<u8>>,
+        objs: &dyn Objects,
         want: &Want,
     ) -> Result<Vec<CacheOffer>> {
-        let mut runs: Vec<(&Id, &Vec<u8>)> = objs
-            .iter()
-            .filter(|((k, _), _)| *k == Kind::Run)
-            .map(|((_, id), b)| (id, b))
-            .collect();
-        runs.sort();
         let mut offers = Vec::new();
-        for (id, bytes) in runs {
-            if let Some(o) = check_run(&remote.name, id, bytes)? {
+        for id in objs.ids(Kind::Run) {
+            let Some(bytes) = objs.read(Kind::Run, &id)? else {
+                continue;
+            };
+            if let Some(o) = check_run(&remote.name, &id, &bytes)? {
                 offers.push(o);
             }
         }
@@ -178,7 +176,7 @@ impl Project<'_> {
             let mut here = true;
             for (k, id) in &o.outputs {
                 let has = |kind: Kind| -> Result<bool> {
-                    Ok(objs.contains_key(&(kind, *id))
+                    Ok(objs.contains(kind, id)
                         || match kind.obj_kind() {
                             Some(k) => self.store.has_object(k, id)?,
                             None => false,

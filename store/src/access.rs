@@ -142,14 +142,23 @@ impl Store {
 
     /// Which of `wanted` (kind and id) the store lacks, in their order.
     pub fn missing_objects(&self, wanted: &[(ObjKind, Id)]) -> Result<Vec<(ObjKind, Id)>> {
-        let keys: Vec<Vec<u8>> = wanted.iter().map(|(k, id)| k.key(id).to_vec()).collect();
-        let present = self.db.multi_get(CF_OBJECTS, &keys)?;
-        Ok(wanted
-            .iter()
-            .zip(present)
-            .filter(|(_, p)| p.is_none())
-            .map(|(w, _)| *w)
-            .collect())
+        // A window at a time, values not copied: a million files' trees, all present after a
+        // clone, were 56 MB of copies just to learn they are there.
+        let mut out = Vec::new();
+        for window in wanted.chunks(256) {
+            let keys: Vec<Vec<u8>> = window.iter().map(|(k, id)| k.key(id).to_vec()).collect();
+            let present = self
+                .db
+                .multi_get_with(CF_OBJECTS, &keys, false, |_| Some(()))?;
+            out.extend(
+                window
+                    .iter()
+                    .zip(present)
+                    .filter(|(_, p)| p.is_none())
+                    .map(|(w, _)| *w),
+            );
+        }
+        Ok(out)
     }
 
     /// Whether the chunk is stored here.

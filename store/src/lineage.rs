@@ -144,11 +144,17 @@ fn commit_entries(store: &Store, id: &Id, commit: &Commit, put: &mut PutEntry) -
     Ok(())
 }
 
-/// Index one commit (already stored) into `txn`.
+/// Bytes of lineage entries a rebuild holds before writing them: a million-file commit's
+/// entries are about 180 MB, which in one batch were most of a clone's peak memory.
+pub const PIECE: usize = 8 << 20;
+
+/// Index one commit (already stored) into `txn`, which is written in pieces as it grows.
+/// The caller has marked the store unindexed (`mark_unindexed`) and marks it indexed in its
+/// last write: an index cut short by a crash is rebuilt, never trusted.
 pub fn index_commit(store: &Store, txn: &Txn, id: &Id, commit: &Commit) -> Result<()> {
     commit_entries(store, id, commit, &mut |k, v| {
         txn.put(CF_LINEAGE, k, v);
-        Ok(())
+        txn.flush_over(PIECE)
     })
 }
 
@@ -222,12 +228,15 @@ pub fn mark_unindexed(store: &Store) -> Result<()> {
 }
 
 /// Drop every lineage entry and re-index every stored commit into `txn` (the engine adds the
-/// run entries). Returns the number of commits indexed.
+/// run entries and commits `txn`). The store is marked unindexed first, in a write of its
+/// own, because `txn` is written in pieces. Returns the number of commits indexed.
 pub fn reindex_commits(store: &Store, txn: &Txn) -> Result<u64> {
+    mark_unindexed(store)?;
     store.db.for_each_prefix(CF_LINEAGE, b"", |k, _| {
         txn.delete(CF_LINEAGE, k);
         Ok(true)
     })?;
+    txn.flush_over(PIECE)?;
     let mut n = 0;
     let mut commits = Vec::new();
     store

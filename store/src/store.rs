@@ -471,7 +471,8 @@ impl<'a> Txn<'a> {
     /// keep it open. Only for writes whose every piece is content-addressed (chunks, files,
     /// trees, stat-cache entries of files just stored), so that a crash after a flush
     /// leaves objects that nothing names yet, never a wrong one: adding a million files then
-    /// holds a bounded batch instead of one entry per file until the end. The packs are
+    /// holds a bounded batch instead of one entry per file until the end. Lineage rebuilds
+    /// use it too, between marking the store unindexed and marking it indexed again. The packs are
     /// synced first, and the pack lock is held throughout, so every index entry written
     /// names bytes already on disk.
     pub fn flush_over(&self, limit: usize) -> Result<()> {

@@ -110,6 +110,7 @@ pub fn reindex(store: &Store) -> Result<ReindexReport> {
         // A damaged record is fsck's business; it just has no lineage.
         if let Ok(rec) = record::load(store, id) {
             index_run(&txn, id, &rec, &BTreeMap::new(), &BTreeMap::new())?;
+            txn.flush_over(keys::PIECE)?;
         }
     }
     txn.commit()?;
@@ -123,15 +124,24 @@ pub fn reindex(store: &Store) -> Result<ReindexReport> {
 /// without indexing them): these run records and commits, in one batch. Cheaper than
 /// `reindex` when a fetch reports what it brought. The caller holds the writer lock.
 pub fn index_fetched(store: &Store, runs: &[Id], commits: &[Id]) -> Result<()> {
+    // Written in pieces: unindexed until the last one lands, so a crash means a rebuild.
+    let indexed = keys::is_indexed(store)?;
+    if indexed {
+        keys::mark_unindexed(store)?;
+    }
     let txn = store.txn()?;
     for id in runs {
         if let Ok(rec) = record::load(store, id) {
             index_run(&txn, id, &rec, &BTreeMap::new(), &BTreeMap::new())?;
+            txn.flush_over(keys::PIECE)?;
         }
     }
     for id in commits {
         let c = store.get_commit(id)?;
         keys::index_commit(store, &txn, id, &c)?;
+    }
+    if indexed {
+        keys::mark_indexed(&txn);
     }
     Ok(txn.commit()?)
 }

@@ -183,7 +183,19 @@ fn old_stores_are_indexed_on_first_use() {
     index_fetched(&repo.store, &[], &[head, parent]).unwrap();
     let n = lineage_keys(&repo, b"h").len();
     assert_eq!(n, 2, "a.csv in the first commit, b.csv in the second");
+    assert!(
+        dvx_store::lineage::is_indexed(&repo.store).unwrap(),
+        "still marked indexed"
+    );
+
+    // A rebuild is written in pieces: one cut short (its last write never made) leaves the
+    // store marked unindexed, so the next reader rebuilds instead of trusting half an index.
+    let txn = repo.store.txn().unwrap();
+    dvx_store::lineage::reindex_commits(&repo.store, &txn).unwrap();
+    drop(txn);
+    assert!(!dvx_store::lineage::is_indexed(&repo.store).unwrap());
     drop(repo);
+    assert!(open(&root).unwrap().1.is_some(), "rebuilt on the next use");
     check();
 }
 
