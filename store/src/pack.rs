@@ -257,7 +257,10 @@ impl PackWriter {
             dir: dir.to_path_buf(),
             pack,
             path,
-            out: BufWriter::with_capacity(1 << 20, f),
+            // Small records gather in the buffer; a chunk of a big file (at least
+            // `MIN_CHUNK`, 128 KiB) is at least the buffer's size, so it goes to the file
+            // without being copied into the buffer first.
+            out: BufWriter::with_capacity(crate::chunking::MIN_CHUNK, f),
             pos,
             wrote: fresh,
             start_len,

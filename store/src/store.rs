@@ -353,24 +353,33 @@ impl<'a> Txn<'a> {
         let len = data.len();
         let mut hasher = blake3::Hasher::new();
         let mut list = Vec::with_capacity(len / chunking::AVG_CHUNK + 2);
+        // The cuts of a region starting at `at`, and where the next region starts.
+        let cut = |at: usize| -> (Vec<(usize, usize)>, usize) {
+            let end = (at + REGION).min(len);
+            let cuts = chunking::region_cuts(&data[at..end], end == len);
+            let next = cuts.last().map(|(o, l)| at + o + l).unwrap_or(end);
+            (cuts.into_iter().map(|(o, l)| (at + o, l)).collect(), next)
+        };
         let mut pos = 0usize;
         let mut released = 0usize;
-        while pos < len {
-            let end = (pos + REGION).min(len);
-            let cuts = chunking::region_cuts(&data[pos..end], end == len);
-            let next = cuts.last().map(|(o, l)| pos + o + l).unwrap_or(end);
-            let cuts: Vec<(usize, usize)> = cuts.into_iter().map(|(o, l)| (pos + o, l)).collect();
-            // The whole-file hash runs beside the chunk pass, which is bound by writing the
-            // pack on one thread.
-            let (_, written) = rayon::join(
+        let mut cuts = (len > 0).then(|| cut(0));
+        while let Some((here, next)) = cuts.take() {
+            // Three things at once: the next region is cut, this one's chunks hashed and
+            // written, and the whole-file hash runs over it. Chunking alone kept both cores
+            // busy while the disk sat idle.
+            let (ahead, (_, written)) = rayon::join(
+                || (next < len).then(|| cut(next)),
                 || {
-                    hasher.update_rayon(&data[pos..next]);
+                    rayon::join(
+                        || hasher.update_rayon(&data[pos..next]),
+                        || self.put_chunks(data, &here),
+                    )
                 },
-                || self.put_chunks(data, &cuts),
             );
             list.extend(written?);
             pos = next;
             released = release(map, released, pos);
+            cuts = ahead;
         }
         let id = Id::from_hash(hasher.finalize());
         let manifest = FileManifest {
