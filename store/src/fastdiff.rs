@@ -12,13 +12,12 @@ use rayon::prelude::*;
 use crate::db::CF_STAT;
 use crate::error::{Result, StoreError};
 use crate::id::Id;
-use crate::listing::{cached_stats, list_dir, DiskEntry};
+use crate::listing::{cached_stats, file_id, list_dir, DiskEntry};
 use crate::object::{EntryKind, EntryRef, Tree, TreeEntry};
 use crate::ops::{Change, ChangeKind};
 use crate::paths;
 use crate::repo::Repo;
 use crate::statcache::{Stat, StatEntry};
-use crate::store::hash_path;
 use crate::worktree::{self, file_mode};
 
 /// What the walk found: changes, and stat-cache entries for files it had to hash.
@@ -136,16 +135,14 @@ impl Repo {
         if d.kind == EntryKind::Symlink {
             return Ok((Id::of(&worktree::link_target(&self.root.join(rel))?), 0o777));
         }
-        let mode = file_mode(d.stat.mode);
-        if let Some(id) = cached.and_then(|c| c.lookup(&d.stat)) {
-            return Ok((id, mode));
+        let (id, _, fresh) = file_id(&self.root, rel, d, cached)?;
+        if let Some(e) = fresh {
+            out.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .updates
+                .push((rel.to_string(), e));
         }
-        let (id, _) = hash_path(&self.root.join(rel))?;
-        out.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .updates
-            .push((rel.to_string(), StatEntry::new(d.stat, id)));
-        Ok((id, mode))
+        Ok((id, file_mode(d.stat.mode)))
     }
 
     fn compare_dir(

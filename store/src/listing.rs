@@ -89,3 +89,19 @@ pub(crate) fn cached_stats(
     }
     Ok(cached)
 }
+
+/// A disk file's id and size as a tree would hold them: from the stat cache when it vouches
+/// for the file, else hashed, with the stat-cache entry to save for next time. (`add` and
+/// `commit` store what they read instead: `ingest.rs`.)
+pub(crate) fn file_id(
+    root: &std::path::Path,
+    rel: &str,
+    d: &DiskEntry,
+    cached: Option<StatEntry>,
+) -> Result<(crate::id::Id, u64, Option<StatEntry>)> {
+    if let Some(id) = cached.and_then(|c| c.lookup(&d.stat)) {
+        return Ok((id, d.stat.size, None));
+    }
+    let (id, n) = crate::store::hash_path(&root.join(rel))?;
+    Ok((id, n, Some(StatEntry::new(d.stat, id))))
+}

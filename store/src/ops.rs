@@ -124,7 +124,22 @@ impl Repo {
                 .fresh_stats
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            for (p, e) in fresh.iter().filter(|(p, _)| paths::is_under(p, rel)) {
+            // Sorted by path: only what lies under `rel` is visited, however many a
+            // long-lived reader (`dvx serve`) remembers.
+            // ("a-b" sorts between "a" and "a/", so the path itself is looked up apart.)
+            let prefix = if rel.is_empty() {
+                String::new()
+            } else {
+                format!("{rel}/")
+            };
+            let under = fresh
+                .range::<str, _>((
+                    std::ops::Bound::Included(prefix.as_str()),
+                    std::ops::Bound::Unbounded,
+                ))
+                .take_while(|(p, _)| p.starts_with(&prefix))
+                .chain(fresh.get_key_value(rel));
+            for (p, e) in under {
                 cache.insert(p.clone(), *e);
             }
         }

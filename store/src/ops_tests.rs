@@ -27,5 +27,15 @@ fn a_reader_hashes_a_changed_file_once() {
     std::fs::write(root.join("data/in.csv"), "a,b\n1,3\n").unwrap();
     let changed = reader.identify_path("data", None, &Quiet).unwrap();
     assert_eq!(changed.files_read, 1);
+    // A path that sorts between "data" and "data/" is remembered too.
+    std::fs::write(root.join("data.csv"), "x\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_nanos(
+        crate::statcache::RACY_NS as u64 + 20_000_000,
+    ));
+    let one = reader.identify_path("data.csv", None, &Quiet).unwrap();
+    assert_eq!(one.files_read, 1);
+    reader.save_cache(&one.cache_updates).unwrap();
+    let again = reader.identify_path("data.csv", None, &Quiet).unwrap();
+    assert_eq!(again.files_read, 0, "data.csv hashed again");
     drop(writer);
 }

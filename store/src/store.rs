@@ -1,7 +1,7 @@
 //! The object store: RocksDB index + pack files. Reading verifies every hash; writing goes
 //! through a `Txn` that fsyncs pack data before the one atomic index write.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -64,7 +64,7 @@ pub struct Store {
     /// Stat-cache entries this process computed but could not write (a reader; a busy
     /// project): later lookups in the same process use them, so a `dvx status` reading one
     /// changed input for many stages hashes it once, not once per stage.
-    pub(crate) fresh_stats: Mutex<HashMap<String, crate::statcache::StatEntry>>,
+    pub(crate) fresh_stats: Mutex<std::collections::BTreeMap<String, crate::statcache::StatEntry>>,
 }
 
 impl Store {
@@ -76,7 +76,7 @@ impl Store {
             compress_large: false,
             compress_small: true,
             nothing_fetched: false,
-            fresh_stats: Mutex::new(HashMap::new()),
+            fresh_stats: Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 

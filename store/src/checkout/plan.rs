@@ -15,12 +15,11 @@ use rayon::prelude::*;
 use crate::db::CF_STAT;
 use crate::error::{Result, StoreError};
 use crate::id::Id;
-use crate::listing::{cached_stats, list_dir, DiskEntry};
+use crate::listing::{cached_stats, file_id, list_dir, DiskEntry};
 use crate::object::{EntryKind, EntryRef, Tree};
 use crate::paths;
 use crate::repo::Repo;
 use crate::statcache::{Stat, StatEntry};
-use crate::store::hash_path;
 use crate::worktree::{self, file_mode, Flat};
 
 use super::write::CacheSink;
@@ -291,15 +290,10 @@ impl Walk<'_> {
                 id: Id::of(target.as_bytes()),
             });
         }
-        let (id, size) = match cached.and_then(|c| c.lookup(&d.stat)) {
-            Some(id) => (id, d.stat.size),
-            None => {
-                let (id, n) = hash_path(&abs)?;
-                self.hashed
-                    .push(rel.to_string(), StatEntry::new(d.stat, id))?;
-                (id, n)
-            }
-        };
+        let (id, size, fresh) = file_id(&self.repo.root, rel, d, cached)?;
+        if let Some(e) = fresh {
+            self.hashed.push(rel.to_string(), e)?;
+        }
         Ok(Flat {
             kind: EntryKind::File,
             mode: file_mode(d.stat.mode),
