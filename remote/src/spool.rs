@@ -27,16 +27,20 @@ pub trait Objects {
     fn contains(&self, kind: Kind, id: &Id) -> bool;
 }
 
+/// The ids of one kind among `keys`, sorted.
+fn ids_of<'a>(keys: impl Iterator<Item = &'a (Kind, Id)>, kind: Kind) -> Vec<Id> {
+    let mut v: Vec<Id> = keys
+        .filter(|(k, _)| *k == kind)
+        .map(|(_, id)| *id)
+        .collect();
+    v.sort();
+    v
+}
+
 /// In memory: what tests build by hand.
 impl Objects for HashMap<(Kind, Id), Vec<u8>> {
     fn ids(&self, kind: Kind) -> Vec<Id> {
-        let mut v: Vec<Id> = self
-            .keys()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, id)| *id)
-            .collect();
-        v.sort();
-        v
+        ids_of(self.keys(), kind)
     }
 
     fn read(&self, kind: Kind, id: &Id) -> Result<Option<Vec<u8>>> {
@@ -117,14 +121,7 @@ impl Spool {
 
 impl Objects for Spool {
     fn ids(&self, kind: Kind) -> Vec<Id> {
-        let mut v: Vec<Id> = self
-            .index
-            .keys()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, id)| *id)
-            .collect();
-        v.sort();
-        v
+        ids_of(self.index.keys(), kind)
     }
 
     fn read(&self, kind: Kind, id: &Id) -> Result<Option<Vec<u8>>> {
