@@ -318,9 +318,17 @@ impl Engine<'_> {
                 },
             );
         }
+        // Each datum's first record, found by name: searching the list per datum was
+        // quadratic (minutes of string compares at 100k datums).
+        let mut by_datum: std::collections::HashMap<&str, &crate::record::RunRecord> =
+            std::collections::HashMap::with_capacity(st.records.len());
+        for (d, _, rec) in &st.records {
+            if let Some(d) = d {
+                by_datum.entry(d.as_str()).or_insert(rec);
+            }
+        }
         for (datum, dir) in &st.fresh_dirs {
-            let Some((_, _, rec)) = st.records.iter().find(|r| r.0.as_deref() == Some(datum))
-            else {
+            let Some(rec) = by_datum.get(datum.as_str()) else {
                 continue;
             };
             let Some(tree) = rec.outputs.first() else {
