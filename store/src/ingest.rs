@@ -124,9 +124,7 @@ impl Repo {
             },
         ))
     }
-}
 
-impl Repo {
     /// What HEAD holds at `rel`, if it can tell (a store missing part of HEAD's trees, after
     /// a partial pull, simply has no answer).
     fn base_entry(&self, rel: &str) -> Option<Flat> {
