@@ -4,20 +4,18 @@
 //! parallel. This keeps a no-op `dvx status` close to the cost of the `lstat` calls themselves.
 
 use std::cmp::Ordering;
-use std::fs;
 use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use crate::db::CF_STAT;
-use crate::error::{Result, StoreError};
+use crate::error::Result;
 use crate::id::Id;
-use crate::listing::{cached_stats, file_id, list_dir, DiskEntry};
+use crate::listing::{cached_stats, file_id, list_dir, path_entry, DiskEntry};
 use crate::object::{EntryKind, EntryRef, Tree, TreeEntry};
 use crate::ops::{Change, ChangeKind};
 use crate::paths;
 use crate::repo::Repo;
-use crate::statcache::{Stat, StatEntry};
+use crate::statcache::StatEntry;
 use crate::worktree::{self, file_mode};
 
 /// What the walk found: changes, and stat-cache entries for files it had to hash.
@@ -31,26 +29,11 @@ impl Repo {
     /// Changes from the stored entry `stored` (None: nothing stored) to the workspace at `rel`.
     pub fn diff_workspace(&self, rel: &str, stored: Option<&TreeEntry>) -> Result<WalkResult> {
         let out = Mutex::new(WalkResult::default());
-        let abs = paths::abs(&self.root, rel)?;
-        // As `worktree::scan` sees it: beyond a symlinked folder (or reserved) is absent.
-        let hidden = paths::is_reserved(rel) || paths::symlinked_parent(&self.root, rel).is_some();
-        let disk = match fs::symlink_metadata(&abs) {
-            _ if hidden => None,
-            Ok(m) => worktree::kind_of(&m.file_type()).map(|k| (k, Stat::of(&m))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(StoreError::io(&abs, e)),
+        let (disk, cached) = match path_entry(&self.root, &self.store, rel)? {
+            Some((d, c)) => (Some(d), c),
+            None => (None, None),
         };
-        let name = rel.rsplit('/').next().unwrap_or(rel).to_string();
         let parent = rel.rfind('/').map(|i| &rel[..i]).unwrap_or("");
-        let disk = disk.map(|(kind, stat)| DiskEntry { name, kind, stat });
-        let cached = match &disk {
-            Some(d) if d.kind == EntryKind::File => self
-                .store
-                .db
-                .get(CF_STAT, rel.as_bytes())?
-                .and_then(|v| StatEntry::decode(&v)),
-            _ => None,
-        };
         let stored = stored.map(EntryRef::from);
         self.compare_entry(parent, disk.as_ref(), cached, stored.as_ref(), &out)?;
         let mut r = out.into_inner().unwrap_or_else(|p| p.into_inner());

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::db::{ObjKind, CF_STAT};
 use crate::error::{IoContext, Result, StoreError};
 use crate::id::Id;
-use crate::listing::{cached_stats, list_dir, DiskEntry};
+use crate::listing::{cached_stats, list_dir, path_entry, DiskEntry};
 use crate::object::{EntryKind, Tree, TreeEntry};
 use crate::paths;
 use crate::repo::Repo;
@@ -72,20 +72,7 @@ impl Repo {
         rel: &str,
         progress: &dyn Progress,
     ) -> Result<(Option<Flat>, Ingested)> {
-        let abs = paths::abs(&self.root, rel)?;
-        // As the scan sees it: beyond a symlinked folder, and git's and dvx's own files, is
-        // absent.
-        if paths::is_reserved(rel) || paths::symlinked_parent(&self.root, rel).is_some() {
-            return Ok((None, Ingested::default()));
-        }
-        let meta = match fs::symlink_metadata(&abs) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((None, Ingested::default()))
-            }
-            Err(e) => return Err(StoreError::io(&abs, e)),
-        };
-        let Some(kind) = worktree::kind_of(&meta.file_type()) else {
+        let Some((disk, cached)) = path_entry(&self.root, &self.store, rel)? else {
             return Ok((None, Ingested::default()));
         };
         let walk = Walk {
@@ -95,21 +82,12 @@ impl Repo {
             n: Counters::default(),
         };
         let base = self.base_entry(rel);
+        let base_of = |kind: EntryKind| base.filter(|b| b.kind == kind).map(|b| b.id);
         // The number of files is not known without a second walk: the bar counts up.
         progress.start("storing", 0);
-        let stat = Stat::of(&meta);
-        let flat = match kind {
-            EntryKind::Dir => {
-                walk.dir(rel, base.filter(|b| b.kind == EntryKind::Dir).map(|b| b.id))?
-            }
-            EntryKind::File => {
-                let cached = self
-                    .store
-                    .db
-                    .get(CF_STAT, rel.as_bytes())?
-                    .and_then(|v| StatEntry::decode(&v));
-                walk.file(rel, &stat, cached, base.map(|b| b.id))?
-            }
+        let flat = match disk.kind {
+            EntryKind::Dir => walk.dir(rel, base_of(EntryKind::Dir))?,
+            EntryKind::File => walk.file(rel, &disk.stat, cached, base_of(EntryKind::File))?,
             EntryKind::Symlink => walk.symlink(rel)?,
         };
         progress.finish();

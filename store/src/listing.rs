@@ -19,6 +19,38 @@ pub(crate) struct DiskEntry {
     pub stat: Stat,
 }
 
+/// The entry at the project path `rel`, where a walk starts, as the walks see it: absent when
+/// reserved, beyond a symlinked folder, missing, or not a file, symlink or folder. Its name
+/// is the last part of `rel`; a file comes with its stat-cache entry.
+pub(crate) fn path_entry(
+    root: &std::path::Path,
+    store: &Store,
+    rel: &str,
+) -> Result<Option<(DiskEntry, Option<StatEntry>)>> {
+    let abs = paths::abs(root, rel)?;
+    if paths::is_reserved(rel) || paths::symlinked_parent(root, rel).is_some() {
+        return Ok(None);
+    }
+    let meta = match fs::symlink_metadata(&abs) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StoreError::io(&abs, e)),
+    };
+    let Some(kind) = worktree::kind_of(&meta.file_type()) else {
+        return Ok(None);
+    };
+    let cached = match kind {
+        EntryKind::File => store
+            .db
+            .get(CF_STAT, rel.as_bytes())?
+            .and_then(|v| StatEntry::decode(&v)),
+        _ => None,
+    };
+    let name = rel.rsplit('/').next().unwrap_or(rel).to_string();
+    let stat = Stat::of(&meta);
+    Ok(Some((DiskEntry { name, kind, stat }, cached)))
+}
+
 /// The entries of the project folder `rel`, sorted by name (bytes), without git's and dvx's
 /// own files and without sockets, fifos and devices. A name that is not UTF-8 is an error.
 pub(crate) fn list_dir(root: &std::path::Path, rel: &str) -> Result<Vec<DiskEntry>> {

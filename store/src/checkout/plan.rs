@@ -7,19 +7,17 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use crate::db::CF_STAT;
 use crate::error::{Result, StoreError};
 use crate::id::Id;
-use crate::listing::{cached_stats, file_id, list_dir, DiskEntry};
+use crate::listing::{cached_stats, file_id, list_dir, path_entry, DiskEntry};
 use crate::object::{EntryKind, EntryRef, Tree};
 use crate::paths;
 use crate::repo::Repo;
-use crate::statcache::{Stat, StatEntry};
+use crate::statcache::StatEntry;
 use crate::worktree::{self, file_mode, Flat};
 
 use super::write::CacheSink;
@@ -182,26 +180,9 @@ impl Repo {
                 Some(c) => worktree::lookup(&self.store, c, r)?,
                 None => None,
             };
-            // As the scan saw it: beyond a symlinked folder (or reserved) is absent.
-            let abs = paths::abs(&self.root, r)?;
-            let hidden = paths::is_reserved(r) || paths::symlinked_parent(&self.root, r).is_some();
-            let disk = match fs::symlink_metadata(&abs) {
-                _ if hidden => None,
-                Ok(m) => worktree::kind_of(&m.file_type()).map(|kind| DiskEntry {
-                    name: String::new(),
-                    kind,
-                    stat: Stat::of(&m),
-                }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => return Err(StoreError::io(&abs, e)),
-            };
-            let cached = match &disk {
-                Some(d) if d.kind == EntryKind::File => self
-                    .store
-                    .db
-                    .get(CF_STAT, r.as_bytes())?
-                    .and_then(|v| StatEntry::decode(&v)),
-                _ => None,
+            let (disk, cached) = match path_entry(&self.root, &self.store, r)? {
+                Some((d, c)) => (Some(d), c),
+                None => (None, None),
             };
             let row = Row {
                 name: r,
