@@ -42,6 +42,17 @@ impl Flat {
             id: e.id,
         }
     }
+
+    /// The same, from a decoded tree's borrowed entry.
+    pub fn from_ref(e: &crate::object::EntryRef) -> Flat {
+        Flat {
+            kind: e.kind,
+            mode: e.mode,
+            size: e.size,
+            id: e.id,
+        }
+    }
+
     /// Same content for the purpose of status (directories compare by contents elsewhere).
     pub fn same(&self, other: &Flat) -> bool {
         self.kind == other.kind && self.id == other.id && self.mode == other.mode

@@ -141,15 +141,6 @@ impl Row<'_> {
     }
 }
 
-fn flat(e: &EntryRef) -> Flat {
-    Flat {
-        kind: e.kind,
-        mode: e.mode,
-        size: e.size,
-        id: e.id,
-    }
-}
-
 struct Walk<'r> {
     repo: &'r Repo,
     force: bool,
@@ -333,8 +324,8 @@ impl Walk<'_> {
                 },
                 disk: on_disk.then(|| &disk[i]),
                 cached: if on_disk { cached[i] } else { None },
-                target: in_target.then(|| flat(&t_entries[j])),
-                current: in_current.then(|| flat(&c_entries[k])),
+                target: in_target.then(|| Flat::from_ref(&t_entries[j])),
+                current: in_current.then(|| Flat::from_ref(&c_entries[k])),
             };
             i += usize::from(on_disk);
             j += usize::from(in_target);

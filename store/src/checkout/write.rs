@@ -156,13 +156,7 @@ impl Repo {
             if e.kind == EntryKind::Dir {
                 return self.write_tree(&path, &e.id, safe, write);
             }
-            let f = Flat {
-                kind: e.kind,
-                mode: e.mode,
-                size: e.size,
-                id: e.id,
-            };
-            write(&path, &f)
+            write(&path, &Flat::from_ref(e))
         })
     }
 
