@@ -118,31 +118,7 @@ impl Repo {
     ) -> Result<Identified> {
         let items = worktree::scan(&self.root, rel)?;
         let mut cache = worktree::load_stat_cache(&self.store, rel)?;
-        {
-            let fresh = self
-                .store
-                .fresh_stats
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            // Sorted by path: only what lies under `rel` is visited, however many a
-            // long-lived reader (`dvx serve`) remembers.
-            // ("a-b" sorts between "a" and "a/", so the path itself is looked up apart.)
-            let prefix = if rel.is_empty() {
-                String::new()
-            } else {
-                format!("{rel}/")
-            };
-            let under = fresh
-                .range::<str, _>((
-                    std::ops::Bound::Included(prefix.as_str()),
-                    std::ops::Bound::Unbounded,
-                ))
-                .take_while(|(p, _)| p.starts_with(&prefix))
-                .chain(fresh.get_key_value(rel));
-            for (p, e) in under {
-                cache.insert(p.clone(), *e);
-            }
-        }
+        cache.extend(self.store.fresh_under(rel));
         let store = &self.store;
         worktree::identify(
             &self.root,

@@ -68,6 +68,27 @@ pub struct Store {
 }
 
 impl Store {
+    /// The hashes this process remembers (`fresh_stats`) for `rel` and what lies under it.
+    /// Sorted by path, so only those are visited, however many a long-lived reader (`dvx
+    /// serve`) holds. ("a-b" sorts between "a" and "a/": the path itself is looked up apart.)
+    pub(crate) fn fresh_under(&self, rel: &str) -> Vec<(String, crate::statcache::StatEntry)> {
+        let fresh = self.fresh_stats.lock().unwrap_or_else(|p| p.into_inner());
+        let prefix = if rel.is_empty() {
+            String::new()
+        } else {
+            format!("{rel}/")
+        };
+        fresh
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .chain(fresh.get_key_value(rel))
+            .map(|(p, e)| (p.clone(), *e))
+            .collect()
+    }
+
     pub fn new(db: Db, packs_dir: &Path) -> Store {
         Store {
             db,
