@@ -7,7 +7,7 @@
 //! whole once its chunks are in. Chunks are committed in batches, so an interrupted fetch
 //! keeps what it finished; commits, trees and refs land in one last transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -256,26 +256,12 @@ impl Project<'_> {
         idx: &RemoteIndex,
         needed: &[(Kind, Id)],
     ) -> Result<Spool> {
-        let mut by_pack: HashMap<Id, Vec<Entry>> = HashMap::new();
-        for (k, id) in needed {
-            if let Some((p, e)) = idx.get(*k, id) {
-                by_pack.entry(p).or_default().push(e);
-            }
-        }
-        let groups: Vec<(Id, Vec<Entry>)> = by_pack.into_iter().collect();
+        // `needed` comes from the index itself: nothing is absent.
+        let (groups, _) = idx.by_pack(needed);
         let mut out = Spool::new(&self.tmp_dir())?;
         remote.download_each(groups, &mut |pack, entries, data| {
             for (e, stored) in entries.iter().zip(data) {
                 let raw = decode(remote, &pack, e, &stored)?;
-                // Manifests are named by their file's content: checked once the chunks are in.
-                if e.kind != Kind::File && Id::of(&raw) != e.id {
-                    return Err(remote.corrupt(format!(
-                        "{} {} in pack {} does not match its id",
-                        e.kind.name(),
-                        e.id,
-                        pack.short()
-                    )));
-                }
                 if e.kind == Kind::File {
                     FileManifest::decode(e.id, &raw)
                         .map_err(|err| remote.corrupt(format!("file manifest {}: {err}", e.id)))?;
@@ -546,29 +532,39 @@ pub const IN_FLIGHT: usize = 32 << 20;
 /// A group of entries of one pack and their stored bytes.
 type Fetched = (Id, Vec<Entry>, Vec<bytes::Bytes>);
 
-/// Decode an object's stored bytes.
-fn decode(remote: &Remote, pack: &Id, e: &Entry, stored: &[u8]) -> Result<Vec<u8>> {
-    if e.codec == CODEC_RAW {
-        return Ok(stored.to_vec());
-    }
-    let loc = pack::ChunkLoc {
-        pack: 0,
-        offset: 0,
-        stored_len: stored.len() as u32,
-        raw_len: e.raw_len,
-        codec: e.codec,
+/// An object's bytes from what a pack stores, decoded and checked against its id (a file
+/// manifest is named by its file's content: checked once the file is read whole).
+pub(crate) fn decode(remote: &Remote, pack: &Id, e: &Entry, stored: &[u8]) -> Result<Vec<u8>> {
+    let raw = if e.codec == CODEC_RAW {
+        stored.to_vec()
+    } else {
+        let loc = pack::ChunkLoc {
+            pack: 0,
+            offset: 0,
+            stored_len: stored.len() as u32,
+            raw_len: e.raw_len,
+            codec: e.codec,
+        };
+        // decode_chunk checks the hash of the decoded bytes, which for objects is their id,
+        // but not for manifests: decompress without that check, then check here.
+        pack::decompress_unchecked(&loc, stored).map_err(|_| {
+            remote.corrupt(format!(
+                "{} {} in pack {} cannot be decoded",
+                e.kind.name(),
+                e.id,
+                pack.short()
+            ))
+        })?
     };
-    // decode_chunk checks the hash of the decoded bytes, which for objects is their id, but
-    // manifests are named by their file: decompress without that check.
-    match pack::decompress_unchecked(&loc, stored) {
-        Ok(raw) => Ok(raw),
-        Err(_) => Err(remote.corrupt(format!(
-            "{} {} in pack {} cannot be decoded",
+    if e.kind != Kind::File && Id::of(&raw) != e.id {
+        return Err(remote.corrupt(format!(
+            "{} {} in pack {} does not match its id",
             e.kind.name(),
             e.id,
             pack.short()
-        ))),
+        )));
     }
+    Ok(raw)
 }
 
 impl Remote {

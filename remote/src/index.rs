@@ -7,6 +7,9 @@ use dvx_store::Id;
 
 use crate::layout::{Entry, Kind};
 
+/// Entries of one pack, to download together.
+pub type PackGroup = (Id, Vec<Entry>);
+
 /// One object: where it lies, packed without padding to spare.
 #[derive(Clone, Copy)]
 struct Slot {
@@ -98,6 +101,19 @@ impl RemoteIndex {
 
     pub fn get(&self, kind: Kind, id: &Id) -> Option<(Id, Entry)> {
         self.position(kind, id).map(|p| self.at(p))
+    }
+
+    /// The entries of `want` grouped by pack, to download, and the objects it does not list.
+    pub(crate) fn by_pack(&self, want: &[(Kind, Id)]) -> (Vec<PackGroup>, Vec<(Kind, Id)>) {
+        let mut groups: std::collections::HashMap<Id, Vec<Entry>> = Default::default();
+        let mut absent = Vec::new();
+        for (k, id) in want {
+            match self.get(*k, id) {
+                Some((p, e)) => groups.entry(p).or_default().push(e),
+                None => absent.push((*k, *id)),
+            }
+        }
+        (groups.into_iter().collect(), absent)
     }
 
     /// Every object, by kind and id.

@@ -17,12 +17,12 @@ use bytes::Bytes;
 use dvx_store::chunking;
 use dvx_store::error::IoContext;
 use dvx_store::object::{EntryKind, FileManifest, Tree, TreeEntry};
-use dvx_store::pack::{self, CODEC_RAW};
+use dvx_store::pack;
 use dvx_store::worktree::{file_mode, restored_mode, Flat};
 use dvx_store::{paths, Id, StoreError};
 
 use crate::error::{RemoteError, Result};
-use crate::layout::{self, Entry, Kind, PackBuilder};
+use crate::layout::{self, Kind, PackBuilder};
 use crate::{Remote, RemoteErrorKind, RemoteIndex};
 
 /// Builds packs from files on disk and uploads them; skips what `known` says the remote has.
@@ -221,46 +221,17 @@ impl Remote {
         idx: &RemoteIndex,
         want: &[(Kind, Id)],
     ) -> Result<HashMap<(Kind, Id), Bytes>> {
-        let mut by_pack: HashMap<Id, Vec<Entry>> = HashMap::new();
-        for (k, id) in want {
-            let (p, e) = idx.get(*k, id).ok_or_else(|| {
-                self.corrupt(format!(
-                    "{} {id} is not in the packs the task names",
-                    k.name()
-                ))
-            })?;
-            by_pack.entry(p).or_default().push(e);
+        let (groups, absent) = idx.by_pack(want);
+        if let Some((k, id)) = absent.first() {
+            return Err(self.corrupt(format!(
+                "{} {id} is not in the packs the task names",
+                k.name()
+            )));
         }
         let mut out = HashMap::new();
-        for (p, es, data) in self.download(by_pack.into_iter().collect())? {
+        for (p, es, data) in self.download(groups)? {
             for (e, stored) in es.iter().zip(data) {
-                let raw = if e.codec == CODEC_RAW {
-                    stored
-                } else {
-                    let loc = pack::ChunkLoc {
-                        pack: 0,
-                        offset: 0,
-                        stored_len: stored.len() as u32,
-                        raw_len: e.raw_len,
-                        codec: e.codec,
-                    };
-                    Bytes::from(pack::decompress_unchecked(&loc, &stored).map_err(|_| {
-                        self.corrupt(format!(
-                            "{} {} in pack {} cannot be decoded",
-                            e.kind.name(),
-                            e.id,
-                            p.short()
-                        ))
-                    })?)
-                };
-                if e.kind != Kind::File && Id::of(&raw) != e.id {
-                    return Err(self.corrupt(format!(
-                        "{} {} in pack {} does not match its id",
-                        e.kind.name(),
-                        e.id,
-                        p.short()
-                    )));
-                }
+                let raw = Bytes::from(crate::fetch::decode(self, &p, e, &stored)?);
                 out.insert((e.kind, e.id), raw);
             }
         }
