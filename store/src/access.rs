@@ -41,6 +41,16 @@ impl Txn<'_> {
 }
 
 impl Txn<'_> {
+    /// One row of a datum stage's table (`datum` empty: the table's header), under
+    /// `datum/` in the `meta` family. The engine owns the value's encoding.
+    pub fn put_datum_row(&self, stage: &str, datum: &str, value: &[u8]) {
+        self.put(CF_META, &datum_key(stage, datum), value);
+    }
+
+    pub fn delete_datum_row(&self, stage: &str, datum: &str) {
+        self.delete(CF_META, &datum_key(stage, datum));
+    }
+
     /// An experiment's entry (`dvx run -S`), under `exp/` in the `meta` family.
     pub fn put_experiment(&self, name: &str, value: &[u8]) {
         self.put(CF_META, &exp_key(name), value);
@@ -56,6 +66,13 @@ fn exp_key(name: &str) -> Vec<u8> {
 }
 
 const EXP_PREFIX: &[u8] = b"exp/";
+
+/// `datum/STAGE\0DATUM`: stage names hold no NUL, and the header (empty datum) sorts first.
+fn datum_key(stage: &str, datum: &str) -> Vec<u8> {
+    [DATUM_PREFIX, stage.as_bytes(), b"\0", datum.as_bytes()].concat()
+}
+
+const DATUM_PREFIX: &[u8] = b"datum/";
 
 fn trigger_key(key: &str) -> Vec<u8> {
     [TRIGGER_PREFIX, key.as_bytes()].concat()
@@ -95,6 +112,23 @@ impl Store {
             Ok(true)
         })?;
         Ok(out)
+    }
+
+    /// Every row of a datum stage's table (see `Txn::put_datum_row`), header first, then by
+    /// datum id in byte order, until `f` returns false.
+    pub fn for_each_datum_row(
+        &self,
+        stage: &str,
+        mut f: impl FnMut(&str, &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let prefix = datum_key(stage, "");
+        self.db.for_each_prefix(CF_META, &prefix, |k, v| {
+            // Datum ids are the stage's own (UTF-8) names; a row that is not is skipped.
+            match std::str::from_utf8(&k[prefix.len()..]) {
+                Ok(d) => f(d, v),
+                Err(_) => Ok(true),
+            }
+        })
     }
 
     /// The run recorded in the run cache for `key`, if any.

@@ -21,16 +21,15 @@ pub fn chunks(data: &[u8]) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// The cuts of a region of a file that starts at a cut, as `chunks` would make them over the
-/// whole file. Unless the region ends the file (`last`), only cuts whose search had a whole
-/// `MAX_CHUNK` window in the region are kept: a search cut short by the region's end can cut
-/// elsewhere than it would in the file. The next region starts where the last kept cut ends.
-pub fn region_cuts(region: &[u8], last: bool) -> Vec<(usize, usize)> {
-    let mut cuts = chunks_parallel(region);
-    if !last {
-        cuts.retain(|&(off, _)| off + MAX_CHUNK <= region.len());
+/// The length of the chunk that starts `data` (the rest of a file from a cut): `chunks`
+/// cut by cut, for a caller that hands chunks on as they are found.
+pub fn cut(data: &[u8]) -> usize {
+    if data.len() <= MIN_CHUNK {
+        return data.len();
     }
-    cuts
+    FastCDC::new(data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
+        .cut(0, data.len())
+        .1
 }
 
 /// Data at least this big is cut by several threads.
@@ -170,33 +169,21 @@ mod tests {
         }
     }
 
-    /// A file cut a region at a time, each region starting where the last kept cut ended,
-    /// gets exactly the cuts of one pass: also for text, whose cut points are sparse.
     #[test]
-    fn regions_stitch_to_one_pass() {
-        let random = pseudo_random(23 * MAX_CHUNK + 999, 5);
-        let text: Vec<u8> = (0..23 * MAX_CHUNK + 333)
-            .map(|i| b"id,name,value\n0123456789,abcdefghij,3.14159\n"[(i * 7 + i / 1000) % 41])
-            .collect();
-        for d in [&random, &text] {
-            for region in [MAX_CHUNK + 1, 3 * MAX_CHUNK, 7 * MAX_CHUNK + 5] {
-                let mut cuts = Vec::new();
-                let mut pos = 0;
-                while pos < d.len() {
-                    let end = (pos + region).min(d.len());
-                    let got = region_cuts(&d[pos..end], end == d.len());
-                    assert!(!got.is_empty(), "a region always makes progress");
-                    let next = got.last().map(|(o, l)| pos + o + l).unwrap_or(end);
-                    cuts.extend(got.into_iter().map(|(o, l)| (pos + o, l)));
-                    pos = next;
-                }
-                assert_eq!(cuts, chunks(d), "region {region}");
+    fn cut_by_cut_is_chunks() {
+        for n in [0, MIN_CHUNK, MIN_CHUNK + 1, 9 * MAX_CHUNK + 5] {
+            let d = pseudo_random(n, 13);
+            let mut got = Vec::new();
+            let mut pos = 0;
+            while pos < d.len() || (d.is_empty() && got.is_empty()) {
+                let len = cut(&d[pos..]);
+                got.push((pos, len));
+                pos += len;
             }
+            assert_eq!(got, chunks(&d), "{n} bytes");
         }
     }
 
-    /// Golden boundaries: changing chunk parameters or the fastcdc version changes file layout
-    /// (not ids, which hash whole contents) and so deduplication against existing stores.
     #[test]
     fn golden_boundaries() {
         let d = pseudo_random(4 * MAX_CHUNK, 42);

@@ -209,9 +209,12 @@ impl Repo {
     }
 
     /// Snapshot `rels` (adding them to the tracked paths) as one commit that records `runs`.
+    /// `written`: entries the caller has just written to disk and stored, trees and all (a
+    /// run's merged outputs); they are committed as they are, without walking them again.
     pub fn commit_paths(
         &self,
         rels: &[String],
+        written: &BTreeMap<String, Flat>,
         message: String,
         runs: Vec<Id>,
         progress: &dyn Progress,
@@ -220,7 +223,7 @@ impl Repo {
         let old_roots = base.map(|c| c.roots).unwrap_or_default();
         let roots = normalize_roots(old_roots.into_iter().chain(rels.iter().cloned()));
         let rels = normalize_roots(rels.iter().cloned());
-        self.snapshot_and_commit(&rels, roots, message, runs, progress)
+        self.snapshot_and_commit(&rels, written, roots, message, runs, progress)
     }
 
     /// Remember freshly computed hashes: directly when this process writes, otherwise by a
@@ -303,6 +306,7 @@ impl Repo {
     fn snapshot_and_commit(
         &self,
         rels: &[String],
+        written: &BTreeMap<String, Flat>,
         new_roots: Vec<String>,
         message: String,
         runs: Vec<Id>,
@@ -313,6 +317,10 @@ impl Repo {
         let mut edits: BTreeMap<String, Option<Flat>> = BTreeMap::new();
         let (mut files, mut bytes, mut files_read, mut bytes_read) = (0, 0, 0, 0);
         for rel in rels {
+            if let Some(f) = written.get(rel) {
+                edits.insert(rel.clone(), Some(*f));
+                continue;
+            }
             let (entry, n) = self.ingest_streaming(&txn, rel, progress)?;
             files_read += n.files_read;
             bytes_read += n.bytes_read;
@@ -389,7 +397,14 @@ impl Repo {
         let roots = normalize_roots(old_roots.iter().cloned().chain(rels.iter().cloned()));
         let rels = normalize_roots(rels.iter().cloned());
         let message = message.unwrap_or_else(|| format!("add {}", rels.join(", ")));
-        self.snapshot_and_commit(&rels, roots, message, Vec::new(), progress)
+        self.snapshot_and_commit(
+            &rels,
+            &BTreeMap::new(),
+            roots,
+            message,
+            Vec::new(),
+            progress,
+        )
     }
 
     pub fn commit(&self, message: Option<String>, progress: &dyn Progress) -> Result<CommitReport> {
@@ -400,7 +415,14 @@ impl Repo {
             return Err(StoreError::NothingTracked);
         }
         let message = message.unwrap_or_else(|| "commit tracked data".into());
-        self.snapshot_and_commit(&roots.clone(), roots, message, Vec::new(), progress)
+        self.snapshot_and_commit(
+            &roots.clone(),
+            &BTreeMap::new(),
+            roots,
+            message,
+            Vec::new(),
+            progress,
+        )
     }
 
     /// Stop tracking paths (their files stay on disk).

@@ -30,6 +30,7 @@ mod python;
 mod ranged;
 mod ray;
 mod remote;
+mod rerun;
 mod safety;
 mod scheduling;
 mod serve;

@@ -32,12 +32,14 @@ use crate::spec::{self, ExecutorKind, Pipeline, Stage, PIPELINE_FILE};
 mod jobs;
 mod live;
 mod lock;
+mod merge;
 mod outputs;
 mod plan;
 mod report;
 mod schedule;
 mod stage;
 mod state;
+mod table;
 
 pub use live::{current as live_run, LiveExecution, LiveRun, LiveStage, LIVE_FILE};
 use lock::locked_stages;
@@ -46,7 +48,7 @@ pub use report::{
     DatumCounts, Failure, RunOptions, RunSummary, StageReport, StageStatus, StageStatusReport,
 };
 use schedule::commit_message;
-use state::{Done, Prepared, PreparedNotebook, RunState, StageState, Task};
+use state::{DatumRun, Done, Prepared, PreparedNotebook, RunState, StageState, Task};
 
 /// The most executions at once (`-j`): each is a thread, and more would exhaust the system's.
 pub const MAX_JOBS: usize = 1024;
@@ -252,9 +254,13 @@ impl<'a> Engine<'a> {
                 .clone()
                 .unwrap_or_else(|| commit_message(&run.summary.stages));
             if !existing.is_empty() || !run.runs_made.is_empty() {
-                let rep =
-                    self.repo
-                        .commit_paths(&existing, msg, run.runs_made.clone(), progress)?;
+                let rep = self.repo.commit_paths(
+                    &existing,
+                    &run.written,
+                    msg,
+                    run.runs_made.clone(),
+                    progress,
+                )?;
                 run.summary.commit = rep.commit;
             }
         }

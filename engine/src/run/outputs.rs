@@ -320,22 +320,18 @@ impl Engine<'_> {
         }
         // Each datum's first record, found by name: searching the list per datum was
         // quadratic (minutes of string compares at 100k datums).
-        let mut by_datum: std::collections::HashMap<&str, &crate::record::RunRecord> =
-            std::collections::HashMap::with_capacity(st.records.len());
-        for (d, _, rec) in &st.records {
-            if let Some(d) = d {
-                by_datum.entry(d.as_str()).or_insert(rec);
+        let mut by_datum: HashMap<&str, Option<Id>> = HashMap::with_capacity(st.records.len());
+        for r in &st.records {
+            if let Some(d) = &r.datum {
+                by_datum.entry(d.as_str()).or_insert(r.out);
             }
         }
         for (datum, dir) in &st.fresh_dirs {
-            let Some(rec) = by_datum.get(datum.as_str()) else {
-                continue;
-            };
-            let Some(tree) = rec.outputs.first() else {
+            let Some(Some(tree)) = by_datum.get(datum.as_str()) else {
                 continue;
             };
             let mut files = BTreeMap::new();
-            worktree::flatten(&self.repo.store, &tree.id, "", &mut files)?;
+            worktree::flatten(&self.repo.store, tree, "", &mut files)?;
             for (sub, f) in files {
                 if f.kind != EntryKind::File || sub.contains('/') {
                     continue; // nested folders go through `apply`, which creates them safely
@@ -378,7 +374,8 @@ impl Engine<'_> {
     ) -> Result<bool> {
         let st = &mut run.stages[i];
         let p = run.prepared.get(&i);
-        let (new_locks, commit_paths) = (&mut run.new_locks, &mut run.commit_paths);
+        let (new_locks, commit_paths, written) =
+            (&mut run.new_locks, &mut run.commit_paths, &mut run.written);
         let s = &self.pipeline.stages[i];
         progress.finish();
         let progress = &dvx_store::Quiet;
@@ -392,21 +389,41 @@ impl Engine<'_> {
         if st.debug_only {
             return Ok(true);
         }
-        let out_paths: Vec<String> = s.all_outs().map(|o| o.path.clone()).collect();
+        let mut out_paths: Vec<String> = s.all_outs().map(|o| o.path.clone()).collect();
+        let mut merged_out = None;
         if s.input.is_some() {
-            st.records.sort_by(|a, b| a.0.cmp(&b.0));
-            let merged = self.merge_datums(s, &st.records)?;
+            st.records.sort_by(|a, b| a.datum.cmp(&b.datum));
+            let plan = std::mem::take(&mut st.datums);
+            let kept = |d: &str| plan.kept.contains(d);
+            let merged = match &plan.base {
+                Some(base) => self.merge_delta(s, base, &plan.table, &kept, &st.records)?,
+                None => self.merge_datums(s, &st.records)?,
+            };
             let out = s.datum_out();
             let mut work = self.repo.workspace(std::slice::from_ref(&out), progress)?;
-            let moved = self.move_fresh_outputs(&out, st, &merged, &mut work)?;
-            let applied = self.repo.apply(&merged, &work, progress)?;
+            let moved = self.move_fresh_outputs(&out, st, &merged.files, &mut work)?;
+            let applied = self.repo.apply(&merged.files, &work, progress)?;
             let txn = self.repo.store.txn()?;
             for (path, e) in applied.cache.iter().chain(moved.iter()) {
                 txn.put_stat(path, e);
             }
+            if !out.is_empty() {
+                // The out folder is now what was merged: its trees are what dvx.lock and the
+                // commit name, without walking the folder again.
+                let entry = worktree::build_tree(&out, &merged.files, &|t| txn.put_tree(t))?;
+                if let Some(e) = entry {
+                    plan.table.save(&txn, &s.name, &merged.rows, &kept, &e.id);
+                    out_paths.retain(|o| o != &out);
+                    merged_out = Some((out, e));
+                }
+            }
             txn.commit()?;
         }
-        let now = self.repo.path_ids(&out_paths, progress)?;
+        let mut now = self.repo.path_ids(&out_paths, progress)?;
+        if let Some((out, e)) = merged_out {
+            now.insert(out.clone(), Some(e));
+            written.insert(out, e);
+        }
         new_locks.insert(s.name.clone(), self.locked_entry(s, p, &now));
         commit_paths.extend(s.all_outs().filter(|o| o.cache).map(|o| o.path.clone()));
         Ok(true)

@@ -234,51 +234,6 @@ impl Engine<'_> {
             .collect()
     }
 
-    /// Merge datum output trees into the stage's out folder; two datums writing one path is an
-    /// error naming both.
-    pub(super) fn merge_datums(
-        &self,
-        s: &Stage,
-        records: &[(Option<String>, Id, RunRecord)],
-    ) -> Result<BTreeMap<String, Flat>> {
-        let out_path = s.datum_out();
-        let mut merged: BTreeMap<String, Flat> = BTreeMap::new();
-        let mut owner: HashMap<String, String> = HashMap::new();
-        merged.insert(
-            out_path.clone(),
-            Flat {
-                kind: EntryKind::Dir,
-                mode: 0o755,
-                size: 0,
-                id: Id([0; 32]),
-            },
-        );
-        for (datum, _, r) in records {
-            let Some(tree) = r.outputs.first() else {
-                continue;
-            };
-            let mut flat = BTreeMap::new();
-            worktree::flatten(&self.repo.store, &tree.id, &out_path, &mut flat)?;
-            for (p, f) in flat {
-                let who = datum.clone().unwrap_or_default();
-                if let Some(prev) = owner.get(&p) {
-                    if f.kind != EntryKind::Dir
-                        || merged.get(&p).is_some_and(|m| m.kind != EntryKind::Dir)
-                    {
-                        return Err(EngineError::Failed {
-                            stage: s.name.clone(),
-                            datum: None,
-                            message: format!("datums {prev} and {who} both wrote {p}"),
-                        });
-                    }
-                }
-                owner.insert(p.clone(), who);
-                merged.insert(p, f);
-            }
-        }
-        Ok(merged)
-    }
-
     /// What a container stage's key takes from its image (None for other stages).
     pub(super) fn container_key(&self, s: &Stage) -> Result<Option<ContainerKey>> {
         let Some(reference) = &s.image else {

@@ -270,11 +270,10 @@ impl Engine<'_> {
         if let (Some((d, _)), Some(dir), true) = (&done.task.datum, &done.task.out_dir, rec.ok()) {
             st.fresh_dirs.insert(d.id.clone(), dir.clone());
         }
-        st.records.push((
-            done.task.datum.as_ref().map(|(d, _)| d.id.clone()),
-            rid,
-            rec,
-        ));
+        st.records.push(DatumRun {
+            datum: done.task.datum.as_ref().map(|(d, _)| d.id.clone()),
+            ..DatumRun::of(&rec)
+        });
         Ok((st.pending == 0).then_some(i))
     }
 }

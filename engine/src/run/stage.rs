@@ -133,13 +133,20 @@ impl Engine<'_> {
                 }
                 run.stages[i].debug_only = true;
             }
+            let plan = self.datum_plan(s, &p, use_cache && opts.datum.is_none())?;
             for (d, k) in &p.datums {
                 if opts.datum.as_ref().is_some_and(|only| &d.id != only) {
                     continue;
                 }
+                if plan.kept.contains(&d.id) {
+                    continue; // its files are in the output this run starts from
+                }
                 if use_cache && opts.datum.is_none() {
-                    if let Some((rid, rec)) = record::cached(&self.repo.store, k)? {
-                        restored_records.push((Some(d.id.clone()), rid, rec));
+                    if let Some((_, rec)) = record::cached(&self.repo.store, k)? {
+                        restored_records.push(DatumRun {
+                            datum: Some(d.id.clone()),
+                            ..DatumRun::of(&rec)
+                        });
                         continue;
                     }
                 }
@@ -209,13 +216,15 @@ impl Engine<'_> {
                 }
                 tasks = batched;
             }
+            let restored = (restored_records.len() + plan.kept.len()) as u64;
             if let Some(dc) = report.datums.as_mut() {
-                dc.restored = restored_records.len() as u64;
+                dc.restored = restored;
             }
-            run.summary.restored += restored_records.len() as u64;
+            run.summary.restored += restored;
             run.stages[i].records = restored_records;
+            run.stages[i].datums = plan;
             if opts.dry_run {
-                let would = p.datums.len() - run.stages[i].records.len();
+                let would = p.datums.len() - restored as usize;
                 report.state = if would == 0 {
                     StageStatus::Restored
                 } else {

@@ -59,10 +59,31 @@ pub(super) struct Done {
     pub placement: Option<Placement>,
 }
 
+/// What merging a datum's output needs of its run record: a whole record per datum held
+/// until the stage ends was most of a 100k-datum run's memory.
+#[derive(Clone, Debug)]
+pub(super) struct DatumRun {
+    pub datum: Option<String>,
+    pub key: Id,
+    /// The tree of the folder it wrote (its record's first output).
+    pub out: Option<Id>,
+}
+
+impl DatumRun {
+    pub fn of(rec: &RunRecord) -> DatumRun {
+        DatumRun {
+            datum: rec.datum.clone(),
+            key: rec.key,
+            out: rec.outputs.first().map(|o| o.id),
+        }
+    }
+}
+
 #[derive(Default)]
 pub(super) struct StageState {
     pub pending: usize,
-    pub records: Vec<(Option<String>, Id, RunRecord)>,
+    /// The records of its executions (and, for datums, those restored), as merging needs them.
+    pub records: Vec<DatumRun>,
     pub failed: bool,
     pub report: Option<StageReport>,
     /// `--datum`: one datum ran for debugging; the stage's outputs are left as they were.
@@ -70,6 +91,8 @@ pub(super) struct StageState {
     /// Output folders of datums executed in this run (datum id -> scratch folder): their
     /// files can be moved into place instead of being written again from the store.
     pub fresh_dirs: HashMap<String, PathBuf>,
+    /// Datum stages: the table of the last run, and whether this run starts from its output.
+    pub datums: super::merge::DatumPlan,
 }
 
 /// Everything a run accumulates, from the first stage started to the commit.
@@ -90,6 +113,9 @@ pub(super) struct RunState {
     pub new_locks: BTreeMap<String, LockedStage>,
     /// Outputs to store in the run's commit.
     pub commit_paths: Vec<String>,
+    /// Of those, the ones whose trees this run wrote and stored as it wrote them (merged datum
+    /// outputs): the commit takes them as they are instead of walking them again.
+    pub written: BTreeMap<String, Flat>,
     /// Executions handed to the executor and not yet reported, by ticket.
     pub in_flight: HashMap<Ticket, Task>,
     /// Their output so far (not for batches), for the live file.

@@ -1,0 +1,243 @@
+//! A datum stage's output: every datum's folder merged into the stage's out folder, either
+//! all of them again or, from the output of the last run, only the datums that changed.
+
+use super::table::{Row, Table};
+use super::*;
+
+/// A stage's merged output and the table rows of the datums merged into it.
+pub(super) struct Merged {
+    /// The out folder and everything in it, by project path.
+    pub files: BTreeMap<String, Flat>,
+    /// A row for each datum whose record was merged (every datum, or those that changed).
+    pub rows: Vec<(String, Row)>,
+}
+
+fn folder() -> Flat {
+    Flat {
+        kind: EntryKind::Dir,
+        mode: 0o755,
+        size: 0,
+        id: Id([0; 32]),
+    }
+}
+
+/// Whether anything in `files` lies under the folder `dir`.
+fn has_children(files: &BTreeMap<String, Flat>, dir: &str) -> bool {
+    let under = format!("{dir}/");
+    files
+        .range(under.clone()..)
+        .next()
+        .is_some_and(|(p, _)| p.starts_with(&under))
+}
+
+fn collision(s: &Stage, prev: &str, who: &str, path: &str) -> EngineError {
+    EngineError::Failed {
+        stage: s.name.clone(),
+        datum: None,
+        message: format!("datums {prev} and {who} both wrote {path}"),
+    }
+}
+
+impl Engine<'_> {
+    /// One record's folder, by project path under `out`, and its table row.
+    fn datum_files(&self, out: &str, r: &DatumRun) -> Result<(BTreeMap<String, Flat>, Row)> {
+        let mut flat = BTreeMap::new();
+        if let Some(t) = &r.out {
+            worktree::flatten(&self.repo.store, t, out, &mut flat)?;
+        }
+        let empty_dirs = flat
+            .iter()
+            .any(|(p, f)| f.kind == EntryKind::Dir && !has_children(&flat, p));
+        let row = Row {
+            key: r.key,
+            out: r.out,
+            empty_dirs,
+        };
+        Ok((flat, row))
+    }
+
+    /// Merge every datum's output folder into the stage's out folder; two datums writing one
+    /// path is an error naming both.
+    pub(super) fn merge_datums(&self, s: &Stage, records: &[DatumRun]) -> Result<Merged> {
+        let out_path = s.datum_out();
+        let mut files: BTreeMap<String, Flat> = BTreeMap::new();
+        let mut owner: HashMap<String, String> = HashMap::new();
+        let mut rows = Vec::with_capacity(records.len());
+        files.insert(out_path.clone(), folder());
+        for r in records {
+            let who = r.datum.clone().unwrap_or_default();
+            let (flat, row) = self.datum_files(&out_path, r)?;
+            if let Some(d) = &r.datum {
+                rows.push((d.clone(), row));
+            }
+            for (p, f) in flat {
+                if let Some(prev) = owner.get(&p) {
+                    if f.kind != EntryKind::Dir
+                        || files.get(&p).is_some_and(|m| m.kind != EntryKind::Dir)
+                    {
+                        return Err(collision(s, prev, &who, &p));
+                    }
+                }
+                owner.insert(p.clone(), who.clone());
+                files.insert(p, f);
+            }
+        }
+        Ok(Merged { files, rows })
+    }
+
+    /// Merge into `base`, the stage output the table describes: take out the files of the
+    /// datums that changed or went away, as their rows name them, and merge the records of
+    /// this run (`records`: the datums that changed, executed or restored). The datums kept
+    /// are never read.
+    pub(super) fn merge_delta(
+        &self,
+        s: &Stage,
+        base: &Id,
+        table: &Table,
+        kept: &dyn Fn(&str) -> bool,
+        records: &[DatumRun],
+    ) -> Result<Merged> {
+        let out_path = s.datum_out();
+        let store = &self.repo.store;
+        let mut files = BTreeMap::new();
+        files.insert(out_path.clone(), folder());
+        worktree::flatten(store, base, &out_path, &mut files)?;
+        let mut emptied = Vec::new();
+        for (d, r) in &table.rows {
+            if kept(d) {
+                continue;
+            }
+            let Some(old) = r.out else { continue };
+            let mut flat = BTreeMap::new();
+            worktree::flatten(store, &old, &out_path, &mut flat)?;
+            for (p, f) in flat {
+                if f.kind == EntryKind::Dir {
+                    emptied.push(p);
+                } else {
+                    files.remove(&p);
+                }
+            }
+        }
+        // Deepest first, so that a folder whose only content was a folder goes too. No kept
+        // datum has an empty folder of its own (the table is not used then), so a folder
+        // with nothing left in it was only the changed datums'.
+        emptied.sort_unstable_by(|a, b| b.cmp(a));
+        for d in emptied {
+            if !has_children(&files, &d) {
+                files.remove(&d);
+            }
+        }
+        let mut owner: HashMap<String, String> = HashMap::new();
+        let mut rows = Vec::with_capacity(records.len());
+        for r in records {
+            let who = r.datum.clone().unwrap_or_default();
+            let (flat, row) = self.datum_files(&out_path, r)?;
+            if let Some(d) = &r.datum {
+                rows.push((d.clone(), row));
+            }
+            for (p, f) in flat {
+                if let Some(m) = files.get(&p) {
+                    if f.kind != EntryKind::Dir || m.kind != EntryKind::Dir {
+                        let prev = match owner.get(&p) {
+                            Some(o) => o.clone(),
+                            None => self.owner_in(table, kept, &out_path, &p)?,
+                        };
+                        return Err(collision(s, &prev, &who, &p));
+                    }
+                }
+                owner.insert(p.clone(), who.clone());
+                files.insert(p, f);
+            }
+        }
+        Ok(Merged { files, rows })
+    }
+
+    /// Which kept datum wrote `path`, for the error that names both writers. Reads every kept
+    /// datum's folder until it finds it: only a failing run gets here.
+    fn owner_in(
+        &self,
+        table: &Table,
+        kept: &dyn Fn(&str) -> bool,
+        out: &str,
+        path: &str,
+    ) -> Result<String> {
+        let mut names: Vec<&String> = table.rows.keys().filter(|d| kept(d)).collect();
+        names.sort();
+        for d in names {
+            if let Some(old) = table.rows[d].out {
+                let mut flat = BTreeMap::new();
+                worktree::flatten(&self.repo.store, &old, out, &mut flat)?;
+                if flat.contains_key(path) {
+                    return Ok(d.clone());
+                }
+            }
+        }
+        Ok("(an earlier run's datum)".into())
+    }
+}
+
+/// How a datum stage's run starts from its table (see [`Engine::datum_plan`]).
+#[derive(Default)]
+pub(super) struct DatumPlan {
+    pub table: Table,
+    /// The output this run merges into, when it merges only the datums that changed.
+    pub base: Option<Id>,
+    /// Datums whose files are in `base` already: their key is the one in the table.
+    pub kept: HashSet<String>,
+}
+
+impl Engine<'_> {
+    /// Read a datum stage's table and decide whether this run can start from the output it
+    /// describes (`usable`: the run cache may be used for every datum).
+    pub(super) fn datum_plan(&self, s: &Stage, p: &Prepared, usable: bool) -> Result<DatumPlan> {
+        let out = s.datum_out();
+        if out.is_empty() {
+            return Ok(DatumPlan::default());
+        }
+        let table = Table::read(&self.repo.store, &s.name)?;
+        let locked = self
+            .locked
+            .get(&s.name)
+            .and_then(|l| l.outs.get(&out))
+            .and_then(|o| o.as_ref())
+            .filter(|o| o.kind == EntryKind::Dir.as_str())
+            .map(|o| o.id);
+        let mut plan = DatumPlan {
+            table,
+            ..Default::default()
+        };
+        let t = &plan.table;
+        if !usable || !t.describes(locked.as_ref()) || t.rows.values().any(|r| r.empty_dirs) {
+            return Ok(plan);
+        }
+        let kept: HashSet<String> = p
+            .datums
+            .iter()
+            .filter(|(d, k)| t.kept(&d.id, k))
+            .map(|(d, _)| d.id.clone())
+            .collect();
+        // When most datums changed, merging all of them again costs less than reading the
+        // old folders of those that changed.
+        if kept.len() * 2 < p.datums.len() {
+            return Ok(plan);
+        }
+        // Everything the merge will read must be here (a `gc` may have taken an old folder).
+        let store = &self.repo.store;
+        let Some(base) = locked else { return Ok(plan) };
+        let mut trees = vec![base];
+        trees.extend(
+            t.rows
+                .iter()
+                .filter(|(d, _)| !kept.contains(d.as_str()))
+                .filter_map(|(_, r)| r.out),
+        );
+        for id in &trees {
+            if !store.has_object(dvx_store::db::ObjKind::Tree, id)? {
+                return Ok(plan);
+            }
+        }
+        plan.base = Some(base);
+        plan.kept = kept;
+        Ok(plan)
+    }
+}
