@@ -204,12 +204,15 @@ pub struct PackWriter {
     start_len: u64,
     /// Everything before this offset has been handed to the kernel for write-back.
     kicked: u64,
-    /// Start of the range kicked last time (written back and dropped at the next kick).
-    prev_kick: u64,
+    /// Everything before this offset is on disk and its pages handed back to the kernel.
+    settled: u64,
 }
 
 /// Start write-back every this many bytes, so the final fsync has little left to wait for.
 const KICK_EVERY: u64 = 32 << 20;
+
+/// How far behind the end a write waits for write-back to finish (`kick_writeback`).
+const WAIT_BEHIND: u64 = 512 << 20;
 
 impl PackWriter {
     pub fn open(dir: &Path) -> Result<PackWriter> {
@@ -265,7 +268,7 @@ impl PackWriter {
             wrote: fresh,
             start_len,
             kicked: start_len,
-            prev_kick: start_len,
+            settled: start_len,
         })
     }
 
@@ -285,11 +288,14 @@ impl PackWriter {
                 (self.pos - self.kicked) as libc::off64_t,
                 libc::SYNC_FILE_RANGE_WRITE,
             );
-            // The range before it is on its way to disk: wait for it, then let the kernel
-            // reuse its pages. A large add then cycles through a small set of page-cache
-            // pages instead of claiming as much fresh memory as the file is big.
-            let (a, len) = (self.prev_kick, self.kicked - self.prev_kick);
-            if len > 0 {
+            // What was kicked long enough ago is on its way to disk: wait for it, then let the
+            // kernel reuse its pages. A large add then cycles through a bounded set of
+            // page-cache pages instead of claiming as much fresh memory as the file is big.
+            // Waiting for the range only one kick behind held the writer to the disk's
+            // latency: a 1 GiB add took 1.4 s, against 0.95 s without the wait.
+            let upto = self.pos.saturating_sub(WAIT_BEHIND);
+            if upto > self.settled {
+                let (a, len) = (self.settled, upto - self.settled);
                 libc::sync_file_range(
                     fd,
                     a as libc::off64_t,
@@ -304,9 +310,9 @@ impl PackWriter {
                     len as libc::off_t,
                     libc::POSIX_FADV_DONTNEED,
                 );
+                self.settled = upto;
             }
         }
-        self.prev_kick = self.kicked;
         self.kicked = self.pos;
         Ok(())
     }
