@@ -59,11 +59,28 @@ impl Engine<'_> {
     /// Merge every datum's output folder into the stage's out folder; two datums writing one
     /// path is an error naming both.
     pub(super) fn merge_datums(&self, s: &Stage, records: &[DatumRun]) -> Result<Merged> {
+        let mut files = BTreeMap::new();
+        files.insert(s.datum_out(), folder());
+        // Every path in `files` but the out folder itself came from one of `records`.
+        let rows = self.merge_records(s, &mut files, records, &|_| {
+            Ok("(another datum)".to_string())
+        })?;
+        Ok(Merged { files, rows })
+    }
+
+    /// Merge `records` into `files`. A path they write that is already there (other than a
+    /// folder both have) is an error naming both writers; `earlier` names the writer of a path
+    /// that none of `records` wrote.
+    fn merge_records(
+        &self,
+        s: &Stage,
+        files: &mut BTreeMap<String, Flat>,
+        records: &[DatumRun],
+        earlier: &dyn Fn(&str) -> Result<String>,
+    ) -> Result<Vec<(String, Row)>> {
         let out_path = s.datum_out();
-        let mut files: BTreeMap<String, Flat> = BTreeMap::new();
         let mut owner: HashMap<String, String> = HashMap::new();
         let mut rows = Vec::with_capacity(records.len());
-        files.insert(out_path.clone(), folder());
         for r in records {
             let who = r.datum.clone().unwrap_or_default();
             let (flat, row) = self.datum_files(&out_path, r)?;
@@ -71,18 +88,20 @@ impl Engine<'_> {
                 rows.push((d.clone(), row));
             }
             for (p, f) in flat {
-                if let Some(prev) = owner.get(&p) {
-                    if f.kind != EntryKind::Dir
-                        || files.get(&p).is_some_and(|m| m.kind != EntryKind::Dir)
-                    {
-                        return Err(collision(s, prev, &who, &p));
+                if let Some(m) = files.get(&p) {
+                    if f.kind != EntryKind::Dir || m.kind != EntryKind::Dir {
+                        let prev = match owner.get(&p) {
+                            Some(o) => o.clone(),
+                            None => earlier(&p)?,
+                        };
+                        return Err(collision(s, &prev, &who, &p));
                     }
                 }
                 owner.insert(p.clone(), who.clone());
                 files.insert(p, f);
             }
         }
-        Ok(Merged { files, rows })
+        Ok(rows)
     }
 
     /// Merge into `base`, the stage output the table describes: take out the files of the
@@ -127,28 +146,9 @@ impl Engine<'_> {
                 files.remove(&d);
             }
         }
-        let mut owner: HashMap<String, String> = HashMap::new();
-        let mut rows = Vec::with_capacity(records.len());
-        for r in records {
-            let who = r.datum.clone().unwrap_or_default();
-            let (flat, row) = self.datum_files(&out_path, r)?;
-            if let Some(d) = &r.datum {
-                rows.push((d.clone(), row));
-            }
-            for (p, f) in flat {
-                if let Some(m) = files.get(&p) {
-                    if f.kind != EntryKind::Dir || m.kind != EntryKind::Dir {
-                        let prev = match owner.get(&p) {
-                            Some(o) => o.clone(),
-                            None => self.owner_in(table, kept, &out_path, &p)?,
-                        };
-                        return Err(collision(s, &prev, &who, &p));
-                    }
-                }
-                owner.insert(p.clone(), who.clone());
-                files.insert(p, f);
-            }
-        }
+        let rows = self.merge_records(s, &mut files, records, &|p| {
+            self.owner_in(table, kept, &out_path, p)
+        })?;
         Ok(Merged { files, rows })
     }
 
