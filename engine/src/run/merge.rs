@@ -114,6 +114,7 @@ impl Engine<'_> {
         base: &Id,
         table: &Table,
         kept: &dyn Fn(&str) -> bool,
+        dropped: &[&str],
         records: &[DatumRun],
     ) -> Result<Merged> {
         let out_path = s.datum_out();
@@ -122,11 +123,10 @@ impl Engine<'_> {
         files.insert(out_path.clone(), folder());
         worktree::flatten(store, base, &out_path, &mut files)?;
         let mut emptied = Vec::new();
-        for (d, r) in &table.rows {
-            if kept(d) {
+        for d in dropped {
+            let Some(old) = table.rows.get(*d).and_then(|r| r.out) else {
                 continue;
-            }
-            let Some(old) = r.out else { continue };
+            };
             let mut flat = BTreeMap::new();
             worktree::flatten(store, &old, &out_path, &mut flat)?;
             for (p, f) in flat {
@@ -184,6 +184,19 @@ pub(super) struct DatumPlan {
     pub base: Option<Id>,
     /// Datums whose files are in `base` already: their key is the one in the table.
     pub kept: HashSet<String>,
+    /// With `base`: the table's datums not kept (changed, or gone from the input).
+    pub dropped: Vec<String>,
+}
+
+impl DatumPlan {
+    /// The table's datums whose rows this run replaces or deletes: those not kept, or every
+    /// one when the run merges all datums again.
+    pub fn dropped(&self) -> Vec<&str> {
+        match self.base {
+            Some(_) => self.dropped.iter().map(String::as_str).collect(),
+            None => self.table.rows.keys().map(String::as_str).collect(),
+        }
+    }
 }
 
 impl Engine<'_> {
@@ -224,13 +237,14 @@ impl Engine<'_> {
         // Everything the merge will read must be here (a `gc` may have taken an old folder).
         let store = &self.repo.store;
         let Some(base) = locked else { return Ok(plan) };
+        let dropped: Vec<String> = t
+            .rows
+            .keys()
+            .filter(|d| !kept.contains(d.as_str()))
+            .cloned()
+            .collect();
         let mut trees = vec![base];
-        trees.extend(
-            t.rows
-                .iter()
-                .filter(|(d, _)| !kept.contains(d.as_str()))
-                .filter_map(|(_, r)| r.out),
-        );
+        trees.extend(dropped.iter().filter_map(|d| t.rows.get(d)?.out));
         for id in &trees {
             if !store.has_object(dvx_store::db::ObjKind::Tree, id)? {
                 return Ok(plan);
@@ -238,6 +252,7 @@ impl Engine<'_> {
         }
         plan.base = Some(base);
         plan.kept = kept;
+        plan.dropped = dropped;
         Ok(plan)
     }
 }

@@ -396,7 +396,10 @@ impl Engine<'_> {
             let plan = std::mem::take(&mut st.datums);
             let kept = |d: &str| plan.kept.contains(d);
             let merged = match &plan.base {
-                Some(base) => self.merge_delta(s, base, &plan.table, &kept, &st.records)?,
+                Some(base) => {
+                    let dropped = plan.dropped();
+                    self.merge_delta(s, base, &plan.table, &kept, &dropped, &st.records)?
+                }
                 None => self.merge_datums(s, &st.records)?,
             };
             let out = s.datum_out();
@@ -412,7 +415,8 @@ impl Engine<'_> {
                 // commit name, without walking the folder again.
                 let entry = worktree::build_tree(&out, &merged.files, &|t| txn.put_tree(t))?;
                 if let Some(e) = entry {
-                    plan.table.save(&txn, &s.name, &merged.rows, &kept, &e.id);
+                    plan.table
+                        .save(&txn, &s.name, &merged.rows, &plan.dropped(), &e.id);
                     out_paths.retain(|o| o != &out);
                     merged_out = Some((out, e));
                 }

@@ -136,22 +136,15 @@ impl Table {
     }
 
     /// Write the rows of a finished run: `rows` replace those of the same datums, the rows of
-    /// datums not in `keep` or `rows` are deleted, and the header names `out`. In the same
+    /// the `dropped` datums not in `rows` are deleted, and the header names `out`. In the same
     /// transaction as the output's stat entries and trees.
-    pub fn save(
-        &self,
-        txn: &Txn,
-        stage: &str,
-        rows: &[(String, Row)],
-        keep: &dyn Fn(&str) -> bool,
-        out: &Id,
-    ) {
+    pub fn save(&self, txn: &Txn, stage: &str, rows: &[(String, Row)], dropped: &[&str], out: &Id) {
         if stage.contains('\0') {
             return;
         }
         let new: std::collections::HashSet<&str> = rows.iter().map(|(d, _)| d.as_str()).collect();
-        for d in self.rows.keys() {
-            if !new.contains(d.as_str()) && !keep(d) {
+        for d in dropped {
+            if !new.contains(d) {
                 txn.delete_datum_row(stage, d);
             }
         }
