@@ -402,7 +402,7 @@ impl<'a> Txn<'a> {
         let data: &[u8] = map;
         let len = data.len();
         let mut hasher = blake3::Hasher::new();
-        let mut list = Vec::with_capacity(len / chunking::AVG_CHUNK + 2);
+        let mut list = Vec::new();
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, usize)>>(CUT_QUEUE);
         std::thread::scope(|scope| -> Result<()> {
             scope.spawn(move || {
@@ -421,36 +421,15 @@ impl<'a> Txn<'a> {
                     let _ = tx.send(batch);
                 }
             });
-            // Each batch is hashed while the one before is written to the pack.
             let mut released = 0usize;
-            let mut pending: Option<(Vec<Hashed>, usize)> = None;
-            for batch in rx {
-                let (Some(&(from, _)), Some(&(off, n))) = (batch.first(), batch.last()) else {
-                    continue;
-                };
-                let to = off + n;
-                let ((_, hashed), written) = rayon::join(
-                    || {
-                        rayon::join(
-                            || hasher.update_rayon(&data[from..to]),
-                            || self.hash_chunks(data, &batch),
-                        )
-                    },
-                    || {
-                        pending
-                            .take()
-                            .map(|(h, end)| (self.write_hashed(data, h), end))
-                    },
-                );
-                if let Some((w, end)) = written {
-                    list.extend(w?);
-                    released = release(map, released, end);
-                }
-                pending = Some((hashed?, to));
-            }
-            if let Some((h, _)) = pending {
-                list.extend(self.write_hashed(data, h)?);
-            }
+            list = self.put_batches(
+                data,
+                rx,
+                &mut |bytes| {
+                    hasher.update_rayon(bytes);
+                },
+                &mut |end| released = release(map, released, end),
+            )?;
             Ok(())
         })?;
         let id = Id::from_hash(hasher.finalize());
@@ -502,22 +481,46 @@ impl<'a> Txn<'a> {
 
     /// Store the chunks `cuts` of `data`; returns their ids and lengths in order.
     fn put_chunks(&self, data: &[u8], cuts: &[(usize, usize)]) -> Result<Vec<(Id, u32)>> {
-        // A window at a time to bound memory; the thread pool hashes (and compresses) the
-        // next window while this thread writes the last to the pack.
-        let mut list = Vec::with_capacity(cuts.len());
-        let mut pending: Option<Vec<Hashed>> = None;
-        for window in cuts.chunks(32) {
-            let (hashed, written) = rayon::join(
-                || self.hash_chunks(data, window),
-                || pending.take().map(|h| self.write_hashed(data, h)),
+        // A window at a time to bound memory.
+        self.put_batches(data, cuts.chunks(32), &mut |_| {}, &mut |_| {})
+    }
+
+    /// Store chunks of `data` a batch of cuts at a time: the thread pool hashes (and
+    /// compresses) a batch, and runs `each` over its bytes, while this thread writes the batch
+    /// before to the pack; `written` hears how far the data is written. Returns the chunks'
+    /// ids and lengths in order.
+    fn put_batches<B: AsRef<[(usize, usize)]>>(
+        &self,
+        data: &[u8],
+        batches: impl IntoIterator<Item = B>,
+        each: &mut (dyn FnMut(&[u8]) + Send),
+        written: &mut dyn FnMut(usize),
+    ) -> Result<Vec<(Id, u32)>> {
+        let mut list = Vec::new();
+        let mut pending: Option<(Vec<Hashed>, usize)> = None;
+        for batch in batches {
+            let batch = batch.as_ref();
+            let (Some(&(from, _)), Some(&(off, n))) = (batch.first(), batch.last()) else {
+                continue;
+            };
+            let to = off + n;
+            let ((_, hashed), done) = rayon::join(
+                || rayon::join(|| each(&data[from..to]), || self.hash_chunks(data, batch)),
+                || {
+                    pending
+                        .take()
+                        .map(|(h, end)| (self.write_hashed(data, h), end))
+                },
             );
-            if let Some(w) = written {
+            if let Some((w, end)) = done {
                 list.extend(w?);
+                written(end);
             }
-            pending = Some(hashed?);
+            pending = Some((hashed?, to));
         }
-        if let Some(h) = pending {
+        if let Some((h, end)) = pending {
             list.extend(self.write_hashed(data, h)?);
+            written(end);
         }
         Ok(list)
     }

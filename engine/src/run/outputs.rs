@@ -395,9 +395,9 @@ impl Engine<'_> {
             st.records.sort_by(|a, b| a.datum.cmp(&b.datum));
             let plan = std::mem::take(&mut st.datums);
             let kept = |d: &str| plan.kept.contains(d);
+            let dropped = plan.dropped();
             let merged = match &plan.base {
                 Some(base) => {
-                    let dropped = plan.dropped();
                     self.merge_delta(s, base, &plan.table, &kept, &dropped, &st.records)?
                 }
                 None => self.merge_datums(s, &st.records)?,
@@ -416,7 +416,7 @@ impl Engine<'_> {
                 let entry = worktree::build_tree(&out, &merged.files, &|t| txn.put_tree(t))?;
                 if let Some(e) = entry {
                     plan.table
-                        .save(&txn, &s.name, &merged.rows, &plan.dropped(), &e.id);
+                        .save(&txn, &s.name, &merged.rows, &dropped, &e.id);
                     out_paths.retain(|o| o != &out);
                     merged_out = Some((out, e));
                 }
