@@ -100,8 +100,15 @@ fn changed(
         Some(o) => Some(store.get_tree(o)?),
         None => None,
     };
+    // Both lists are sorted by name: walk them side by side rather than searching the old
+    // one for each new entry (a folder of 100k files is two linear passes, not 100k lookups).
+    let old_entries = old_tree.as_ref().map_or(&[][..], |t| &t.entries[..]);
+    let mut o = 0;
     for e in &new_tree.entries {
-        let before = old_tree.as_ref().and_then(|t| t.get(&e.name));
+        while o < old_entries.len() && old_entries[o].name < e.name {
+            o += 1;
+        }
+        let before = old_entries.get(o).filter(|b| b.name == e.name);
         if before.is_some_and(|b| b.id == e.id && b.kind == e.kind) {
             continue;
         }

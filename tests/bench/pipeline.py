@@ -10,8 +10,9 @@ Scenarios (one run, same generated data for both tools):
   full-run-j2      first full run of N trivial datums with -j 2, against the same N commands
                    run by `xargs -P 2`. Target: within 1.5x of xargs.
   plan             with everything up to date: `dvx run` (no-op), `dvx run --dry-run` and
-                   `dvx status`, median of --repeat; then the one-input re-run above against
-                   the no-op run. Targets (N > 1,000): no-op run <= 2 s; re-run <= no-op + 0.5 s.
+                   `dvx status`, median of --repeat; then the one-input re-run above, --repeat
+                   times (a different input each time), median against the no-op run.
+                   Targets (N > 1,000): no-op run <= 2 s; re-run <= no-op + 0.5 s.
   index-size       bytes of the store's tables per column family after the runs (the run
                    cache is `runs`, the lineage index `lineage`; run records are `objects`):
                    run with --n 10000 and --n 100000 to see how they grow.
@@ -160,7 +161,8 @@ def main():
     ap.add_argument("--dvc", default=os.path.join(os.environ.get("BENCH_VENV", "/tmp/dvx-bench-venv"), "bin/dvc"))
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3,
-                    help="runs of the no-op planning commands; the median is reported")
+                    help="runs of the no-op planning commands and of the one-input re-run; "
+                         "medians are reported")
     ap.add_argument("--no-dvc", action="store_true", help="leave DVC out (slow at 100k)")
     ap.add_argument("--no-xargs", action="store_true", help="leave the xargs baseline out")
     ap.add_argument("--json")
@@ -194,14 +196,23 @@ def main():
             [a.dvx, "run", "--dry-run"], px, env, a.repeat, "run --dry-run")
         res["status_s"], res["status_all_s"] = median_run(
             [a.dvx, "status"], px, env, a.repeat, "status")
-        # --- change one input, re-run
-        before = lines(work / "dvx-exec.log")
-        with open(px / "in" / "f00042.txt", "a") as f:
-            f.write("one more line\n")
-        t_dvx_rerun, _ = sh([a.dvx, "run", "-q"], px, env, label="re-run")
-        res["dvx_rerun_s"] = t_dvx_rerun
-        res["dvx_rerun_executions"] = lines(work / "dvx-exec.log") - before
-        res["rerun_over_plan_s"] = t_dvx_rerun - res["noop_run_s"]
+        # --- change one input, re-run: --repeat times, a different input each time, each
+        # followed by a no-op run (one sample on a shared VM varies by 2x)
+        reruns, paired, execs = [], [], []
+        for i in range(a.repeat):
+            before = lines(work / "dvx-exec.log")
+            with open(px / "in" / f"f{(42 + i) % a.n:05d}.txt", "a") as f:
+                f.write("one more line\n")
+            t, _ = sh([a.dvx, "run", "-q"], px, env, label="re-run")
+            execs.append(lines(work / "dvx-exec.log") - before)
+            t_noop, _ = sh([a.dvx, "run", "-q"], px, env, label="no-op after the re-run")
+            reruns.append(t)
+            paired.append(t - t_noop)
+        res["dvx_rerun_all_s"] = reruns
+        res["dvx_rerun_s"] = statistics.median(reruns)
+        res["dvx_rerun_executions"] = max(execs)
+        res["rerun_over_plan_s"] = res["dvx_rerun_s"] - res["noop_run_s"]
+        res["rerun_minus_next_noop_all_s"] = paired
         res["store_bytes_by_cf"] = cf_sizes(px / ".dvx")
         if have_dvc:
             pd = setup_dvc(a.dvc, work, a.n, env)
@@ -225,7 +236,7 @@ def main():
           f"{' '.join(f'{x:.2f}' for x in res['load_end'])} at the end")
     print(f"{'measure':<44} {'value':>22}   {'target':<26} verdict")
     ex = res["dvx_rerun_executions"]
-    row("dvx re-run after changing 1 input: executions", f"{ex} of {a.n}", "exactly 1", ex == 1)
+    row("dvx re-run after changing 1 input: executions", f"{ex} of {a.n} (most of {a.repeat})", "exactly 1", ex == 1)
     if "dvc_rerun_s" in res:
         r = res["dvc_rerun_s"] / res["dvx_rerun_s"]
         row("re-run time dvx vs DVC (dvc/dvx)", f"{res['dvx_rerun_s']:.3f}s vs {res['dvc_rerun_s']:.2f}s = {r:.1f}x", ">= 20x", r >= 20)
@@ -234,8 +245,10 @@ def main():
     row("no-op dvx run", f"{res['noop_run_s']:.3f}s", f"< {plan_limit} s", res["noop_run_s"] < plan_limit)
     row("dvx run --dry-run (no-op)", f"{res['dry_run_s']:.3f}s", f"< {plan_limit} s", res["dry_run_s"] < plan_limit)
     row("dvx status (no-op)", f"{res['status_s']:.3f}s", "(informative)", True)
-    row("re-run of 1 datum minus no-op run", f"{res['rerun_over_plan_s']:.3f}s", "<= 0.5 s",
+    row("re-run of 1 datum minus no-op run (medians)", f"{res['rerun_over_plan_s']:.3f}s", "<= 0.5 s",
         res["rerun_over_plan_s"] <= 0.5)
+    row("  each re-run minus the no-op run after it",
+        " ".join(f"{x:.2f}" for x in res["rerun_minus_next_noop_all_s"]), "(informative)", True)
     if "xargs_p2_s" in res:
         r = res["full_run_j2_s"] / res["xargs_p2_s"]
         row("full run -j 2 vs xargs -P 2 (dvx/xargs)", f"{res['full_run_j2_s']:.2f}s vs {res['xargs_p2_s']:.2f}s = {r:.2f}x", "<= 1.5x", r <= 1.5)

@@ -113,7 +113,6 @@ impl Engine<'_> {
         s: &Stage,
         base: &Id,
         table: &Table,
-        kept: &dyn Fn(&str) -> bool,
         dropped: &[&str],
         records: &[DatumRun],
     ) -> Result<Merged> {
@@ -147,21 +146,21 @@ impl Engine<'_> {
             }
         }
         let rows = self.merge_records(s, &mut files, records, &|p| {
-            self.owner_in(table, kept, &out_path, p)
+            self.owner_in(s, dropped, &out_path, p)
         })?;
         Ok(Merged { files, rows })
     }
 
-    /// Which kept datum wrote `path`, for the error that names both writers. Reads every kept
-    /// datum's folder until it finds it: only a failing run gets here.
-    fn owner_in(
-        &self,
-        table: &Table,
-        kept: &dyn Fn(&str) -> bool,
-        out: &str,
-        path: &str,
-    ) -> Result<String> {
-        let mut names: Vec<&String> = table.rows.keys().filter(|d| kept(d)).collect();
+    /// Which kept datum (one of the table's not `dropped`) wrote `path`, for the error that
+    /// names both writers. Reads the whole table and every kept datum's folder until it finds
+    /// it: only a failing run gets here.
+    fn owner_in(&self, s: &Stage, dropped: &[&str], out: &str, path: &str) -> Result<String> {
+        let table = Table::read(&self.repo.store, &s.name)?;
+        let mut names: Vec<&String> = table
+            .rows
+            .keys()
+            .filter(|d| !dropped.contains(&d.as_str()))
+            .collect();
         names.sort();
         for d in names {
             if let Some(old) = table.rows[d].out {
@@ -179,23 +178,27 @@ impl Engine<'_> {
 /// How a datum stage's run starts from its table (see [`Engine::datum_plan`]).
 #[derive(Default)]
 pub(super) struct DatumPlan {
+    /// With `base`, only the rows of the datums not kept.
     pub table: Table,
     /// The output this run merges into, when it merges only the datums that changed.
     pub base: Option<Id>,
-    /// Datums whose files are in `base` already: their key is the one in the table.
-    pub kept: HashSet<String>,
-    /// With `base`: the table's datums not kept (changed, or gone from the input).
-    pub dropped: Vec<String>,
+    /// With `base`: for each of the run's datums (in its order), whether its files are in
+    /// `base` already (its key is the one in the table).
+    pub kept: Vec<bool>,
+    /// How many are.
+    pub kept_count: usize,
 }
 
 impl DatumPlan {
-    /// The table's datums whose rows this run replaces or deletes: those not kept, or every
-    /// one when the run merges all datums again.
+    /// Whether the run's `i`th datum is kept.
+    pub fn is_kept(&self, i: usize) -> bool {
+        self.kept.get(i).copied().unwrap_or(false)
+    }
+
+    /// The table's datums whose rows this run replaces or deletes: those not kept (changed,
+    /// or gone from the input), or every one when the run merges all datums again.
     pub fn dropped(&self) -> Vec<&str> {
-        match self.base {
-            Some(_) => self.dropped.iter().map(String::as_str).collect(),
-            None => self.table.rows.keys().map(String::as_str).collect(),
-        }
+        self.table.rows.keys().map(String::as_str).collect()
     }
 }
 
@@ -207,7 +210,13 @@ impl Engine<'_> {
         if out.is_empty() {
             return Ok(DatumPlan::default());
         }
-        let table = Table::read(&self.repo.store, &s.name)?;
+        let store = &self.repo.store;
+        let full = || -> Result<DatumPlan> {
+            Ok(DatumPlan {
+                table: Table::read(store, &s.name)?,
+                ..Default::default()
+            })
+        };
         let locked = self
             .locked
             .get(&s.name)
@@ -215,44 +224,30 @@ impl Engine<'_> {
             .and_then(|o| o.as_ref())
             .filter(|o| o.kind == EntryKind::Dir.as_str())
             .map(|o| o.id);
-        let mut plan = DatumPlan {
-            table,
-            ..Default::default()
+        let Some(base) = locked.filter(|_| usable) else {
+            return full();
         };
-        let t = &plan.table;
-        if !usable || !t.describes(locked.as_ref()) || t.rows.values().any(|r| r.empty_dirs) {
-            return Ok(plan);
-        }
-        let kept: HashSet<String> = p
-            .datums
-            .iter()
-            .filter(|(d, k)| t.kept(&d.id, k))
-            .map(|(d, _)| d.id.clone())
-            .collect();
+        let current: Vec<(&str, &Id)> = p.datums.iter().map(|(d, k)| (d.id.as_str(), k)).collect();
+        let (table, kept) = Table::read_changed(store, &s.name, &current)?;
+        let kept_count = kept.iter().filter(|k| **k).count();
         // When most datums changed, merging all of them again costs less than reading the
         // old folders of those that changed.
-        if kept.len() * 2 < p.datums.len() {
-            return Ok(plan);
+        if !table.describes(Some(&base)) || table.empty_dirs || kept_count * 2 < p.datums.len() {
+            return full();
         }
         // Everything the merge will read must be here (a `gc` may have taken an old folder).
-        let store = &self.repo.store;
-        let Some(base) = locked else { return Ok(plan) };
-        let dropped: Vec<String> = t
-            .rows
-            .keys()
-            .filter(|d| !kept.contains(d.as_str()))
-            .cloned()
-            .collect();
         let mut trees = vec![base];
-        trees.extend(dropped.iter().filter_map(|d| t.rows.get(d)?.out));
+        trees.extend(table.rows.values().filter_map(|r| r.out));
         for id in &trees {
             if !store.has_object(dvx_store::db::ObjKind::Tree, id)? {
-                return Ok(plan);
+                return full();
             }
         }
-        plan.base = Some(base);
-        plan.kept = kept;
-        plan.dropped = dropped;
-        Ok(plan)
+        Ok(DatumPlan {
+            table,
+            base: Some(base),
+            kept,
+            kept_count,
+        })
     }
 }

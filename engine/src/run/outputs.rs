@@ -394,12 +394,9 @@ impl Engine<'_> {
         if s.input.is_some() {
             st.records.sort_by(|a, b| a.datum.cmp(&b.datum));
             let plan = std::mem::take(&mut st.datums);
-            let kept = |d: &str| plan.kept.contains(d);
             let dropped = plan.dropped();
             let merged = match &plan.base {
-                Some(base) => {
-                    self.merge_delta(s, base, &plan.table, &kept, &dropped, &st.records)?
-                }
+                Some(base) => self.merge_delta(s, base, &plan.table, &dropped, &st.records)?,
                 None => self.merge_datums(s, &st.records)?,
             };
             let out = s.datum_out();

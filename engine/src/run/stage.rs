@@ -134,11 +134,11 @@ impl Engine<'_> {
                 run.stages[i].debug_only = true;
             }
             let plan = self.datum_plan(s, &p, use_cache && opts.datum.is_none())?;
-            for (d, k) in &p.datums {
+            for (n, (d, k)) in p.datums.iter().enumerate() {
                 if opts.datum.as_ref().is_some_and(|only| &d.id != only) {
                     continue;
                 }
-                if plan.kept.contains(&d.id) {
+                if plan.is_kept(n) {
                     continue; // its files are in the output this run starts from
                 }
                 if use_cache && opts.datum.is_none() {
@@ -216,7 +216,7 @@ impl Engine<'_> {
                 }
                 tasks = batched;
             }
-            let restored = (restored_records.len() + plan.kept.len()) as u64;
+            let restored = (restored_records.len() + plan.kept_count) as u64;
             if let Some(dc) = report.datums.as_mut() {
                 dc.restored = restored;
             }

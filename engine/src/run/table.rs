@@ -95,44 +95,65 @@ pub(super) struct Table {
     /// The stage output (tree of its out folder) the rows make together; none when the header
     /// is missing or unreadable.
     pub out: Option<Id>,
+    /// Every row, or (from [`Table::read_changed`]) only those of datums not kept.
     pub rows: HashMap<String, Row>,
     /// Some row could not be read: the rows do not describe `out`.
     pub damaged: bool,
+    /// Some row, kept or not, has `empty_dirs`.
+    pub empty_dirs: bool,
 }
 
 impl Table {
-    /// The stage's rows (an empty table when it has none). Stage names with a NUL cannot be
-    /// told apart from a datum in the key, so they keep no table.
+    /// The stage's rows (an empty table when it has none).
     pub fn read(store: &Store, stage: &str) -> Result<Table> {
+        Ok(Self::read_changed(store, stage, &[])?.0)
+    }
+
+    /// The stage's rows, read against this run's datums (`current`: each datum and its key):
+    /// a row whose datum kept its key is only marked in the returned list (one flag per
+    /// datum of `current`), not held in `rows`. A re-run of one datum of 100,000 then holds
+    /// one row rather than all of them. Stage names with a NUL cannot be told apart from a
+    /// datum in the key, so they keep no table.
+    pub fn read_changed(
+        store: &Store,
+        stage: &str,
+        current: &[(&str, &Id)],
+    ) -> Result<(Table, Vec<bool>)> {
         let mut t = Table::default();
+        let mut kept = vec![false; current.len()];
         if stage.contains('\0') {
-            return Ok(t);
+            return Ok((t, kept));
         }
+        let index: HashMap<&str, usize> = current
+            .iter()
+            .enumerate()
+            .map(|(i, (d, _))| (*d, i))
+            .collect();
         store.for_each_datum_row(stage, |datum, v| {
             if datum.is_empty() {
                 t.out = decode_header(v);
-            } else {
-                match Row::decode(v) {
-                    Some(r) => {
-                        t.rows.insert(datum.to_string(), r);
-                    }
-                    None => t.damaged = true,
+                return Ok(true);
+            }
+            let Some(r) = Row::decode(v) else {
+                t.damaged = true;
+                return Ok(true);
+            };
+            t.empty_dirs |= r.empty_dirs;
+            match index.get(datum) {
+                Some(&i) if current[i].1 == &r.key => kept[i] = true,
+                _ => {
+                    t.rows.insert(datum.to_string(), r);
                 }
             }
             Ok(true)
         })?;
-        Ok(t)
+        Ok((t, kept))
     }
 
     /// Whether the rows describe `locked`, the stage output dvx.lock records, so that a run
     /// may start from it and merge only the datums that changed.
     pub fn describes(&self, locked: Option<&Id>) -> bool {
         !self.damaged && self.out.is_some() && self.out.as_ref() == locked
-    }
-
-    /// The row of `datum` if it ran with `key`: the datum's files are in the output already.
-    pub fn kept(&self, datum: &str, key: &Id) -> bool {
-        self.rows.get(datum).is_some_and(|r| &r.key == key)
     }
 
     /// Write the rows of a finished run: `rows` replace those of the same datums, the rows of
@@ -229,16 +250,48 @@ mod tests {
         assert!(!t.describes(None), "no dvx.lock entry");
         t.damaged = true;
         assert!(!t.describes(Some(&Id::of(b"a"))), "a damaged row");
-        t.rows.insert(
-            "d1".into(),
-            Row {
-                key: Id::of(b"k"),
-                out: None,
-                empty_dirs: false,
-            },
+    }
+
+    #[test]
+    fn rows_read_against_a_run_hold_only_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("p");
+        std::fs::create_dir(&root).unwrap();
+        dvx_store::repo::Repo::init(&root).unwrap();
+        let repo = dvx_store::repo::Repo::open(&root, dvx_store::Access::Write("test")).unwrap();
+        let row = |k: &[u8], empty_dirs| Row {
+            key: Id::of(k),
+            out: Some(Id::of(b"tree")),
+            empty_dirs,
+        };
+        let rows = vec![
+            ("a".to_string(), row(b"ka", false)),
+            ("b".to_string(), row(b"kb", false)),
+            ("gone".to_string(), row(b"kg", true)),
+        ];
+        let txn = repo.store.txn().unwrap();
+        Table::default().save(&txn, "s", &rows, &[], &Id::of(b"out"));
+        txn.commit().unwrap();
+
+        let (ka, kb2, kc) = (Id::of(b"ka"), Id::of(b"kb2"), Id::of(b"kc"));
+        let current = [("a", &ka), ("b", &kb2), ("c", &kc)];
+        let (t, kept) = Table::read_changed(&repo.store, "s", &current).unwrap();
+        assert_eq!(kept, vec![true, false, false], "only a kept its key");
+        let mut held: Vec<&str> = t.rows.keys().map(String::as_str).collect();
+        held.sort();
+        assert_eq!(
+            held,
+            vec!["b", "gone"],
+            "changed and gone rows, not the kept one"
         );
-        assert!(t.kept("d1", &Id::of(b"k")));
-        assert!(!t.kept("d1", &Id::of(b"other")));
-        assert!(!t.kept("d2", &Id::of(b"k")));
+        assert!(t.describes(Some(&Id::of(b"out"))));
+        assert!(t.empty_dirs, "seen on a row that is not kept");
+
+        let full = Table::read(&repo.store, "s").unwrap();
+        assert_eq!(full.rows.len(), 3);
+        assert_eq!(full.rows["a"], row(b"ka", false));
+        let (other, none) = Table::read_changed(&repo.store, "t", &current).unwrap();
+        assert!(other.rows.is_empty() && other.out.is_none());
+        assert_eq!(none, vec![false; 3]);
     }
 }
