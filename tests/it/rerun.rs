@@ -190,3 +190,47 @@ fn a_table_for_another_dvx_lock_is_not_trusted() {
     assert_eq!(p.read("out/a.txt"), b"A\n");
     p.assert_fsck_clean();
 }
+
+/// More datums than the executor is handed at once: the rest wait and follow as executions
+/// end, a failure stops them (the run ends; it does not wait for datums never handed on),
+/// and with `--keep-going` every other datum still runs.
+#[test]
+fn more_datums_than_the_executor_holds_at_once() {
+    const N: usize = 1300; // the window is 1024
+    let p = Project::new();
+    for i in 0..N {
+        p.write(&format!("in/f{i:04}"), format!("{i}\n"));
+    }
+    p.write(
+        "dvx.yaml",
+        "stages:\n  copy:\n    input: {path: in, glob: \"/*\"}\n    cmd: if [ \"$DVX_DATUM_ID\" = f0005 ] && [ ! -f ok ]; then echo boom >&2; exit 3; fi; cp \"$DVX_INPUT\" \"$DVX_OUTPUT/\"; echo \"$DVX_DATUM_ID\" >> runs.log\n    outs: [out]\n",
+    );
+    let runs = || {
+        fs::read_to_string(p.p("runs.log"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    let err = p.dvx(&["run", "-j", "2", "--keep-going"]).fails();
+    assert!(err.contains("datum f0005") && err.contains("boom"), "{err}");
+    assert_eq!(
+        runs(),
+        N - 1,
+        "every other datum ran, past the first window"
+    );
+
+    // Without --keep-going the failure stops what has not started, and the run ends.
+    let err = p.dvx(&["run", "-j", "2", "--force"]).fails();
+    assert!(err.contains("datum f0005"), "{err}");
+    let stopped = runs() - (N - 1);
+    assert!(stopped < N - 1, "{stopped} datums ran after the failure");
+
+    p.write("ok", "");
+    let s = p.dvx(&["run", "-j", "2", "--json"]).ok().json();
+    let (executed, restored) = datums(&s);
+    assert_eq!(executed + restored, N as u64, "{s}");
+    let out = listing(&p, "out");
+    assert_eq!(out.len(), N);
+    assert!(out.contains(&"f0005=5".to_string()));
+    assert!(out.contains(&format!("f{:04}={}", N - 1, N - 1)));
+    p.assert_fsck_clean();
+}

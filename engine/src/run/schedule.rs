@@ -68,6 +68,7 @@ impl Engine<'_> {
                     self.publish(run, opts, true);
                 }
             }
+            self.top_up(run, exec)?;
             if run.running() == 0 {
                 break;
             }
@@ -100,7 +101,8 @@ impl Engine<'_> {
             }
             if run.stop {
                 // Nothing new starts; what runs finishes (or is killed on Ctrl-C).
-                for i in run.withdrawn(exec.cancel(Cancel::Queued)) {
+                let queued = run.withdrawn(exec.cancel(Cancel::Queued));
+                for i in queued.into_iter().chain(run.drop_waiting()) {
                     if !completed.contains(&i) {
                         completed.push(i);
                     }

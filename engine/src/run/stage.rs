@@ -134,6 +134,17 @@ impl Engine<'_> {
                 run.stages[i].debug_only = true;
             }
             let plan = self.datum_plan(s, &p, use_cache && opts.datum.is_none())?;
+            // A cluster runs a batch of portable tasks: one Slurm or Ray job runs them in turn,
+            // one Indexed Job on Kubernetes one pod each (in the stage's image, if it has one).
+            let on_cluster = match s.executor {
+                Some(spec::ExecutorKind::Slurm | spec::ExecutorKind::Ray) => s.image.is_none(),
+                Some(spec::ExecutorKind::Kubernetes) => true,
+                _ => false,
+            };
+            // Datums that are not batched reach the executor a window at a time
+            // (`RunState::top_up`); batches are made of every task at once.
+            let windowed = !(s.batch > 1 && (on_cluster || s.image.is_some()));
+            let mut waiting = std::collections::VecDeque::new();
             for (n, (d, k)) in p.datums.iter().enumerate() {
                 if opts.datum.as_ref().is_some_and(|only| &d.id != only) {
                     continue;
@@ -153,39 +164,12 @@ impl Engine<'_> {
                 if opts.dry_run {
                     continue;
                 }
-                let out_dir = self.scratch.join(format!("t{}", run.next()));
-                std::fs::create_dir(&out_dir).map_err(|e| StoreError::io(&out_dir, e))?;
-                let input = d.input.as_ref().map(|i| {
-                    (
-                        EntryKind::from_name(i.kind).unwrap_or(EntryKind::File),
-                        i.id,
-                    )
-                });
-                tasks.push(Task {
-                    stage: i,
-                    datum: Some((d.clone(), *k)),
-                    job: self.job_for(s, Some(d), Some(&out_dir), &p.params)?,
-                    portable: Some(Portable {
-                        stage: portable.clone(),
-                        datum: Some((d.id.clone(), d.path.clone(), input)),
-                        out_dir: Some(out_dir.clone()),
-                        members: Self::portable_members(d),
-                        group: super::jobs::is_group(s),
-                    }),
-                    out_dir: Some(out_dir),
-                    key: *k,
-                    retries: s.retries,
-                    attempt: 0,
-                    batch: Vec::new(),
-                });
+                if windowed {
+                    waiting.push_back(n);
+                } else {
+                    tasks.push(self.datum_task(i, (d, k), &p, &portable, run.next())?);
+                }
             }
-            // A cluster runs a batch of portable tasks: one Slurm or Ray job runs them in turn,
-            // one Indexed Job on Kubernetes one pod each (in the stage's image, if it has one).
-            let on_cluster = match s.executor {
-                Some(spec::ExecutorKind::Slurm | spec::ExecutorKind::Ray) => s.image.is_none(),
-                Some(spec::ExecutorKind::Kubernetes) => true,
-                _ => false,
-            };
             if on_cluster && s.batch > 1 && tasks.len() > 1 {
                 // One job runs several datums, each still its own task and result.
                 let mut batched = Vec::new();
@@ -223,6 +207,11 @@ impl Engine<'_> {
             run.summary.restored += restored;
             run.stages[i].records = restored_records;
             run.stages[i].datums = plan;
+            if !waiting.is_empty() {
+                run.stages[i].waiting = waiting;
+                run.stages[i].portable = Some(portable.clone());
+                run.waiting_stages.insert(i);
+            }
             if opts.dry_run {
                 let would = p.datums.len() - restored as usize;
                 report.state = if would == 0 {
@@ -240,7 +229,8 @@ impl Engine<'_> {
         }
         report.state = StageStatus::Executed;
         run.stages[i].report = Some(report);
-        if tasks.is_empty() {
+        let waiting = run.stages[i].waiting.len();
+        if tasks.is_empty() && waiting == 0 {
             // Every datum came from the cache.
             run.prepared.insert(i, p);
             let ok = self.finish_stage(i, run, progress)?;
@@ -258,12 +248,87 @@ impl Engine<'_> {
                 run.warn(crate::notebook::no_parameters_cell(&s.name, &nb.path));
             }
         }
-        run.stages[i].pending = tasks.iter().map(Task::executions).sum();
+        run.stages[i].pending = tasks.iter().map(Task::executions).sum::<usize>() + waiting;
         progress.start(&s.name, run.stages[i].pending as u64);
         run.prepared.insert(i, p);
         for t in tasks {
             run.submit(exec, t)?;
         }
+        self.top_up(run, exec)?;
         Ok(true)
     }
+
+    /// The task that executes the datum `d` (with its key) of stage `i`: its scratch output
+    /// folder (numbered `no`), its job, and its portable form for executors elsewhere.
+    fn datum_task(
+        &self,
+        i: usize,
+        (d, k): (&Datum, &Id),
+        p: &Prepared,
+        portable: &Arc<PortableStage>,
+        no: u64,
+    ) -> Result<Task> {
+        let s = &self.pipeline.stages[i];
+        let out_dir = self.scratch.join(format!("t{no}"));
+        std::fs::create_dir(&out_dir).map_err(|e| StoreError::io(&out_dir, e))?;
+        let input = d.input.as_ref().map(|i| {
+            (
+                EntryKind::from_name(i.kind).unwrap_or(EntryKind::File),
+                i.id,
+            )
+        });
+        Ok(Task {
+            stage: i,
+            datum: Some((d.clone(), *k)),
+            job: self.job_for(s, Some(d), Some(&out_dir), &p.params)?,
+            portable: Some(Portable {
+                stage: portable.clone(),
+                datum: Some((d.id.clone(), d.path.clone(), input)),
+                out_dir: Some(out_dir.clone()),
+                members: Self::portable_members(d),
+                group: super::jobs::is_group(s),
+            }),
+            out_dir: Some(out_dir),
+            key: *k,
+            retries: s.retries,
+            attempt: 0,
+            batch: Vec::new(),
+        })
+    }
+
+    /// Hand the datums of running stages to the executor until `WINDOW` of a stage's are in
+    /// flight. Building every datum's task up front held every job (its commands and
+    /// environment) in memory until the stage ended: most of a 100k-datum run's memory.
+    pub(super) fn top_up(&self, run: &mut RunState, exec: &dyn Executor) -> Result<()> {
+        if run.stop {
+            return Ok(());
+        }
+        let stages: Vec<usize> = run.waiting_stages.iter().copied().collect();
+        for i in stages {
+            loop {
+                let st = &mut run.stages[i];
+                if st.pending - st.waiting.len() >= WINDOW {
+                    break;
+                }
+                let (Some(n), Some(portable)) = (st.waiting.pop_front(), st.portable.clone())
+                else {
+                    break;
+                };
+                let no = run.next();
+                let Some(p) = run.prepared.get(&i) else { break };
+                let (d, k) = &p.datums[n];
+                let task = self.datum_task(i, (d, k), p, &portable, no)?;
+                run.submit(exec, task)?;
+            }
+            if run.stages[i].waiting.is_empty() {
+                run.stages[i].portable = None;
+                run.waiting_stages.remove(&i);
+            }
+        }
+        Ok(())
+    }
 }
+
+/// How many of a stage's datums the executor holds at once: enough to keep any machine's
+/// cores and a cluster's queue busy, few enough that their jobs take a few MB.
+const WINDOW: usize = 1024;
