@@ -169,7 +169,12 @@ pub fn join(parent: &str, name: &str) -> String {
     if parent.is_empty() {
         name.to_string()
     } else {
-        format!("{parent}/{name}")
+        // Not `format!`: this runs once per entry of every tree flattened.
+        let mut s = String::with_capacity(parent.len() + 1 + name.len());
+        s.push_str(parent);
+        s.push('/');
+        s.push_str(name);
+        s
     }
 }
 

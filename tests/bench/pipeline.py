@@ -11,7 +11,8 @@ Scenarios (one run, same generated data for both tools):
                    run by `xargs -P 2`. Target: within 1.5x of xargs.
   plan             with everything up to date: `dvx run` (no-op), `dvx run --dry-run` and
                    `dvx status`, median of --repeat; then the one-input re-run above, --repeat
-                   times (a different input each time), median against the no-op run.
+                   times (a different input each time), each against the no-op run made
+                   just after it (median).
                    Targets (N > 1,000): no-op run <= 2 s; re-run <= no-op + 0.5 s.
   index-size       bytes of the store's tables per column family after the runs (the run
                    cache is `runs`, the lineage index `lineage`; run records are `objects`):
@@ -211,8 +212,11 @@ def main():
         res["dvx_rerun_all_s"] = reruns
         res["dvx_rerun_s"] = statistics.median(reruns)
         res["dvx_rerun_executions"] = max(execs)
-        res["rerun_over_plan_s"] = res["dvx_rerun_s"] - res["noop_run_s"]
+        res["rerun_minus_noop_medians_s"] = res["dvx_rerun_s"] - res["noop_run_s"]
         res["rerun_minus_next_noop_all_s"] = paired
+        # The verdict pairs each re-run with the no-op run made just after it: the no-op
+        # samples above follow the full run, while the store still compacts what it wrote.
+        res["rerun_over_plan_s"] = statistics.median(paired)
         res["store_bytes_by_cf"] = cf_sizes(px / ".dvx")
         if have_dvc:
             pd = setup_dvc(a.dvc, work, a.n, env)
@@ -245,10 +249,12 @@ def main():
     row("no-op dvx run", f"{res['noop_run_s']:.3f}s", f"< {plan_limit} s", res["noop_run_s"] < plan_limit)
     row("dvx run --dry-run (no-op)", f"{res['dry_run_s']:.3f}s", f"< {plan_limit} s", res["dry_run_s"] < plan_limit)
     row("dvx status (no-op)", f"{res['status_s']:.3f}s", "(informative)", True)
-    row("re-run of 1 datum minus no-op run (medians)", f"{res['rerun_over_plan_s']:.3f}s", "<= 0.5 s",
+    row("re-run of 1 datum minus the no-op after it", f"{res['rerun_over_plan_s']:.3f}s", "<= 0.5 s (median)",
         res["rerun_over_plan_s"] <= 0.5)
-    row("  each re-run minus the no-op run after it",
-        " ".join(f"{x:.2f}" for x in res["rerun_minus_next_noop_all_s"]), "(informative)", True)
+    row("  each of those", " ".join(f"{x:.2f}" for x in res["rerun_minus_next_noop_all_s"]),
+        "(informative)", True)
+    row("  median re-run minus median no-op run", f"{res['rerun_minus_noop_medians_s']:.3f}s",
+        "(informative)", True)
     if "xargs_p2_s" in res:
         r = res["full_run_j2_s"] / res["xargs_p2_s"]
         row("full run -j 2 vs xargs -P 2 (dvx/xargs)", f"{res['full_run_j2_s']:.2f}s vs {res['xargs_p2_s']:.2f}s = {r:.2f}x", "<= 1.5x", r <= 1.5)

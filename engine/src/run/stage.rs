@@ -142,7 +142,7 @@ impl Engine<'_> {
                 _ => false,
             };
             // Datums that are not batched reach the executor a window at a time
-            // (`RunState::top_up`); batches are made of every task at once.
+            // (`top_up`); batches are made of every task at once.
             let windowed = !(s.batch > 1 && (on_cluster || s.image.is_some()));
             let mut waiting = std::collections::VecDeque::new();
             for (n, (d, k)) in p.datums.iter().enumerate() {

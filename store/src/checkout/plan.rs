@@ -81,23 +81,32 @@ impl Plan {
             paths::check_tracked(p)?;
         }
         let is_dir = |f: &Flat| f.kind == EntryKind::Dir;
-        let writes: Vec<(String, Flat)> = want
-            .iter()
-            .filter(|(p, t)| !is_dir(t) && !work.get(*p).is_some_and(|w| w.same(t)))
-            .map(|(p, t)| (p.clone(), *t))
-            .collect();
-        let leaves = want.values().filter(|f| !is_dir(f)).count() as u64;
+        // Both maps are in path order: one pass side by side, not a lookup in the other map
+        // per entry (two searches of 100,000 paths were most of a re-run's `apply`).
+        let (mut writes, mut deletes, mut dirs, mut leaves) =
+            (Vec::new(), Vec::new(), Vec::new(), 0);
+        let mut on_disk = work.iter().peekable();
+        for (p, t) in want {
+            while let Some((wp, w)) = on_disk.next_if(|(wp, _)| wp.as_str() < p.as_str()) {
+                deletes.push((wp.clone(), w.kind)); // not wanted
+            }
+            let here = on_disk.next_if(|(wp, _)| *wp == p).map(|(_, w)| *w);
+            if let Some(w) = here.filter(|w| w.kind != t.kind) {
+                deletes.push((p.clone(), w.kind));
+            }
+            if is_dir(t) {
+                dirs.push(p.clone());
+            } else {
+                leaves += 1;
+                if !here.is_some_and(|w| w.same(t)) {
+                    writes.push((p.clone(), *t));
+                }
+            }
+        }
+        deletes.extend(on_disk.map(|(p, w)| (p.clone(), w.kind)));
         Ok(Plan {
-            deletes: work
-                .iter()
-                .filter(|(p, w)| want.get(*p).is_none_or(|t| t.kind != w.kind))
-                .map(|(p, w)| (p.clone(), w.kind))
-                .collect(),
-            dirs: want
-                .iter()
-                .filter(|(_, f)| is_dir(f))
-                .map(|(p, _)| p.clone())
-                .collect(),
+            deletes,
+            dirs,
             unchanged: leaves - writes.len() as u64,
             writes,
             ..Default::default()

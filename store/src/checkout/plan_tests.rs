@@ -42,9 +42,14 @@ fn plan_from_maps_deletes_other_kinds_and_writes_only_differences() {
         ("d/same".to_string(), file(b"same")),
         ("d/new".to_string(), file(b"new")),
         ("d/kind".to_string(), file(b"kind")),
+        ("d/changed".to_string(), file(b"v2")),
     ]
     .into();
+    // Paths on disk before, between and after the wanted ones.
     let work: BTreeMap<String, Flat> = [
+        ("a-before".to_string(), file(b"a")),
+        ("d/changed".to_string(), file(b"v1")),
+        ("zz".to_string(), file(b"z")),
         ("d".to_string(), dir),
         ("d/same".to_string(), file(b"same")),
         ("d/gone".to_string(), file(b"gone")),
@@ -54,9 +59,9 @@ fn plan_from_maps_deletes_other_kinds_and_writes_only_differences() {
     .into();
     let plan = Plan::from_maps(&want, &work).unwrap();
     let deletes: Vec<&str> = plan.deletes.iter().map(|(p, _)| p.as_str()).collect();
-    assert_eq!(deletes, ["d/gone", "d/kind", "d/kind/x"]);
+    assert_eq!(deletes, ["a-before", "d/gone", "d/kind", "d/kind/x", "zz"]);
     let writes: Vec<&str> = plan.writes.iter().map(|(p, _)| p.as_str()).collect();
-    assert_eq!(writes, ["d/kind", "d/new"]);
+    assert_eq!(writes, ["d/changed", "d/kind", "d/new"]);
     assert_eq!(plan.dirs, ["d"]);
     assert_eq!(plan.unchanged, 1);
     // A reserved path in the maps is refused before anything is planned.
