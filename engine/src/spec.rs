@@ -317,14 +317,17 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
         let (m, what) = load_error(&e);
         EngineError::spec(file, m.0, m.1, what)
     })?;
-    let top = cx.mapping(&top, "the top level")?;
-    let mut stages_node = None;
-    let mut triggers_node = None;
+    let mut top = top;
+    let Some(top) = top.as_mapping_mut() else {
+        return Err(cx.err(top.span(), "the top level: expected a mapping (key: value)"));
+    };
+    // The stages are taken out of the tree and each stage's part dropped once it is parsed:
+    // a 100k-stage file's tree was as large as its stages, and both were held at once.
+    let stages_node = top.remove("stages");
+    let triggers_node = top.remove("triggers");
     let mut sections = Sections::default();
     for (k, v) in top.iter() {
         match k.as_str() {
-            "stages" => stages_node = Some(v),
-            "triggers" => triggers_node = Some(v),
             other if project::is_section(other) => {
                 project::parse_section(&cx, other, v, &mut sections)?
             }
@@ -344,9 +347,15 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
             "missing `stages:` (a map of stage names to stages)",
         ));
     };
-    let stages_map = cx.mapping(stages_node, "stages")?;
-    let mut stages = Vec::new();
-    for (k, v) in stages_map.iter() {
+    let mut stages_node = stages_node;
+    let span = *stages_node.span();
+    let Some(stages_map) = stages_node.as_mapping_mut() else {
+        return Err(cx.err(&span, "stages: expected a mapping (key: value)"));
+    };
+    let mut stages = Vec::with_capacity(stages_map.len());
+    while let Some((k, v)) = stages_map.pop_front() {
+        let k = &k;
+        let v = &v;
         let name = k.as_str();
         check_stage_name(&cx, k)?;
         let map = cx.mapping(v, &format!("stage `{name}`"))?;
@@ -419,7 +428,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
     let triggers = match triggers_node {
         Some(n) => {
             let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
-            triggers::parse(&cx, n, &names)?
+            triggers::parse(&cx, &n, &names)?
         }
         None => Vec::new(),
     };

@@ -71,6 +71,24 @@ fn errors_point_at_the_place() {
     assert!(
         err("stage:\n  a: {cmd: x}\n").starts_with("dvx.yaml:1:1: unknown top-level key `stage`")
     );
+    // The shapes around the stages, which are taken out of the tree to be parsed.
+    assert_eq!(
+        err("- a\n"),
+        "dvx.yaml:1:1: the top level must be a mapping with `stages:`"
+    );
+    assert_eq!(
+        err("stages: [a]\n"),
+        "dvx.yaml:1:9: stages: expected a mapping (key: value)"
+    );
+    assert!(err("triggers: []\n").starts_with("dvx.yaml:1:1: missing `stages:`"));
+    assert!(
+        err("stages:\n  a: {cmd: x}\nstagez: {}\n")
+            .starts_with("dvx.yaml:3:1: unknown top-level key `stagez`"),
+        "an unknown key is named even after `stages`"
+    );
+    let pl = p("triggers: {}\nstages:\n  b: {cmd: x}\n  a: {cmd: y}\n").unwrap();
+    let names: Vec<&str> = pl.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["b", "a"], "stages keep the file's order");
 }
 
 #[test]
