@@ -65,8 +65,19 @@ fn a_retry_is_resubmitted_with_a_fresh_output_folder() {
 /// a later run does them.
 #[test]
 fn ctrl_c_withdraws_queued_executions() {
+    ctrl_c_with_datums(4);
+}
+
+/// The same with more datums than the executor is handed at once (1,024): those still
+/// waiting are dropped too, and the run ends.
+#[test]
+fn ctrl_c_drops_datums_not_yet_handed_on() {
+    ctrl_c_with_datums(1100);
+}
+
+fn ctrl_c_with_datums(n: usize) {
     let p = Project::new();
-    for i in 0..4 {
+    for i in 0..n {
         p.write(&format!("in/{i}.txt"), format!("{i}"));
     }
     p.write(
@@ -97,7 +108,7 @@ fn ctrl_c_withdraws_queued_executions() {
     assert!(
         s["stages"][0]["reasons"]
             .to_string()
-            .contains("4 of 4 datums would execute"),
+            .contains(&format!("{n} of {n} datums would execute")),
         "{s}"
     );
     p.assert_fsck_clean();

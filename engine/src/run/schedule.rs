@@ -76,6 +76,7 @@ impl Engine<'_> {
             if children.is_cancelled() && !run.stop {
                 run.stop = true;
                 completed.extend(run.withdrawn(exec.cancel(Cancel::Everything)));
+                completed.extend(run.drop_waiting());
             }
             let ended = exec.poll(TICK)?;
             if ended.is_empty() && completed.is_empty() {
