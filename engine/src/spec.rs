@@ -290,7 +290,16 @@ impl Ctx<'_> {
     }
     fn mapping<'n>(&self, n: &'n Node, what: &str) -> Result<&'n MarkedMappingNode> {
         n.as_mapping()
-            .ok_or_else(|| self.err(n.span(), format!("{what}: expected a mapping (key: value)")))
+            .ok_or_else(|| self.not_mapping(n.span(), what))
+    }
+    /// `mapping`, for a tree the caller takes apart.
+    fn mapping_mut<'n>(&self, n: &'n mut Node, what: &str) -> Result<&'n mut MarkedMappingNode> {
+        let span = *n.span();
+        n.as_mapping_mut()
+            .ok_or_else(|| self.not_mapping(&span, what))
+    }
+    fn not_mapping(&self, span: &Span, what: &str) -> EngineError {
+        self.err(span, format!("{what}: expected a mapping (key: value)"))
     }
 }
 
@@ -318,9 +327,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
         EngineError::spec(file, m.0, m.1, what)
     })?;
     let mut top = top;
-    let Some(top) = top.as_mapping_mut() else {
-        return Err(cx.err(top.span(), "the top level: expected a mapping (key: value)"));
-    };
+    let top = cx.mapping_mut(&mut top, "the top level")?;
     // The stages are taken out of the tree and each stage's part dropped once it is parsed:
     // a 100k-stage file's tree was as large as its stages, and both were held at once.
     let stages_node = top.remove("stages");
@@ -339,7 +346,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
             }
         }
     }
-    let Some(stages_node) = stages_node else {
+    let Some(mut stages_node) = stages_node else {
         return Err(EngineError::spec(
             file,
             1,
@@ -347,15 +354,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Pipeline> {
             "missing `stages:` (a map of stage names to stages)",
         ));
     };
-    let mut stages_node = stages_node;
-    let span = *stages_node.span();
-    let Some(stages_map) = stages_node.as_mapping_mut() else {
-        return Err(cx.err(&span, "stages: expected a mapping (key: value)"));
-    };
+    let stages_map = cx.mapping_mut(&mut stages_node, "stages")?;
     let mut stages = Vec::with_capacity(stages_map.len());
-    while let Some((k, v)) = stages_map.pop_front() {
-        let k = &k;
-        let v = &v;
+    while let Some((key, node)) = stages_map.pop_front() {
+        let (k, v) = (&key, &node);
         let name = k.as_str();
         check_stage_name(&cx, k)?;
         let map = cx.mapping(v, &format!("stage `{name}`"))?;

@@ -185,14 +185,17 @@ pub(super) struct DatumPlan {
     /// With `base`: for each of the run's datums (in its order), whether its files are in
     /// `base` already (its key is the one in the table).
     pub kept: Vec<bool>,
-    /// How many are.
-    pub kept_count: usize,
 }
 
 impl DatumPlan {
     /// Whether the run's `i`th datum is kept.
     pub fn is_kept(&self, i: usize) -> bool {
         self.kept.get(i).copied().unwrap_or(false)
+    }
+
+    /// How many of the run's datums are kept.
+    pub fn kept_count(&self) -> usize {
+        self.kept.iter().filter(|k| **k).count()
     }
 
     /// The table's datums whose rows this run replaces or deletes: those not kept (changed,
@@ -247,7 +250,6 @@ impl Engine<'_> {
             table,
             base: Some(base),
             kept,
-            kept_count,
         })
     }
 }

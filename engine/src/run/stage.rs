@@ -200,7 +200,7 @@ impl Engine<'_> {
                 }
                 tasks = batched;
             }
-            let restored = (restored_records.len() + plan.kept_count) as u64;
+            let restored = (restored_records.len() + plan.kept_count()) as u64;
             if let Some(dc) = report.datums.as_mut() {
                 dc.restored = restored;
             }

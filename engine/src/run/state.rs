@@ -121,7 +121,7 @@ pub(super) struct RunState {
     /// Of those, the ones whose trees this run wrote and stored as it wrote them (merged datum
     /// outputs): the commit takes them as they are instead of walking them again.
     pub written: BTreeMap<String, Flat>,
-    /// Stages with datums `waiting`.
+    /// Stages with datums `waiting`, so that topping up does not look at every stage.
     pub waiting_stages: BTreeSet<usize>,
     /// Executions handed to the executor and not yet reported, by ticket.
     pub in_flight: HashMap<Ticket, Task>,
