@@ -1,7 +1,8 @@
 //! Inner loops: hashing, chunking, compression, tree encoding, and the two walks over a
 //! large stored tree that `status` and `checkout` make: flattening a stored tree (100 folders
 //! of 1,000 files) and the per-folder ordered scan of the stat cache (`fastdiff.rs`); and the
-//! walk of `add`/`commit` over a workspace the stat cache knows (`ingest.rs`).
+//! walk of `add`/`commit` over a workspace the stat cache knows (`ingest.rs`); and appending a
+//! large file's chunks to a pack, through the page cache and with direct writes (`directio.rs`).
 //! Run with `cargo bench -p dvx-store`.
 
 use std::collections::BTreeMap;
@@ -292,5 +293,40 @@ fn ingest(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench, walks, ingest);
+/// Appending 256 MiB of 512 KiB chunks to a pack and syncing it, on the disk that holds the
+/// temp folder: through the page cache (with the write-back kicks of `PackWriter`) and with
+/// direct writes from the pack's write thread.
+fn pack_append(c: &mut Criterion) {
+    use dvx_store::pack::{PackWriter, CODEC_RAW};
+    const CHUNK: usize = 512 << 10;
+    const CHUNKS: usize = 512;
+    let data: Vec<u8> = (0..CHUNK).map(|i| (i * 7 + i / 4093) as u8).collect();
+    let id = Id::of(&data);
+    let mut g = c.benchmark_group("pack");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes((CHUNK * CHUNKS) as u64));
+    for direct in [false, true] {
+        let name = if direct {
+            "append_direct_256m"
+        } else {
+            "append_cached_256m"
+        };
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let dir = tempfile::tempdir().unwrap();
+                let mut w = PackWriter::open(dir.path()).unwrap();
+                if direct {
+                    w.go_direct().unwrap();
+                }
+                for _ in 0..CHUNKS {
+                    w.append(id, CODEC_RAW, CHUNK as u32, &data).unwrap();
+                }
+                w.sync().unwrap();
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, walks, ingest, pack_append);
 criterion_main!(benches);

@@ -9,6 +9,7 @@ pub mod checkout;
 pub mod chunking;
 pub mod config;
 pub mod db;
+mod directio;
 pub mod error;
 pub mod fastdiff;
 pub mod fsutil;

@@ -13,6 +13,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::directio::DirectAppender;
 use crate::error::{IoContext, Result, StoreError};
 use crate::id::Id;
 
@@ -206,6 +207,8 @@ pub struct PackWriter {
     kicked: u64,
     /// Everything before this offset is on disk and its pages handed back to the kernel.
     settled: u64,
+    /// Appends bypassing the page cache (chunks of large files), once asked for.
+    direct: Option<DirectAppender>,
 }
 
 /// Start write-back every this many bytes, so the final fsync has little left to wait for.
@@ -246,6 +249,7 @@ impl PackWriter {
         let mut f = OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(&path)
             .at(&path)?;
@@ -269,13 +273,29 @@ impl PackWriter {
             start_len,
             kicked: start_len,
             settled: start_len,
+            direct: None,
         })
+    }
+
+    /// Append from now on without the page cache (see `directio`); a file system that
+    /// refuses that keeps the writer as it was.
+    pub fn go_direct(&mut self) -> Result<()> {
+        if self.direct.is_none() {
+            self.out.flush().at(&self.path)?;
+            self.direct = DirectAppender::open(&self.path, self.out.get_ref(), self.pos)?;
+        }
+        Ok(())
+    }
+
+    /// Whether appends bypass the page cache.
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
     }
 
     /// Ask the kernel to start writing what we appended so far (without waiting), so disk
     /// writes overlap the hashing of what comes next.
     fn kick_writeback(&mut self) -> Result<()> {
-        if self.pos - self.kicked < KICK_EVERY {
+        if self.direct.is_some() || self.pos - self.kicked < KICK_EVERY {
             return Ok(());
         }
         self.out.flush().at(&self.path)?;
@@ -319,7 +339,11 @@ impl PackWriter {
 
     /// Undo this writer's appends (the transaction failed): nothing it wrote is indexed, and
     /// leaving it would waste space that may be what ran out.
-    pub fn rollback(self) {
+    pub fn rollback(mut self) {
+        // The write thread stops before the length is set back, so no late write extends it.
+        if let Some(d) = self.direct.take() {
+            d.abort();
+        }
         let (file, _) = self.out.into_parts();
         if self.start_len == 0 {
             let _ = fs::remove_file(&self.path);
@@ -338,7 +362,11 @@ impl PackWriter {
     pub fn append(&mut self, id: Id, codec: u8, raw_len: u32, stored: &[u8]) -> Result<ChunkLoc> {
         if self.pos >= PACK_ROLL_SIZE {
             self.sync()?;
+            let direct = self.direct.is_some();
             *self = Self::open_pack(&self.dir.clone(), self.pack + 1, true)?;
+            if direct {
+                self.go_direct()?;
+            }
         }
         let mut hdr = [0u8; RECORD_HEADER as usize];
         hdr[0..2].copy_from_slice(RECORD_MAGIC);
@@ -346,8 +374,13 @@ impl PackWriter {
         hdr[3..35].copy_from_slice(id.as_bytes());
         hdr[35..39].copy_from_slice(&raw_len.to_le_bytes());
         hdr[39..43].copy_from_slice(&(stored.len() as u32).to_le_bytes());
-        self.out.write_all(&hdr).at(&self.path)?;
-        self.out.write_all(stored).at(&self.path)?;
+        if let Some(d) = self.direct.as_mut() {
+            d.write(&hdr)?;
+            d.write(stored)?;
+        } else {
+            self.out.write_all(&hdr).at(&self.path)?;
+            self.out.write_all(stored).at(&self.path)?;
+        }
         let loc = ChunkLoc {
             pack: self.pack,
             offset: self.pos + RECORD_HEADER,
@@ -367,6 +400,9 @@ impl PackWriter {
             return Ok(());
         }
         self.out.flush().at(&self.path)?;
+        if let Some(d) = self.direct.as_mut() {
+            d.flush()?;
+        }
         self.out.get_ref().sync_data().at(&self.path)?;
         Ok(())
     }

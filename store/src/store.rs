@@ -323,17 +323,17 @@ impl<'a> Txn<'a> {
             .insert(*id))
     }
 
+    /// Run `f` on this transaction's pack writer, opened on first use.
+    fn with_writer<R>(&self, f: impl FnOnce(&mut PackWriter) -> Result<R>) -> Result<R> {
+        let mut g = self.pack.lock().unwrap_or_else(|p| p.into_inner());
+        match g.as_mut() {
+            Some(w) => f(w),
+            None => f(g.insert(PackWriter::open(&self.store.packs_dir)?)),
+        }
+    }
+
     fn append(&self, id: Id, codec: u8, raw_len: u32, stored: &[u8]) -> Result<()> {
-        let loc = {
-            let mut g = self.pack.lock().unwrap_or_else(|p| p.into_inner());
-            if g.is_none() {
-                *g = Some(PackWriter::open(&self.store.packs_dir)?);
-            }
-            match g.as_mut() {
-                Some(w) => w.append(id, codec, raw_len, stored)?,
-                None => unreachable!("pack writer was just opened"),
-            }
-        };
+        let loc = self.with_writer(|w| w.append(id, codec, raw_len, stored))?;
         self.put(CF_CHUNKS, id.as_bytes(), &loc.encode());
         Ok(())
     }
@@ -399,6 +399,8 @@ impl<'a> Txn<'a> {
     /// bytes twice to join them and held a region's pages at a time: this way a 1 GiB add
     /// peaks at 90 MB instead of 142 MB.
     fn put_mapped(&self, map: &memmap2::Mmap) -> Result<Id> {
+        // A large file's chunks bypass the page cache (see `directio`).
+        self.with_writer(|w| w.go_direct())?;
         let data: &[u8] = map;
         let len = data.len();
         let mut hasher = blake3::Hasher::new();

@@ -74,15 +74,34 @@ pub fn papermill() -> Option<&'static str> {
         .as_deref()
 }
 
-pub fn isolate(c: &mut Command) {
-    static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    let home = HOME.get_or_init(|| {
-        tempfile::Builder::new()
-            .prefix("dvx-it-home-")
-            .tempdir()
-            .expect("tempdir")
+/// A folder for what lives as long as this test process: the shared HOME, the S3 servers'
+/// data, the Python venv. Statics are never dropped, so a `TempDir` held in one outlives the
+/// run (hundreds of MB each time); these sit under the target's tmp folder, one per process,
+/// and the first call removes those whose process is gone.
+pub fn process_dir(name: &str) -> PathBuf {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let root = ROOT.get_or_init(|| {
+        let runs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("runs");
+        for e in fs::read_dir(&runs).into_iter().flatten().flatten() {
+            let pid = e.file_name().to_string_lossy().parse::<u32>().ok();
+            if pid.is_some_and(|p| !Path::new("/proc").join(p.to_string()).exists()) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+        let me = runs.join(std::process::id().to_string());
+        // Left by an earlier process that had this pid: nothing alive owns it.
+        let _ = fs::remove_dir_all(&me);
+        me
     });
-    c.env("HOME", home.path());
+    let d = root.join(name);
+    fs::create_dir_all(&d).expect("process dir");
+    d
+}
+
+pub fn isolate(c: &mut Command) {
+    static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let home = HOME.get_or_init(|| process_dir("home"));
+    c.env("HOME", home);
     for var in [
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",

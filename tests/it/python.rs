@@ -10,7 +10,6 @@ use std::sync::OnceLock;
 use crate::common::{dvx_bin, git, Project};
 
 struct Venv {
-    _dir: tempfile::TempDir,
     python: PathBuf,
 }
 
@@ -45,15 +44,12 @@ fn make_venv() -> Option<Venv> {
         return None;
     }
     let deps_python = String::from_utf8_lossy(&deps.stdout).trim().to_string();
-    let dir = tempfile::Builder::new()
-        .prefix("dvx-it-py-")
-        .tempdir()
-        .expect("tempdir");
+    let dir = crate::common::process_dir("python");
     // The wheel around the very binary these tests run (no second cargo build).
     let wheel = Command::new("python3")
         .arg(root().join("python/build_wheel.py"))
         .arg(dvx_bin())
-        .arg(dir.path().join("wheels"))
+        .arg(dir.join("wheels"))
         .output()
         .expect("build_wheel.py runs");
     assert!(
@@ -62,7 +58,7 @@ fn make_venv() -> Option<Venv> {
         String::from_utf8_lossy(&wheel.stderr)
     );
     let wheel = String::from_utf8_lossy(&wheel.stdout).trim().to_string();
-    let venv = dir.path().join("venv");
+    let venv = dir.join("venv");
     sh(Command::new("python3").args(["-m", "venv"]).arg(&venv));
     sh(Command::new(venv.join("bin/pip"))
         .args([
@@ -90,7 +86,7 @@ fn make_venv() -> Option<Venv> {
         purelib(Path::new(&deps_python)).display().to_string(),
     )
     .expect("write .pth");
-    Some(Venv { _dir: dir, python })
+    Some(Venv { python })
 }
 
 fn sh(c: &mut Command) {

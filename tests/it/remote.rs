@@ -106,23 +106,20 @@ pub(crate) fn servers() -> &'static Servers {
                 .status()
                 .expect("install script runs");
             assert!(st.success(), "installing the S3 servers failed");
-            let dir = tempfile::Builder::new()
-                .prefix("dvx-s3-")
-                .tempdir()
-                .expect("tempdir");
+            let dir = crate::common::process_dir("s3");
             let mp = free_port();
             let wp = free_port();
-            let mlog = dir.path().join("moto.log");
-            let wlog = dir.path().join("weed.log");
+            let mlog = dir.join("moto.log");
+            let wlog = dir.join("weed.log");
             let mut moto = spawn_server(&["moto", &mp.to_string()], &mlog);
-            let wdata = dir.path().join("weed");
+            let wdata = dir.join("weed");
             let mut weed = spawn_server(
                 &["weed", &wp.to_string(), &wdata.display().to_string()],
                 &wlog,
             );
             let ap = free_port();
-            let alog = dir.path().join("azurite.log");
-            let adata = dir.path().join("azurite");
+            let alog = dir.join("azurite.log");
+            let adata = dir.join("azurite");
             let mut azurite = spawn_server(
                 &["azurite", &ap.to_string(), &adata.display().to_string()],
                 &alog,
@@ -140,7 +137,7 @@ pub(crate) fn servers() -> &'static Servers {
             make("container", &s.azure, BUCKET);
             tx.send(s).expect("send");
             // Keep the servers (and their folder) until the test process ends.
-            let _keep = (moto, weed, azurite, dir);
+            let _keep = (moto, weed, azurite);
             loop {
                 std::thread::park();
             }
