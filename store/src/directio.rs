@@ -7,7 +7,8 @@
 //! gather in aligned blocks, a helper thread writes each full block while the next one
 //! fills, and `flush` writes the aligned part of the last block directly and its unaligned
 //! tail through the page cache, so the caller's `fdatasync` makes everything durable. The
-//! tail's block is kept and written again, whole, when more bytes follow.
+//! tail's block is kept and written again, whole, when more bytes follow: that rewrites bytes
+//! which may already be indexed with the same bytes, so a torn write leaves them as they were.
 //!
 //! A file system that refuses `O_DIRECT` when the file is opened leaves the pack writer on
 //! the page cache; one that refuses a direct write (`EINVAL`) gets that block, and every

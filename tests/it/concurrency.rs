@@ -91,6 +91,19 @@ fn two_concurrent_writers_both_succeed_in_turn() {
     p.assert_fsck_clean();
 }
 
+/// Start dvx with `args` and kill -9 it after `delay_ms`.
+fn killed_after(p: &Project, args: &[&str], delay_ms: u64) {
+    let mut child = p
+        .cmd_in("", args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(delay_ms));
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+}
+
 #[test]
 fn kill_during_add_and_commit_leaves_a_consistent_store() {
     let p = Project::new();
@@ -100,15 +113,7 @@ fn kill_during_add_and_commit_leaves_a_consistent_store() {
         p.write(&format!("big/{i:02}.bin"), noise(1 << 20, 100 + i));
     }
     for delay_ms in [30u64, 120, 250, 500] {
-        let mut child = p
-            .cmd_in("", &["add", "big"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        thread::sleep(Duration::from_millis(delay_ms));
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
+        killed_after(&p, &["add", "big"], delay_ms);
         // The next commands work and the store is consistent.
         p.assert_fsck_clean();
         let st = p.status();
@@ -128,15 +133,7 @@ fn kill_during_add_and_commit_leaves_a_consistent_store() {
     for i in 0..40 {
         p.write(&format!("big/{i:02}.bin"), noise(1 << 20, 500 + i));
     }
-    let mut child = p
-        .cmd_in("", &["commit"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    thread::sleep(Duration::from_millis(150));
-    let _ = child.kill();
-    let _ = child.wait();
+    killed_after(&p, &["commit"], 150);
     p.assert_fsck_clean();
     p.dvx(&["commit"]).ok();
     p.assert_fsck_clean();
@@ -171,15 +168,7 @@ fn kill_during_a_large_add_with_direct_writes_leaves_a_consistent_store() {
         p.write(&format!("large/{i}.bin"), noise(*n, 40 + i as u64));
     }
     for delay_ms in [20u64, 80, 200] {
-        let mut child = p
-            .cmd_in("", &["add", "large"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        thread::sleep(Duration::from_millis(delay_ms));
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
+        killed_after(&p, &["add", "large"], delay_ms);
         p.assert_fsck_clean();
         assert!(p.status()["head"].is_string());
     }
