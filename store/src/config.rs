@@ -40,6 +40,10 @@ pub struct Core {
     /// chunks of large files (smaller store, slower adds); "none".
     #[serde(default = "default_compression", deserialize_with = "de::compression")]
     pub compression: String,
+    /// Write the chunks of large files without the page cache (`O_DIRECT`); false keeps
+    /// every write on the page cache (for file systems where direct writes are slow).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub direct_io: bool,
     /// The remote that push, pull and fetch use when none is named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<String>,
@@ -201,6 +205,14 @@ fn default_compression() -> String {
     "small".into()
 }
 
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
 fn default_lock_wait() -> f64 {
     3.0
 }
@@ -225,6 +237,7 @@ impl Default for Config {
                 format: CONFIG_FORMAT,
                 lock_wait_secs: default_lock_wait(),
                 compression: default_compression(),
+                direct_io: true,
                 remote: None,
             },
             user: User::default(),
@@ -482,6 +495,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.core.lock_wait_secs, 0.0);
+        assert!(ok.core.direct_io, "direct writes are the default");
+        let off = Config::parse(Path::new("c.toml"), &format!("{base}direct_io = false\n"));
+        assert!(!off.unwrap().core.direct_io);
+        assert!(err(&format!("{base}direct_io = \"no\"\n")).starts_with("c.toml:3:13: "));
         assert_eq!(ok.containers.unwrap().runtime.as_deref(), Some("docker"));
         assert!(ok.other.contains_key("x"));
         let e = Config::parse_bytes(Path::new("c.toml"), b"[core]\nformat = 1 # \xff\n")

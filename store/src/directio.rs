@@ -283,6 +283,21 @@ impl Drop for DirectAppender {
     }
 }
 
+/// Whether the file system of `dir` takes `O_DIRECT` (tmpfs before Linux 6.6 does not).
+#[cfg(test)]
+pub(crate) fn takes_direct(dir: &Path) -> bool {
+    let p = dir.join(".direct-probe");
+    let ok = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&p)
+        .is_ok();
+    let _ = std::fs::remove_file(p);
+    ok
+}
+
 #[cfg(test)]
 mod tests {
     use std::fs;
@@ -290,20 +305,6 @@ mod tests {
     use super::*;
     use crate::id::Id;
     use crate::pack::{pack_path, ChunkLoc, PackReader, PackWriter, CODEC_RAW};
-
-    /// Whether this file system takes `O_DIRECT` (tmpfs before Linux 6.6 does not).
-    fn takes_direct(dir: &Path) -> bool {
-        let p = dir.join("probe");
-        let ok = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(&p)
-            .is_ok();
-        let _ = fs::remove_file(p);
-        ok
-    }
 
     fn bytes(n: usize, seed: u8) -> Vec<u8> {
         (0..n)

@@ -215,6 +215,7 @@ impl Repo {
         let mut store = Store::new(db, &dot.join("packs"));
         store.compress_large = config.core.compression == "all";
         store.compress_small = config.core.compression != "none";
+        store.direct_io = config.core.direct_io;
         let repo = Repo {
             store: Arc::new(store),
             lock: lock.map(Arc::new),

@@ -63,6 +63,8 @@ pub struct Store {
     pub compress_large: bool,
     /// Compress files of one chunk when it saves space (`core.compression` not "none").
     pub compress_small: bool,
+    /// Write large files' chunks without the page cache (`core.direct_io`).
+    pub direct_io: bool,
     /// An empty stand-in for a project whose store does not exist yet: an unknown revision
     /// then means "nothing fetched", not a typo.
     pub nothing_fetched: bool,
@@ -110,6 +112,7 @@ impl Store {
             reader: PackReader::new(packs_dir),
             compress_large: false,
             compress_small: true,
+            direct_io: true,
             nothing_fetched: false,
             fresh_stats: Mutex::new(std::collections::BTreeMap::new()),
             last_commit: Mutex::new(None),
@@ -400,7 +403,9 @@ impl<'a> Txn<'a> {
     /// peaks at 90 MB instead of 142 MB.
     fn put_mapped(&self, map: &memmap2::Mmap) -> Result<Id> {
         // A large file's chunks bypass the page cache (see `directio`).
-        self.with_writer(|w| w.go_direct())?;
+        if self.store.direct_io {
+            self.with_writer(|w| w.go_direct())?;
+        }
         let data: &[u8] = map;
         let len = data.len();
         let mut hasher = blake3::Hasher::new();
@@ -671,5 +676,40 @@ mod tests {
         assert_eq!(lens, want);
         assert!(repo.store.read_file(&id).unwrap() == data);
         assert_eq!(super::hash_path(&path).unwrap(), (id, n));
+    }
+
+    /// `core.direct_io = false` keeps a large file's chunks on the page cache; by default they
+    /// bypass it wherever the file system takes `O_DIRECT`. The stored file is the same.
+    #[test]
+    fn direct_io_follows_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..(9usize << 20)).map(|i| (i * 131 / 7) as u8).collect();
+        let path = dir.path().join("big.bin");
+        std::fs::write(&path, &data).unwrap();
+        for (name, setting) in [("on", None), ("off", Some(false))] {
+            let root = dir.path().join(name);
+            std::fs::create_dir(&root).unwrap();
+            Repo::init(&root).unwrap();
+            if let Some(v) = setting {
+                let cfg = root.join(".dvx/config.toml");
+                let text = std::fs::read_to_string(&cfg).unwrap();
+                let text = text.replace("[core]\n", &format!("[core]\ndirect_io = {v}\n"));
+                std::fs::write(&cfg, text).unwrap();
+            }
+            let repo = Repo::open(&root, Access::Write("test")).unwrap();
+            assert_eq!(repo.store.direct_io, setting.unwrap_or(true));
+            let txn = repo.store.txn().unwrap();
+            let (id, _) = txn.put_path(&path).unwrap();
+            let direct = txn
+                .pack
+                .lock()
+                .unwrap()
+                .as_ref()
+                .is_some_and(|w| w.is_direct());
+            txn.commit().unwrap();
+            let takes = crate::directio::takes_direct(&root);
+            assert_eq!(direct, setting.unwrap_or(true) && takes, "{name}");
+            assert!(repo.store.read_file(&id).unwrap() == data);
+        }
     }
 }
