@@ -170,12 +170,10 @@ impl DirectAppender {
         Ok(())
     }
 
-    fn send(&mut self, job: Job) -> Result<()> {
-        let sent = self.jobs.as_ref().map(|j| j.send(job).is_ok());
-        if sent == Some(true) {
-            Ok(())
-        } else {
-            Err(self.gone())
+    fn send(&self, job: Job) -> Result<()> {
+        match &self.jobs {
+            Some(j) if j.send(job).is_ok() => Ok(()),
+            _ => Err(self.gone()),
         }
     }
 

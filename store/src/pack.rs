@@ -287,7 +287,8 @@ impl PackWriter {
         Ok(())
     }
 
-    /// Whether appends bypass the page cache.
+    /// Whether appends go through the direct appender (which still falls back to the page
+    /// cache, block by block, if the file system refuses a direct write).
     pub fn is_direct(&self) -> bool {
         self.direct.is_some()
     }
