@@ -1,14 +1,16 @@
-//! Content-defined chunking (FastCDC 2020) of file contents.
+//! Content-defined chunking (FastCDC 2020) of file contents; the cut itself is `dvx_cdc`'s.
 //!
 //! Chunk sizes were picked by measurement (see the book's performance page): large enough that
 //! a 1 GB file is ~2,000 chunks (cheap to index and fast to hash), small enough that an edit or
 //! an append rewrites well under a few MiB.
 
-use fastcdc::v2020::FastCDC;
+use dvx_cdc::Cutter;
 
 pub const MIN_CHUNK: usize = 128 * 1024;
 pub const AVG_CHUNK: usize = 512 * 1024;
 pub const MAX_CHUNK: usize = 2 * 1024 * 1024;
+
+const CUTTER: Cutter = Cutter::new(MIN_CHUNK, AVG_CHUNK, MAX_CHUNK);
 
 /// Cut `data` into chunks; returns (offset, length) pairs covering it exactly, in order.
 /// Data up to `MIN_CHUNK` long is one chunk (an empty file is one empty chunk).
@@ -16,20 +18,20 @@ pub fn chunks(data: &[u8]) -> Vec<(usize, usize)> {
     if data.len() <= MIN_CHUNK {
         return vec![(0, data.len())];
     }
-    FastCDC::new(data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
-        .map(|c| (c.offset, c.length))
-        .collect()
+    let mut out = Vec::with_capacity(data.len() / AVG_CHUNK + 2);
+    let mut pos = 0;
+    while pos < data.len() {
+        let n = CUTTER.cut(&data[pos..]);
+        out.push((pos, n));
+        pos += n;
+    }
+    out
 }
 
 /// The length of the chunk that starts `data` (the rest of a file from a cut): `chunks`
 /// cut by cut, for a caller that hands chunks on as they are found.
 pub fn cut(data: &[u8]) -> usize {
-    if data.len() <= MIN_CHUNK {
-        return data.len();
-    }
-    FastCDC::new(data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
-        .cut(0, data.len())
-        .1
+    CUTTER.cut(data)
 }
 
 /// Data at least this big is cut by several threads.
@@ -52,7 +54,6 @@ pub fn chunks_parallel(data: &[u8]) -> Vec<(usize, usize)> {
     if data.len() < PARALLEL_MIN || threads == 1 {
         return chunks(data);
     }
-    let cdc = FastCDC::new(data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK);
     // One segment a thread: each extra segment adds a resync span to scan.
     let seg_len = data.len() / threads;
     let starts: Vec<usize> = (0..threads).map(|i| i * seg_len).collect();
@@ -68,9 +69,8 @@ pub fn chunks_parallel(data: &[u8]) -> Vec<(usize, usize)> {
             let mut out = Vec::with_capacity((stop - s) / AVG_CHUNK + 2);
             let mut pos = s;
             while pos < stop {
-                let (_, end) = cdc.cut(pos, data.len() - pos);
-                out.push(end);
-                pos = end;
+                pos += CUTTER.cut(&data[pos..]);
+                out.push(pos);
             }
             out
         })
@@ -94,7 +94,7 @@ pub fn chunks_parallel(data: &[u8]) -> Vec<(usize, usize)> {
         }
         let end = match next.and_then(|k| ends[seg].get(k)) {
             Some(&e) => e,
-            None => cdc.cut(pos, data.len() - pos).1,
+            None => pos + CUTTER.cut(&data[pos..]),
         };
         cuts.push(end);
         pos = end;
