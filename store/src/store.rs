@@ -53,6 +53,24 @@ fn release(map: &memmap2::Mmap, from: usize, to: usize) -> usize {
     upto
 }
 
+/// How far ahead of the cutting the kernel is asked to read a mapped file.
+const READ_AHEAD: usize = 64 << 20;
+
+/// Ask the kernel to read `map` from `asked` up to `READ_AHEAD` past `pos`, a quarter of that
+/// at a time, without waiting; returns how far it has been asked. On a fault, a file that is
+/// not cached is read a little at a time and the cutting waits on each read; queued ahead,
+/// an uncached 1 GiB add went from 1.80 to 1.64 s (median of 7; see the book's performance
+/// page). The pages go to the page cache, not to this process.
+fn read_ahead(map: &memmap2::Mmap, pos: usize, asked: usize) -> usize {
+    let want = (pos + READ_AHEAD).min(map.len());
+    if want <= asked || (want < map.len() && want - asked < READ_AHEAD / 4) {
+        return asked;
+    }
+    // Only advice: a kernel that ignores it leaves the faults to read the pages.
+    let _ = map.advise_range(memmap2::Advice::WillNeed, asked, want - asked);
+    want
+}
+
 pub struct Store {
     /// Private to the store: other crates go through typed methods (`access.rs`), so the
     /// database layout stays the store's to change.
@@ -415,7 +433,9 @@ impl<'a> Txn<'a> {
             scope.spawn(move || {
                 let mut batch = Vec::with_capacity(CUT_BATCH);
                 let mut pos = 0;
+                let mut asked = 0;
                 while pos < len {
+                    asked = read_ahead(map, pos, asked);
                     let n = chunking::cut(&data[pos..]);
                     batch.push((pos, n));
                     pos += n;
@@ -732,6 +752,35 @@ mod tests {
             assert!(repo.store.read_file(&id).unwrap() == data);
             assert_eq!(super::hash_path(&path).unwrap(), (id, n));
         }
+    }
+
+    /// The read-ahead is asked for a window in front of the cutting, again each time a
+    /// quarter of it has been cut, and once for the file's end.
+    #[test]
+    fn read_ahead_asks_in_quarters_up_to_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sparse.bin");
+        let len = 3 * super::READ_AHEAD + 12345;
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(len as u64)
+            .unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        // SAFETY: a file of this test's own, not changed while mapped.
+        let map = unsafe { memmap2::Mmap::map(&f) }.unwrap();
+        let q = super::READ_AHEAD / 4;
+        let mut asked = super::read_ahead(&map, 0, 0);
+        assert_eq!(asked, super::READ_AHEAD);
+        assert_eq!(
+            super::read_ahead(&map, q - 1, asked),
+            asked,
+            "less than a quarter cut"
+        );
+        asked = super::read_ahead(&map, q, asked);
+        assert_eq!(asked, super::READ_AHEAD + q);
+        asked = super::read_ahead(&map, len - 10, asked);
+        assert_eq!(asked, len, "the end is asked for at once");
+        assert_eq!(super::read_ahead(&map, len - 1, asked), len);
     }
 
     /// `core.direct_io = false` keeps a large file's chunks on the page cache; by default they
