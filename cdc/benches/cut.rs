@@ -5,40 +5,13 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use dvx_cdc::Cutter;
 use fastcdc::v2020::FastCDC;
 
+#[path = "../src/sample.rs"]
+mod sample;
+use sample::{csv, pseudo_random};
+
 const MIN: usize = 128 << 10;
 const AVG: usize = 512 << 10;
 const MAX: usize = 2 << 20;
-
-fn csv(n: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n + 64);
-    let mut i = 0u64;
-    while out.len() < n {
-        out.extend_from_slice(
-            format!(
-                "{i},{},{:.3},station-{}\n",
-                i * 7919 % 10007,
-                (i as f64).sqrt(),
-                i % 97
-            )
-            .as_bytes(),
-        );
-        i += 1;
-    }
-    out.truncate(n);
-    out
-}
-
-fn random(n: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 fn count(data: &[u8], cut: impl Fn(&[u8]) -> usize) -> usize {
     let (mut pos, mut n) = (0, 0);
@@ -51,7 +24,10 @@ fn count(data: &[u8], cut: impl Fn(&[u8]) -> usize) -> usize {
 
 fn cut(c: &mut Criterion) {
     let ours = Cutter::new(MIN, AVG, MAX);
-    for (name, data) in [("csv", csv(64 << 20)), ("random", random(64 << 20))] {
+    for (name, data) in [
+        ("csv", csv(64 << 20)),
+        ("random", pseudo_random(64 << 20, 0x9e37_79b9_7f4a_7c15)),
+    ] {
         let mut g = c.benchmark_group(format!("cut/{name}"));
         g.throughput(Throughput::Bytes(data.len() as u64));
         g.sample_size(10);

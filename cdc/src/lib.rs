@@ -174,4 +174,6 @@ fn scan(body: &[u8], mut h: u64, mask: u64) -> Result<usize, u64> {
 }
 
 #[cfg(test)]
+mod sample;
+#[cfg(test)]
 mod tests;
