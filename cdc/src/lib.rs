@@ -10,7 +10,8 @@
 //! cycles a byte. Here four bytes advance the chain at once (`h << 4` plus the sum of their
 //! shifted gear values, which does not depend on `h`), and the three hashes in between, which
 //! the cut must test, come off that chain's critical path. The book's performance page has the
-//! figures. The crate runs this crate's tests and bench, and nothing else.
+//! figures. The `fastcdc` crate is only a dev-dependency: the reference of the tests and the
+//! baseline of the bench.
 
 mod gear;
 
@@ -83,7 +84,7 @@ impl Cutter {
         }
     }
 
-    /// The masks, strict then loose (for the schema and its test).
+    /// The masks, strict then loose (`schemas/objects.md` lists them; a test checks them).
     pub fn masks(&self) -> (u64, u64) {
         (self.mask_s, self.mask_l)
     }
