@@ -476,8 +476,8 @@ impl<'a> Txn<'a> {
 
     /// Store uncompressed chunks of `data` a batch of cuts at a time, each chunk whole before
     /// the next: its id, its part of the file's hash and its copy into the pack all read it
-    /// while it sits in the core's cache (a chunk is 2 MiB at most), so the file is read from
-    /// memory once instead of three times. On two cores this beat hashing each batch on the
+    /// while it sits in the core's cache (a chunk is 2 MiB at most), so this thread reads the
+    /// file from memory once instead of three times. On two cores this beat hashing each batch on the
     /// pool and copying it after (see the book's performance page); the cutting thread
     /// bounds the rate either way.
     fn put_in_order(
